@@ -1,0 +1,69 @@
+/**
+ * The registry of stable error codes. Codes travel in API answers, MQTT events and CLI output;
+ * a code never changes meaning once released. Every code is documented in docs/error-codes.md
+ * (a test enforces it).
+ */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: { status: 400, message: "The input failed validation" },
+  PAYLOAD_MALFORMED: { status: 400, message: "The payload is not valid JSON" },
+  AUTH_REQUIRED: { status: 401, message: "Credentials are missing or wrong" },
+  FORBIDDEN: { status: 403, message: "The credential may not do this" },
+  NOT_FOUND: { status: 404, message: "No such route" },
+  DEVICE_NOT_FOUND: { status: 404, message: "No device with this uuid" },
+  DEVICE_EXISTS: { status: 409, message: "A device with this uuid is already registered" },
+  ENROLL_WINDOW_CLOSED: {
+    status: 403,
+    message:
+      "No enrollment window is open for this device. Ask an operator to run `fieldgate-cloud devices reset-token <uuid>` (or add the device), then retry within the window",
+  },
+  ENROLL_TOKEN_INVALID: { status: 401, message: "The enrollment token is wrong, used, or for another device" },
+  ENROLL_SIGNATURE_INVALID: { status: 401, message: "The factory-key signature does not verify" },
+  ENROLL_REPLAYED: { status: 401, message: "This enrollment request was already used" },
+  ENROLL_STALE: { status: 401, message: "The signed enrollment request is too old or from the future; check the clock" },
+  ENROLL_METHOD_DISABLED: { status: 403, message: "This enrollment method is not enabled for the organization" },
+  CSR_INVALID: { status: 400, message: "The CSR cannot be parsed, is not P-256, or its signature does not verify" },
+  CERT_REVOKED: { status: 401, message: "The client certificate is revoked or superseded" },
+  CERT_UNKNOWN: { status: 401, message: "The client certificate is not known to the registry" },
+  CLIENT_ID_MISMATCH: { status: 401, message: "The MQTT client id must equal the certificate's uuid" },
+  TOPIC_NOT_ALLOWED: { status: 403, message: "The topic is outside the device's own root or direction" },
+  CONFIG_INVALID: { status: 400, message: "The configuration is invalid" },
+  NOT_ENROLLED: { status: 409, message: "The agent has no operational identity yet" },
+  CLOUD_UNREACHABLE: { status: 503, message: "The cloud cannot be reached" },
+  OUTBOX_FULL: { status: 507, message: "The outbox reached its cap; the oldest readings were dropped" },
+  INTERNAL: { status: 500, message: "Internal error" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The body of every error answer, in the API and in device events. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  /** The field at fault, as a dotted path (`readings[0].value`), when one is. */
+  field?: string;
+}
+
+/** An error that carries a stable code and, where known, the field at fault. */
+export class FieldgateError extends Error {
+  readonly code: ErrorCode;
+  readonly field: string | undefined;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message?: string, field?: string) {
+    super(message ?? ERROR_CODES[code].message);
+    this.name = "FieldgateError";
+    this.code = code;
+    this.field = field;
+    this.status = ERROR_CODES[code].status;
+  }
+
+  toBody(): ErrorBody {
+    return this.field === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, field: this.field };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(ERROR_CODES, value);
+}

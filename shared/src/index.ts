@@ -1,0 +1,8 @@
+export * from "./duration.js";
+export * from "./errors.js";
+export * from "./schemas.js";
+export * from "./topics.js";
+export * from "./validation.js";
+
+/** The wire protocol version, carried in the topic root and in every message's `v`. */
+export const PROTOCOL_VERSION = 1;

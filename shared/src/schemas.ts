@@ -1,0 +1,326 @@
+/**
+ * TypeBox schemas for every MQTT payload and API body. One schema serves the API (Fastify),
+ * the broker's ingest and the agent. Every MQTT message carries `v`, the schema version.
+ */
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { UUID_PATTERN } from "./topics.js";
+
+export const SCHEMA_VERSION = 1 as const;
+const V = Type.Literal(SCHEMA_VERSION, { description: "schema version" });
+
+export const Uuid = Type.String({ pattern: UUID_PATTERN, description: "device uuid (RFC 4122 text form)" });
+const Timestamp = Type.Integer({ minimum: 0, description: "milliseconds since the Unix epoch" });
+const Iso = Type.String({ format: "date-time" });
+const Name = Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.:/-]+$" });
+
+// ---- device → cloud -------------------------------------------------------------------------
+
+export const Reading = Type.Object(
+  {
+    name: Name,
+    ts: Timestamp,
+    value: Type.Union([Type.Number(), Type.String({ maxLength: 1024 }), Type.Boolean()]),
+    unit: Type.Optional(Type.String({ maxLength: 32 })),
+  },
+  { additionalProperties: false },
+);
+export type Reading = Static<typeof Reading>;
+
+/**
+ * A batch of readings. `(stream, seq)` makes ingest idempotent: `stream` is fixed for the life of
+ * the agent's outbox database, and `seq` increases by one per batch within it.
+ */
+export const TelemetryBatch = Type.Object(
+  {
+    v: V,
+    stream: Type.String({ pattern: "^[0-9a-f]{16,32}$" }),
+    seq: Type.Integer({ minimum: 1 }),
+    readings: Type.Array(Reading, { minItems: 1, maxItems: 10_000 }),
+  },
+  { additionalProperties: false },
+);
+export type TelemetryBatch = Static<typeof TelemetryBatch>;
+
+export const HealthStatus = Type.Union([Type.Literal("ok"), Type.Literal("warning"), Type.Literal("critical")]);
+export type HealthStatus = Static<typeof HealthStatus>;
+
+export const HealthReport = Type.Object(
+  {
+    v: V,
+    ts: Timestamp,
+    status: HealthStatus,
+    checks: Type.Array(
+      Type.Object(
+        {
+          name: Name,
+          status: Type.Union([HealthStatus, Type.Literal("unknown")]),
+          message: Type.Optional(Type.String({ maxLength: 1024 })),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 256 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type HealthReport = Static<typeof HealthReport>;
+
+export const Presence = Type.Object(
+  { v: V, state: Type.Union([Type.Literal("online"), Type.Literal("offline")]), ts: Type.Optional(Timestamp) },
+  { additionalProperties: false },
+);
+export type Presence = Static<typeof Presence>;
+
+const LogLevel = Type.Union(["trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)));
+export const LogBatch = Type.Object(
+  {
+    v: V,
+    entries: Type.Array(
+      Type.Object(
+        { ts: Timestamp, level: LogLevel, msg: Type.String({ maxLength: 8192 }) },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 1000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type LogBatch = Static<typeof LogBatch>;
+
+export const DeviceState = Type.Object(
+  {
+    v: V,
+    ts: Timestamp,
+    agentVersion: Type.String({ maxLength: 64 }),
+    firmwareVersion: Type.Optional(Type.String({ maxLength: 64 })),
+    uptimeS: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { additionalProperties: true },
+);
+export type DeviceState = Static<typeof DeviceState>;
+
+const Severity = Type.Union([Type.Literal("info"), Type.Literal("warning"), Type.Literal("error")]);
+export const DeviceEvents = Type.Object(
+  {
+    v: V,
+    events: Type.Array(
+      Type.Object(
+        { ts: Timestamp, code: Name, severity: Severity, message: Type.String({ maxLength: 2048 }) },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 1000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DeviceEvents = Static<typeof DeviceEvents>;
+
+export const JobStatus = Type.Object(
+  {
+    v: V,
+    ts: Timestamp,
+    status: Type.Union(
+      ["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED"].map((s) => Type.Literal(s)),
+    ),
+    step: Type.Optional(Type.String({ maxLength: 64 })),
+    progress: Type.Optional(Type.Object({ done: Type.Number({ minimum: 0 }), total: Type.Number({ minimum: 0 }) })),
+    reason: Type.Optional(Type.String({ maxLength: 64 })),
+    message: Type.Optional(Type.String({ maxLength: 2048 })),
+  },
+  { additionalProperties: false },
+);
+export type JobStatus = Static<typeof JobStatus>;
+
+export const ConfigReported = Type.Object(
+  { v: V, ts: Timestamp, version: Type.Integer({ minimum: 0 }), error: Type.Optional(Type.String()) },
+  { additionalProperties: true },
+);
+export type ConfigReported = Static<typeof ConfigReported>;
+
+/** Schema per device-to-cloud topic kind; the broker validates each payload against its entry. */
+export const DEVICE_PAYLOAD_SCHEMAS = {
+  telemetry: TelemetryBatch,
+  health: HealthReport,
+  logs: LogBatch,
+  state: DeviceState,
+  events: DeviceEvents,
+  "config/reported": ConfigReported,
+  presence: Presence,
+  "jobs/status": JobStatus,
+} as const satisfies Record<string, TSchema>;
+
+// ---- enrollment -----------------------------------------------------------------------------
+
+export const EnrollMethod = Type.Union([
+  Type.Literal("token"),
+  Type.Literal("factory-key"),
+  Type.Literal("uuid-only"),
+]);
+export type EnrollMethod = Static<typeof EnrollMethod>;
+
+export const FactoryProof = Type.Object(
+  {
+    timestamp: Timestamp,
+    nonce: Type.String({ pattern: "^[0-9a-f]{32,64}$" }),
+    signature: Type.String({ minLength: 16, maxLength: 512, description: "base64 signature by the factory key" }),
+  },
+  { additionalProperties: false },
+);
+export type FactoryProof = Static<typeof FactoryProof>;
+
+export const EnrollRequest = Type.Object(
+  {
+    v: V,
+    uuid: Uuid,
+    method: EnrollMethod,
+    csr: Type.String({ minLength: 64, maxLength: 8192, description: "PKCS#10 CSR, PEM, P-256 key" }),
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    factory: Type.Optional(FactoryProof),
+  },
+  { additionalProperties: false },
+);
+export type EnrollRequest = Static<typeof EnrollRequest>;
+
+export const EnrollResponse = Type.Object({
+  v: V,
+  uuid: Uuid,
+  certificate: Type.String({ description: "the device certificate, PEM" }),
+  caCertificate: Type.String({ description: "the CA certificate, PEM: trust anchor for the broker and API" }),
+  serial: Type.String(),
+  notAfter: Iso,
+  renewAfter: Iso,
+  mqttUrl: Type.String(),
+  apiUrl: Type.String(),
+});
+export type EnrollResponse = Static<typeof EnrollResponse>;
+
+/**
+ * The text a factory key signs. Binding the CSR hash stops a captured proof from enrolling
+ * another key; the nonce and timestamp stop replays.
+ */
+export function factoryProofMessage(uuid: string, csrSha256Hex: string, timestamp: number, nonce: string): string {
+  return `fieldgate-enroll-v1\n${uuid.toLowerCase()}\n${csrSha256Hex}\n${timestamp}\n${nonce}`;
+}
+
+// ---- operator API ---------------------------------------------------------------------------
+
+const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$" }), {
+  maxItems: 32,
+  uniqueItems: true,
+});
+const FactoryPublicKey = Type.String({
+  minLength: 64,
+  maxLength: 4096,
+  description: "SPKI public key, PEM (P-256 or Ed25519)",
+});
+
+export const CreateDeviceBody = Type.Object(
+  {
+    uuid: Uuid,
+    name: Type.Optional(Type.String({ maxLength: 128 })),
+    location: Type.Optional(Type.String({ maxLength: 256 })),
+    comment: Type.Optional(Type.String({ maxLength: 1024 })),
+    tags: Type.Optional(Tags),
+    factoryPublicKey: Type.Optional(FactoryPublicKey),
+  },
+  { additionalProperties: false },
+);
+export type CreateDeviceBody = Static<typeof CreateDeviceBody>;
+
+export const PatchDeviceBody = Type.Object(
+  {
+    name: Type.Optional(Type.String({ maxLength: 128 })),
+    location: Type.Optional(Type.String({ maxLength: 256 })),
+    comment: Type.Optional(Type.String({ maxLength: 1024 })),
+    tags: Type.Optional(Tags),
+    factoryPublicKey: Type.Optional(Type.Union([FactoryPublicKey, Type.Null()])),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type PatchDeviceBody = Static<typeof PatchDeviceBody>;
+
+export const WindowState = Type.Object({
+  open: Type.Boolean(),
+  expiresAt: Type.Union([Iso, Type.Null()]),
+  failedAttempts: Type.Integer(),
+});
+
+export const Device = Type.Object({
+  uuid: Uuid,
+  organization: Type.String(),
+  name: Type.String(),
+  location: Type.String(),
+  comment: Type.String(),
+  tags: Type.Array(Type.String()),
+  hasFactoryKey: Type.Boolean(),
+  createdAt: Iso,
+  online: Type.Boolean(),
+  lastSeen: Type.Union([Iso, Type.Null()]),
+  certificate: Type.Union([Type.Object({ serial: Type.String(), notAfter: Iso, issuedAt: Iso }), Type.Null()]),
+  window: WindowState,
+  telemetryCount: Type.Integer(),
+});
+export type Device = Static<typeof Device>;
+
+export const DeviceWithToken = Type.Object({
+  device: Device,
+  enrollmentToken: Type.String({ description: "shown once; stored only as a hash" }),
+  windowExpiresAt: Iso,
+});
+export type DeviceWithToken = Static<typeof DeviceWithToken>;
+
+export const DeviceList = Type.Object({
+  items: Type.Array(Device),
+  total: Type.Integer(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+});
+export type DeviceList = Static<typeof DeviceList>;
+
+export const ListDevicesQuery = Type.Object(
+  {
+    q: Type.Optional(Type.String({ maxLength: 128 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type ListDevicesQuery = Static<typeof ListDevicesQuery>;
+
+export const TelemetryQuery = Type.Object(
+  {
+    from: Type.Optional(Iso),
+    to: Type.Optional(Iso),
+    name: Type.Optional(Name),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type TelemetryQuery = Static<typeof TelemetryQuery>;
+
+export const StoredReading = Type.Object({
+  ts: Iso,
+  name: Type.String(),
+  value: Type.Union([Type.Number(), Type.String(), Type.Boolean()]),
+  unit: Type.Union([Type.String(), Type.Null()]),
+  stream: Type.String(),
+  seq: Type.Integer(),
+});
+export const TelemetryPage = Type.Object({ uuid: Uuid, items: Type.Array(StoredReading), count: Type.Integer() });
+export type TelemetryPage = Static<typeof TelemetryPage>;
+
+export const DeviceEventRecord = Type.Object({
+  ts: Iso,
+  code: Type.String(),
+  severity: Type.String(),
+  message: Type.String(),
+  field: Type.Union([Type.String(), Type.Null()]),
+  topic: Type.Union([Type.String(), Type.Null()]),
+});
+export const DeviceEventPage = Type.Object({ uuid: Uuid, items: Type.Array(DeviceEventRecord) });
+export type DeviceEventPage = Static<typeof DeviceEventPage>;
+
+export const ErrorResponse = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), field: Type.Optional(Type.String()) }),
+});
+export type ErrorResponse = Static<typeof ErrorResponse>;
