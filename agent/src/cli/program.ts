@@ -1,0 +1,338 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { type ErrorCode, FieldgateError, formatDuration } from "@fieldgate/shared";
+import { Command, CommanderError } from "commander";
+import { Agent, outboxPath } from "../agent.js";
+import { loadConfig } from "../config/load-config.js";
+import { enrollmentAdvice } from "../enrollment/enrollment-advice.js";
+import { EnrollmentClient } from "../enrollment/enrollment-client.js";
+import { generateFactoryKey } from "../identity/factory-key.js";
+import { IdentityStore } from "../identity/identity-store.js";
+import { createLogger } from "../log/logger.js";
+import { SqliteOutboxStore } from "../outbox/sqlite-outbox-store.js";
+import { isProcessAlive, readStatus } from "../status/status-file.js";
+
+/** Exit codes of every command. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** Where a command writes; tests capture it. */
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** Resolves when the daemon should stop (SIGINT/SIGTERM in production). */
+  waitForStop?: () => Promise<string>;
+}
+
+const DEFAULT_CONFIG = "/etc/fieldgate/agent.json";
+const DEFAULT_DATA_DIR = "/var/lib/fieldgate";
+
+function exitCodeFor(code: ErrorCode): number {
+  return code === "CONFIG_INVALID" || code === "VALIDATION_FAILED" ? EXIT.usage : EXIT.failure;
+}
+
+/** `error CODE: message`, with the field in front of the message for configuration errors. */
+export function formatError(err: unknown): { line: string; code: ErrorCode } {
+  if (err instanceof FieldgateError) {
+    const field = err.field && !err.message.startsWith(err.field) ? `${err.field}: ` : "";
+    return { line: `error ${err.code}: ${field}${err.message}`, code: err.code };
+  }
+  return { line: `error INTERNAL: ${(err as Error)?.message ?? String(err)}`, code: "INTERNAL" };
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
+    return pkg.version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
+
+function age(fromIso: string | null | undefined, now = Date.now()): string {
+  if (!fromIso) return "never";
+  return `${formatDuration(now - Date.parse(fromIso))} ago`;
+}
+
+/** The data directory a command works on: `--data-dir`, else the config's, else the default. */
+function resolveDataDir(opts: { config?: string; dataDir?: string }, env: NodeJS.ProcessEnv): string {
+  if (opts.dataDir) return resolve(opts.dataDir);
+  const file = opts.config ?? env.FIELDGATE_AGENT_CONFIG;
+  if (file) return loadConfig({ file, env }).config.dataDir;
+  return env.FIELDGATE_AGENT_DATA_DIR ? resolve(env.FIELDGATE_AGENT_DATA_DIR) : DEFAULT_DATA_DIR;
+}
+
+function defaultWaitForStop(): Promise<string> {
+  return new Promise((res) => {
+    const on = (signal: string) => () => res(signal);
+    process.once("SIGINT", on("SIGINT"));
+    process.once("SIGTERM", on("SIGTERM"));
+  });
+}
+
+/**
+ * Builds the `fieldgate-agent` program. `run(argv)` returns the exit code instead of exiting,
+ * so tests drive it in-process.
+ */
+export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<number> } {
+  let exitCode: number = EXIT.ok;
+  const fail = (err: unknown, extra?: string): void => {
+    const { line, code } = formatError(err);
+    io.err(line);
+    if (extra) io.err(extra);
+    exitCode = exitCodeFor(code);
+  };
+
+  const program = new Command("fieldgate-agent")
+    .description("fieldgate agent: the gateway daemon and its CLI")
+    .version(version())
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.out(s.replace(/\n$/, "")),
+      writeErr: (s) => io.err(s.replace(/\n$/, "")),
+      outputError: (s, write) => write(`error VALIDATION_FAILED: ${s.replace(/^error: /, "").trim()}\n`),
+    });
+
+  program
+    .command("run")
+    .description("run the daemon (SIGINT/SIGTERM stop it cleanly)")
+    .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`)
+    .action(async (opts: { config?: string }) => {
+      let agent: Agent;
+      try {
+        const file = opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG;
+        const { config, warnings } = loadConfig({ file, env: io.env });
+        const logger = createLogger(config.log.level);
+        for (const w of warnings) logger.warn(w);
+        agent = new Agent(config, logger);
+        await agent.start();
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      const signal = await (io.waitForStop ?? defaultWaitForStop)();
+      io.err(`received ${signal}, stopping`);
+      await agent.stop();
+    });
+
+  program
+    .command("enroll")
+    .description("enroll this device once with a token and store its identity")
+    .requiredOption("--cloud <url>", "https URL of the cloud API, e.g. https://cloud.example:8443")
+    .option("--uuid <uuid>", "device uuid (default: derived from /etc/machine-id)")
+    .option("--token <token>", "one-time enrollment token (default $FIELDGATE_AGENT_ENROLLMENT_TOKEN)")
+    .option("--ca-file <file>", "CA certificate (PEM) to trust for the cloud API instead of the system store")
+    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`)
+    .option("--json", "print the result as JSON")
+    .action(
+      async (opts: {
+        cloud: string;
+        uuid?: string;
+        token?: string;
+        caFile?: string;
+        dataDir?: string;
+        json?: boolean;
+      }) => {
+        let uuid = opts.uuid ?? "";
+        try {
+          const { config } = loadConfig({
+            raw: {
+              ...(opts.uuid && { uuid: opts.uuid }),
+              ...(opts.dataDir && { dataDir: opts.dataDir }),
+              cloud: { url: opts.cloud, ...(opts.caFile && { caFile: opts.caFile }) },
+              enrollment: { ...(opts.token && { token: opts.token }) },
+            },
+            env: io.env,
+          });
+          uuid = config.uuid;
+          if (!config.enrollment.token) {
+            throw new FieldgateError(
+              "VALIDATION_FAILED",
+              "pass --token (or set FIELDGATE_AGENT_ENROLLMENT_TOKEN) with the token the operator got",
+              "token",
+            );
+          }
+          const identityStore = new IdentityStore(config.dataDir);
+          const client = new EnrollmentClient({
+            cloudUrl: config.cloud.url,
+            uuid: config.uuid,
+            token: config.enrollment.token,
+            identity: identityStore,
+            ...(config.cloud.caFile && { ca: readCa(config.cloud.caFile) }),
+          });
+          const identity = await client.enroll();
+          const daysLeft = Math.floor((Date.parse(identity.notAfter) - Date.now()) / 86_400_000);
+          if (opts.json) {
+            io.out(
+              JSON.stringify({
+                ok: true,
+                uuid: identity.uuid,
+                serial: identity.serial,
+                notAfter: identity.notAfter,
+                renewAfter: identity.renewAfter,
+                mqttUrl: identity.mqttUrl,
+                apiUrl: identity.apiUrl,
+                identityDir: identityStore.paths.dir,
+              }),
+            );
+          } else {
+            io.out(`enrolled ${identity.uuid}`);
+            io.out(`  certificate serial  ${identity.serial}`);
+            io.out(`  valid until         ${identity.notAfter} (${daysLeft} days)`);
+            io.out(`  mqtt                ${identity.mqttUrl}`);
+            io.out(`  identity stored in  ${identityStore.paths.dir}`);
+            io.out("restart the daemon (fieldgate-agent run) to connect with it");
+          }
+        } catch (err) {
+          if (opts.json) {
+            const fe = err instanceof FieldgateError ? err : new FieldgateError("INTERNAL", String(err));
+            io.out(JSON.stringify({ ok: false, error: fe.toBody(), advice: enrollmentAdvice(fe.code, uuid) }));
+            exitCode = exitCodeFor(fe.code);
+          } else {
+            const code = err instanceof FieldgateError ? err.code : "INTERNAL";
+            fail(err, `what to do: ${enrollmentAdvice(code, uuid || "<uuid>")}`);
+          }
+        }
+      },
+    );
+
+  program
+    .command("status")
+    .description("show identity, connection and outbox backlog")
+    .option("-c, --config <file>", "config file (to find the data directory)")
+    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`)
+    .option("--json", "print as JSON")
+    .action((opts: { config?: string; dataDir?: string; json?: boolean }) => {
+      try {
+        const dataDir = resolveDataDir(opts, io.env);
+        const now = Date.now();
+        const info = new IdentityStore(dataDir).loadInfo();
+        const status = readStatus(dataDir);
+        const running = status !== undefined && status.state !== "stopped" && isProcessAlive(status.pid);
+        const backlog = SqliteOutboxStore.peek(outboxPath(dataDir));
+        const daysLeft = info ? Math.floor((Date.parse(info.notAfter) - now) / 86_400_000) : null;
+        const report = {
+          dataDir,
+          identity: info
+            ? { enrolled: true, uuid: info.uuid, serial: info.serial, notAfter: info.notAfter, daysLeft }
+            : { enrolled: false },
+          daemon: status
+            ? {
+                running,
+                pid: status.pid,
+                state: running ? status.state : "not running",
+                since: status.since,
+                updatedAt: status.updatedAt,
+                ageMs: now - Date.parse(status.updatedAt),
+                lastError: status.lastError,
+                lastPublishAt: status.lastPublishAt,
+              }
+            : { running: false, state: "not running" },
+          outbox: backlog
+            ? { ...backlog, oldestAgeMs: backlog.oldestTs === null ? null : now - backlog.oldestTs }
+            : { rows: 0, batches: 0, oldestTs: null, droppedTotal: 0, oldestAgeMs: null },
+        };
+        if (opts.json) {
+          io.out(JSON.stringify(report));
+          return;
+        }
+        io.out(`data dir     ${dataDir}`);
+        if (info) {
+          io.out(`identity     ${info.uuid} enrolled, certificate ${info.serial}`);
+          io.out(`             valid until ${info.notAfter} (${daysLeft} days left)`);
+        } else {
+          io.out("identity     not enrolled (run `fieldgate-agent enroll` or start the daemon with a token)");
+        }
+        if (!status) io.out("daemon       not running (no status.json yet)");
+        else if (!running)
+          io.out(`daemon       not running (last state ${status.state}, ${age(status.updatedAt, now)})`);
+        else
+          io.out(`connection   ${status.state} since ${age(status.since, now)} (status ${age(status.updatedAt, now)})`);
+        if (status?.lastError) {
+          io.out(
+            `last error   ${status.lastError.code}: ${status.lastError.message} (${age(status.lastError.at, now)})`,
+          );
+        }
+        if (status) io.out(`last publish ${age(status.lastPublishAt, now)}`);
+        const oldest =
+          report.outbox.oldestAgeMs === null ? "" : `, oldest ${formatDuration(report.outbox.oldestAgeMs)} old`;
+        io.out(`outbox       ${report.outbox.rows} readings waiting in ${report.outbox.batches} sent batches${oldest}`);
+        if (report.outbox.droppedTotal > 0)
+          io.out(`             ${report.outbox.droppedTotal} readings dropped by the cap (OUTBOX_FULL)`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command("reset")
+    .description("factory reset of the operational identity (key, certificate); the factory key and outbox stay")
+    .option("--yes", "confirm")
+    .option("-c, --config <file>", "config file (to find the data directory)")
+    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`)
+    .action((opts: { yes?: boolean; config?: string; dataDir?: string }) => {
+      try {
+        if (!opts.yes) {
+          throw new FieldgateError(
+            "VALIDATION_FAILED",
+            "reset removes this device's key and certificate; it must enroll again. Pass --yes to confirm",
+          );
+        }
+        const dataDir = resolveDataDir(opts, io.env);
+        const removed = new IdentityStore(dataDir).reset();
+        io.out(removed.length ? `removed ${removed.join(", ")}` : `no operational identity in ${dataDir}`);
+        io.out("the factory key and the outbox were kept; the device enrolls again on the next daemon start");
+        const status = readStatus(dataDir);
+        if (status && status.state !== "stopped" && isProcessAlive(status.pid)) {
+          io.err(`note: the daemon (pid ${status.pid}) still holds the old identity in memory; restart it`);
+        }
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  const factoryKey = program.command("factory-key").description("manage the factory identity key");
+  factoryKey
+    .command("generate")
+    .description("create a P-256 factory key (mode 0600) and print its public key for registration")
+    .requiredOption("--out <file>", "where to write the private key")
+    .action((opts: { out: string }) => {
+      try {
+        const publicPem = generateFactoryKey(resolve(opts.out));
+        io.err(`wrote the factory private key to ${resolve(opts.out)} (mode 0600); register this public key:`);
+        io.out(publicPem.trimEnd());
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  return {
+    run: async (argv: string[]) => {
+      exitCode = EXIT.ok;
+      try {
+        await program.parseAsync(argv, { from: "user" });
+      } catch (err) {
+        if (err instanceof CommanderError) {
+          const benign = ["commander.helpDisplayed", "commander.version"].includes(err.code);
+          return benign ? EXIT.ok : EXIT.usage;
+        }
+        fail(err);
+      }
+      return exitCode;
+    },
+  };
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new FieldgateError(
+      "CONFIG_INVALID",
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      "cloud.caFile",
+    );
+  }
+}

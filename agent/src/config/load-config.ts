@@ -1,0 +1,225 @@
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
+import type { TSchema } from "@sinclair/typebox";
+import { type AgentConfig, AgentConfigFile } from "./config-schema.js";
+import { deriveDeviceUuid } from "./device-uuid.js";
+
+/** Prefix of every environment override; `FIELDGATE_AGENT_CONFIG` is reserved for the config file path. */
+export const ENV_PREFIX = "FIELDGATE_AGENT_";
+
+export interface LoadConfigOptions {
+  /** Path of the JSON file; relative paths inside it resolve against its directory. */
+  file?: string;
+  /** Raw config object instead of a file (tests, `enroll` without a file). */
+  raw?: unknown;
+  env?: NodeJS.ProcessEnv;
+  /** Where to read the machine id when `uuid` is absent. */
+  machineIdFile?: string;
+}
+
+export interface LoadedConfig {
+  config: AgentConfig;
+  /** Non-fatal remarks, e.g. unknown `FIELDGATE_AGENT_*` variables. */
+  warnings: string[];
+}
+
+/**
+ * Maps a config path to its environment variable: segments upper-cased and joined by `_`,
+ * camelCase split at each capital. `cloud.url` → `FIELDGATE_AGENT_CLOUD_URL`,
+ * `telemetry.batchMax` → `FIELDGATE_AGENT_TELEMETRY_BATCH_MAX`.
+ */
+export function envNameForPath(path: readonly string[]): string {
+  return ENV_PREFIX + path.map((seg) => seg.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_");
+}
+
+interface Leaf {
+  path: string[];
+  schema: TSchema;
+}
+
+function leaves(schema: TSchema, prefix: string[] = []): Leaf[] {
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (schema.type === "object" && props) {
+    return Object.entries(props).flatMap(([k, s]) => leaves(s, [...prefix, k]));
+  }
+  return [{ path: prefix, schema }];
+}
+
+const CONFIG_LEAVES = leaves(AgentConfigFile);
+
+/** Every environment variable the agent reads, with the config path it overrides. */
+export function envOverrideTable(): { env: string; path: string }[] {
+  return CONFIG_LEAVES.map((l) => ({ env: envNameForPath(l.path), path: l.path.join(".") }));
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function fillDefaults(schema: TSchema, value: unknown): unknown {
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (schema.type !== "object" || !props) return value === undefined ? structuredClone(schema.default) : value;
+  const v = value === undefined ? {} : value;
+  if (!isObj(v)) return v;
+  for (const [k, s] of Object.entries(props)) {
+    const filled = fillDefaults(s, v[k]);
+    if (filled !== undefined) v[k] = filled;
+  }
+  return v;
+}
+
+function setPath(target: Obj, path: readonly string[], value: unknown): void {
+  let cur: Obj = target;
+  for (const seg of path.slice(0, -1)) {
+    const next = cur[seg];
+    if (!isObj(next)) cur[seg] = {};
+    cur = cur[seg] as Obj;
+  }
+  cur[path[path.length - 1] as string] = value;
+}
+
+function getPath(target: unknown, path: readonly string[]): unknown {
+  let cur = target;
+  for (const seg of path) cur = isObj(cur) ? cur[seg] : undefined;
+  return cur;
+}
+
+function coerceEnv(schema: TSchema, text: string): unknown {
+  if ((schema.type === "integer" || schema.type === "number") && /^-?\d+(\.\d+)?$/.test(text.trim())) {
+    return Number(text);
+  }
+  return text;
+}
+
+function invalid(field: string, message: string): FieldgateError {
+  return new FieldgateError("CONFIG_INVALID", message, field);
+}
+
+function describeValue(v: unknown): string {
+  const text = JSON.stringify(v);
+  return text === undefined ? String(v) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+const validator = new SchemaValidator();
+
+/**
+ * Reads, merges (defaults ← file ← environment), validates once and deep-freezes the configuration.
+ * Throws `FieldgateError("CONFIG_INVALID", message, field)` naming the key, the value and what was expected.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const warnings: string[] = [];
+  let raw: unknown = options.raw ?? {};
+  let baseDir = process.cwd();
+  if (options.file) {
+    baseDir = dirname(resolve(options.file));
+    let text: string;
+    try {
+      text = readFileSync(options.file, "utf8");
+    } catch (err) {
+      throw invalid("", `cannot read config file ${options.file}: ${(err as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw invalid("", `config file ${options.file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (!isObj(raw)) throw invalid("", "the configuration must be a JSON object");
+  const merged = structuredClone(raw);
+
+  // Relative paths in the file mean "next to the file"; paths from the environment mean "from the cwd".
+  for (const p of [["dataDir"], ["cloud", "caFile"], ["enrollment", "factoryKeyFile"]]) {
+    const v = getPath(merged, p);
+    if (typeof v === "string" && v.length > 0) setPath(merged, p, resolve(baseDir, v));
+  }
+
+  const fromEnv = new Map<string, string>();
+  const known = new Set<string>([`${ENV_PREFIX}CONFIG`]);
+  for (const leaf of CONFIG_LEAVES) {
+    const name = envNameForPath(leaf.path);
+    known.add(name);
+    const text = env[name];
+    if (text === undefined || text === "") continue;
+    let value = coerceEnv(leaf.schema, text);
+    if (["dataDir", "cloud.caFile", "enrollment.factoryKeyFile"].includes(leaf.path.join("."))) {
+      value = resolve(text);
+    }
+    setPath(merged, leaf.path, value);
+    fromEnv.set(leaf.path.join("."), name);
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith(ENV_PREFIX) && !known.has(name)) warnings.push(`ignoring unknown environment variable ${name}`);
+  }
+
+  fillDefaults(AgentConfigFile, merged);
+  let file: AgentConfigFile;
+  try {
+    file = validator.parse(AgentConfigFile, merged);
+  } catch (err) {
+    if (!(err instanceof FieldgateError)) throw err;
+    const field = err.field ?? "";
+    // The shared validator phrases it as "<field> <reason>"; the CLI prints the field separately.
+    const reason = field && err.message.startsWith(`${field} `) ? err.message.slice(field.length + 1) : err.message;
+    const value = getPath(merged, field.replace(/\[(\d+)\]/g, ".$1").split("."));
+    const source = fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "";
+    const got = value === undefined || reason === "is not an allowed property" ? "" : `, got ${describeValue(value)}`;
+    throw invalid(field, `${reason}${got}${source}`);
+  }
+
+  const duration = (field: string, text: string): number => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms <= 0) {
+      const source = fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "";
+      throw invalid(field, `must be a positive duration such as 10s, 1m or 250ms, got ${describeValue(text)}${source}`);
+    }
+    return ms;
+  };
+
+  const retryMinMs = duration("enrollment.retryMin", file.enrollment.retryMin);
+  const retryMaxMs = duration("enrollment.retryMax", file.enrollment.retryMax);
+  if (retryMaxMs < retryMinMs) throw invalid("enrollment.retryMax", "must not be shorter than enrollment.retryMin");
+  const reconnectMinMs = duration("mqtt.reconnectMin", file.mqtt.reconnectMin);
+  const reconnectMaxMs = duration("mqtt.reconnectMax", file.mqtt.reconnectMax);
+  if (reconnectMaxMs < reconnectMinMs) throw invalid("mqtt.reconnectMax", "must not be shorter than mqtt.reconnectMin");
+  const keepaliveMs = duration("mqtt.keepalive", file.mqtt.keepalive);
+  if (keepaliveMs > 65_535_000) throw invalid("mqtt.keepalive", "must be at most 65535s (MQTT 3.1.1 limit)");
+
+  const uuid = (file.uuid ?? deriveDeviceUuid(options.machineIdFile)).toLowerCase();
+
+  const config: AgentConfig = {
+    uuid,
+    dataDir: file.dataDir,
+    cloud: {
+      url: file.cloud.url.replace(/\/+$/, ""),
+      ...(file.cloud.caFile !== undefined && { caFile: file.cloud.caFile }),
+      ...(file.cloud.mqttUrl !== undefined && { mqttUrl: file.cloud.mqttUrl }),
+    },
+    enrollment: {
+      ...(file.enrollment.token !== undefined && { token: file.enrollment.token }),
+      ...(file.enrollment.factoryKeyFile !== undefined && { factoryKeyFile: file.enrollment.factoryKeyFile }),
+      retryMinMs,
+      retryMaxMs,
+    },
+    telemetry: {
+      sampleIntervalMs: duration("telemetry.sampleInterval", file.telemetry.sampleInterval),
+      batchMax: file.telemetry.batchMax,
+      publishIntervalMs: duration("telemetry.publishInterval", file.telemetry.publishInterval),
+      maxInFlight: file.telemetry.maxInFlight,
+      syntheticRate: file.telemetry.syntheticRate,
+    },
+    outbox: { maxRows: file.outbox.maxRows, policy: file.outbox.policy },
+    mqtt: { keepaliveS: Math.max(1, Math.round(keepaliveMs / 1000)), reconnectMinMs, reconnectMaxMs },
+    log: { level: file.log.level },
+  };
+  return { config: deepFreeze(config), warnings };
+}
+
+/** Freezes an object graph so no capability can change configuration after validation. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,124 @@
+import { request } from "node:https";
+import {
+  type EnrollMethod,
+  type EnrollRequest,
+  EnrollResponse,
+  FieldgateError,
+  isErrorCode,
+  SchemaValidator,
+} from "@fieldgate/shared";
+import { generateKeyAndCsr } from "../identity/csr.js";
+import type { FactoryKey } from "../identity/factory-key.js";
+import type { Identity, IdentityStore } from "../identity/identity-store.js";
+
+/** How the enrollment client reaches the cloud and proves its right to enroll. */
+export interface EnrollmentClientOptions {
+  /** Base URL of the cloud API, e.g. `https://localhost:8443`. */
+  cloudUrl: string;
+  /** PEM of the only CA to trust for the API; the system store when absent. */
+  ca?: string | Buffer;
+  uuid: string;
+  token?: string;
+  factoryKey?: FactoryKey;
+  identity: IdentityStore;
+  /** Request timeout; a slow cloud is `CLOUD_UNREACHABLE`. */
+  timeoutMs?: number;
+}
+
+/** Something that can enroll the device once; the loop and the CLI depend on this, tests fake it. */
+export interface Enroller {
+  readonly method: EnrollMethod;
+  enroll(): Promise<Identity>;
+}
+
+const validator = new SchemaValidator();
+
+/**
+ * POSTs an `EnrollRequest` to `/api/v1/enroll` over HTTPS and stores the resulting identity.
+ * Uses `node:https` rather than fetch because only it can pin a private CA per request.
+ */
+export class EnrollmentClient implements Enroller {
+  readonly method: EnrollMethod;
+
+  constructor(private readonly options: EnrollmentClientOptions) {
+    this.method = options.token ? "token" : options.factoryKey ? "factory-key" : "uuid-only";
+  }
+
+  /** Generates a fresh key and CSR, enrolls, saves the identity. Throws `FieldgateError` with the cloud's code. */
+  async enroll(): Promise<Identity> {
+    const { uuid, token, factoryKey } = this.options;
+    const { keyPem, csrPem, csrSha256 } = await generateKeyAndCsr(uuid);
+    const body: EnrollRequest = { v: 1, uuid: uuid.toLowerCase(), method: this.method, csr: csrPem };
+    if (this.method === "token" && token) body.token = token;
+    if (this.method === "factory-key" && factoryKey) body.factory = factoryKey.prove(uuid, csrSha256);
+    const { status, json } = await this.post("/api/v1/enroll", body);
+    if (status < 200 || status >= 300) throw errorFromAnswer(status, json);
+    let response: EnrollResponse;
+    try {
+      response = validator.parse(EnrollResponse, json);
+    } catch (err) {
+      const detail = err instanceof FieldgateError ? err.message : String(err);
+      throw new FieldgateError("INTERNAL", `the cloud's enrollment answer is malformed: ${detail}`);
+    }
+    if (response.uuid.toLowerCase() !== uuid.toLowerCase()) {
+      throw new FieldgateError("INTERNAL", `the cloud issued a certificate for ${response.uuid}, not ${uuid}`);
+    }
+    return this.options.identity.save(keyPem, response);
+  }
+
+  private post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
+    const url = new URL(path, `${this.options.cloudUrl.replace(/\/+$/, "")}/`);
+    const payload = Buffer.from(JSON.stringify(body));
+    const timeoutMs = this.options.timeoutMs ?? 15_000;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: "POST",
+          headers: { "content-type": "application/json", "content-length": payload.length },
+          ...(this.options.ca !== undefined && { ca: this.options.ca }),
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", (err) => reject(unreachable(url, err)));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              json = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on("error", (err) => reject(unreachable(url, err)));
+      req.end(payload);
+    });
+  }
+}
+
+function unreachable(url: URL, err: Error): FieldgateError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const tls = code?.startsWith("ERR_TLS") || /certificate|self.signed|SSL/i.test(err.message);
+  const hint = tls ? " (TLS: check cloud.caFile and the server certificate)" : "";
+  return new FieldgateError("CLOUD_UNREACHABLE", `cannot reach ${url.origin}: ${code ?? err.message}${hint}`);
+}
+
+/** Turns `{error:{code,message,field?}}` (or anything else) into a `FieldgateError`. */
+export function errorFromAnswer(status: number, json: unknown): FieldgateError {
+  const error = (json as { error?: { code?: unknown; message?: unknown; field?: unknown } } | undefined)?.error;
+  if (error && isErrorCode(error.code)) {
+    return new FieldgateError(
+      error.code,
+      typeof error.message === "string" ? error.message : undefined,
+      typeof error.field === "string" ? error.field : undefined,
+    );
+  }
+  if (status >= 500) return new FieldgateError("CLOUD_UNREACHABLE", `the cloud answered HTTP ${status}`);
+  return new FieldgateError("INTERNAL", `unexpected HTTP ${status} from the enrollment endpoint`);
+}

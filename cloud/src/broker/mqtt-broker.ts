@@ -1,0 +1,191 @@
+import type { AddressInfo } from "node:net";
+import tls from "node:tls";
+import type { TLSSocket } from "node:tls";
+import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
+import { type ErrorCode, FieldgateError } from "@fieldgate/shared";
+import type { Logger } from "pino";
+import type { DeviceIngest } from "../ingest/device-ingest.js";
+import type { DeviceRegistry } from "../registry/device-registry.js";
+import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliverToDevice } from "./device-acl.js";
+import { PresenceTracker } from "./presence-tracker.js";
+
+export interface MqttBrokerOptions {
+  host: string;
+  port: number;
+  tls: { key: string; cert: string; ca: string };
+}
+
+/** Per-connection facts settled at CONNECT, from the verified client certificate. */
+interface DeviceSession {
+  deviceId: number;
+  uuid: string;
+  serial: string;
+}
+
+const NOT_AUTHORIZED = 5;
+
+/**
+ * The embedded broker: aedes behind a TLS server that requires a client certificate chained to
+ * the CA. Authentication maps the certificate to a device; the ACL keeps each device in its own
+ * topic root; ingest stores payloads before the PUBACK.
+ */
+export class MqttBroker {
+  private aedes: Aedes | undefined;
+  private server: tls.Server | undefined;
+  private readonly sessions = new WeakMap<Client, DeviceSession>();
+  private readonly presence: PresenceTracker;
+
+  constructor(
+    private readonly options: MqttBrokerOptions,
+    private readonly registry: DeviceRegistry,
+    private readonly ingest: DeviceIngest,
+    private readonly logger: Logger,
+    presence?: PresenceTracker,
+  ) {
+    this.presence = presence ?? new PresenceTracker(registry);
+  }
+
+  async start(): Promise<number> {
+    const aedes = await Aedes.createBroker({
+      authenticate: (client, _user, _pass, done) => this.authenticate(client, done),
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet.topic, packet.payload, done),
+      authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
+      authorizeForward: (client, packet) => {
+        const session = this.sessions.get(client);
+        return session && mayDeliverToDevice(session.uuid, packet.topic) ? packet : null;
+      },
+      // No $SYS heartbeat: devices may not read $SYS, and nothing else here listens.
+      heartbeatInterval: 24 * 3600_000,
+      drainTimeout: 30_000,
+      connectTimeout: 10_000,
+      maxClientsIdLength: 36,
+    });
+    this.aedes = aedes;
+    aedes.on("clientReady", (client) => {
+      const session = this.sessions.get(client);
+      if (session) this.presence.connected(session.deviceId, client);
+    });
+    aedes.on("clientDisconnect", (client) => {
+      const session = this.sessions.get(client);
+      if (session) this.presence.disconnected(session.deviceId, client);
+    });
+    aedes.on("clientError", (client, err) => {
+      this.logger.debug({ clientId: client.id, err: err.message }, "mqtt client error");
+    });
+    aedes.on("connectionError", (client, err) => {
+      this.logger.debug({ clientId: client?.id, err: err.message }, "mqtt connection error");
+    });
+    this.registry.onRevocation((uuid, reason) => this.dropSession(uuid, reason));
+
+    this.server = tls.createServer(
+      {
+        key: this.options.tls.key,
+        cert: this.options.tls.cert,
+        ca: [this.options.tls.ca],
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.2",
+      },
+      (socket) => aedes.handle(socket),
+    );
+    this.server.on("tlsClientError", (err) => this.logger.debug({ err: err.message }, "mqtt tls handshake refused"));
+    const server = this.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.options.port, this.options.host, () => resolve());
+    });
+    return (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    const aedes = this.aedes;
+    if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    this.presence.stop();
+  }
+
+  /** Drops the live session of a device whose certificate was revoked. */
+  dropSession(uuid: string, reason: string): void {
+    const client = this.clients()[uuid];
+    if (!client) return;
+    this.logger.info({ uuid, reason }, "dropping mqtt session of a revoked certificate");
+    client.close();
+  }
+
+  private clients(): Record<string, Client> {
+    // aedes keeps live clients by id; the map is not in its type declarations.
+    return (this.aedes as unknown as { clients: Record<string, Client> }).clients;
+  }
+
+  private authenticate(client: Client, done: (err: AuthenticateError | null, ok: boolean | null) => void): void {
+    const refuse = (code: ErrorCode, detail: string) => {
+      this.logger.info({ clientId: client.id, code, detail }, "mqtt connection refused");
+      const err = new FieldgateError(code, detail) as unknown as AuthenticateError;
+      err.returnCode = NOT_AUTHORIZED;
+      done(err, false);
+    };
+    const socket = client.conn as TLSSocket;
+    if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) {
+      return refuse("CERT_UNKNOWN", "no verified client certificate");
+    }
+    const peer = socket.getPeerCertificate();
+    const cn = typeof peer.subject?.CN === "string" ? peer.subject.CN : "";
+    const device = this.registry.findByUuid(cn);
+    if (!device) return refuse("CERT_UNKNOWN", "certificate names no registered device");
+    const current = this.registry.currentCertificate(device.id);
+    if (!current || current.serial !== peer.serialNumber.toUpperCase()) {
+      if (device) this.ingest.recordEvent(device.id, "CERT_REVOKED", "warning", "connection refused: certificate revoked or superseded");
+      return refuse("CERT_REVOKED", "certificate is revoked or superseded");
+    }
+    if (client.id !== device.uuid) {
+      this.ingest.recordEvent(device.id, "CLIENT_ID_MISMATCH", "warning", "connection refused: client id differs from the certificate's uuid");
+      return refuse("CLIENT_ID_MISMATCH", "client id differs from the certificate's uuid");
+    }
+    this.sessions.set(client, { deviceId: device.id, uuid: device.uuid, serial: current.serial });
+    done(null, true);
+  }
+
+  private authorizePublish(
+    client: Client | null,
+    topic: string,
+    payload: Buffer | string,
+    done: (err?: Error | null) => void,
+  ): void {
+    // A null client is aedes re-publishing a will after a restart; there is none here (memory persistence).
+    const session = client ? this.sessions.get(client) : undefined;
+    if (!session) return done(new FieldgateError("CERT_UNKNOWN", "no authenticated session"));
+    const decision = authorizeDevicePublish(session.uuid, topic);
+    if (!decision.allowed) {
+      this.ingest.recordEvent(session.deviceId, decision.code, "warning", `publish refused: ${decision.reason}`, undefined, topic);
+      return done(new FieldgateError(decision.code, decision.reason));
+    }
+    // aedes writes the QoS 1 PUBACK after this hook but before `published` runs
+    // (lib/handlers/publish.js), so storing here is what makes a PUBACK mean "stored".
+    const body = typeof payload === "string" ? Buffer.from(payload) : payload;
+    this.ingest.handle(session, topic, body).then(
+      () => done(null),
+      (err: Error) => {
+        this.logger.error({ uuid: session.uuid, err: err.message }, "ingest failed; withholding PUBACK");
+        done(err);
+      },
+    );
+  }
+
+  private authorizeSubscribe(
+    client: Client,
+    sub: Subscription,
+    done: (err: Error | null, sub?: Subscription | null) => void,
+  ): void {
+    const session = this.sessions.get(client);
+    const decision = session ? authorizeDeviceSubscribe(session.uuid, sub.topic) : undefined;
+    if (!session || !decision?.allowed) {
+      if (session && decision && !decision.allowed) {
+        this.ingest.recordEvent(session.deviceId, decision.code, "warning", `subscribe refused: ${decision.reason}`, undefined, sub.topic);
+      }
+      // A refused filter gets SUBACK 0x80 [MQTT-3.9.3-2]; the connection stays up.
+      return done(null, null);
+    }
+    done(null, sub);
+  }
+}

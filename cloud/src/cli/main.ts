@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+import fs from "node:fs";
+import { FieldgateError } from "@fieldgate/shared";
+import { Command, CommanderError } from "commander";
+import { pino } from "pino";
+import { Cloud } from "../cloud.js";
+import { resolveCloudConfig } from "../config/cloud-config.js";
+import { withConnection, devicesCommand } from "./devices-command.js";
+import { ApiClient, type ConnectionOptions } from "./api-client.js";
+
+const version = (JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const print = (text: string) => process.stdout.write(`${text}\n`);
+
+/** Exit codes: 0 done, 1 the operation failed, 2 usage or configuration error. */
+function fail(err: unknown): never {
+  if (err instanceof FieldgateError) {
+    process.stderr.write(`error ${err.code}: ${err.message}${err.field ? ` (field: ${err.field})` : ""}\n`);
+    process.exit(err.code === "CONFIG_INVALID" || err.code === "VALIDATION_FAILED" ? 2 : 1);
+  }
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  process.stderr.write(`error INTERNAL: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+}
+
+function buildProgram(): Command {
+  const program = new Command("fieldgate-cloud")
+    .description("fieldgate cloud: CA, device registry, enrollment, mTLS MQTT broker and REST API")
+    .version(version)
+    .exitOverride();
+
+  program
+    .command("serve")
+    .description("run the cloud service")
+    .option("--data-dir <dir>", "data directory (env FIELDGATE_DATA_DIR)", undefined)
+    .option("--host <addr>", "listen address (env FIELDGATE_HOST, default 0.0.0.0)")
+    .option("--http-port <port>", "HTTPS API port (env FIELDGATE_HTTP_PORT, default 8443)")
+    .option("--mqtt-port <port>", "MQTT over TLS port (env FIELDGATE_MQTT_PORT, default 8883)")
+    .option("--hostname <name>", "name or IP for the server certificate (repeatable; env FIELDGATE_HOSTNAME, comma-separated)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--enroll-window <duration>", "enrollment window length (env FIELDGATE_ENROLL_WINDOW, default 10m)")
+    .option("--cert-lifetime <duration>", "device certificate lifetime (env FIELDGATE_CERT_LIFETIME, default 90d)")
+    .option("--mqtt-url <url>", "MQTT URL handed to devices (env FIELDGATE_MQTT_URL; default from the request host)")
+    .option("--log-level <level>", "log level (env FIELDGATE_LOG_LEVEL, default info)")
+    .action(async (opts) => {
+      const config = resolveCloudConfig(opts);
+      const logger = pino({
+        level: config.logLevel,
+        base: { service: "fieldgate-cloud" },
+        redact: { paths: ["req.headers.authorization", "*.secret", "*.token", "*.enrollmentToken"], censor: "[redacted]" },
+      });
+      const cloud = new Cloud(config, logger, version, (text) => process.stderr.write(text));
+      await cloud.start();
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, "stopping");
+        await cloud.stop();
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void stop("SIGINT"));
+      process.on("SIGTERM", () => void stop("SIGTERM"));
+    });
+
+  program.addCommand(devicesCommand(print));
+
+  const org = new Command("org").description("organization settings");
+  withConnection(org.command("show").description("show the organization's settings")).action(async (_o: unknown, cmd: Command) => {
+    const result = await ApiClient.fromOptions(cmd.optsWithGlobals<ConnectionOptions>()).request<unknown>("GET", "/api/v1/organization");
+    print(JSON.stringify(result, null, 2));
+  });
+  withConnection(
+    org
+      .command("set")
+      .description("change the organization's settings")
+      .requiredOption("--uuid-only-enrollment <on|off>", "allow enrollment by uuid alone (weaker; for Proficloud compatibility)"),
+  ).action(async (opts: { uuidOnlyEnrollment: string }, cmd: Command) => {
+    if (opts.uuidOnlyEnrollment !== "on" && opts.uuidOnlyEnrollment !== "off") {
+      throw new FieldgateError("VALIDATION_FAILED", "expected on or off", "uuid-only-enrollment");
+    }
+    const result = await ApiClient.fromOptions(cmd.optsWithGlobals<ConnectionOptions>()).request<unknown>("PATCH", "/api/v1/organization", {
+      uuidOnlyEnrollment: opts.uuidOnlyEnrollment === "on",
+    });
+    print(JSON.stringify(result, null, 2));
+  });
+  program.addCommand(org);
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch(fail);

@@ -1,0 +1,125 @@
+import fs from "node:fs";
+import path from "node:path";
+import { SchemaValidator } from "@fieldgate/shared";
+import type Database from "better-sqlite3";
+import type { Logger } from "pino";
+import { ApiServer } from "./api/api-server.js";
+import { MqttBroker } from "./broker/mqtt-broker.js";
+import type { CloudConfig } from "./config/cloud-config.js";
+import { ApiCredentials } from "./credentials/api-credentials.js";
+import { EnrollmentService } from "./enrollment/enrollment-service.js";
+import { DeviceIngest } from "./ingest/device-ingest.js";
+import { TelemetryWriter } from "./ingest/telemetry-writer.js";
+import { CertificateAuthority } from "./pki/certificate-authority.js";
+import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
+import { DeviceRegistry } from "./registry/device-registry.js";
+import { openDatabase } from "./storage/database.js";
+
+/** Files the cloud keeps in its data directory; the operator CLI reads some of them. */
+export const dataFiles = (dataDir: string) => ({
+  database: path.join(dataDir, "fieldgate.db"),
+  pkiDir: path.join(dataDir, "pki"),
+  caCert: path.join(dataDir, "pki", "ca.crt"),
+  adminCredential: path.join(dataDir, "admin-credential.json"),
+  runtime: path.join(dataDir, "runtime.json"),
+});
+
+/** What a running cloud tells the operator CLI on the same host. */
+export interface RuntimeInfo {
+  pid: number;
+  url: string;
+  httpPort: number;
+  mqttPort: number;
+  startedAt: string;
+}
+
+/** The cloud's composition root: wires storage, CA, registry, enrollment, broker and API. */
+export class Cloud {
+  private db: Database.Database | undefined;
+  private broker: MqttBroker | undefined;
+  private api: ApiServer | undefined;
+
+  constructor(
+    private readonly config: CloudConfig,
+    private readonly logger: Logger,
+    private readonly version: string,
+    /** Where to print the one-time admin secret: the operator's terminal, never the log. */
+    private readonly announce: (text: string) => void,
+  ) {}
+
+  async start(): Promise<RuntimeInfo> {
+    const files = dataFiles(this.config.dataDir);
+    fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+    const db = openDatabase(files.database);
+    this.db = db;
+    const registry = new DeviceRegistry(db, this.config.enrollWindowMs);
+    const orgId = registry.ensureDefaultOrganization();
+    const ca = new CertificateAuthority({
+      dir: files.pkiDir,
+      hostnames: this.config.hostnames,
+      deviceCertLifetimeDays: this.config.certLifetimeDays,
+    });
+    const pki = await ca.start();
+    if (pki.created) this.logger.info({ caCert: files.caCert }, "created the device CA");
+    if (pki.serverReissued) this.logger.info({ names: this.config.hostnames }, "issued the server certificate");
+
+    const credentials = new ApiCredentials(db);
+    const firstAdmin = credentials.count() === 0 ? credentials.create(orgId, "admin", "admin") : undefined;
+
+    const validator = new SchemaValidator();
+    const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger);
+    this.broker = new MqttBroker(
+      { host: this.config.host, port: this.config.mqttPort, tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() } },
+      registry,
+      ingest,
+      this.logger.child({ component: "broker" }),
+    );
+    const mqttPort = await this.broker.start();
+    this.api = new ApiServer(
+      {
+        host: this.config.host,
+        port: this.config.httpPort,
+        tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem() },
+        mqttPort: () => mqttPort,
+        mqttUrl: this.config.mqttUrl,
+        version: this.version,
+      },
+      { registry, enrollment: new EnrollmentService(db, registry, ca), credentials },
+      this.logger.child({ component: "api" }),
+    );
+    const httpPort = await this.api.start();
+    const runtime: RuntimeInfo = {
+      pid: process.pid,
+      url: `https://localhost:${httpPort}`,
+      httpPort,
+      mqttPort,
+      startedAt: new Date().toISOString(),
+    };
+    writePublicFile(files.runtime, `${JSON.stringify(runtime, null, 2)}\n`);
+    if (firstAdmin) {
+      writeSecretFile(
+        files.adminCredential,
+        `${JSON.stringify({ credentialId: firstAdmin.id, secret: firstAdmin.secret, caFile: files.caCert }, null, 2)}\n`,
+      );
+      this.announce(
+        [
+          "Admin API credential (shown once; also saved, mode 0600, to the file below for the CLI on this host):",
+          `  id:     ${firstAdmin.id}`,
+          `  secret: ${firstAdmin.secret}`,
+          `  file:   ${files.adminCredential}`,
+          "",
+        ].join("\n"),
+      );
+    }
+    this.logger.info({ httpPort, mqttPort, dataDir: this.config.dataDir, url: runtime.url }, "cloud ready");
+    return runtime;
+  }
+
+  async stop(): Promise<void> {
+    await this.api?.stop();
+    await this.broker?.stop();
+    this.db?.close();
+    fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
+    this.logger.info("cloud stopped");
+  }
+}

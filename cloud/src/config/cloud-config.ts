@@ -1,0 +1,96 @@
+import path from "node:path";
+import { FieldgateError, parseDuration } from "@fieldgate/shared";
+
+/** The validated, frozen settings of `fieldgate-cloud serve`. */
+export interface CloudConfig {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly httpPort: number;
+  readonly mqttPort: number;
+  readonly hostnames: readonly string[];
+  readonly enrollWindowMs: number;
+  readonly certLifetimeDays: number;
+  readonly mqttUrl: string | undefined;
+  readonly logLevel: string;
+}
+
+/** Raw option values, from flags with environment fallbacks already applied. */
+export interface CloudConfigInput {
+  dataDir?: string;
+  host?: string;
+  httpPort?: string;
+  mqttPort?: string;
+  hostname?: string[];
+  enrollWindow?: string;
+  certLifetime?: string;
+  mqttUrl?: string;
+  logLevel?: string;
+}
+
+/** Every serve flag and the environment variable that sets it when the flag is absent. */
+export const CLOUD_ENV = {
+  dataDir: "FIELDGATE_DATA_DIR",
+  host: "FIELDGATE_HOST",
+  httpPort: "FIELDGATE_HTTP_PORT",
+  mqttPort: "FIELDGATE_MQTT_PORT",
+  hostname: "FIELDGATE_HOSTNAME",
+  enrollWindow: "FIELDGATE_ENROLL_WINDOW",
+  certLifetime: "FIELDGATE_CERT_LIFETIME",
+  mqttUrl: "FIELDGATE_MQTT_URL",
+  logLevel: "FIELDGATE_LOG_LEVEL",
+} as const satisfies Record<keyof CloudConfigInput, string>;
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+/** Merges flags over environment over defaults, validates once and freezes. Errors name the flag. */
+export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessEnv = process.env): CloudConfig {
+  const pick = (key: keyof typeof CLOUD_ENV): string | undefined => {
+    const flag = flags[key];
+    if (Array.isArray(flag)) return flag.length > 0 ? flag.join(",") : env[CLOUD_ENV[key]];
+    return flag ?? env[CLOUD_ENV[key]];
+  };
+  const windowText = pick("enrollWindow") ?? "10m";
+  const enrollWindowMs = parseDuration(windowText);
+  if (enrollWindowMs === undefined || enrollWindowMs < 1000) {
+    throw invalid("enroll-window", windowText, "a duration of at least 1s, like 10m or 90s");
+  }
+  const lifetimeText = pick("certLifetime") ?? "90d";
+  const lifetimeMs = parseDuration(lifetimeText);
+  if (lifetimeMs === undefined || lifetimeMs < 60_000) {
+    throw invalid("cert-lifetime", lifetimeText, "a duration of at least 1m, like 90d");
+  }
+  const logLevel = pick("logLevel") ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) throw invalid("log-level", logLevel, `one of ${LOG_LEVELS.join(", ")}`);
+  const mqttUrl = pick("mqttUrl");
+  if (mqttUrl !== undefined && !/^mqtts:\/\/[^/]+$/.test(mqttUrl)) {
+    throw invalid("mqtt-url", mqttUrl, "an mqtts://host:port URL");
+  }
+  const hostnames = (pick("hostname") ?? "")
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
+  for (const h of hostnames) {
+    if (!/^[A-Za-z0-9.:-]+$/.test(h)) throw invalid("hostname", h, "a DNS name or IP address");
+  }
+  return Object.freeze({
+    dataDir: path.resolve(pick("dataDir") ?? "./data"),
+    host: pick("host") ?? "0.0.0.0",
+    httpPort: port("http-port", pick("httpPort") ?? "8443"),
+    mqttPort: port("mqtt-port", pick("mqttPort") ?? "8883"),
+    hostnames: Object.freeze(hostnames),
+    enrollWindowMs,
+    certLifetimeDays: lifetimeMs / 86_400_000,
+    mqttUrl,
+    logLevel,
+  });
+}
+
+function port(name: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw invalid(name, text, "a port number from 0 to 65535 (0 picks a free one)");
+  return n;
+}
+
+function invalid(field: string, value: string, expected: string): FieldgateError {
+  return new FieldgateError("CONFIG_INVALID", `--${field} ${JSON.stringify(value)}: expected ${expected}`, field);
+}

@@ -1,0 +1,152 @@
+import { createPublicKey, verify } from "node:crypto";
+import type Database from "better-sqlite3";
+import {
+  type EnrollRequest,
+  type EnrollResponse,
+  FieldgateError,
+  factoryProofMessage,
+  SCHEMA_VERSION,
+} from "@fieldgate/shared";
+import { secretMatches } from "../credentials/secrets.js";
+import type { CertificateAuthority } from "../pki/certificate-authority.js";
+import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
+
+/** Wrong proofs allowed per window; the fifth closes it (DESIGN.md, "Three ways to prove"). */
+export const MAX_FAILED_ATTEMPTS = 5;
+/** How far a factory-signed request's timestamp may be from the cloud's clock. */
+export const FACTORY_PROOF_MAX_SKEW_MS = 5 * 60_000;
+
+export interface EnrollmentEndpoints {
+  mqttUrl: string;
+  apiUrl: string;
+}
+
+/**
+ * Enrollment: inside an open window, a device proves its right (token, factory-key signature or,
+ * where the organization allows it, its uuid alone) and gets a certificate for the key in its CSR.
+ */
+export class EnrollmentService {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly registry: DeviceRegistry,
+    private readonly ca: CertificateAuthority,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async enroll(request: EnrollRequest, endpoints: EnrollmentEndpoints): Promise<EnrollResponse> {
+    const uuid = request.uuid.toLowerCase();
+    this.openWindowRow(uuid);
+    const { csr, sha256Hex } = await this.ca.verifyCsr(request.csr);
+    // Re-read after the await: another request may have used or closed the window meanwhile.
+    const row = this.openWindowRow(uuid);
+    this.checkProof(row, request, sha256Hex);
+    const issued = await this.ca.issueDeviceCertificate(uuid, csr, new Date(this.clock()));
+
+    let revoked = 0;
+    this.db.transaction(() => {
+      const current = this.openWindowRow(uuid);
+      // Issuing awaited; only the request that still sees the same window may spend it.
+      const sameWindow =
+        current.window_expires_at === row.window_expires_at && sameBytes(current.token_hash, row.token_hash);
+      if (!sameWindow) throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
+      revoked = this.registry.revokeAll(current.id, "superseded");
+      this.db
+        .prepare("INSERT INTO certificates (serial, device_id, issued_at, not_after, pem) VALUES (?, ?, ?, ?, ?)")
+        .run(issued.serial, current.id, this.clock(), issued.notAfter.getTime(), issued.pem);
+      // A successful enrollment closes the window and spends the token.
+      this.db
+        .prepare("UPDATE devices SET window_expires_at = NULL, window_failed_attempts = 0, token_hash = NULL WHERE id = ?")
+        .run(current.id);
+    })();
+    if (revoked > 0) this.registry.notifyRevoked(uuid, "superseded");
+
+    return {
+      v: SCHEMA_VERSION,
+      uuid,
+      certificate: issued.pem,
+      caCertificate: this.ca.caPem(),
+      serial: issued.serial,
+      notAfter: issued.notAfter.toISOString(),
+      renewAfter: issued.renewAfter.toISOString(),
+      mqttUrl: endpoints.mqttUrl,
+      apiUrl: endpoints.apiUrl,
+    };
+  }
+
+  /** The device row if its window is open; otherwise the same answer whether or not the uuid exists. */
+  private openWindowRow(uuid: string): DeviceRow {
+    const row = this.registry.findByUuid(uuid);
+    if (!row || row.window_expires_at === null || row.window_expires_at <= this.clock()) throw this.closed();
+    return row;
+  }
+
+  private closed(): FieldgateError {
+    return new FieldgateError("ENROLL_WINDOW_CLOSED");
+  }
+
+  private checkProof(row: DeviceRow, request: EnrollRequest, csrSha256Hex: string): void {
+    switch (request.method) {
+      case "token": {
+        if (request.token === undefined) throw new FieldgateError("VALIDATION_FAILED", "token is required for method token", "token");
+        if (!secretMatches(request.token, row.token_hash)) this.fail(row, "ENROLL_TOKEN_INVALID", "token");
+        return;
+      }
+      case "factory-key": {
+        const proof = request.factory;
+        if (!proof) throw new FieldgateError("VALIDATION_FAILED", "factory is required for method factory-key", "factory");
+        if (Math.abs(this.clock() - proof.timestamp) > FACTORY_PROOF_MAX_SKEW_MS) {
+          throw new FieldgateError("ENROLL_STALE", undefined, "factory.timestamp");
+        }
+        const message = factoryProofMessage(row.uuid, csrSha256Hex, proof.timestamp, proof.nonce);
+        if (!row.factory_public_key || !verifyFactorySignature(row.factory_public_key, message, proof.signature)) {
+          this.fail(row, "ENROLL_SIGNATURE_INVALID", "factory.signature");
+        }
+        this.db.prepare("DELETE FROM enrollment_nonces WHERE expires_at < ?").run(this.clock());
+        const fresh = this.db
+          .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
+          .run(row.id, proof.nonce, proof.timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS).changes;
+        if (fresh === 0) throw new FieldgateError("ENROLL_REPLAYED", undefined, "factory.nonce");
+        return;
+      }
+      case "uuid-only": {
+        if (!this.registry.organization(row.org_id).uuidOnlyEnrollment) {
+          throw new FieldgateError(
+            "ENROLL_METHOD_DISABLED",
+            "uuid-only enrollment is disabled for this organization; enroll with a token or a factory key",
+            "method",
+          );
+        }
+        return;
+      }
+    }
+  }
+
+  /** Counts a wrong proof; the fifth closes the window. */
+  private fail(row: DeviceRow, code: "ENROLL_TOKEN_INVALID" | "ENROLL_SIGNATURE_INVALID", field: string): never {
+    this.db
+      .prepare(
+        `UPDATE devices SET window_failed_attempts = window_failed_attempts + 1,
+           window_expires_at = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE window_expires_at END,
+           token_hash = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE token_hash END
+         WHERE id = ?`,
+      )
+      .run(MAX_FAILED_ATTEMPTS, MAX_FAILED_ATTEMPTS, row.id);
+    throw new FieldgateError(code, undefined, field);
+  }
+}
+
+function verifyFactorySignature(publicKeyPem: string, message: string, signatureB64: string): boolean {
+  try {
+    const key = createPublicKey(publicKeyPem);
+    const signature = Buffer.from(signatureB64, "base64");
+    const data = Buffer.from(message, "utf8");
+    // Ed25519 signs the message itself; ECDSA keys sign its SHA-256 digest (DER signature).
+    return key.asymmetricKeyType === "ed25519" ? verify(null, data, key, signature) : verify("sha256", data, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
+  return a === null || b === null ? a === b : a.equals(b);
+}

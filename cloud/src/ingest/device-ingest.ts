@@ -1,0 +1,160 @@
+import type Database from "better-sqlite3";
+import {
+  DEVICE_PAYLOAD_SCHEMAS,
+  type DeviceEvents,
+  type DeviceTopicKind,
+  type ErrorCode,
+  FieldgateError,
+  type HealthReport,
+  type LogBatch,
+  parseDeviceTopic,
+  type SchemaValidator,
+  type TelemetryBatch,
+} from "@fieldgate/shared";
+import type { Logger } from "pino";
+import type { TelemetryWriter } from "./telemetry-writer.js";
+
+/** The largest payload the cloud accepts on any device topic. */
+export const MAX_PAYLOAD_BYTES = 1024 * 1024;
+/** How much of a rejected payload is kept for the operator to inspect. */
+const DEAD_LETTER_BYTES = 64 * 1024;
+
+/** The device a message came from, as authenticated by its certificate. */
+export interface IngestSource {
+  deviceId: number;
+  uuid: string;
+}
+
+/**
+ * Validates and stores what devices publish. A bad payload becomes a device event with its
+ * error code and a dead-letter copy; it never throws past here and never touches other data.
+ */
+export class DeviceIngest {
+  private readonly insertEvent: Database.Statement;
+  private readonly insertDeadLetter: Database.Statement;
+  private readonly insertLog: Database.Statement;
+  private readonly upsertState: Database.Statement;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly validator: SchemaValidator,
+    private readonly telemetry: TelemetryWriter,
+    private readonly logger: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.insertEvent = db.prepare(
+      "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.insertDeadLetter = db.prepare(
+      "INSERT INTO rejected_messages (device_id, ts, topic, code, payload) VALUES (?, ?, ?, ?, ?)",
+    );
+    this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
+    this.upsertState = db.prepare(
+      `INSERT INTO device_state (device_id, health, health_json, state_json, config_reported_json, updated_at)
+       VALUES (@deviceId, @health, @healthJson, @stateJson, @configJson, @now)
+       ON CONFLICT(device_id) DO UPDATE SET
+         health = coalesce(@health, health), health_json = coalesce(@healthJson, health_json),
+         state_json = coalesce(@stateJson, state_json), config_reported_json = coalesce(@configJson, config_reported_json),
+         updated_at = @now`,
+    );
+  }
+
+  /**
+   * Handles one message on an already-authorized topic. Resolves once what must be durable is
+   * stored; rejects only on a storage failure, so the broker withholds the PUBACK and the device resends.
+   */
+  async handle(source: IngestSource, topic: string, payload: Buffer): Promise<void> {
+    const kind = parseDeviceTopic(topic)?.topic.kind;
+    if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return;
+    const value = this.decode(source, topic, kind, payload);
+    if (value === undefined) return;
+    switch (kind) {
+      case "telemetry":
+        await this.telemetry.write(source.deviceId, value as TelemetryBatch);
+        return;
+      case "health": {
+        const report = value as HealthReport;
+        this.state(source, { health: report.status, healthJson: JSON.stringify(report) });
+        return;
+      }
+      case "state":
+        this.state(source, { stateJson: JSON.stringify(value) });
+        return;
+      case "config/reported":
+        this.state(source, { configJson: JSON.stringify(value) });
+        return;
+      case "logs":
+        this.db.transaction(() => {
+          for (const e of (value as LogBatch).entries) this.insertLog.run(source.deviceId, e.ts, e.level, e.msg);
+        })();
+        return;
+      case "events":
+        this.db.transaction(() => {
+          for (const e of (value as DeviceEvents).events) {
+            this.insertEvent.run(source.deviceId, e.ts, e.code, e.severity, e.message, null, topic);
+          }
+        })();
+        return;
+      default:
+        // presence and job status are validated here; their handling belongs to later capabilities.
+        return;
+    }
+  }
+
+  /** Records an event about a device from the cloud's side (auth refusals, bad payloads). */
+  recordEvent(
+    deviceId: number,
+    code: ErrorCode | string,
+    severity: "info" | "warning" | "error",
+    message: string,
+    field?: string,
+    topic?: string,
+  ): void {
+    this.insertEvent.run(deviceId, this.clock(), code, severity, message, field ?? null, topic ?? null);
+  }
+
+  private decode(source: IngestSource, topic: string, kind: DeviceTopicKind, payload: Buffer): unknown {
+    if (payload.length > MAX_PAYLOAD_BYTES) {
+      return this.reject(source, topic, payload, new FieldgateError("VALIDATION_FAILED", `payload exceeds ${MAX_PAYLOAD_BYTES} bytes`, "payload"));
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString("utf8"));
+    } catch {
+      return this.reject(source, topic, payload, new FieldgateError("PAYLOAD_MALFORMED", `payload on ${kind} is not valid JSON`));
+    }
+    try {
+      return this.validator.parse(DEVICE_PAYLOAD_SCHEMAS[kindKey(kind)], json);
+    } catch (err) {
+      if (err instanceof FieldgateError) return this.reject(source, topic, payload, err);
+      throw err;
+    }
+  }
+
+  private reject(source: IngestSource, topic: string, payload: Buffer, err: FieldgateError): undefined {
+    this.db.transaction(() => {
+      this.recordEvent(source.deviceId, err.code, "error", err.message, err.field, topic);
+      this.insertDeadLetter.run(source.deviceId, this.clock(), topic, err.code, payload.subarray(0, DEAD_LETTER_BYTES));
+    })();
+    this.logger.warn({ uuid: source.uuid, topic, code: err.code, field: err.field }, "rejected device payload");
+    return undefined;
+  }
+
+  private state(
+    source: IngestSource,
+    fields: { health?: string; healthJson?: string; stateJson?: string; configJson?: string },
+  ): void {
+    this.upsertState.run({
+      deviceId: source.deviceId,
+      health: fields.health ?? null,
+      healthJson: fields.healthJson ?? null,
+      stateJson: fields.stateJson ?? null,
+      configJson: fields.configJson ?? null,
+      now: this.clock(),
+    });
+  }
+}
+
+function kindKey(kind: DeviceTopicKind): keyof typeof DEVICE_PAYLOAD_SCHEMAS {
+  return (kind === "jobs/status" ? "jobs/status" : kind) as keyof typeof DEVICE_PAYLOAD_SCHEMAS;
+}

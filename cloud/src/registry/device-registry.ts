@@ -1,0 +1,310 @@
+import type Database from "better-sqlite3";
+import {
+  type CreateDeviceBody,
+  type Device,
+  FieldgateError,
+  type PatchDeviceBody,
+  type TelemetryPage,
+} from "@fieldgate/shared";
+import { hashSecret, newSecret } from "../credentials/secrets.js";
+
+/** A device row as stored. */
+export interface DeviceRow {
+  id: number;
+  uuid: string;
+  org_id: number;
+  name: string;
+  location: string;
+  comment: string;
+  tags: string;
+  factory_public_key: string | null;
+  created_at: number;
+  online: number;
+  last_seen: number | null;
+  telemetry_count: number;
+  window_expires_at: number | null;
+  window_failed_attempts: number;
+  token_hash: Buffer | null;
+}
+
+interface CertificateRow {
+  serial: string;
+  issued_at: number;
+  not_after: number;
+}
+
+/** What a newly opened enrollment window hands the operator, once. */
+export interface OpenedWindow {
+  token: string;
+  expiresAt: number;
+}
+
+/** Called after certificates were revoked, so live sessions using them can be dropped. */
+export type RevocationListener = (uuid: string, reason: string) => void;
+
+/** The device registry: devices, their enrollment windows and their certificates, per organization. */
+export class DeviceRegistry {
+  private readonly revocationListeners: RevocationListener[] = [];
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly windowMs: number,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  onRevocation(listener: RevocationListener): void {
+    this.revocationListeners.push(listener);
+  }
+
+  ensureDefaultOrganization(): number {
+    const row = this.db.prepare("SELECT id FROM organizations ORDER BY id LIMIT 1").get() as { id: number } | undefined;
+    if (row) return row.id;
+    return Number(
+      this.db.prepare("INSERT INTO organizations (name, created_at) VALUES ('default', ?)").run(this.clock())
+        .lastInsertRowid,
+    );
+  }
+
+  organization(orgId: number): { id: number; name: string; uuidOnlyEnrollment: boolean } {
+    const row = this.db.prepare("SELECT id, name, uuid_only_enrollment FROM organizations WHERE id = ?").get(orgId) as
+      | { id: number; name: string; uuid_only_enrollment: number }
+      | undefined;
+    if (!row) throw new FieldgateError("NOT_FOUND", "no such organization");
+    return { id: row.id, name: row.name, uuidOnlyEnrollment: row.uuid_only_enrollment === 1 };
+  }
+
+  setUuidOnlyEnrollment(orgId: number, enabled: boolean): void {
+    this.db.prepare("UPDATE organizations SET uuid_only_enrollment = ? WHERE id = ?").run(enabled ? 1 : 0, orgId);
+  }
+
+  /** Registers a device and opens its first enrollment window. */
+  create(orgId: number, body: CreateDeviceBody): { device: Device; window: OpenedWindow } {
+    const uuid = body.uuid.toLowerCase();
+    const token = newSecret("fgt_");
+    const expiresAt = this.clock() + this.windowMs;
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO devices (uuid, org_id, name, location, comment, tags, factory_public_key, created_at,
+             window_expires_at, window_failed_attempts, token_hash)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+        )
+        .run(
+          uuid,
+          orgId,
+          body.name ?? "",
+          body.location ?? "",
+          body.comment ?? "",
+          JSON.stringify(body.tags ?? []),
+          body.factoryPublicKey ?? null,
+          this.clock(),
+          expiresAt,
+          hashSecret(token),
+        );
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {
+        throw new FieldgateError("DEVICE_EXISTS", `a device with uuid ${uuid} is already registered`, "uuid");
+      }
+      throw err;
+    }
+    return { device: this.get(orgId, uuid), window: { token, expiresAt } };
+  }
+
+  /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */
+  findByUuid(uuid: string): DeviceRow | undefined {
+    return this.db.prepare("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
+  }
+
+  private row(orgId: number, uuid: string): DeviceRow {
+    const row = this.findByUuid(uuid);
+    // A device of another organization is reported exactly like a missing one.
+    if (!row || row.org_id !== orgId) throw new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, "uuid");
+    return row;
+  }
+
+  get(orgId: number, uuid: string): Device {
+    return this.toApi(this.row(orgId, uuid));
+  }
+
+  list(orgId: number, q: string | undefined, limit: number, offset: number): { items: Device[]; total: number } {
+    const where = ["org_id = ?"];
+    const params: (string | number)[] = [orgId];
+    if (q) {
+      // A plain substring search over the fields an operator types; LIKE wildcards in q are literal.
+      const like = `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      where.push(
+        "(lower(uuid) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\' OR lower(location) LIKE ? ESCAPE '\\' OR lower(comment) LIKE ? ESCAPE '\\' OR lower(tags) LIKE ? ESCAPE '\\')",
+      );
+      params.push(like, like, like, like, like);
+    }
+    const clause = where.join(" AND ");
+    const total = (this.db.prepare(`SELECT count(*) AS n FROM devices WHERE ${clause}`).get(...params) as { n: number })
+      .n;
+    const rows = this.db
+      .prepare(`SELECT * FROM devices WHERE ${clause} ORDER BY created_at, id LIMIT ? OFFSET ?`)
+      .all(...params, limit, offset) as DeviceRow[];
+    return { items: rows.map((r) => this.toApi(r)), total };
+  }
+
+  patch(orgId: number, uuid: string, body: PatchDeviceBody): Device {
+    const row = this.row(orgId, uuid);
+    const sets: string[] = [];
+    const params: (string | null)[] = [];
+    const assign = (column: string, value: string | null) => {
+      sets.push(`${column} = ?`);
+      params.push(value);
+    };
+    if (body.name !== undefined) assign("name", body.name);
+    if (body.location !== undefined) assign("location", body.location);
+    if (body.comment !== undefined) assign("comment", body.comment);
+    if (body.tags !== undefined) assign("tags", JSON.stringify(body.tags));
+    if (body.factoryPublicKey !== undefined) assign("factory_public_key", body.factoryPublicKey);
+    if (sets.length > 0) this.db.prepare(`UPDATE devices SET ${sets.join(", ")} WHERE id = ?`).run(...params, row.id);
+    return this.get(orgId, uuid);
+  }
+
+  /** Deletes the device and everything stored about it; its certificates stop working at once. */
+  delete(orgId: number, uuid: string): void {
+    const row = this.row(orgId, uuid);
+    this.db.prepare("DELETE FROM devices WHERE id = ?").run(row.id);
+    this.notifyRevoked(row.uuid, "device deleted");
+  }
+
+  /** Revokes the device's certificates and opens a new window with a new one-time token. */
+  resetToken(orgId: number, uuid: string): { device: Device; window: OpenedWindow } {
+    const row = this.row(orgId, uuid);
+    const token = newSecret("fgt_");
+    const expiresAt = this.clock() + this.windowMs;
+    this.db.transaction(() => {
+      this.revokeAll(row.id, "reset-token");
+      this.db
+        .prepare(
+          "UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?",
+        )
+        .run(expiresAt, hashSecret(token), row.id);
+    })();
+    this.notifyRevoked(row.uuid, "reset-token");
+    return { device: this.get(orgId, uuid), window: { token, expiresAt } };
+  }
+
+  /** Marks every unrevoked certificate of the device revoked. Call inside the caller's transaction. */
+  revokeAll(deviceId: number, reason: string): number {
+    return this.db
+      .prepare("UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE device_id = ? AND revoked_at IS NULL")
+      .run(this.clock(), reason, deviceId).changes;
+  }
+
+  notifyRevoked(uuid: string, reason: string): void {
+    for (const listener of this.revocationListeners) listener(uuid, reason);
+  }
+
+  setPresence(deviceId: number, online: boolean, at: number): void {
+    // The device row may be gone (deleted while connected); then there is nothing to update.
+    this.db.prepare("UPDATE devices SET online = ?, last_seen = ? WHERE id = ?").run(online ? 1 : 0, at, deviceId);
+  }
+
+  /** The serial of the device's current certificate: the newest unrevoked one. */
+  currentCertificate(deviceId: number): CertificateRow | undefined {
+    return this.db
+      .prepare(
+        "SELECT serial, issued_at, not_after FROM certificates WHERE device_id = ? AND revoked_at IS NULL ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+      )
+      .get(deviceId) as CertificateRow | undefined;
+  }
+
+  telemetry(
+    orgId: number,
+    uuid: string,
+    query: { from?: string; to?: string; name?: string; limit?: number },
+  ): TelemetryPage {
+    const row = this.row(orgId, uuid);
+    const where = ["device_id = ?"];
+    const params: (string | number)[] = [row.id];
+    if (query.from) {
+      where.push("ts >= ?");
+      params.push(Date.parse(query.from));
+    }
+    if (query.to) {
+      where.push("ts < ?");
+      params.push(Date.parse(query.to));
+    }
+    if (query.name) {
+      where.push("name = ?");
+      params.push(query.name);
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT ts, name, value, kind, unit, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts DESC, rowid DESC LIMIT ?`,
+      )
+      .all(...params, query.limit ?? 1000) as {
+      ts: number;
+      name: string;
+      value: number | string;
+      kind: number;
+      unit: string | null;
+      stream: string;
+      seq: number;
+    }[];
+    return {
+      uuid: row.uuid,
+      count: row.telemetry_count,
+      items: rows.map((r) => ({
+        ts: new Date(r.ts).toISOString(),
+        name: r.name,
+        value: r.kind === 2 ? r.value === 1 : r.value,
+        unit: r.unit,
+        stream: r.stream,
+        seq: r.seq,
+      })),
+    };
+  }
+
+  events(orgId: number, uuid: string, limit: number) {
+    const row = this.row(orgId, uuid);
+    const rows = this.db
+      .prepare(
+        "SELECT ts, code, severity, message, field, topic FROM device_events WHERE device_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
+      )
+      .all(row.id, limit) as {
+      ts: number;
+      code: string;
+      severity: string;
+      message: string;
+      field: string | null;
+      topic: string | null;
+    }[];
+    return { uuid: row.uuid, items: rows.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() })) };
+  }
+
+  toApi(row: DeviceRow): Device {
+    const cert = this.currentCertificate(row.id);
+    const org = this.organization(row.org_id);
+    const now = this.clock();
+    const open = row.window_expires_at !== null && row.window_expires_at > now;
+    return {
+      uuid: row.uuid,
+      organization: org.name,
+      name: row.name,
+      location: row.location,
+      comment: row.comment,
+      tags: JSON.parse(row.tags) as string[],
+      hasFactoryKey: row.factory_public_key !== null,
+      createdAt: new Date(row.created_at).toISOString(),
+      online: row.online === 1,
+      lastSeen: row.last_seen === null ? null : new Date(row.last_seen).toISOString(),
+      certificate: cert
+        ? {
+            serial: cert.serial,
+            issuedAt: new Date(cert.issued_at).toISOString(),
+            notAfter: new Date(cert.not_after).toISOString(),
+          }
+        : null,
+      window: {
+        open,
+        expiresAt: open && row.window_expires_at !== null ? new Date(row.window_expires_at).toISOString() : null,
+        failedAttempts: row.window_failed_attempts,
+      },
+      telemetryCount: row.telemetry_count,
+    };
+  }
+}

@@ -1,0 +1,147 @@
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+
+/** One migration: applied once, in order, inside a transaction. */
+export interface Migration {
+  version: number;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE organizations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        uuid_only_enrollment INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE api_credentials (
+        id TEXT PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        secret_hash BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+      );
+      CREATE TABLE devices (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        name TEXT NOT NULL DEFAULT '',
+        location TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '[]',
+        factory_public_key TEXT,
+        created_at INTEGER NOT NULL,
+        online INTEGER NOT NULL DEFAULT 0,
+        last_seen INTEGER,
+        telemetry_count INTEGER NOT NULL DEFAULT 0,
+        window_expires_at INTEGER,
+        window_failed_attempts INTEGER NOT NULL DEFAULT 0,
+        token_hash BLOB
+      );
+      CREATE TABLE certificates (
+        serial TEXT PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        issued_at INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        revoked_at INTEGER,
+        revoke_reason TEXT,
+        pem TEXT NOT NULL
+      );
+      CREATE INDEX certificates_device ON certificates(device_id, issued_at);
+      CREATE TABLE enrollment_nonces (
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        nonce TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (device_id, nonce)
+      ) WITHOUT ROWID;
+      CREATE TABLE telemetry_batches (
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        stream TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (device_id, stream, seq)
+      ) WITHOUT ROWID;
+      CREATE TABLE telemetry (
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value ANY,
+        kind INTEGER NOT NULL,
+        unit TEXT,
+        stream TEXT NOT NULL,
+        seq INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX telemetry_device_ts ON telemetry(device_id, ts);
+      CREATE TABLE device_events (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        code TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        message TEXT NOT NULL,
+        field TEXT,
+        topic TEXT
+      );
+      CREATE INDEX device_events_device ON device_events(device_id, ts);
+      CREATE TABLE rejected_messages (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        topic TEXT NOT NULL,
+        code TEXT NOT NULL,
+        payload BLOB NOT NULL
+      );
+      CREATE TABLE device_logs (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        msg TEXT NOT NULL
+      );
+      CREATE INDEX device_logs_device ON device_logs(device_id, ts);
+      CREATE TABLE device_state (
+        device_id INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        health TEXT,
+        health_json TEXT,
+        state_json TEXT,
+        config_reported_json TEXT,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
+
+/** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */
+export function openDatabase(file: string, migrations: readonly Migration[] = MIGRATIONS): Database.Database {
+  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  // WAL + NORMAL survives process crashes without losing commits; only an OS crash can lose
+  // the last transactions, which devices then resend (their outbox keeps rows until PUBACK).
+  db.pragma("synchronous = NORMAL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  migrate(db, migrations);
+  if (file !== ":memory:") fs.chmodSync(file, 0o600);
+  return db;
+}
+
+export function migrate(db: Database.Database, migrations: readonly Migration[]): void {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+  const applied = new Set(
+    (db.prepare("SELECT version FROM schema_migrations").all() as { version: number }[]).map((r) => r.version),
+  );
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (applied.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(m.version, Date.now());
+    })();
+  }
+}
