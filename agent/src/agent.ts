@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { AgentConfig } from "./config/config-schema.js";
 import { type Enroller, EnrollmentClient } from "./enrollment/enrollment-client.js";
 import { EnrollmentLoop } from "./enrollment/enrollment-loop.js";
+import { RejectedTokens } from "./enrollment/rejected-tokens.js";
 import { FactoryKey } from "./identity/factory-key.js";
 import { type Identity, IdentityStore } from "./identity/identity-store.js";
 import { OutboxPublisher } from "./outbox/outbox-publisher.js";
@@ -103,6 +104,10 @@ export class Agent {
       logger,
       ...(this.overrides.random && { random: this.overrides.random }),
       onError: (err) => this.status?.setError(err.code, err.message),
+      stored: () => {
+        const identity = this.identityStore.load();
+        return identity?.uuid === config.uuid ? identity : undefined;
+      },
     });
     this.enrollLoop = loop;
     loop.run().then(
@@ -184,6 +189,7 @@ export class Agent {
       cloudUrl: config.cloud.url,
       uuid: config.uuid,
       identity: this.identityStore,
+      rejectedTokens: new RejectedTokens(config.dataDir),
       ...(ca && { ca }),
       ...(config.enrollment.token && { token: config.enrollment.token }),
       ...(factoryKey && { factoryKey }),

@@ -1,11 +1,11 @@
 import fs from "node:fs";
-import path from "node:path";
 import { SchemaValidator } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import { ApiServer } from "./api/api-server.js";
 import { MqttBroker } from "./broker/mqtt-broker.js";
 import type { CloudConfig } from "./config/cloud-config.js";
+import { dataFiles, type RuntimeInfo } from "./config/data-files.js";
 import { ApiCredentials } from "./credentials/api-credentials.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
@@ -14,24 +14,6 @@ import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
 import { openDatabase } from "./storage/database.js";
-
-/** Files the cloud keeps in its data directory; the operator CLI reads some of them. */
-export const dataFiles = (dataDir: string) => ({
-  database: path.join(dataDir, "fieldgate.db"),
-  pkiDir: path.join(dataDir, "pki"),
-  caCert: path.join(dataDir, "pki", "ca.crt"),
-  adminCredential: path.join(dataDir, "admin-credential.json"),
-  runtime: path.join(dataDir, "runtime.json"),
-});
-
-/** What a running cloud tells the operator CLI on the same host. */
-export interface RuntimeInfo {
-  pid: number;
-  url: string;
-  httpPort: number;
-  mqttPort: number;
-  startedAt: string;
-}
 
 /** The cloud's composition root: wires storage, CA, registry, enrollment, broker and API. */
 export class Cloud {
@@ -69,7 +51,11 @@ export class Cloud {
     const validator = new SchemaValidator();
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger);
     this.broker = new MqttBroker(
-      { host: this.config.host, port: this.config.mqttPort, tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() } },
+      {
+        host: this.config.host,
+        port: this.config.mqttPort,
+        tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() },
+      },
       registry,
       ingest,
       this.logger.child({ component: "broker" }),

@@ -19,7 +19,10 @@ export const ERROR_CODES = {
   ENROLL_TOKEN_INVALID: { status: 401, message: "The enrollment token is wrong, used, or for another device" },
   ENROLL_SIGNATURE_INVALID: { status: 401, message: "The factory-key signature does not verify" },
   ENROLL_REPLAYED: { status: 401, message: "This enrollment request was already used" },
-  ENROLL_STALE: { status: 401, message: "The signed enrollment request is too old or from the future; check the clock" },
+  ENROLL_STALE: {
+    status: 401,
+    message: "The signed enrollment request is too old or from the future; check the clock",
+  },
   ENROLL_METHOD_DISABLED: { status: 403, message: "This enrollment method is not enabled for the organization" },
   CSR_INVALID: { status: 400, message: "The CSR cannot be parsed, is not P-256, or its signature does not verify" },
   CERT_REVOKED: { status: 401, message: "The client certificate is revoked or superseded" },

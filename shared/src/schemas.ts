@@ -151,11 +151,7 @@ export const DEVICE_PAYLOAD_SCHEMAS = {
 
 // ---- enrollment -----------------------------------------------------------------------------
 
-export const EnrollMethod = Type.Union([
-  Type.Literal("token"),
-  Type.Literal("factory-key"),
-  Type.Literal("uuid-only"),
-]);
+export const EnrollMethod = Type.Union([Type.Literal("token"), Type.Literal("factory-key"), Type.Literal("uuid-only")]);
 export type EnrollMethod = Static<typeof EnrollMethod>;
 
 export const FactoryProof = Type.Object(

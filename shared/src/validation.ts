@@ -46,15 +46,17 @@ export function describeAjvError(
   if (typeof params.missingProperty === "string") segments.push(params.missingProperty);
   if (typeof params.additionalProperty === "string") segments.push(params.additionalProperty);
   const path = segments.reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), "");
-  const field = prefix && path ? `${prefix}.${path}` : prefix || path || undefined;
+  const joiner = path.startsWith("[") ? "" : ".";
+  const field = prefix && path ? `${prefix}${joiner}${path}` : prefix || path || undefined;
   let reason = error.message ?? "is invalid";
   if (typeof params.additionalProperty === "string") reason = "is not an allowed property";
   else if (typeof params.missingProperty === "string") reason = "is required";
   else if (error.keyword === "pattern") {
     const description = (error.parentSchema as { description?: string } | undefined)?.description;
-    reason = description ? `must be a ${description}` : `does not match the expected format (${String(params.pattern)})`;
-  }
-  else if (error.keyword === "const" && params.allowedValue !== undefined)
+    reason = description
+      ? `must be a ${description}`
+      : `does not match the expected format (${String(params.pattern)})`;
+  } else if (error.keyword === "const" && params.allowedValue !== undefined)
     reason = `must be ${JSON.stringify(params.allowedValue)}`;
   return { field, message: field ? `${field} ${reason}` : `body ${reason}` };
 }

@@ -32,7 +32,13 @@ describe("topic map", () => {
   });
 
   it("does not parse foreign or malformed topics", () => {
-    for (const t of ["$SYS/x", "fieldgate/v2/x/telemetry", `fieldgate/v1/${U}`, `fieldgate/v1/${U}/nope`, `fieldgate/v1/${U}/jobs/notify/status`]) {
+    for (const t of [
+      "$SYS/x",
+      "fieldgate/v2/x/telemetry",
+      `fieldgate/v1/${U}`,
+      `fieldgate/v1/${U}/nope`,
+      `fieldgate/v1/${U}/jobs/notify/status`,
+    ]) {
       expect(parseDeviceTopic(t), t).toBeUndefined();
     }
   });

@@ -43,13 +43,28 @@ export async function startCloud(options: { args?: string[]; dataDir?: string } 
   const dataDir = options.dataDir ?? tempDir("cloud");
   const child = spawn(
     process.execPath,
-    [cloudBin, "serve", "--data-dir", dataDir, "--host", "127.0.0.1", "--http-port", "0", "--mqtt-port", "0", ...(options.args ?? [])],
+    [
+      cloudBin,
+      "serve",
+      "--data-dir",
+      dataDir,
+      "--host",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--mqtt-port",
+      "0",
+      ...(options.args ?? []),
+    ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FIELDGATE_LOG_LEVEL: "debug" } },
   );
   const logs: string[] = [];
   const terminal: string[] = [];
   const ready = new Promise<{ httpPort: number; mqttPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cloud did not start:\n${[...logs, ...terminal].join("\n")}`)), 20_000);
+    const timer = setTimeout(
+      () => reject(new Error(`cloud did not start:\n${[...logs, ...terminal].join("\n")}`)),
+      20_000,
+    );
     child.once("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`cloud exited with ${code}:\n${[...logs, ...terminal].join("\n")}`));
@@ -66,7 +81,9 @@ export async function startCloud(options: { args?: string[]; dataDir?: string } 
         // not a log line
       }
     });
-    readline.createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => terminal.push(line));
+    readline
+      .createInterface({ input: child.stderr as NodeJS.ReadableStream })
+      .on("line", (line) => terminal.push(line));
   });
   const { httpPort, mqttPort } = await ready;
   const caFile = path.join(dataDir, "pki", "ca.crt");
@@ -141,7 +158,11 @@ export function httpsJson<T>(
 }
 
 /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+export async function eventually<T>(
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -14,10 +14,13 @@ export interface DeviceKeys {
 
 /** A fresh P-256 key and a CSR for it, asking for `subject` (the CA must ignore it). */
 export async function makeCsr(subject = "CN=whatever-the-device-asks"): Promise<DeviceKeys> {
-  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: subject,
-    keys: keys as unknown as CryptoKeyPair,
+    keys: keys as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]["keys"],
     signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
@@ -37,7 +40,10 @@ export interface RegisteredDevice {
   token: string;
 }
 
-export async function registerDevice(cloud: CloudProcess, extra: Record<string, unknown> = {}): Promise<RegisteredDevice> {
+export async function registerDevice(
+  cloud: CloudProcess,
+  extra: Record<string, unknown> = {},
+): Promise<RegisteredDevice> {
   const uuid = newUuid();
   const res = await cloud.api<{ enrollmentToken: string }>("POST", "/api/v1/devices", { uuid, ...extra });
   if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
@@ -70,18 +76,24 @@ export async function registerAndEnroll(cloud: CloudProcess): Promise<EnrolledDe
 
 /** A factory (birth) key pair as the device maker would provision it. */
 export function factoryKeyPair(type: "ec" | "ed25519" = "ec") {
-  const pair =
-    type === "ec" ? generateKeyPairSync("ec", { namedCurve: "prime256v1" }) : generateKeyPairSync("ed25519");
+  const pair = type === "ec" ? generateKeyPairSync("ec", { namedCurve: "prime256v1" }) : generateKeyPairSync("ed25519");
   return {
     publicPem: pair.publicKey.export({ type: "spki", format: "pem" }).toString(),
     sign(message: string): string {
       const data = Buffer.from(message);
-      return (type === "ec" ? sign("sha256", data, pair.privateKey) : sign(null, data, pair.privateKey)).toString("base64");
+      return (type === "ec" ? sign("sha256", data, pair.privateKey) : sign(null, data, pair.privateKey)).toString(
+        "base64",
+      );
     },
   };
 }
 
-export function factoryProof(uuid: string, keys: DeviceKeys, signer: { sign(m: string): string }, timestamp = Date.now()) {
+export function factoryProof(
+  uuid: string,
+  keys: DeviceKeys,
+  signer: { sign(m: string): string },
+  timestamp = Date.now(),
+) {
   const nonce = randomBytes(16).toString("hex");
   return { timestamp, nonce, signature: signer.sign(factoryProofMessage(uuid, keys.csrSha256, timestamp, nonce)) };
 }

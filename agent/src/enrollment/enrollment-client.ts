@@ -10,6 +10,7 @@ import {
 import { generateKeyAndCsr } from "../identity/csr.js";
 import type { FactoryKey } from "../identity/factory-key.js";
 import type { Identity, IdentityStore } from "../identity/identity-store.js";
+import type { RejectedTokens } from "./rejected-tokens.js";
 
 /** How the enrollment client reaches the cloud and proves its right to enroll. */
 export interface EnrollmentClientOptions {
@@ -23,10 +24,13 @@ export interface EnrollmentClientOptions {
   identity: IdentityStore;
   /** Request timeout; a slow cloud is `CLOUD_UNREACHABLE`. */
   timeoutMs?: number;
+  /** The daemon passes this so a rejected token is never sent again; the one-shot CLI does not. */
+  rejectedTokens?: RejectedTokens;
 }
 
 /** Something that can enroll the device once; the loop and the CLI depend on this, tests fake it. */
 export interface Enroller {
+  /** The proof the next attempt will use. */
   readonly method: EnrollMethod;
   enroll(): Promise<Identity>;
 }
@@ -38,21 +42,36 @@ const validator = new SchemaValidator();
  * Uses `node:https` rather than fetch because only it can pin a private CA per request.
  */
 export class EnrollmentClient implements Enroller {
-  readonly method: EnrollMethod;
+  constructor(private readonly options: EnrollmentClientOptions) {}
 
-  constructor(private readonly options: EnrollmentClientOptions) {
-    this.method = options.token ? "token" : options.factoryKey ? "factory-key" : "uuid-only";
+  /** A usable token first, then the factory key; uuid-only only when neither is configured. */
+  get method(): EnrollMethod {
+    if (this.usableToken()) return "token";
+    return this.options.factoryKey || this.options.token ? "factory-key" : "uuid-only";
   }
 
   /** Generates a fresh key and CSR, enrolls, saves the identity. Throws `FieldgateError` with the cloud's code. */
   async enroll(): Promise<Identity> {
-    const { uuid, token, factoryKey } = this.options;
+    const { uuid, factoryKey, rejectedTokens } = this.options;
+    const token = this.usableToken();
+    if (!token && !factoryKey && this.options.token) {
+      // Sending it again would only count another wrong try against the window.
+      throw new FieldgateError(
+        "ENROLL_TOKEN_INVALID",
+        "the configured token was rejected earlier and is not sent again; configure the new token from `fieldgate-cloud devices reset-token`, or run `fieldgate-agent enroll`",
+        "enrollment.token",
+      );
+    }
     const { keyPem, csrPem, csrSha256 } = await generateKeyAndCsr(uuid);
     const body: EnrollRequest = { v: 1, uuid: uuid.toLowerCase(), method: this.method, csr: csrPem };
     if (this.method === "token" && token) body.token = token;
     if (this.method === "factory-key" && factoryKey) body.factory = factoryKey.prove(uuid, csrSha256);
     const { status, json } = await this.post("/api/v1/enroll", body);
-    if (status < 200 || status >= 300) throw errorFromAnswer(status, json);
+    if (status < 200 || status >= 300) {
+      const error = errorFromAnswer(status, json);
+      if (token && error.code === "ENROLL_TOKEN_INVALID") rejectedTokens?.add(token);
+      throw error;
+    }
     let response: EnrollResponse;
     try {
       response = validator.parse(EnrollResponse, json);
@@ -64,6 +83,11 @@ export class EnrollmentClient implements Enroller {
       throw new FieldgateError("INTERNAL", `the cloud issued a certificate for ${response.uuid}, not ${uuid}`);
     }
     return this.options.identity.save(keyPem, response);
+  }
+
+  private usableToken(): string | undefined {
+    const { token, rejectedTokens } = this.options;
+    return token && !rejectedTokens?.has(token) ? token : undefined;
   }
 
   private post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {

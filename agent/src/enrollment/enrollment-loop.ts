@@ -15,6 +15,8 @@ export interface EnrollmentLoopOptions {
   random?: () => number;
   /** Told about every failed attempt (for status.json). */
   onError?: (error: FieldgateError) => void;
+  /** An identity stored meanwhile by another process (`fieldgate-agent enroll`), adopted instead of enrolling. */
+  stored?: () => Identity | undefined;
 }
 
 /**
@@ -38,6 +40,14 @@ export class EnrollmentLoop {
     });
     const every = Math.round(this.options.retryMaxMs / 1000);
     while (!this.abort.signal.aborted) {
+      const stored = this.options.stored?.();
+      if (stored) {
+        logger.info(
+          { uuid, serial: stored.serial },
+          `using the identity enrolled by \`fieldgate-agent enroll\` (${stored.serial})`,
+        );
+        return stored;
+      }
       try {
         const identity = await enroller.enroll();
         logger.info(

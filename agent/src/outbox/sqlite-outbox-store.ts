@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { Reading, SchemaValidator } from "@fieldgate/shared";
-import { Type } from "@sinclair/typebox";
 import Database from "better-sqlite3";
 import type { AppendResult, Backlog, OutboxStore, StoredBatch } from "./outbox-store.js";
 
@@ -22,7 +21,6 @@ interface ReadingRow {
 }
 
 const validator = new SchemaValidator();
-const ReadingArray = Type.Array(Reading);
 
 /**
  * The outbox in SQLite (`<dataDir>/agent.db`), WAL mode with `synchronous=FULL`: every committed
@@ -43,6 +41,8 @@ export class SqliteOutboxStore implements OutboxStore {
   ) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new Database(path);
+    // Telemetry may be sensitive; SQLite gives the -wal and -shm files the database's mode.
+    chmodSync(path, 0o600);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = FULL");
     this.db.pragma("busy_timeout = 5000");
@@ -123,7 +123,7 @@ export class SqliteOutboxStore implements OutboxStore {
   append(readings: readonly Reading[]): AppendResult {
     if (readings.length === 0) return { appended: 0, dropped: 0 };
     // A reading the cloud would refuse must fail here, at its producer, not poison a batch forever.
-    validator.parse(ReadingArray, readings, "readings");
+    for (const [i, r] of readings.entries()) validator.parse(Reading, r, `readings[${i}]`);
     return this.db.transaction(() => {
       for (const r of readings) this.stmt.insert.run(r.name, r.ts, JSON.stringify(r.value), r.unit ?? null);
       this.rows += readings.length;

@@ -10,7 +10,10 @@ async function keyPair(): Promise<Keys> {
 
 async function pkcs8Pem(keys: Keys): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey as unknown as webcrypto.CryptoKey));
-  return `-----BEGIN PRIVATE KEY-----\n${der.toString("base64").replace(/(.{64})/g, "$1\n").trim()}\n-----END PRIVATE KEY-----\n`;
+  return `-----BEGIN PRIVATE KEY-----\n${der
+    .toString("base64")
+    .replace(/(.{64})/g, "$1\n")
+    .trim()}\n-----END PRIVATE KEY-----\n`;
 }
 
 /** A throwaway PKI for loopback tests: a CA, a server certificate for localhost, and issued client certs. */
@@ -71,13 +74,23 @@ export async function createTestPki(): Promise<TestPki> {
     server: { keyPem: await pkcs8Pem(serverKeys), certPem: serverCert.toString("pem") },
     async issueClient(cn, days = 1) {
       const keys = await keyPair();
-      const cert = await issue(cn, keys.publicKey, [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])], days);
+      const cert = await issue(
+        cn,
+        keys.publicKey,
+        [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+        days,
+      );
       return { keyPem: await pkcs8Pem(keys), certPem: cert.toString("pem"), serial: cert.serialNumber };
     },
     async signCsr(csrPem, uuid) {
       const csr = new x509.Pkcs10CertificateRequest(csrPem);
       if (!(await csr.verify())) throw new Error("CSR signature does not verify");
-      const cert = await issue(uuid, csr.publicKey, [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])], 90);
+      const cert = await issue(
+        uuid,
+        csr.publicKey,
+        [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+        90,
+      );
       return { certPem: cert.toString("pem"), serial: cert.serialNumber, notAfter: cert.notAfter };
     },
   };

@@ -55,7 +55,10 @@ describe("identity", () => {
     const loaded = store.load();
     expect(loaded?.serial).toBe(saved.serial);
     expect(new X509Certificate(loaded?.certPem ?? "").subject).toBe(`CN=${UUID}`);
-    expect(JSON.parse(readFileSync(store.paths.info, "utf8"))).toMatchObject({ uuid: UUID, mqttUrl: "mqtts://localhost:8883" });
+    expect(JSON.parse(readFileSync(store.paths.info, "utf8"))).toMatchObject({
+      uuid: UUID,
+      mqttUrl: "mqtts://localhost:8883",
+    });
   });
 
   it("refuses a key that does not match the certificate", async () => {

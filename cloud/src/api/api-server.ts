@@ -9,9 +9,9 @@ import {
   EnrollRequest,
   EnrollResponse,
   ErrorResponse,
+  FieldgateError,
   ListDevicesQuery,
   PatchDeviceBody,
-  FieldgateError,
   TelemetryPage,
   TelemetryQuery,
   Uuid,
@@ -75,7 +75,9 @@ export class ApiServer {
     app.setValidatorCompiler(createValidatorCompiler());
     app.setErrorHandler(handleApiError);
     app.setNotFoundHandler((request, reply) => {
-      void reply.status(404).send({ error: { code: "NOT_FOUND", message: `no route ${request.method} ${request.url}` } });
+      void reply
+        .status(404)
+        .send({ error: { code: "NOT_FOUND", message: `no route ${request.method} ${request.url}` } });
     });
     await app.register(swagger, {
       openapi: {
@@ -109,10 +111,19 @@ export class ApiServer {
       windowExpiresAt: new Date(window.expiresAt).toISOString(),
     });
 
-    app.get("/api/v1/health", { schema: { tags: ["service"], response: { 200: Type.Object({ status: Type.String(), version: Type.String() }) } } }, async () => ({
-      status: "ok",
-      version: this.options.version,
-    }));
+    app.get(
+      "/api/v1/health",
+      {
+        schema: {
+          tags: ["service"],
+          response: { 200: Type.Object({ status: Type.String(), version: Type.String() }) },
+        },
+      },
+      async () => ({
+        status: "ok",
+        version: this.options.version,
+      }),
+    );
 
     app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
@@ -159,7 +170,14 @@ export class ApiServer {
 
     app.get<{ Querystring: ListDevicesQuery }>(
       "/api/v1/devices",
-      { schema: { tags: ["devices"], security: basicAuth, querystring: ListDevicesQuery, response: { 200: DeviceList, ...errors } } },
+      {
+        schema: {
+          tags: ["devices"],
+          security: basicAuth,
+          querystring: ListDevicesQuery,
+          response: { 200: DeviceList, ...errors },
+        },
+      },
       async (request) => {
         const principal = operator(request);
         const limit = request.query.limit ?? 100;
@@ -196,7 +214,14 @@ export class ApiServer {
 
     app.delete<{ Params: { uuid: string } }>(
       "/api/v1/devices/:uuid",
-      { schema: { tags: ["devices"], security: basicAuth, params: UuidParams, response: { 204: Type.Null(), ...errors } } },
+      {
+        schema: {
+          tags: ["devices"],
+          security: basicAuth,
+          params: UuidParams,
+          response: { 204: Type.Null(), ...errors },
+        },
+      },
       async (request, reply) => {
         const principal = operator(request);
         requireWrite(principal);

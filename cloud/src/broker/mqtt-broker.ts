@@ -1,8 +1,8 @@
 import type { AddressInfo } from "node:net";
-import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
-import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
+import tls from "node:tls";
 import { type ErrorCode, FieldgateError } from "@fieldgate/shared";
+import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
 import type { Logger } from "pino";
 import type { DeviceIngest } from "../ingest/device-ingest.js";
 import type { DeviceRegistry } from "../registry/device-registry.js";
@@ -127,20 +127,36 @@ export class MqttBroker {
     };
     const socket = client.conn as TLSSocket;
     if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) {
-      return refuse("CERT_UNKNOWN", "no verified client certificate");
+      refuse("CERT_UNKNOWN", "no verified client certificate");
+      return;
     }
     const peer = socket.getPeerCertificate();
     const cn = typeof peer.subject?.CN === "string" ? peer.subject.CN : "";
     const device = this.registry.findByUuid(cn);
-    if (!device) return refuse("CERT_UNKNOWN", "certificate names no registered device");
+    if (!device) {
+      refuse("CERT_UNKNOWN", "certificate names no registered device");
+      return;
+    }
     const current = this.registry.currentCertificate(device.id);
     if (!current || current.serial !== peer.serialNumber.toUpperCase()) {
-      if (device) this.ingest.recordEvent(device.id, "CERT_REVOKED", "warning", "connection refused: certificate revoked or superseded");
-      return refuse("CERT_REVOKED", "certificate is revoked or superseded");
+      this.ingest.recordEvent(
+        device.id,
+        "CERT_REVOKED",
+        "warning",
+        "connection refused: certificate revoked or superseded",
+      );
+      refuse("CERT_REVOKED", "certificate is revoked or superseded");
+      return;
     }
     if (client.id !== device.uuid) {
-      this.ingest.recordEvent(device.id, "CLIENT_ID_MISMATCH", "warning", "connection refused: client id differs from the certificate's uuid");
-      return refuse("CLIENT_ID_MISMATCH", "client id differs from the certificate's uuid");
+      this.ingest.recordEvent(
+        device.id,
+        "CLIENT_ID_MISMATCH",
+        "warning",
+        "connection refused: client id differs from the certificate's uuid",
+      );
+      refuse("CLIENT_ID_MISMATCH", "client id differs from the certificate's uuid");
+      return;
     }
     this.sessions.set(client, { deviceId: device.id, uuid: device.uuid, serial: current.serial });
     done(null, true);
@@ -154,11 +170,22 @@ export class MqttBroker {
   ): void {
     // A null client is aedes re-publishing a will after a restart; there is none here (memory persistence).
     const session = client ? this.sessions.get(client) : undefined;
-    if (!session) return done(new FieldgateError("CERT_UNKNOWN", "no authenticated session"));
+    if (!session) {
+      done(new FieldgateError("CERT_UNKNOWN", "no authenticated session"));
+      return;
+    }
     const decision = authorizeDevicePublish(session.uuid, topic);
     if (!decision.allowed) {
-      this.ingest.recordEvent(session.deviceId, decision.code, "warning", `publish refused: ${decision.reason}`, undefined, topic);
-      return done(new FieldgateError(decision.code, decision.reason));
+      this.ingest.recordEvent(
+        session.deviceId,
+        decision.code,
+        "warning",
+        `publish refused: ${decision.reason}`,
+        undefined,
+        topic,
+      );
+      done(new FieldgateError(decision.code, decision.reason));
+      return;
     }
     // aedes writes the QoS 1 PUBACK after this hook but before `published` runs
     // (lib/handlers/publish.js), so storing here is what makes a PUBACK mean "stored".
@@ -181,10 +208,18 @@ export class MqttBroker {
     const decision = session ? authorizeDeviceSubscribe(session.uuid, sub.topic) : undefined;
     if (!session || !decision?.allowed) {
       if (session && decision && !decision.allowed) {
-        this.ingest.recordEvent(session.deviceId, decision.code, "warning", `subscribe refused: ${decision.reason}`, undefined, sub.topic);
+        this.ingest.recordEvent(
+          session.deviceId,
+          decision.code,
+          "warning",
+          `subscribe refused: ${decision.reason}`,
+          undefined,
+          sub.topic,
+        );
       }
       // A refused filter gets SUBACK 0x80 [MQTT-3.9.3-2]; the connection stays up.
-      return done(null, null);
+      done(null, null);
+      return;
     }
     done(null, sub);
   }

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import https from "node:https";
 import { type ErrorCode, FieldgateError, isErrorCode } from "@fieldgate/shared";
-import { dataFiles, type RuntimeInfo } from "../cloud.js";
+import { dataFiles, type RuntimeInfo } from "../config/data-files.js";
 
 export interface ConnectionOptions {
   url?: string;
@@ -30,8 +30,9 @@ export class ApiClient {
         "url",
       );
     }
-    const credential = options.credential ?? env.FIELDGATE_CREDENTIAL ?? (local ? `${local.credentialId}:${local.secret}` : undefined);
-    if (!credential || !credential.includes(":")) {
+    const credential =
+      options.credential ?? env.FIELDGATE_CREDENTIAL ?? (local ? `${local.credentialId}:${local.secret}` : undefined);
+    if (!credential?.includes(":")) {
       throw new FieldgateError(
         "AUTH_REQUIRED",
         `no API credential: pass --credential id:secret, set FIELDGATE_CREDENTIAL, or run on the cloud host (no ${files.adminCredential})`,
@@ -75,7 +76,8 @@ export class ApiClient {
             const text = Buffer.concat(chunks).toString("utf8");
             const json = text ? safeJson(text) : undefined;
             if ((res.statusCode ?? 500) >= 400) {
-              const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
+              const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)
+                ?.error;
               const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
               reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
               return;

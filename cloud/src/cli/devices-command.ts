@@ -21,7 +21,10 @@ interface OutputOptions extends ConnectionOptions {
 export function withConnection(command: Command): Command {
   return command
     .option("--url <url>", "cloud API URL (env FIELDGATE_URL; default: the cloud running on this host)")
-    .option("--credential <id:secret>", "API credential (env FIELDGATE_CREDENTIAL; default: <data-dir>/admin-credential.json)")
+    .option(
+      "--credential <id:secret>",
+      "API credential (env FIELDGATE_CREDENTIAL; default: <data-dir>/admin-credential.json)",
+    )
     .option("--ca-file <file>", "CA certificate to trust (env FIELDGATE_CA_FILE; default: <data-dir>/pki/ca.crt)")
     .option("--data-dir <dir>", "the local cloud's data directory (env FIELDGATE_DATA_DIR; default ./data)")
     .option("--json", "print JSON instead of tables");
@@ -42,19 +45,25 @@ export function devicesCommand(print: (text: string) => void): Command {
       .option("--comment <text>")
       .option("--tag <tag...>", "tags (repeatable)")
       .option("--factory-key-file <file>", "the device's factory identity public key (PEM)"),
-  ).action(async (uuid: string, opts: { name?: string; location?: string; comment?: string; tag?: string[]; factoryKeyFile?: string }, cmd: Command) => {
-    const body = {
-      uuid,
-      name: opts.name,
-      location: opts.location,
-      comment: opts.comment,
-      tags: opts.tag,
-      factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
-    };
-    const result = await client(cmd).request<DeviceWithToken>("POST", "/api/v1/devices", body);
-    if (json(cmd)) return print(JSON.stringify(result, null, 2));
-    print(tokenText(result, "registered"));
-  });
+  ).action(
+    async (
+      uuid: string,
+      opts: { name?: string; location?: string; comment?: string; tag?: string[]; factoryKeyFile?: string },
+      cmd: Command,
+    ) => {
+      const body = {
+        uuid,
+        name: opts.name,
+        location: opts.location,
+        comment: opts.comment,
+        tags: opts.tag,
+        factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
+      };
+      const result = await client(cmd).request<DeviceWithToken>("POST", "/api/v1/devices", body);
+      if (json(cmd)) return print(JSON.stringify(result, null, 2));
+      print(tokenText(result, "registered"));
+    },
+  );
 
   withConnection(
     devices
@@ -117,17 +126,23 @@ export function devicesCommand(print: (text: string) => void): Command {
       .option("--comment <text>")
       .option("--tag <tag...>", "replace the tags")
       .option("--factory-key-file <file>", "replace the factory identity public key"),
-  ).action(async (uuid: string, opts: { name?: string; location?: string; comment?: string; tag?: string[]; factoryKeyFile?: string }, cmd: Command) => {
-    const body = {
-      name: opts.name,
-      location: opts.location,
-      comment: opts.comment,
-      tags: opts.tag,
-      factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
-    };
-    const d = await client(cmd).request<Device>("PATCH", `/api/v1/devices/${encodeURIComponent(uuid)}`, body);
-    print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
-  });
+  ).action(
+    async (
+      uuid: string,
+      opts: { name?: string; location?: string; comment?: string; tag?: string[]; factoryKeyFile?: string },
+      cmd: Command,
+    ) => {
+      const body = {
+        name: opts.name,
+        location: opts.location,
+        comment: opts.comment,
+        tags: opts.tag,
+        factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
+      };
+      const d = await client(cmd).request<Device>("PATCH", `/api/v1/devices/${encodeURIComponent(uuid)}`, body);
+      print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
+    },
+  );
 
   withConnection(
     devices
@@ -135,7 +150,8 @@ export function devicesCommand(print: (text: string) => void): Command {
       .description("delete a device and all its data, irretrievably")
       .option("-y, --yes", "do not ask for confirmation"),
   ).action(async (uuid: string, opts: { yes?: boolean }, cmd: Command) => {
-    if (!opts.yes) await confirm(`Delete ${uuid} with all its telemetry, events and certificates? Type the uuid to confirm: `, uuid);
+    if (!opts.yes)
+      await confirm(`Delete ${uuid} with all its telemetry, events and certificates? Type the uuid to confirm: `, uuid);
     await client(cmd).request<void>("DELETE", `/api/v1/devices/${encodeURIComponent(uuid)}`);
     print(json(cmd) ? JSON.stringify({ deleted: uuid }) : `deleted ${uuid}`);
   });
@@ -167,12 +183,20 @@ export function devicesCommand(print: (text: string) => void): Command {
       `/api/v1/devices/${encodeURIComponent(uuid)}/telemetry?${params}`,
     );
     if (json(cmd)) return print(JSON.stringify(page, null, 2));
-    print(renderTable(["TIME", "NAME", "VALUE", "UNIT"], page.items.map((r) => [r.ts, r.name, String(r.value), r.unit ?? ""])));
+    print(
+      renderTable(
+        ["TIME", "NAME", "VALUE", "UNIT"],
+        page.items.map((r) => [r.ts, r.name, String(r.value), r.unit ?? ""]),
+      ),
+    );
     print(`${page.items.length} shown, ${page.count} stored`);
   });
 
   withConnection(
-    devices.command("events <uuid>").description("show the device's event history, newest first").option("--limit <n>", "at most this many", "50"),
+    devices
+      .command("events <uuid>")
+      .description("show the device's event history, newest first")
+      .option("--limit <n>", "at most this many", "50"),
   ).action(async (uuid: string, opts: { limit: string }, cmd: Command) => {
     const page = await client(cmd).request<DeviceEventPage>(
       "GET",

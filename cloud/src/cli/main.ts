@@ -3,12 +3,13 @@ import fs from "node:fs";
 import { FieldgateError } from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
 import { pino } from "pino";
-import { Cloud } from "../cloud.js";
 import { resolveCloudConfig } from "../config/cloud-config.js";
-import { withConnection, devicesCommand } from "./devices-command.js";
 import { ApiClient, type ConnectionOptions } from "./api-client.js";
+import { devicesCommand, withConnection } from "./devices-command.js";
 
-const version = (JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const version = (
+  JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
 /** Exit codes: 0 done, 1 the operation failed, 2 usage or configuration error. */
@@ -35,7 +36,12 @@ function buildProgram(): Command {
     .option("--host <addr>", "listen address (env FIELDGATE_HOST, default 0.0.0.0)")
     .option("--http-port <port>", "HTTPS API port (env FIELDGATE_HTTP_PORT, default 8443)")
     .option("--mqtt-port <port>", "MQTT over TLS port (env FIELDGATE_MQTT_PORT, default 8883)")
-    .option("--hostname <name>", "name or IP for the server certificate (repeatable; env FIELDGATE_HOSTNAME, comma-separated)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      "--hostname <name>",
+      "name or IP for the server certificate (repeatable; env FIELDGATE_HOSTNAME, comma-separated)",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option("--enroll-window <duration>", "enrollment window length (env FIELDGATE_ENROLL_WINDOW, default 10m)")
     .option("--cert-lifetime <duration>", "device certificate lifetime (env FIELDGATE_CERT_LIFETIME, default 90d)")
     .option("--mqtt-url <url>", "MQTT URL handed to devices (env FIELDGATE_MQTT_URL; default from the request host)")
@@ -45,8 +51,13 @@ function buildProgram(): Command {
       const logger = pino({
         level: config.logLevel,
         base: { service: "fieldgate-cloud" },
-        redact: { paths: ["req.headers.authorization", "*.secret", "*.token", "*.enrollmentToken"], censor: "[redacted]" },
+        redact: {
+          paths: ["req.headers.authorization", "*.secret", "*.token", "*.enrollmentToken"],
+          censor: "[redacted]",
+        },
       });
+      // Loaded here so that the operator commands start fast.
+      const { Cloud } = await import("../cloud.js");
       const cloud = new Cloud(config, logger, version, (text) => process.stderr.write(text));
       await cloud.start();
       let stopping = false;
@@ -64,28 +75,38 @@ function buildProgram(): Command {
   program.addCommand(devicesCommand(print));
 
   const org = new Command("org").description("organization settings");
-  withConnection(org.command("show").description("show the organization's settings")).action(async (_o: unknown, cmd: Command) => {
-    const result = await ApiClient.fromOptions(cmd.optsWithGlobals<ConnectionOptions>()).request<unknown>("GET", "/api/v1/organization");
-    print(JSON.stringify(result, null, 2));
-  });
+  withConnection(org.command("show").description("show the organization's settings")).action(
+    async (_o: unknown, cmd: Command) => {
+      const result = await ApiClient.fromOptions(cmd.optsWithGlobals<ConnectionOptions>()).request<unknown>(
+        "GET",
+        "/api/v1/organization",
+      );
+      print(JSON.stringify(result, null, 2));
+    },
+  );
   withConnection(
     org
       .command("set")
       .description("change the organization's settings")
-      .requiredOption("--uuid-only-enrollment <on|off>", "allow enrollment by uuid alone (weaker; for Proficloud compatibility)"),
+      .requiredOption(
+        "--uuid-only-enrollment <on|off>",
+        "allow enrollment by uuid alone (weaker; for Proficloud compatibility)",
+      ),
   ).action(async (opts: { uuidOnlyEnrollment: string }, cmd: Command) => {
     if (opts.uuidOnlyEnrollment !== "on" && opts.uuidOnlyEnrollment !== "off") {
       throw new FieldgateError("VALIDATION_FAILED", "expected on or off", "uuid-only-enrollment");
     }
-    const result = await ApiClient.fromOptions(cmd.optsWithGlobals<ConnectionOptions>()).request<unknown>("PATCH", "/api/v1/organization", {
-      uuidOnlyEnrollment: opts.uuidOnlyEnrollment === "on",
-    });
+    const result = await ApiClient.fromOptions(cmd.optsWithGlobals<ConnectionOptions>()).request<unknown>(
+      "PATCH",
+      "/api/v1/organization",
+      {
+        uuidOnlyEnrollment: opts.uuidOnlyEnrollment === "on",
+      },
+    );
     print(JSON.stringify(result, null, 2));
   });
   program.addCommand(org);
   return program;
 }
 
-buildProgram()
-  .parseAsync(process.argv)
-  .catch(fail);
+buildProgram().parseAsync(process.argv).catch(fail);

@@ -1,5 +1,4 @@
 import { createPublicKey, verify } from "node:crypto";
-import type Database from "better-sqlite3";
 import {
   type EnrollRequest,
   type EnrollResponse,
@@ -7,6 +6,7 @@ import {
   factoryProofMessage,
   SCHEMA_VERSION,
 } from "@fieldgate/shared";
+import type Database from "better-sqlite3";
 import { secretMatches } from "../credentials/secrets.js";
 import type { CertificateAuthority } from "../pki/certificate-authority.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
@@ -48,14 +48,17 @@ export class EnrollmentService {
       // Issuing awaited; only the request that still sees the same window may spend it.
       const sameWindow =
         current.window_expires_at === row.window_expires_at && sameBytes(current.token_hash, row.token_hash);
-      if (!sameWindow) throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
+      if (!sameWindow)
+        throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
       revoked = this.registry.revokeAll(current.id, "superseded");
       this.db
         .prepare("INSERT INTO certificates (serial, device_id, issued_at, not_after, pem) VALUES (?, ?, ?, ?, ?)")
         .run(issued.serial, current.id, this.clock(), issued.notAfter.getTime(), issued.pem);
       // A successful enrollment closes the window and spends the token.
       this.db
-        .prepare("UPDATE devices SET window_expires_at = NULL, window_failed_attempts = 0, token_hash = NULL WHERE id = ?")
+        .prepare(
+          "UPDATE devices SET window_expires_at = NULL, window_failed_attempts = 0, token_hash = NULL WHERE id = ?",
+        )
         .run(current.id);
     })();
     if (revoked > 0) this.registry.notifyRevoked(uuid, "superseded");
@@ -87,13 +90,15 @@ export class EnrollmentService {
   private checkProof(row: DeviceRow, request: EnrollRequest, csrSha256Hex: string): void {
     switch (request.method) {
       case "token": {
-        if (request.token === undefined) throw new FieldgateError("VALIDATION_FAILED", "token is required for method token", "token");
+        if (request.token === undefined)
+          throw new FieldgateError("VALIDATION_FAILED", "token is required for method token", "token");
         if (!secretMatches(request.token, row.token_hash)) this.fail(row, "ENROLL_TOKEN_INVALID", "token");
         return;
       }
       case "factory-key": {
         const proof = request.factory;
-        if (!proof) throw new FieldgateError("VALIDATION_FAILED", "factory is required for method factory-key", "factory");
+        if (!proof)
+          throw new FieldgateError("VALIDATION_FAILED", "factory is required for method factory-key", "factory");
         if (Math.abs(this.clock() - proof.timestamp) > FACTORY_PROOF_MAX_SKEW_MS) {
           throw new FieldgateError("ENROLL_STALE", undefined, "factory.timestamp");
         }
@@ -141,7 +146,9 @@ function verifyFactorySignature(publicKeyPem: string, message: string, signature
     const signature = Buffer.from(signatureB64, "base64");
     const data = Buffer.from(message, "utf8");
     // Ed25519 signs the message itself; ECDSA keys sign its SHA-256 digest (DER signature).
-    return key.asymmetricKeyType === "ed25519" ? verify(null, data, key, signature) : verify("sha256", data, key, signature);
+    return key.asymmetricKeyType === "ed25519"
+      ? verify(null, data, key, signature)
+      : verify("sha256", data, key, signature);
   } catch {
     return false;
   }

@@ -1,4 +1,3 @@
-import type Database from "better-sqlite3";
 import {
   DEVICE_PAYLOAD_SCHEMAS,
   type DeviceEvents,
@@ -11,6 +10,7 @@ import {
   type SchemaValidator,
   type TelemetryBatch,
 } from "@fieldgate/shared";
+import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { TelemetryWriter } from "./telemetry-writer.js";
 
@@ -115,13 +115,23 @@ export class DeviceIngest {
 
   private decode(source: IngestSource, topic: string, kind: DeviceTopicKind, payload: Buffer): unknown {
     if (payload.length > MAX_PAYLOAD_BYTES) {
-      return this.reject(source, topic, payload, new FieldgateError("VALIDATION_FAILED", `payload exceeds ${MAX_PAYLOAD_BYTES} bytes`, "payload"));
+      return this.reject(
+        source,
+        topic,
+        payload,
+        new FieldgateError("VALIDATION_FAILED", `payload exceeds ${MAX_PAYLOAD_BYTES} bytes`, "payload"),
+      );
     }
     let json: unknown;
     try {
       json = JSON.parse(payload.toString("utf8"));
     } catch {
-      return this.reject(source, topic, payload, new FieldgateError("PAYLOAD_MALFORMED", `payload on ${kind} is not valid JSON`));
+      return this.reject(
+        source,
+        topic,
+        payload,
+        new FieldgateError("PAYLOAD_MALFORMED", `payload on ${kind} is not valid JSON`),
+      );
     }
     try {
       return this.validator.parse(DEVICE_PAYLOAD_SCHEMAS[kindKey(kind)], json);

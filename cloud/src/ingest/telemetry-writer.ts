@@ -1,5 +1,5 @@
-import type Database from "better-sqlite3";
 import type { TelemetryBatch } from "@fieldgate/shared";
+import type Database from "better-sqlite3";
 
 interface Pending {
   deviceId: number;
@@ -39,7 +39,8 @@ export class TelemetryWriter {
       return items.map(({ deviceId, batch }) => {
         if (this.insertBatch.run(deviceId, batch.stream, batch.seq, now).changes === 0) return false;
         for (const r of batch.readings) {
-          const [value, kind] = typeof r.value === "boolean" ? [r.value ? 1 : 0, 2] : [r.value, typeof r.value === "string" ? 1 : 0];
+          const [value, kind] =
+            typeof r.value === "boolean" ? [r.value ? 1 : 0, 2] : [r.value, typeof r.value === "string" ? 1 : 0];
           this.insertReading.run(deviceId, r.ts, r.name, value, kind, r.unit ?? null, batch.stream, batch.seq);
         }
         this.bumpDevice.run(batch.readings.length, now, deviceId);

@@ -1,13 +1,12 @@
-import { createHash, randomBytes, X509Certificate, webcrypto } from "node:crypto";
+import { createHash, randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import * as x509 from "./x509.js";
 import { FieldgateError } from "@fieldgate/shared";
 import { writePublicFile, writeSecretFile } from "./secret-files.js";
+import * as x509 from "./x509.js";
 
 type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 const EC_P256 = { name: "ECDSA", namedCurve: "P-256" } as const;
 const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;
@@ -106,12 +105,17 @@ export class CertificateAuthority {
     } catch {
       ok = false;
     }
-    if (!ok) throw new FieldgateError("CSR_INVALID", "csr signature does not verify (proof of key possession failed)", "csr");
+    if (!ok)
+      throw new FieldgateError("CSR_INVALID", "csr signature does not verify (proof of key possession failed)", "csr");
     return { csr, sha256Hex: createHash("sha256").update(Buffer.from(csr.rawData)).digest("hex") };
   }
 
   /** Issues a client certificate with CN = uuid for the CSR's key, whatever subject the CSR asked for. */
-  async issueDeviceCertificate(uuid: string, csr: x509.Pkcs10CertificateRequest, now = new Date()): Promise<IssuedCertificate> {
+  async issueDeviceCertificate(
+    uuid: string,
+    csr: x509.Pkcs10CertificateRequest,
+    now = new Date(),
+  ): Promise<IssuedCertificate> {
     const { key, cert } = this.requireCa();
     const notBefore = new Date(now.getTime() - BACKDATE_MS);
     const notAfter = new Date(now.getTime() + this.deviceLifetimeMs);
@@ -224,7 +228,7 @@ export class CertificateAuthority {
 /** 128 random bits, top bit clear so the DER integer stays positive (RFC 5280 §4.1.2.2). */
 function randomSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f | 0x01;
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
   return bytes.toString("hex");
 }
 

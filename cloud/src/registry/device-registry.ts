@@ -1,4 +1,3 @@
-import type Database from "better-sqlite3";
 import {
   type CreateDeviceBody,
   type Device,
@@ -6,6 +5,7 @@ import {
   type PatchDeviceBody,
   type TelemetryPage,
 } from "@fieldgate/shared";
+import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 
 /** A device row as stored. */
@@ -118,7 +118,8 @@ export class DeviceRegistry {
   private row(orgId: number, uuid: string): DeviceRow {
     const row = this.findByUuid(uuid);
     // A device of another organization is reported exactly like a missing one.
-    if (!row || row.org_id !== orgId) throw new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, "uuid");
+    if (!row || row.org_id !== orgId)
+      throw new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, "uuid");
     return row;
   }
 
@@ -178,9 +179,7 @@ export class DeviceRegistry {
     this.db.transaction(() => {
       this.revokeAll(row.id, "reset-token");
       this.db
-        .prepare(
-          "UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?",
-        )
+        .prepare("UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?")
         .run(expiresAt, hashSecret(token), row.id);
     })();
     this.notifyRevoked(row.uuid, "reset-token");

@@ -17,12 +17,27 @@ describe("operator API", () => {
     expect(none.status).toBe(401);
     expect(none.body.error.code).toBe("AUTH_REQUIRED");
     const basic = (pair: string) => `Basic ${Buffer.from(pair).toString("base64")}`;
-    const wrong = await cloud.api<ErrorAnswer>("GET", "/api/v1/devices", undefined, basic(`${cloud.credential.id}:fgs_wrong`));
+    const wrong = await cloud.api<ErrorAnswer>(
+      "GET",
+      "/api/v1/devices",
+      undefined,
+      basic(`${cloud.credential.id}:fgs_wrong`),
+    );
     expect(wrong.status).toBe(401);
-    const unknown = await cloud.api<ErrorAnswer>("GET", "/api/v1/devices", undefined, basic(`fgc_0000:${cloud.credential.secret}`));
+    const unknown = await cloud.api<ErrorAnswer>(
+      "GET",
+      "/api/v1/devices",
+      undefined,
+      basic(`fgc_0000:${cloud.credential.secret}`),
+    );
     expect(unknown.status).toBe(401);
     expect(unknown.text).toBe(wrong.text);
-    const bearer = await cloud.api("GET", "/api/v1/devices", undefined, `Bearer ${cloud.credential.id}:${cloud.credential.secret}`);
+    const bearer = await cloud.api(
+      "GET",
+      "/api/v1/devices",
+      undefined,
+      `Bearer ${cloud.credential.id}:${cloud.credential.secret}`,
+    );
     expect(bearer.status).toBe(200);
   });
 
@@ -75,7 +90,10 @@ describe("operator API", () => {
   it("filters with q and pages with limit and offset", async () => {
     const marker = `site-${Date.now()}`;
     for (let i = 0; i < 3; i++) await registerDevice(cloud, { name: `${marker}-${i}`, location: "north" });
-    const page1 = await cloud.api<{ items: DeviceAnswer[]; total: number }>("GET", `/api/v1/devices?q=${marker}&limit=2`);
+    const page1 = await cloud.api<{ items: DeviceAnswer[]; total: number }>(
+      "GET",
+      `/api/v1/devices?q=${marker}&limit=2`,
+    );
     expect(page1.body.total).toBe(3);
     expect(page1.body.items.map((d) => d.name)).toEqual([`${marker}-0`, `${marker}-1`]);
     const page2 = await cloud.api<{ items: DeviceAnswer[] }>("GET", `/api/v1/devices?q=${marker}&limit=2&offset=2`);
@@ -108,10 +126,20 @@ describe("operator API", () => {
 
   it("serves liveness and the OpenAPI document without credentials", async () => {
     expect((await cloud.api<{ status: string }>("GET", "/api/v1/health", undefined, false)).body.status).toBe("ok");
-    const doc = await cloud.api<{ openapi: string; paths: Record<string, unknown> }>("GET", "/api/v1/openapi.json", undefined, false);
+    const doc = await cloud.api<{ openapi: string; paths: Record<string, unknown> }>(
+      "GET",
+      "/api/v1/openapi.json",
+      undefined,
+      false,
+    );
     expect(doc.body.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.body.paths)).toEqual(
-      expect.arrayContaining(["/api/v1/devices", "/api/v1/devices/{uuid}", "/api/v1/enroll", "/api/v1/devices/{uuid}/reset-token"]),
+      expect.arrayContaining([
+        "/api/v1/devices",
+        "/api/v1/devices/{uuid}",
+        "/api/v1/enroll",
+        "/api/v1/devices/{uuid}/reset-token",
+      ]),
     );
     const unknown = await cloud.api<ErrorAnswer>("GET", "/api/v1/nothing-here", undefined, false);
     expect(unknown.status).toBe(404);

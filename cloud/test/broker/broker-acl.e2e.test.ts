@@ -1,11 +1,21 @@
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, eventually, startCloud } from "../../../test/support/cloud-process.js";
-import { connectDevice, type EnrolledDevice, enrollWithToken, registerAndEnroll } from "../../../test/support/device-identity.js";
+import {
+  connectDevice,
+  type EnrolledDevice,
+  enrollWithToken,
+  registerAndEnroll,
+} from "../../../test/support/device-identity.js";
 
 const root = (uuid: string) => `fieldgate/v1/${uuid}`;
 const batch = (seq: number) =>
-  JSON.stringify({ v: 1, stream: "00112233445566778899aabbccddeeff", seq, readings: [{ name: "t", ts: Date.now(), value: seq }] });
+  JSON.stringify({
+    v: 1,
+    stream: "00112233445566778899aabbccddeeff",
+    seq,
+    readings: [{ name: "t", ts: Date.now(), value: seq }],
+  });
 
 function subscribeGranted(client: MqttClient, filter: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -58,7 +68,12 @@ describe("broker: each device stays inside its own topic root", () => {
     const online = await cloud.api<{ online: boolean; lastSeen: string | null }>("GET", `/api/v1/devices/${a.uuid}`);
     expect(online.body.online).toBe(true);
     client.end(true);
-    await eventually(async () => ((await cloud.api<{ online: boolean }>("GET", `/api/v1/devices/${a.uuid}`)).body.online ? undefined : true), 5000, "offline");
+    await eventually(
+      async () =>
+        (await cloud.api<{ online: boolean }>("GET", `/api/v1/devices/${a.uuid}`)).body.online ? undefined : true,
+      5000,
+      "offline",
+    );
   });
 
   it("refuses A's publish to B's topics, drops the connection, and stores nothing for B", async () => {

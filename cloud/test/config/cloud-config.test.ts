@@ -4,21 +4,44 @@ import { resolveCloudConfig } from "../../src/config/cloud-config.js";
 describe("cloud config", () => {
   it("applies the documented defaults", () => {
     const c = resolveCloudConfig({}, {});
-    expect(c).toMatchObject({ httpPort: 8443, mqttPort: 8883, enrollWindowMs: 600_000, host: "0.0.0.0", certLifetimeDays: 90 });
+    expect(c).toMatchObject({
+      httpPort: 8443,
+      mqttPort: 8883,
+      enrollWindowMs: 600_000,
+      host: "0.0.0.0",
+      certLifetimeDays: 90,
+    });
     expect(c.dataDir.endsWith("/data")).toBe(true);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
   it("takes FIELDGATE_* variables when a flag is absent, and flags over variables", () => {
-    const env = { FIELDGATE_HTTP_PORT: "9443", FIELDGATE_ENROLL_WINDOW: "90s", FIELDGATE_HOSTNAME: "gw.example, 10.0.0.5" };
-    expect(resolveCloudConfig({}, env)).toMatchObject({ httpPort: 9443, enrollWindowMs: 90_000, hostnames: ["gw.example", "10.0.0.5"] });
-    expect(resolveCloudConfig({ httpPort: "1234", hostname: ["a.example"] }, env)).toMatchObject({ httpPort: 1234, hostnames: ["a.example"] });
+    const env = {
+      FIELDGATE_HTTP_PORT: "9443",
+      FIELDGATE_ENROLL_WINDOW: "90s",
+      FIELDGATE_HOSTNAME: "gw.example, 10.0.0.5",
+    };
+    expect(resolveCloudConfig({}, env)).toMatchObject({
+      httpPort: 9443,
+      enrollWindowMs: 90_000,
+      hostnames: ["gw.example", "10.0.0.5"],
+    });
+    expect(resolveCloudConfig({ httpPort: "1234", hostname: ["a.example"] }, env)).toMatchObject({
+      httpPort: 1234,
+      hostnames: ["a.example"],
+    });
   });
 
   it("names the flag and the expectation on bad values", () => {
     expect(() => resolveCloudConfig({ httpPort: "http" }, {})).toThrow(/--http-port "http": expected a port number/);
-    expect(() => resolveCloudConfig({ enrollWindow: "soon" }, {})).toThrow(expect.objectContaining({ code: "CONFIG_INVALID", field: "enroll-window" }));
-    expect(() => resolveCloudConfig({ mqttUrl: "http://x" }, {})).toThrow(expect.objectContaining({ field: "mqtt-url" }));
-    expect(() => resolveCloudConfig({ hostname: ["bad name"] }, {})).toThrow(expect.objectContaining({ field: "hostname" }));
+    expect(() => resolveCloudConfig({ enrollWindow: "soon" }, {})).toThrow(
+      expect.objectContaining({ code: "CONFIG_INVALID", field: "enroll-window" }),
+    );
+    expect(() => resolveCloudConfig({ mqttUrl: "http://x" }, {})).toThrow(
+      expect.objectContaining({ field: "mqtt-url" }),
+    );
+    expect(() => resolveCloudConfig({ hostname: ["bad name"] }, {})).toThrow(
+      expect.objectContaining({ field: "hostname" }),
+    );
   });
 });

@@ -21,7 +21,8 @@ describe("enrollment inside the window", () => {
   });
   afterAll(() => cloud.stop());
 
-  const enroll = (body: Record<string, unknown>) => cloud.api<ErrorAnswer & { certificate: string }>("POST", "/api/v1/enroll", { v: 1, ...body }, false);
+  const enroll = (body: Record<string, unknown>) =>
+    cloud.api<ErrorAnswer & { certificate: string }>("POST", "/api/v1/enroll", { v: 1, ...body }, false);
 
   it("issues a certificate that verifies against the CA, with CN = uuid whatever the CSR asked", async () => {
     const { uuid, token } = await registerDevice(cloud);
@@ -37,7 +38,10 @@ describe("enrollment inside the window", () => {
     expect(subject.trim()).toBe(`subject=CN = ${uuid}`);
     expect(res.body).toMatchObject({ uuid, mqttUrl: cloud.mqttUrl.replace("localhost", "localhost") });
 
-    const show = await cloud.api<{ certificate: { serial: string }; window: { open: boolean } }>("GET", `/api/v1/devices/${uuid}`);
+    const show = await cloud.api<{ certificate: { serial: string }; window: { open: boolean } }>(
+      "GET",
+      `/api/v1/devices/${uuid}`,
+    );
     expect(show.body.window.open).toBe(false);
     expect(show.body.certificate?.serial).toMatch(/^[0-9A-F]+$/);
   });
@@ -86,7 +90,12 @@ describe("enrollment inside the window", () => {
     const res = await enroll({ uuid, method: "token", token, csr: pem });
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ code: "CSR_INVALID", field: "csr" });
-    const garbage = await enroll({ uuid, method: "token", token, csr: `-----BEGIN CERTIFICATE REQUEST-----\n${"A".repeat(80)}\n-----END CERTIFICATE REQUEST-----` });
+    const garbage = await enroll({
+      uuid,
+      method: "token",
+      token,
+      csr: `-----BEGIN CERTIFICATE REQUEST-----\n${"A".repeat(80)}\n-----END CERTIFICATE REQUEST-----`,
+    });
     expect(garbage.body.error.code).toBe("CSR_INVALID");
     await expect(enrollWithToken(cloud, uuid, token)).resolves.toMatchObject({ uuid });
   });
@@ -117,7 +126,12 @@ describe("enrollment inside the window", () => {
       expect(replay.body.error).toMatchObject({ code: "ENROLL_REPLAYED", field: "factory.nonce" });
       // A fresh proof from the same factory key works: a device self-enrolls after a reset.
       const keys2 = await makeCsr();
-      const fresh = await enroll({ uuid, method: "factory-key", csr: keys2.csrPem, factory: factoryProof(uuid, keys2, factory) });
+      const fresh = await enroll({
+        uuid,
+        method: "factory-key",
+        csr: keys2.csrPem,
+        factory: factoryProof(uuid, keys2, factory),
+      });
       expect(fresh.status).toBe(200);
     }
   });
@@ -127,10 +141,20 @@ describe("enrollment inside the window", () => {
     const intruder = factoryKeyPair();
     const { uuid } = await registerDevice(cloud, { factoryPublicKey: factory.publicPem });
     const keys = await makeCsr();
-    const wrongKey = await enroll({ uuid, method: "factory-key", csr: keys.csrPem, factory: factoryProof(uuid, keys, intruder) });
+    const wrongKey = await enroll({
+      uuid,
+      method: "factory-key",
+      csr: keys.csrPem,
+      factory: factoryProof(uuid, keys, intruder),
+    });
     expect(wrongKey.body.error).toMatchObject({ code: "ENROLL_SIGNATURE_INVALID", field: "factory.signature" });
     const otherCsr = await makeCsr();
-    const rebound = await enroll({ uuid, method: "factory-key", csr: otherCsr.csrPem, factory: factoryProof(uuid, keys, factory) });
+    const rebound = await enroll({
+      uuid,
+      method: "factory-key",
+      csr: otherCsr.csrPem,
+      factory: factoryProof(uuid, keys, factory),
+    });
     expect(rebound.body.error.code).toBe("ENROLL_SIGNATURE_INVALID");
     const stale = await enroll({
       uuid,
@@ -173,7 +197,12 @@ describe("a short enrollment window", () => {
     const { uuid, token } = await registerDevice(cloud);
     await new Promise((r) => setTimeout(r, 2300));
     const csr = (await makeCsr()).csrPem;
-    const late = await cloud.api<ErrorAnswer>("POST", "/api/v1/enroll", { v: 1, uuid, method: "token", token, csr }, false);
+    const late = await cloud.api<ErrorAnswer>(
+      "POST",
+      "/api/v1/enroll",
+      { v: 1, uuid, method: "token", token, csr },
+      false,
+    );
     expect(late.status).toBe(403);
     expect(late.body.error.code).toBe("ENROLL_WINDOW_CLOSED");
     const reset = await cloud.api<{ enrollmentToken: string }>("POST", `/api/v1/devices/${uuid}/reset-token`);

@@ -6,7 +6,9 @@ import { connectDevice, type EnrolledDevice, registerAndEnroll } from "../../../
 type Events = { items: { code: string; field: string | null; topic: string | null }[] };
 
 function publish(client: MqttClient, topic: string, payload: string | Buffer): Promise<void> {
-  return new Promise((resolve, reject) => client.publish(topic, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) =>
+    client.publish(topic, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+  );
 }
 
 describe("ingest: validation and idempotent storage", () => {
@@ -46,12 +48,25 @@ describe("ingest: validation and idempotent storage", () => {
     expect(page.body.count).toBe(3);
     expect(page.body.items).toHaveLength(3);
     expect(page.body.items.map((r) => [r.name, r.value])).toEqual(
-      expect.arrayContaining([["temp", 21.5], ["door", true], ["mode", "auto"]]),
+      expect.arrayContaining([
+        ["temp", 21.5],
+        ["door", true],
+        ["mode", "auto"],
+      ]),
     );
   });
 
   it("records bad JSON and schema failures on every device topic as events, and stays up", async () => {
-    const kinds = ["telemetry", "health", "logs", "state", "events", "config/reported", "presence", "jobs/job-1/status"];
+    const kinds = [
+      "telemetry",
+      "health",
+      "logs",
+      "state",
+      "events",
+      "config/reported",
+      "presence",
+      "jobs/job-1/status",
+    ];
     for (const kind of kinds) {
       await publish(client, topic(kind), "{not json");
       await publish(client, topic(kind), JSON.stringify({ v: 2 }));
@@ -63,20 +78,32 @@ describe("ingest: validation and idempotent storage", () => {
       expect(mine.find((e) => e.code === "VALIDATION_FAILED")?.field, kind).toBeTruthy();
     }
     // The same session keeps working, and data stored earlier is intact.
-    await publish(client, topic("telemetry"), JSON.stringify({ v: 1, stream, seq: 2, readings: [{ name: "temp", ts: 1, value: 1 }] }));
+    await publish(
+      client,
+      topic("telemetry"),
+      JSON.stringify({ v: 1, stream, seq: 2, readings: [{ name: "temp", ts: 1, value: 1 }] }),
+    );
     const after = await cloud.api<{ telemetryCount: number }>("GET", `/api/v1/devices/${device.uuid}`);
     expect(after.body.telemetryCount).toBe(4);
     expect((await cloud.api("GET", "/api/v1/health", undefined, false)).status).toBe(200);
   });
 
   it("refuses a message of another schema version, naming v", async () => {
-    await publish(client, topic("telemetry"), JSON.stringify({ v: 2, stream, seq: 9, readings: [{ name: "x", ts: 1, value: 1 }] }));
+    await publish(
+      client,
+      topic("telemetry"),
+      JSON.stringify({ v: 2, stream, seq: 9, readings: [{ name: "x", ts: 1, value: 1 }] }),
+    );
     const events = await cloud.api<Events>("GET", `/api/v1/devices/${device.uuid}/events?limit=1`);
     expect(events.body.items[0]).toMatchObject({ code: "VALIDATION_FAILED", field: "v" });
   });
 
   it("names the failing field of a reading", async () => {
-    await publish(client, topic("telemetry"), JSON.stringify({ v: 1, stream, seq: 3, readings: [{ name: "x", ts: 1, value: { nested: 1 } }] }));
+    await publish(
+      client,
+      topic("telemetry"),
+      JSON.stringify({ v: 1, stream, seq: 3, readings: [{ name: "x", ts: 1, value: { nested: 1 } }] }),
+    );
     const events = await cloud.api<Events>("GET", `/api/v1/devices/${device.uuid}/events?limit=1`);
     expect(events.body.items[0]).toMatchObject({ code: "VALIDATION_FAILED", field: "readings[0].value" });
   });
