@@ -101,6 +101,8 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
     .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`)
     .action(async (opts: { config?: string }) => {
       let agent: Agent;
+      // Listen before starting, so a stop that arrives during start-up is still a clean one.
+      const stopRequested = (io.waitForStop ?? defaultWaitForStop)();
       try {
         const file = opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG;
         const { config, warnings } = loadConfig({ file, env: io.env });
@@ -112,7 +114,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
         fail(err);
         return;
       }
-      const signal = await (io.waitForStop ?? defaultWaitForStop)();
+      const signal = await stopRequested;
       io.err(`received ${signal}, stopping`);
       await agent.stop();
     });

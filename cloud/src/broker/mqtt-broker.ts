@@ -99,9 +99,11 @@ export class MqttBroker {
 
   async stop(): Promise<void> {
     const server = this.server;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Stop accepting first; the listener closes only once live connections end, and aedes ends them.
+    const listenerClosed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     const aedes = this.aedes;
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await listenerClosed;
     this.presence.stop();
   }
 
