@@ -37,33 +37,19 @@ export function devicesCommand(print: (text: string) => void): Command {
   const json = (cmd: Command) => cmd.optsWithGlobals<OutputOptions>().json === true;
 
   withConnection(
-    devices
-      .command("add <uuid>")
-      .description("register a device and open its enrollment window; prints the one-time token")
-      .option("--name <name>")
-      .option("--location <text>")
-      .option("--comment <text>")
-      .option("--tag <tag...>", "tags (repeatable)")
-      .option("--factory-key-file <file>", "the device's factory identity public key (PEM)"),
-  ).action(
-    async (
-      uuid: string,
-      opts: { name?: string; location?: string; comment?: string; tag?: string[]; factoryKeyFile?: string },
-      cmd: Command,
-    ) => {
-      const body = {
-        uuid,
-        name: opts.name,
-        location: opts.location,
-        comment: opts.comment,
-        tags: opts.tag,
-        factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
-      };
-      const result = await client(cmd).request<DeviceWithToken>("POST", "/api/v1/devices", body);
-      if (json(cmd)) return print(JSON.stringify(result, null, 2));
-      print(tokenText(result, "registered"));
-    },
-  );
+    withDeviceFields(
+      devices
+        .command("add <uuid>")
+        .description("register a device and open its enrollment window; prints the one-time token"),
+    ),
+  ).action(async (uuid: string, opts: DeviceFieldOptions, cmd: Command) => {
+    const result = await client(cmd).request<DeviceWithToken>("POST", "/api/v1/devices", {
+      uuid,
+      ...deviceFields(opts),
+    });
+    if (json(cmd)) return print(JSON.stringify(result, null, 2));
+    print(tokenText(result, "registered"));
+  });
 
   withConnection(
     devices
@@ -118,31 +104,15 @@ export function devicesCommand(print: (text: string) => void): Command {
   );
 
   withConnection(
-    devices
-      .command("edit <uuid>")
-      .description("edit a device's name, location, comment or tags")
-      .option("--name <name>")
-      .option("--location <text>")
-      .option("--comment <text>")
-      .option("--tag <tag...>", "replace the tags")
-      .option("--factory-key-file <file>", "replace the factory identity public key"),
-  ).action(
-    async (
-      uuid: string,
-      opts: { name?: string; location?: string; comment?: string; tag?: string[]; factoryKeyFile?: string },
-      cmd: Command,
-    ) => {
-      const body = {
-        name: opts.name,
-        location: opts.location,
-        comment: opts.comment,
-        tags: opts.tag,
-        factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
-      };
-      const d = await client(cmd).request<Device>("PATCH", `/api/v1/devices/${encodeURIComponent(uuid)}`, body);
-      print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
-    },
-  );
+    withDeviceFields(devices.command("edit <uuid>").description("edit a device's fields; the uuid cannot change")),
+  ).action(async (uuid: string, opts: DeviceFieldOptions, cmd: Command) => {
+    const d = await client(cmd).request<Device>(
+      "PATCH",
+      `/api/v1/devices/${encodeURIComponent(uuid)}`,
+      deviceFields(opts),
+    );
+    print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
+  });
 
   withConnection(
     devices
@@ -212,6 +182,34 @@ export function devicesCommand(print: (text: string) => void): Command {
   });
 
   return devices;
+}
+
+interface DeviceFieldOptions {
+  name?: string;
+  location?: string;
+  comment?: string;
+  tag?: string[];
+  factoryKeyFile?: string;
+}
+
+/** The editable device fields, shared by `add` and `edit`. */
+function withDeviceFields(command: Command): Command {
+  return command
+    .option("--name <name>")
+    .option("--location <text>")
+    .option("--comment <text>")
+    .option("--tag <tag...>", "tags (repeatable); on edit, replaces the tags")
+    .option("--factory-key-file <file>", "the device's factory identity public key (PEM)");
+}
+
+function deviceFields(opts: DeviceFieldOptions) {
+  return {
+    name: opts.name,
+    location: opts.location,
+    comment: opts.comment,
+    tags: opts.tag,
+    factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
+  };
 }
 
 function tokenText(result: DeviceWithToken, verb: string): string {

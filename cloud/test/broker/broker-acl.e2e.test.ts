@@ -122,6 +122,15 @@ describe("broker: each device stays inside its own topic root", () => {
     expect(again.connected).toBe(true);
   });
 
+  it("drops the live session of a deleted device and refuses its certificate", async () => {
+    const device = await registerAndEnroll(cloud);
+    const client = await connect(device);
+    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+    expect((await cloud.api("DELETE", `/api/v1/devices/${device.uuid}`)).status).toBe(204);
+    await closed;
+    await expect(connectDevice(cloud, device, device.uuid)).rejects.toThrow(/Not authorized|closed/i);
+  });
+
   it("refuses a certificate not signed by the CA at the TLS handshake", async () => {
     const other = await startCloud();
     try {
