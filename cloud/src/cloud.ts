@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { SchemaValidator } from "@fieldgate/shared";
+import { FieldgateError, SchemaValidator } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import { ApiServer } from "./api/api-server.js";
@@ -60,7 +60,9 @@ export class Cloud {
       ingest,
       this.logger.child({ component: "broker" }),
     );
-    const mqttPort = await this.broker.start();
+    const mqttPort = await this.broker.start().catch((err: Error) => {
+      throw listenError(err, "mqtt-port", this.config.mqttPort);
+    });
     this.api = new ApiServer(
       {
         host: this.config.host,
@@ -73,7 +75,9 @@ export class Cloud {
       { registry, enrollment: new EnrollmentService(db, registry, ca), credentials },
       this.logger.child({ component: "api" }),
     );
-    const httpPort = await this.api.start();
+    const httpPort = await this.api.start().catch((err: Error) => {
+      throw listenError(err, "http-port", this.config.httpPort);
+    });
     const runtime: RuntimeInfo = {
       pid: process.pid,
       url: `https://localhost:${httpPort}`,
@@ -108,4 +112,20 @@ export class Cloud {
     fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
     this.logger.info("cloud stopped");
   }
+}
+
+/** Turns a listen failure into an error that names the flag to change. */
+function listenError(err: Error, flag: string, port: number): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE")
+    return new FieldgateError("CONFIG_INVALID", `port ${port} is already in use; pick another with --${flag}`, flag);
+  if (code === "EACCES")
+    return new FieldgateError(
+      "CONFIG_INVALID",
+      `no permission to listen on port ${port}; use a port above 1023 or grant the capability`,
+      flag,
+    );
+  if (code === "EADDRNOTAVAIL")
+    return new FieldgateError("CONFIG_INVALID", `the listen address is not on this host (--host)`, "host");
+  return err;
 }

@@ -1,10 +1,11 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { startCloud, tempDir } from "../../../test/support/cloud-process.js";
 import { registerAndEnroll } from "../../../test/support/device-identity.js";
 
+const cloudMain = path.resolve(import.meta.dirname, "../../dist/cli/main.js");
 const mode = (file: string) => fs.statSync(file).mode & 0o777;
 
 describe("first start and later starts", () => {
@@ -44,6 +45,26 @@ describe("first start and later starts", () => {
       expect(show.body.certificate.serial).toBe(device.serial);
     } finally {
       await second.stop();
+    }
+  });
+
+  it("names the flag when a port is already taken", async () => {
+    const taken = await startCloud();
+    try {
+      const result = spawnSync(
+        process.execPath,
+        [cloudMain, "serve", "--host", "127.0.0.1", "--http-port", "0", "--mqtt-port", String(taken.mqttPort)],
+        {
+          env: { ...process.env, FIELDGATE_DATA_DIR: tempDir("taken") },
+          encoding: "utf8",
+        },
+      );
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain(
+        `error CONFIG_INVALID: port ${taken.mqttPort} is already in use; pick another with --mqtt-port`,
+      );
+    } finally {
+      await taken.stop();
     }
   });
 
