@@ -2,18 +2,22 @@ import fs from "node:fs";
 import { FieldgateError, SchemaValidator } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
+import { AccessPolicy } from "./access/access-policy.js";
 import { ApiServer } from "./api/api-server.js";
 import { MqttBroker } from "./broker/mqtt-broker.js";
 import type { CloudConfig } from "./config/cloud-config.js";
 import { dataFiles, type RuntimeInfo } from "./config/data-files.js";
 import { ApiCredentials } from "./credentials/api-credentials.js";
+import { DeviceTypes } from "./device-types/device-types.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
+import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
 import { openDatabase } from "./storage/database.js";
+import { UserDirectory } from "./users/user-directory.js";
 
 /** The cloud's composition root: wires storage, CA, registry, enrollment, broker and API. */
 export class Cloud {
@@ -34,7 +38,8 @@ export class Cloud {
     fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
     const db = openDatabase(files.database);
     this.db = db;
-    const registry = new DeviceRegistry(db, this.config.enrollWindowMs);
+    const groups = new GroupTree(db);
+    const registry = new DeviceRegistry(db, groups, this.config.enrollWindowMs);
     const orgId = registry.ensureDefaultOrganization();
     const ca = new CertificateAuthority({
       dir: files.pkiDir,
@@ -46,7 +51,8 @@ export class Cloud {
     if (pki.serverReissued) this.logger.info({ names: this.config.hostnames }, "issued the server certificate");
 
     const credentials = new ApiCredentials(db);
-    const firstAdmin = credentials.count() === 0 ? credentials.create(orgId, "admin", "admin") : undefined;
+    const firstAdmin =
+      credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
 
     const validator = new SchemaValidator();
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger);
@@ -64,15 +70,19 @@ export class Cloud {
       throw listenError(err, "mqtt-port", this.config.mqttPort);
     });
     this.api = new ApiServer(
+      { host: this.config.host, port: this.config.httpPort, tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem() } },
       {
-        host: this.config.host,
-        port: this.config.httpPort,
-        tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem() },
+        registry,
+        enrollment: new EnrollmentService(db, registry, ca),
+        credentials,
+        users: new UserDirectory(db),
+        groups,
+        types: new DeviceTypes(db),
+        policy: new AccessPolicy(),
+        version: this.version,
         mqttPort: () => mqttPort,
         mqttUrl: this.config.mqttUrl,
-        version: this.version,
       },
-      { registry, enrollment: new EnrollmentService(db, registry, ca), credentials },
       this.logger.child({ component: "api" }),
     );
     const httpPort = await this.api.start().catch((err: Error) => {

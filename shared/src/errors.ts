@@ -11,6 +11,25 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, message: "No such route" },
   DEVICE_NOT_FOUND: { status: 404, message: "No device with this uuid" },
   DEVICE_EXISTS: { status: 409, message: "A device with this uuid is already registered" },
+  DEVICE_OWNED_ELSEWHERE: { status: 409, message: "This uuid belongs to another organization" },
+  GROUP_NOT_FOUND: { status: 404, message: "No such group" },
+  GROUP_EXISTS: { status: 409, message: "A sibling group already has this name" },
+  GROUP_NOT_EMPTY: {
+    status: 409,
+    message: "The group holds devices or sub-groups; delete them first or use --recursive",
+  },
+  GROUP_MOVE_INVALID: {
+    status: 400,
+    message: "A group cannot move under itself or its own subtree, and the root cannot move",
+  },
+  TYPE_NOT_FOUND: { status: 404, message: "No such device type" },
+  TYPE_EXISTS: { status: 409, message: "A device type with this name already exists" },
+  TYPE_IN_USE: { status: 409, message: "Devices still use this device type" },
+  USER_NOT_FOUND: { status: 404, message: "No such user" },
+  USER_EXISTS: { status: 409, message: "A user with this email already exists" },
+  CREDENTIAL_NOT_FOUND: { status: 404, message: "No such API credential" },
+  LOGIN_FAILED: { status: 401, message: "Wrong email or password" },
+  LOGIN_LOCKED: { status: 429, message: "Too many failed logins; try again later" },
   ENROLL_WINDOW_CLOSED: {
     status: 403,
     message:

@@ -1,5 +1,6 @@
 export * from "./duration.js";
 export * from "./errors.js";
+export * from "./fleet-schemas.js";
 export * from "./schemas.js";
 export * from "./topics.js";
 export * from "./validation.js";

@@ -204,6 +204,14 @@ const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A
   maxItems: 32,
   uniqueItems: true,
 });
+/** A group: its numeric id, or its name path below the root ("plant-a/line-1"). */
+export const GroupRef = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1, maxLength: 512 })], {
+  description: "group id, or name path like plant-a/line-1",
+});
+/** A device type: its numeric id or its name. */
+export const TypeRef = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1, maxLength: 128 })], {
+  description: "device type id or name",
+});
 const FactoryPublicKey = Type.String({
   minLength: 64,
   maxLength: 4096,
@@ -218,6 +226,8 @@ export const CreateDeviceBody = Type.Object(
     comment: Type.Optional(Type.String({ maxLength: 1024 })),
     tags: Type.Optional(Tags),
     factoryPublicKey: Type.Optional(FactoryPublicKey),
+    group: Type.Optional(GroupRef),
+    type: Type.Optional(TypeRef),
   },
   { additionalProperties: false },
 );
@@ -230,6 +240,8 @@ export const PatchDeviceBody = Type.Object(
     comment: Type.Optional(Type.String({ maxLength: 1024 })),
     tags: Type.Optional(Tags),
     factoryPublicKey: Type.Optional(Type.Union([FactoryPublicKey, Type.Null()])),
+    group: Type.Optional(GroupRef),
+    type: Type.Optional(Type.Union([TypeRef, Type.Null()])),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -244,6 +256,10 @@ export const WindowState = Type.Object({
 export const Device = Type.Object({
   uuid: Uuid,
   organization: Type.String(),
+  group: Type.Object({ id: Type.Integer(), fullName: Type.String() }),
+  type: Type.Union([Type.Object({ id: Type.Integer(), name: Type.String() }), Type.Null()]),
+  firmwareVersion: Type.Union([Type.String(), Type.Null()]),
+  health: Type.Union([Type.String(), Type.Null()]),
   name: Type.String(),
   location: Type.String(),
   comment: Type.String(),

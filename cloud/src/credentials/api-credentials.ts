@@ -1,36 +1,51 @@
 import { randomBytes } from "node:crypto";
+import { FieldgateError } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import type { Role } from "../access/roles.js";
 import { hashSecret, newSecret, secretMatches } from "./secrets.js";
 
-export type Role = "admin" | "viewer";
-
-/** The identity behind an authenticated API request. */
-export interface Principal {
-  credentialId: string;
+/** An API credential as stored, joined with its group's path. */
+export interface CredentialRecord {
+  id: string;
   orgId: number;
+  groupId: number;
+  groupPath: string;
+  name: string;
   role: Role;
+  createdAt: number;
+  lastUsedAt: number | null;
 }
 
 interface CredentialRow {
   id: string;
   org_id: number;
+  group_id: number;
+  path: string;
+  name: string;
   role: Role;
   secret_hash: Buffer;
+  created_at: number;
   last_used_at: number | null;
 }
 
-/** API credentials: an id and a secret shown once, stored as a hash and compared in constant time. */
+/**
+ * API credentials, each scoped to one group with one role (as Sigfox's per-group "API access").
+ * The secret is shown once, stored as a hash, and compared in constant time.
+ */
 export class ApiCredentials {
-  constructor(private readonly db: Database.Database) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
-  create(orgId: number, name: string, role: Role): { id: string; secret: string } {
+  create(orgId: number, groupId: number, name: string, role: Role): { id: string; secret: string } {
     const id = `fgc_${randomBytes(8).toString("hex")}`;
     const secret = newSecret("fgs_");
     this.db
       .prepare(
-        "INSERT INTO api_credentials (id, org_id, name, role, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_credentials (id, org_id, group_id, name, role, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       )
-      .run(id, orgId, name, role, hashSecret(secret), Date.now());
+      .run(id, orgId, groupId, name, role, hashSecret(secret), this.clock());
     return { id, secret };
   }
 
@@ -38,16 +53,65 @@ export class ApiCredentials {
     return (this.db.prepare("SELECT count(*) AS n FROM api_credentials").get() as { n: number }).n;
   }
 
-  /** Returns the principal for a matching id and secret, or undefined. Unknown ids cost the same as wrong secrets. */
-  authenticate(id: string, secret: string, now = Date.now()): Principal | undefined {
-    const row = this.db
-      .prepare("SELECT id, org_id, role, secret_hash, last_used_at FROM api_credentials WHERE id = ?")
-      .get(id) as CredentialRow | undefined;
+  /** Returns the credential for a matching id and secret. Unknown ids cost the same as wrong secrets. */
+  authenticate(id: string, secret: string): CredentialRecord | undefined {
+    const row = this.row(id);
     if (!secretMatches(secret, row?.secret_hash) || !row) return undefined;
+    const now = this.clock();
     // Last use is for audits; a minute's precision spares a write per request.
     if (row.last_used_at === null || now - row.last_used_at > 60_000) {
       this.db.prepare("UPDATE api_credentials SET last_used_at = ? WHERE id = ?").run(now, row.id);
     }
-    return { credentialId: row.id, orgId: row.org_id, role: row.role };
+    return toRecord(row);
   }
+
+  /** The credential, or CREDENTIAL_NOT_FOUND (also for another organization's). */
+  get(orgId: number, id: string): CredentialRecord {
+    const row = this.row(id);
+    if (!row || row.org_id !== orgId) throw new FieldgateError("CREDENTIAL_NOT_FOUND", `no credential ${id}`, "id");
+    return toRecord(row);
+  }
+
+  list(orgId: number, scope: { clause: string; params: string[] }): CredentialRecord[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT c.*, g.path FROM api_credentials c JOIN groups g ON g.id = c.group_id
+           WHERE c.org_id = ? AND ${scope.clause} ORDER BY c.created_at, c.id`,
+        )
+        .all(orgId, ...scope.params) as CredentialRow[]
+    ).map(toRecord);
+  }
+
+  /** A new secret; the old one stops working at once. */
+  regenerate(orgId: number, id: string): { id: string; secret: string } {
+    this.get(orgId, id);
+    const secret = newSecret("fgs_");
+    this.db.prepare("UPDATE api_credentials SET secret_hash = ? WHERE id = ?").run(hashSecret(secret), id);
+    return { id, secret };
+  }
+
+  delete(orgId: number, id: string): void {
+    this.get(orgId, id);
+    this.db.prepare("DELETE FROM api_credentials WHERE id = ?").run(id);
+  }
+
+  private row(id: string): CredentialRow | undefined {
+    return this.db
+      .prepare("SELECT c.*, g.path FROM api_credentials c JOIN groups g ON g.id = c.group_id WHERE c.id = ?")
+      .get(id) as CredentialRow | undefined;
+  }
+}
+
+function toRecord(row: CredentialRow): CredentialRecord {
+  return {
+    id: row.id,
+    orgId: row.org_id,
+    groupId: row.group_id,
+    groupPath: row.path,
+    name: row.name,
+    role: row.role,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  };
 }

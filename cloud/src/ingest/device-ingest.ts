@@ -1,6 +1,7 @@
 import {
   DEVICE_PAYLOAD_SCHEMAS,
   type DeviceEvents,
+  type DeviceState,
   type DeviceTopicKind,
   type ErrorCode,
   FieldgateError,
@@ -34,6 +35,8 @@ export class DeviceIngest {
   private readonly insertDeadLetter: Database.Statement;
   private readonly insertLog: Database.Statement;
   private readonly upsertState: Database.Statement;
+  private readonly setHealth: Database.Statement;
+  private readonly setFirmware: Database.Statement;
 
   constructor(
     private readonly db: Database.Database,
@@ -48,6 +51,9 @@ export class DeviceIngest {
     this.insertDeadLetter = db.prepare(
       "INSERT INTO rejected_messages (device_id, ts, topic, code, payload) VALUES (?, ?, ?, ?, ?)",
     );
+    // Copies on the device row, so lists can filter and sort by them with an index.
+    this.setHealth = db.prepare("UPDATE devices SET health = ? WHERE id = ?");
+    this.setFirmware = db.prepare("UPDATE devices SET firmware_version = ? WHERE id = ?");
     this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
     this.upsertState = db.prepare(
       `INSERT INTO device_state (device_id, health, health_json, state_json, config_reported_json, updated_at)
@@ -75,11 +81,15 @@ export class DeviceIngest {
       case "health": {
         const report = value as HealthReport;
         this.state(source, { health: report.status, healthJson: JSON.stringify(report) });
+        this.setHealth.run(report.status, source.deviceId);
         return;
       }
-      case "state":
-        this.state(source, { stateJson: JSON.stringify(value) });
+      case "state": {
+        const state = value as DeviceState;
+        this.state(source, { stateJson: JSON.stringify(state) });
+        if (state.firmwareVersion !== undefined) this.setFirmware.run(state.firmwareVersion, source.deviceId);
         return;
+      }
       case "config/reported":
         this.state(source, { configJson: JSON.stringify(value) });
         return;

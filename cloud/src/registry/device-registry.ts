@@ -7,6 +7,7 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
+import type { GroupTree } from "../groups/group-tree.js";
 
 /** A device row as stored. */
 export interface DeviceRow {
@@ -25,6 +26,16 @@ export interface DeviceRow {
   window_expires_at: number | null;
   window_failed_attempts: number;
   token_hash: Buffer | null;
+  group_id: number;
+  type_id: number | null;
+  firmware_version: string | null;
+  health: string | null;
+}
+
+/** Where a device is filed: its group (with path and full name) and its type. */
+export interface DevicePlacement {
+  groupId: number;
+  typeId?: number | null;
 }
 
 interface CertificateRow {
@@ -48,6 +59,7 @@ export class DeviceRegistry {
 
   constructor(
     private readonly db: Database.Database,
+    private readonly groups: GroupTree,
     private readonly windowMs: number,
     private readonly clock: () => number = Date.now,
   ) {}
@@ -59,10 +71,19 @@ export class DeviceRegistry {
   ensureDefaultOrganization(): number {
     const row = this.db.prepare("SELECT id FROM organizations ORDER BY id LIMIT 1").get() as { id: number } | undefined;
     if (row) return row.id;
-    return Number(
-      this.db.prepare("INSERT INTO organizations (name, created_at) VALUES ('default', ?)").run(this.clock())
-        .lastInsertRowid,
-    );
+    return this.createOrganization("default");
+  }
+
+  /** A new tenant with its root group, named like the organization. */
+  createOrganization(name: string): number {
+    return this.db.transaction(() => {
+      const orgId = Number(
+        this.db.prepare("INSERT INTO organizations (name, created_at) VALUES (?, ?)").run(name, this.clock())
+          .lastInsertRowid,
+      );
+      this.groups.createRoot(orgId, name);
+      return orgId;
+    })();
   }
 
   organization(orgId: number): { id: number; name: string; uuidOnlyEnrollment: boolean } {
@@ -77,36 +98,43 @@ export class DeviceRegistry {
     this.db.prepare("UPDATE organizations SET uuid_only_enrollment = ? WHERE id = ?").run(enabled ? 1 : 0, orgId);
   }
 
-  /** Registers a device and opens its first enrollment window. */
-  create(orgId: number, body: CreateDeviceBody): { device: Device; window: OpenedWindow } {
+  /** Registers a device in a group and opens its first enrollment window. */
+  create(orgId: number, body: CreateDeviceBody, placement: DevicePlacement): { device: Device; window: OpenedWindow } {
     const uuid = body.uuid.toLowerCase();
     const token = newSecret("fgt_");
     const expiresAt = this.clock() + this.windowMs;
-    try {
-      this.db
-        .prepare(
-          `INSERT INTO devices (uuid, org_id, name, location, comment, tags, factory_public_key, created_at,
-             window_expires_at, window_failed_attempts, token_hash)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-        )
-        .run(
-          uuid,
-          orgId,
-          body.name ?? "",
-          body.location ?? "",
-          body.comment ?? "",
-          JSON.stringify(body.tags ?? []),
-          body.factoryPublicKey ?? null,
-          this.clock(),
-          expiresAt,
-          hashSecret(token),
+    const existing = this.findByUuid(uuid);
+    if (existing) {
+      // Another tenant's device: say only that the uuid is taken elsewhere, nothing about whom.
+      if (existing.org_id !== orgId) {
+        throw new FieldgateError(
+          "DEVICE_OWNED_ELSEWHERE",
+          `uuid ${uuid} is registered to another organization`,
+          "uuid",
         );
-    } catch (err) {
-      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {
-        throw new FieldgateError("DEVICE_EXISTS", `a device with uuid ${uuid} is already registered`, "uuid");
       }
-      throw err;
+      throw new FieldgateError("DEVICE_EXISTS", `a device with uuid ${uuid} is already registered`, "uuid");
     }
+    this.db
+      .prepare(
+        `INSERT INTO devices (uuid, org_id, group_id, type_id, name, location, comment, tags, factory_public_key, created_at,
+           window_expires_at, window_failed_attempts, token_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+      )
+      .run(
+        uuid,
+        orgId,
+        placement.groupId,
+        placement.typeId ?? null,
+        body.name ?? "",
+        body.location ?? "",
+        body.comment ?? "",
+        JSON.stringify(body.tags ?? []),
+        body.factoryPublicKey ?? null,
+        this.clock(),
+        expiresAt,
+        hashSecret(token),
+      );
     return { device: this.get(orgId, uuid), window: { token, expiresAt } };
   }
 
@@ -115,7 +143,8 @@ export class DeviceRegistry {
     return this.db.prepare("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
   }
 
-  private row(orgId: number, uuid: string): DeviceRow {
+  /** The device row in this organization, or DEVICE_NOT_FOUND. */
+  row(orgId: number, uuid: string): DeviceRow {
     const row = this.findByUuid(uuid);
     // A device of another organization is reported exactly like a missing one.
     if (!row || row.org_id !== orgId)
@@ -127,9 +156,23 @@ export class DeviceRegistry {
     return this.toApi(this.row(orgId, uuid));
   }
 
-  list(orgId: number, q: string | undefined, limit: number, offset: number): { items: Device[]; total: number } {
-    const where = ["org_id = ?"];
-    const params: (string | number)[] = [orgId];
+  /** The materialized path of the device's group, for access checks. */
+  groupPath(row: DeviceRow): string {
+    return this.groups.get(row.org_id, row.group_id).path;
+  }
+
+  list(
+    orgId: number,
+    scope: { clause: string; params: string[] },
+    q: string | undefined,
+    limit: number,
+    offset: number,
+  ): { items: Device[]; total: number } {
+    const where = [
+      "org_id = ?",
+      `group_id IN (SELECT g.id FROM groups g WHERE g.org_id = devices.org_id AND ${scope.clause})`,
+    ];
+    const params: (string | number)[] = [orgId, ...scope.params];
     if (q) {
       // A plain substring search over the fields an operator types; LIKE wildcards in q are literal.
       const like = `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -147,11 +190,11 @@ export class DeviceRegistry {
     return { items: rows.map((r) => this.toApi(r)), total };
   }
 
-  patch(orgId: number, uuid: string, body: PatchDeviceBody): Device {
+  patch(orgId: number, uuid: string, body: PatchDeviceBody, placement: Partial<DevicePlacement> = {}): Device {
     const row = this.row(orgId, uuid);
     const sets: string[] = [];
-    const params: (string | null)[] = [];
-    const assign = (column: string, value: string | null) => {
+    const params: (string | number | null)[] = [];
+    const assign = (column: string, value: string | number | null) => {
       sets.push(`${column} = ?`);
       params.push(value);
     };
@@ -160,6 +203,8 @@ export class DeviceRegistry {
     if (body.comment !== undefined) assign("comment", body.comment);
     if (body.tags !== undefined) assign("tags", JSON.stringify(body.tags));
     if (body.factoryPublicKey !== undefined) assign("factory_public_key", body.factoryPublicKey);
+    if (placement.groupId !== undefined) assign("group_id", placement.groupId);
+    if (placement.typeId !== undefined) assign("type_id", placement.typeId);
     if (sets.length > 0) this.db.prepare(`UPDATE devices SET ${sets.join(", ")} WHERE id = ?`).run(...params, row.id);
     return this.get(orgId, uuid);
   }
@@ -278,11 +323,22 @@ export class DeviceRegistry {
   toApi(row: DeviceRow): Device {
     const cert = this.currentCertificate(row.id);
     const org = this.organization(row.org_id);
+    const group = this.groups.get(row.org_id, row.group_id);
+    const type =
+      row.type_id === null
+        ? undefined
+        : (this.db.prepare("SELECT id, name FROM device_types WHERE id = ?").get(row.type_id) as
+            | { id: number; name: string }
+            | undefined);
     const now = this.clock();
     const open = row.window_expires_at !== null && row.window_expires_at > now;
     return {
       uuid: row.uuid,
       organization: org.name,
+      group: { id: group.id, fullName: this.groups.fullName(row.org_id, group.path) },
+      type: type ? { id: type.id, name: type.name } : null,
+      firmwareVersion: row.firmware_version,
+      health: row.health,
       name: row.name,
       location: row.location,
       comment: row.comment,

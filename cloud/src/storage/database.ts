@@ -115,6 +115,77 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    // Fleet management (issue #3): a group tree per organization, users with role bindings,
+    // group-scoped credentials, device types. Groups keep a materialized path ("/1/4/9/") so a
+    // subtree is one indexed prefix query.
+    sql: `
+      CREATE TABLE groups (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        parent_id INTEGER REFERENCES groups(id),
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        path TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX groups_sibling_name ON groups(org_id, coalesce(parent_id, 0), name);
+      CREATE INDEX groups_parent ON groups(parent_id);
+      INSERT INTO groups (id, org_id, parent_id, name, path, created_at)
+        SELECT id, id, NULL, name, '/' || id || '/', created_at FROM organizations;
+      -- Root groups reuse the organization's id only at migration time; later ones take fresh ids.
+      CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        email TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_login_at INTEGER,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER
+      );
+      CREATE TABLE user_roles (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        PRIMARY KEY (user_id, group_id)
+      ) WITHOUT ROWID;
+      CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      ALTER TABLE api_credentials ADD COLUMN group_id INTEGER REFERENCES groups(id);
+      UPDATE api_credentials SET group_id = (SELECT g.id FROM groups g WHERE g.org_id = api_credentials.org_id AND g.parent_id IS NULL);
+      CREATE TABLE device_types (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        group_id INTEGER NOT NULL REFERENCES groups(id),
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        keepalive_minutes INTEGER,
+        firmware_compat TEXT NOT NULL DEFAULT '',
+        default_links TEXT,
+        health_thresholds TEXT,
+        created_at INTEGER NOT NULL,
+        UNIQUE (org_id, name)
+      );
+      ALTER TABLE devices ADD COLUMN group_id INTEGER REFERENCES groups(id);
+      ALTER TABLE devices ADD COLUMN type_id INTEGER REFERENCES device_types(id);
+      ALTER TABLE devices ADD COLUMN firmware_version TEXT;
+      ALTER TABLE devices ADD COLUMN health TEXT;
+      ALTER TABLE devices ADD COLUMN keepalive_alerted_at INTEGER;
+      UPDATE devices SET group_id = (SELECT g.id FROM groups g WHERE g.org_id = devices.org_id AND g.parent_id IS NULL);
+      CREATE INDEX devices_group ON devices(group_id);
+      CREATE INDEX devices_type ON devices(type_id);
+      CREATE INDEX devices_org_name ON devices(org_id, name);
+      CREATE INDEX devices_org_last_seen ON devices(org_id, last_seen);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

@@ -1,0 +1,70 @@
+import type { Permission } from "./roles.js";
+
+/**
+ * How a route finds the group its permission is checked on:
+ * - `public`: no credential (liveness, OpenAPI, enrollment, login);
+ * - `authenticated`: any valid credential, no permission (whoami, logout);
+ * - `org`: the organization's root group (organization settings, users);
+ * - `device`, `group`, `type`, `credential`: the group of the resource named in the path;
+ * - `list`: the handler filters rows to the principal's scopes; the principal must hold the
+ *   permission somewhere.
+ * `target` names a body field holding a group the request also writes into (create in, move to).
+ */
+export type RouteScope = "public" | "authenticated" | "org" | "device" | "group" | "type" | "credential" | "list";
+
+export interface RouteRight {
+  scope: RouteScope;
+  permission?: Permission;
+  target?: "group" | "parent";
+}
+
+/** Every route under /api/v1, keyed "METHOD /path". The server refuses to start with a route missing here. */
+export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
+  "GET /api/v1/health": { scope: "public" },
+  "GET /api/v1/openapi.json": { scope: "public" },
+  "POST /api/v1/enroll": { scope: "public" },
+  "POST /api/v1/auth/login": { scope: "public" },
+  "POST /api/v1/auth/logout": { scope: "authenticated" },
+  "GET /api/v1/auth/whoami": { scope: "authenticated" },
+
+  "GET /api/v1/organization": { scope: "org", permission: "org:read" },
+  "PATCH /api/v1/organization": { scope: "org", permission: "org:write" },
+
+  "POST /api/v1/devices": { scope: "list", permission: "devices:write", target: "group" },
+  "GET /api/v1/devices": { scope: "list", permission: "devices:read" },
+  "GET /api/v1/devices/:uuid": { scope: "device", permission: "devices:read" },
+  "PATCH /api/v1/devices/:uuid": { scope: "device", permission: "devices:write", target: "group" },
+  "DELETE /api/v1/devices/:uuid": { scope: "device", permission: "devices:write" },
+  "POST /api/v1/devices/:uuid/reset-token": { scope: "device", permission: "devices:write" },
+  "GET /api/v1/devices/:uuid/telemetry": { scope: "device", permission: "devices:read" },
+  "GET /api/v1/devices/:uuid/events": { scope: "device", permission: "devices:read" },
+
+  "POST /api/v1/groups": { scope: "list", permission: "groups:write", target: "parent" },
+  "GET /api/v1/groups": { scope: "list", permission: "groups:read" },
+  "GET /api/v1/groups/:id": { scope: "group", permission: "groups:read" },
+  "PATCH /api/v1/groups/:id": { scope: "group", permission: "groups:write" },
+  "POST /api/v1/groups/:id/move": { scope: "group", permission: "groups:write", target: "parent" },
+  "DELETE /api/v1/groups/:id": { scope: "group", permission: "groups:write" },
+
+  "POST /api/v1/device-types": { scope: "list", permission: "types:write", target: "group" },
+  "GET /api/v1/device-types": { scope: "list", permission: "types:read" },
+  "GET /api/v1/device-types/:id": { scope: "type", permission: "types:read" },
+  "PATCH /api/v1/device-types/:id": { scope: "type", permission: "types:write" },
+  "DELETE /api/v1/device-types/:id": { scope: "type", permission: "types:write" },
+
+  "POST /api/v1/credentials": { scope: "list", permission: "credentials:write", target: "group" },
+  "GET /api/v1/credentials": { scope: "list", permission: "credentials:read" },
+  "GET /api/v1/credentials/:id": { scope: "credential", permission: "credentials:read" },
+  "POST /api/v1/credentials/:id/regenerate": { scope: "credential", permission: "credentials:write" },
+  "DELETE /api/v1/credentials/:id": { scope: "credential", permission: "credentials:write" },
+
+  "POST /api/v1/users": { scope: "org", permission: "users:write" },
+  "GET /api/v1/users": { scope: "org", permission: "users:read" },
+  "GET /api/v1/users/:id": { scope: "org", permission: "users:read" },
+  "PATCH /api/v1/users/:id": { scope: "org", permission: "users:write" },
+  "DELETE /api/v1/users/:id": { scope: "org", permission: "users:write" },
+};
+
+export function routeKey(method: string, url: string): string {
+  return `${method.toUpperCase()} ${url}`;
+}

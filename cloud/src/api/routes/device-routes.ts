@@ -1,0 +1,203 @@
+import {
+  CreateDeviceBody,
+  Device,
+  DeviceEventPage,
+  DeviceList,
+  DeviceWithToken,
+  ErrorResponse,
+  FieldgateError,
+  ListDevicesQuery,
+  PatchDeviceBody,
+  TelemetryPage,
+  TelemetryQuery,
+  Uuid,
+} from "@fieldgate/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import type { GroupRow } from "../../groups/group-tree.js";
+import type { OpenedWindow } from "../../registry/device-registry.js";
+import { deviceOf, operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+
+const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+
+/** Devices: registry, enrollment windows, telemetry and events. */
+export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { registry } = ctx;
+  const withToken = (device: Device, window: OpenedWindow) => ({
+    device,
+    enrollmentToken: window.token,
+    windowExpiresAt: new Date(window.expiresAt).toISOString(),
+  });
+  /** A type may be used by devices in its own group and the groups below it. */
+  const typeFor = (orgId: number, ref: string | number, group: GroupRow) => {
+    const type = ctx.types.resolve(orgId, ref);
+    if (!group.path.startsWith(type.groupPath)) {
+      throw new FieldgateError(
+        "VALIDATION_FAILED",
+        `device type ${type.name} is not defined for this group or its parents`,
+        "type",
+      );
+    }
+    return type;
+  };
+
+  app.post<{ Body: CreateDeviceBody }>(
+    "/api/v1/devices",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "Register a device in a group and open its first enrollment window",
+        security: operatorSecurity,
+        body: CreateDeviceBody,
+        response: { 201: DeviceWithToken, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const group = targetGroupOf(ctx, request, "devices:write");
+      const type = request.body.type === undefined ? undefined : typeFor(principal.orgId, request.body.type, group);
+      const { device, window } = registry.create(principal.orgId, request.body, {
+        groupId: group.id,
+        typeId: type?.id ?? null,
+      });
+      return reply.status(201).send(withToken(device, window));
+    },
+  );
+
+  app.get<{ Querystring: ListDevicesQuery }>(
+    "/api/v1/devices",
+    {
+      schema: {
+        tags: ["devices"],
+        security: operatorSecurity,
+        querystring: ListDevicesQuery,
+        response: { 200: DeviceList, ...errors },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const limit = request.query.limit ?? 100;
+      const offset = request.query.offset ?? 0;
+      const scope = ctx.policy.sqlScope(principal, "devices:read", "g.path");
+      const { items, total } = registry.list(principal.orgId, scope, request.query.q, limit, offset);
+      return { items, total, limit, offset };
+    },
+  );
+
+  app.get<{ Params: { uuid: string } }>(
+    "/api/v1/devices/:uuid",
+    {
+      schema: {
+        tags: ["devices"],
+        security: operatorSecurity,
+        params: UuidParams,
+        response: { 200: Device, ...errors },
+      },
+    },
+    async (request) => registry.toApi(deviceOf(request)),
+  );
+
+  app.patch<{ Params: { uuid: string }; Body: PatchDeviceBody }>(
+    "/api/v1/devices/:uuid",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "Edit a device, move it to another group, or change its type; the uuid cannot change",
+        security: operatorSecurity,
+        params: UuidParams,
+        body: PatchDeviceBody,
+        response: { 200: Device, ...errors },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const row = deviceOf(request);
+      const { group: _group, type: typeRef, ...fields } = request.body;
+      const group = request.targetGroup ?? ctx.groups.get(principal.orgId, row.group_id);
+      let typeId: number | null | undefined;
+      if (typeRef === null) typeId = null;
+      else if (typeRef !== undefined) typeId = typeFor(principal.orgId, typeRef, group).id;
+      else if (request.targetGroup && row.type_id !== null) {
+        // Moving keeps the type only where the type is still defined.
+        const current = ctx.types.get(principal.orgId, row.type_id);
+        if (!group.path.startsWith(current.groupPath)) typeFor(principal.orgId, current.id, group);
+      }
+      return registry.patch(principal.orgId, row.uuid, fields, {
+        ...(request.targetGroup && { groupId: group.id }),
+        ...(typeId !== undefined && { typeId }),
+      });
+    },
+  );
+
+  app.delete<{ Params: { uuid: string } }>(
+    "/api/v1/devices/:uuid",
+    {
+      schema: {
+        tags: ["devices"],
+        security: operatorSecurity,
+        params: UuidParams,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      registry.delete(principalOf(request).orgId, deviceOf(request).uuid);
+      return reply.status(204).send();
+    },
+  );
+
+  app.post<{ Params: { uuid: string } }>(
+    "/api/v1/devices/:uuid/reset-token",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "Revoke the device's certificate and open a new enrollment window",
+        security: operatorSecurity,
+        params: UuidParams,
+        response: { 200: DeviceWithToken, ...errors },
+      },
+    },
+    async (request) => {
+      const { device, window } = registry.resetToken(principalOf(request).orgId, deviceOf(request).uuid);
+      request.log.info({ uuid: device.uuid }, "token reset; certificates revoked");
+      return withToken(device, window);
+    },
+  );
+
+  app.get<{ Params: { uuid: string }; Querystring: TelemetryQuery }>(
+    "/api/v1/devices/:uuid/telemetry",
+    {
+      schema: {
+        tags: ["devices"],
+        security: operatorSecurity,
+        params: UuidParams,
+        querystring: TelemetryQuery,
+        response: { 200: TelemetryPage, ...errors },
+      },
+    },
+    async (request) => {
+      const { from, to } = request.query;
+      if (from && to && Date.parse(from) > Date.parse(to)) {
+        throw new FieldgateError("VALIDATION_FAILED", "from must not be after to", "from");
+      }
+      return registry.telemetry(principalOf(request).orgId, deviceOf(request).uuid, request.query);
+    },
+  );
+
+  app.get<{ Params: { uuid: string }; Querystring: { limit?: number } }>(
+    "/api/v1/devices/:uuid/events",
+    {
+      schema: {
+        tags: ["devices"],
+        security: operatorSecurity,
+        params: UuidParams,
+        querystring: Type.Object(
+          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: DeviceEventPage, ...errors },
+      },
+    },
+    async (request) => registry.events(principalOf(request).orgId, deviceOf(request).uuid, request.query.limit ?? 100),
+  );
+}

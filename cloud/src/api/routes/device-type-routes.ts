@@ -1,0 +1,101 @@
+import { CreateDeviceTypeBody, DeviceType, EditDeviceTypeBody, ErrorResponse, IdParams } from "@fieldgate/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import type { DeviceTypeRecord } from "../../device-types/device-types.js";
+import { groupRef, operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+
+/** Device types: keep-alive, firmware compatibility and defaults shared by devices of one kind. */
+export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { types } = ctx;
+  const view = (t: DeviceTypeRecord) => ({
+    id: t.id,
+    name: t.name,
+    description: t.description,
+    group: groupRef(ctx, t.orgId, t.groupPath),
+    keepaliveMinutes: t.keepaliveMinutes,
+    firmwareCompat: t.firmwareCompat,
+    defaultLinks: t.defaultLinks,
+    healthThresholds: t.healthThresholds,
+    createdAt: new Date(t.createdAt).toISOString(),
+    devices: t.devices,
+  });
+
+  app.post<{ Body: CreateDeviceTypeBody }>(
+    "/api/v1/device-types",
+    {
+      schema: {
+        tags: ["device-types"],
+        security: operatorSecurity,
+        body: CreateDeviceTypeBody,
+        response: { 201: DeviceType, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const group = targetGroupOf(ctx, request, "types:write");
+      const { group: _g, ...fields } = request.body;
+      return reply.status(201).send(view(types.create(principal.orgId, group.id, fields)));
+    },
+  );
+
+  app.get(
+    "/api/v1/device-types",
+    {
+      schema: {
+        tags: ["device-types"],
+        security: operatorSecurity,
+        response: { 200: Type.Object({ items: Type.Array(DeviceType) }), ...errors },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return { items: types.list(principal.orgId, ctx.policy.sqlScope(principal, "types:read", "g.path")).map(view) };
+    },
+  );
+
+  app.get<{ Params: { id: number } }>(
+    "/api/v1/device-types/:id",
+    {
+      schema: {
+        tags: ["device-types"],
+        security: operatorSecurity,
+        params: IdParams,
+        response: { 200: DeviceType, ...errors },
+      },
+    },
+    async (request) => view(types.get(principalOf(request).orgId, request.params.id)),
+  );
+
+  app.patch<{ Params: { id: number }; Body: EditDeviceTypeBody }>(
+    "/api/v1/device-types/:id",
+    {
+      schema: {
+        tags: ["device-types"],
+        security: operatorSecurity,
+        params: IdParams,
+        body: EditDeviceTypeBody,
+        response: { 200: DeviceType, ...errors },
+      },
+    },
+    async (request) => view(types.edit(principalOf(request).orgId, request.params.id, request.body)),
+  );
+
+  app.delete<{ Params: { id: number } }>(
+    "/api/v1/device-types/:id",
+    {
+      schema: {
+        tags: ["device-types"],
+        summary: "Delete a device type no device uses",
+        security: operatorSecurity,
+        params: IdParams,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      types.delete(principalOf(request).orgId, request.params.id);
+      return reply.status(204).send();
+    },
+  );
+}

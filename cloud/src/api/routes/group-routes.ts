@@ -1,0 +1,126 @@
+import {
+  CreateGroupBody,
+  DeleteGroupQuery,
+  EditGroupBody,
+  ErrorResponse,
+  Group,
+  IdParams,
+  ListGroupsQuery,
+  MoveGroupBody,
+} from "@fieldgate/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import { operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+
+/** The group tree: create, list, show, edit, move, delete. */
+export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { groups } = ctx;
+
+  app.post<{ Body: CreateGroupBody }>(
+    "/api/v1/groups",
+    {
+      schema: {
+        tags: ["groups"],
+        summary: "Create a group under a parent (default: your own group)",
+        security: operatorSecurity,
+        body: CreateGroupBody,
+        response: { 201: Group, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const parent = targetGroupOf(ctx, request, "groups:write");
+      const { name, description, timezone } = request.body;
+      const created = groups.create(principal.orgId, parent.id, { name, description, timezone });
+      return reply.status(201).send(groups.view(principal.orgId, created.id));
+    },
+  );
+
+  app.get<{ Querystring: { name?: string } }>(
+    "/api/v1/groups",
+    {
+      schema: {
+        tags: ["groups"],
+        summary: "Groups you can read, in tree order; ?name= resolves a name path",
+        security: operatorSecurity,
+        querystring: ListGroupsQuery,
+        response: { 200: Type.Object({ items: Type.Array(Group) }), ...errors },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const scope = ctx.policy.sqlScope(principal, "groups:read", "g.path");
+      const items = groups.list(principal.orgId, scope);
+      if (request.query.name === undefined) return { items };
+      const wanted = request.query.name.replace(/^\/+|\/+$/g, "");
+      return {
+        items: items.filter((g) => g.fullName === wanted || g.fullName.split("/").slice(1).join("/") === wanted),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: number } }>(
+    "/api/v1/groups/:id",
+    { schema: { tags: ["groups"], security: operatorSecurity, params: IdParams, response: { 200: Group, ...errors } } },
+    async (request) => groups.view(principalOf(request).orgId, request.params.id),
+  );
+
+  app.patch<{ Params: { id: number }; Body: EditGroupBody }>(
+    "/api/v1/groups/:id",
+    {
+      schema: {
+        tags: ["groups"],
+        security: operatorSecurity,
+        params: IdParams,
+        body: EditGroupBody,
+        response: { 200: Group, ...errors },
+      },
+    },
+    async (request) => {
+      const orgId = principalOf(request).orgId;
+      groups.edit(orgId, request.params.id, request.body);
+      return groups.view(orgId, request.params.id);
+    },
+  );
+
+  app.post<{ Params: { id: number }; Body: MoveGroupBody }>(
+    "/api/v1/groups/:id/move",
+    {
+      schema: {
+        tags: ["groups"],
+        summary: "Move a group and its subtree under another parent",
+        security: operatorSecurity,
+        params: IdParams,
+        body: MoveGroupBody,
+        response: { 200: Group, ...errors },
+      },
+    },
+    async (request) => {
+      const orgId = principalOf(request).orgId;
+      const parent = targetGroupOf(ctx, request, "groups:write");
+      groups.move(orgId, request.params.id, parent.id);
+      return groups.view(orgId, request.params.id);
+    },
+  );
+
+  app.delete<{ Params: { id: number }; Querystring: { recursive?: boolean } }>(
+    "/api/v1/groups/:id",
+    {
+      schema: {
+        tags: ["groups"],
+        summary: "Delete a group; refused while it holds devices or sub-groups unless ?recursive=true",
+        security: operatorSecurity,
+        params: IdParams,
+        querystring: DeleteGroupQuery,
+        response: { 200: Type.Object({ groups: Type.Integer(), devices: Type.Integer() }), ...errors },
+      },
+    },
+    async (request) => {
+      const deleted = groups.delete(principalOf(request).orgId, request.params.id, request.query.recursive === true);
+      for (const uuid of deleted.devices) ctx.registry.notifyRevoked(uuid, "group deleted");
+      return { groups: deleted.groups, devices: deleted.devices.length };
+    },
+  );
+}

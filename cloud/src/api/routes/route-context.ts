@@ -1,0 +1,60 @@
+import { FieldgateError } from "@fieldgate/shared";
+import type { FastifyRequest } from "fastify";
+import type { AccessPolicy, Principal } from "../../access/access-policy.js";
+import type { Permission } from "../../access/roles.js";
+import type { ApiCredentials } from "../../credentials/api-credentials.js";
+import type { DeviceTypes } from "../../device-types/device-types.js";
+import type { EnrollmentService } from "../../enrollment/enrollment-service.js";
+import type { GroupRow, GroupTree } from "../../groups/group-tree.js";
+import type { DeviceRegistry, DeviceRow } from "../../registry/device-registry.js";
+import type { UserDirectory } from "../../users/user-directory.js";
+
+/** What every route module gets: the services, the policy, and the server's own settings. */
+export interface RouteContext {
+  registry: DeviceRegistry;
+  enrollment: EnrollmentService;
+  credentials: ApiCredentials;
+  users: UserDirectory;
+  groups: GroupTree;
+  types: DeviceTypes;
+  policy: AccessPolicy;
+  version: string;
+  mqttPort: () => number;
+  mqttUrl: string | undefined;
+}
+
+export const ErrorResponseRef = "ErrorResponse";
+
+/** The authenticated principal; the access hook guarantees it on non-public routes. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new FieldgateError("AUTH_REQUIRED");
+  return request.principal;
+}
+
+export function deviceOf(request: FastifyRequest): DeviceRow {
+  if (!request.device) throw new Error("route has no device scope");
+  return request.device;
+}
+
+/**
+ * The group a create request writes into: the checked `target` body field, or else the caller's
+ * own scope (a credential scoped to a group creates there by default).
+ */
+export function targetGroupOf(ctx: RouteContext, request: FastifyRequest, permission: Permission): GroupRow {
+  if (request.targetGroup) return request.targetGroup;
+  const principal = principalOf(request);
+  const [scope] = ctx.policy.scopes(principal, permission);
+  if (!scope) throw new FieldgateError("FORBIDDEN", `this credential lacks ${permission} everywhere`);
+  const id = Number(scope.split("/").filter(Boolean).pop());
+  return ctx.groups.get(principal.orgId, id);
+}
+
+export function groupRef(ctx: RouteContext, orgId: number, path: string): { id: number; fullName: string } {
+  const id = Number(path.split("/").filter(Boolean).pop());
+  return { id, fullName: ctx.groups.fullName(orgId, path) };
+}
+
+export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** OpenAPI security of operator routes: an API credential or a session token. */
+export const operatorSecurity: { [scheme: string]: string[] }[] = [{ basicAuth: [] }, { bearerAuth: [] }];

@@ -1,0 +1,107 @@
+import { EnrollRequest, EnrollResponse, ErrorResponse, LoginBody, LoginResponse, WhoAmI } from "@fieldgate/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import type { UserRecord } from "../../users/user-directory.js";
+import { groupRef, iso, principalOf, type RouteContext } from "./route-context.js";
+
+const errors = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  403: ErrorResponse,
+  404: ErrorResponse,
+  409: ErrorResponse,
+  429: ErrorResponse,
+};
+
+/** Liveness, OpenAPI, device enrollment and operator sessions. */
+export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get(
+    "/api/v1/health",
+    {
+      schema: { tags: ["service"], response: { 200: Type.Object({ status: Type.String(), version: Type.String() }) } },
+    },
+    async () => ({ status: "ok", version: ctx.version }),
+  );
+
+  app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  app.post<{ Body: EnrollRequest }>(
+    "/api/v1/enroll",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "Enroll a device inside its window: CSR in, certificate out",
+        body: EnrollRequest,
+        response: { 200: EnrollResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const host = request.hostname.replace(/^\[|\]$/g, "");
+      const mqttHost = host.includes(":") ? `[${host}]` : host;
+      const result = await ctx.enrollment.enroll(request.body, {
+        mqttUrl: ctx.mqttUrl ?? `mqtts://${mqttHost}:${ctx.mqttPort()}`,
+        apiUrl: `https://${request.host}`,
+      });
+      request.log.info({ uuid: result.uuid, serial: result.serial, method: request.body.method }, "device enrolled");
+      return result;
+    },
+  );
+
+  app.post<{ Body: LoginBody }>(
+    "/api/v1/auth/login",
+    {
+      schema: {
+        tags: ["auth"],
+        summary: "Log in with email and password; returns a session token valid 12 hours",
+        body: LoginBody,
+        response: { 200: LoginResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const { token, expiresAt, user } = await ctx.users.login(request.body.email, request.body.password);
+      request.log.info({ userId: user.id }, "user logged in");
+      return { token, expiresAt: new Date(expiresAt).toISOString(), user: userView(ctx, user) };
+    },
+  );
+
+  app.post(
+    "/api/v1/auth/logout",
+    { schema: { tags: ["auth"], summary: "End the current session", response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const header = request.headers.authorization ?? "";
+      if (header.toLowerCase().startsWith("bearer fgu_")) ctx.users.logout(header.slice(7).trim());
+      return reply.status(204).send();
+    },
+  );
+
+  app.get(
+    "/api/v1/auth/whoami",
+    {
+      schema: {
+        tags: ["auth"],
+        summary: "Who the credential is and what it holds where",
+        response: { 200: WhoAmI, ...errors },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return {
+        kind: principal.kind,
+        id: principal.id,
+        organization: ctx.registry.organization(principal.orgId).name,
+        grants: principal.grants.map((g) => ({ group: groupRef(ctx, principal.orgId, g.path), role: g.role })),
+      };
+    },
+  );
+}
+
+export function userView(ctx: RouteContext, user: UserRecord) {
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    roles: user.roles.map((r) => ({ group: groupRef(ctx, user.orgId, r.groupPath), role: r.role })),
+    createdAt: new Date(user.createdAt).toISOString(),
+    lastLoginAt: iso(user.lastLoginAt),
+  };
+}

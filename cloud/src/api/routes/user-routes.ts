@@ -1,0 +1,92 @@
+import { CreateUserBody, EditUserBody, ErrorResponse, IdParams, User } from "@fieldgate/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Role } from "../../access/roles.js";
+import { operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+import { userView } from "./service-routes.js";
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+
+/** Users of the organization and their roles on groups. Managed by admins of the root group. */
+export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { users } = ctx;
+  const bindings = (request: FastifyRequest, roles: { group: string | number; role: string }[]) => {
+    const principal = principalOf(request);
+    return roles.map((r) => {
+      const group = ctx.groups.resolve(principal.orgId, r.group);
+      ctx.policy.requireDelegable(principal, r.role as Role, group.path);
+      return { groupId: group.id, role: r.role as Role };
+    });
+  };
+
+  app.post<{ Body: CreateUserBody }>(
+    "/api/v1/users",
+    {
+      schema: { tags: ["users"], security: operatorSecurity, body: CreateUserBody, response: { 201: User, ...errors } },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const user = await users.create(principal.orgId, {
+        ...request.body,
+        roles: bindings(request, request.body.roles),
+      });
+      return reply.status(201).send(userView(ctx, user));
+    },
+  );
+
+  app.get(
+    "/api/v1/users",
+    {
+      schema: {
+        tags: ["users"],
+        security: operatorSecurity,
+        response: { 200: Type.Object({ items: Type.Array(User) }), ...errors },
+      },
+    },
+    async (request) => ({ items: users.list(principalOf(request).orgId).map((u) => userView(ctx, u)) }),
+  );
+
+  app.get<{ Params: { id: number } }>(
+    "/api/v1/users/:id",
+    { schema: { tags: ["users"], security: operatorSecurity, params: IdParams, response: { 200: User, ...errors } } },
+    async (request) => userView(ctx, users.get(principalOf(request).orgId, request.params.id)),
+  );
+
+  app.patch<{ Params: { id: number }; Body: EditUserBody }>(
+    "/api/v1/users/:id",
+    {
+      schema: {
+        tags: ["users"],
+        summary: "Change name, password (ends the user's sessions) or roles",
+        security: operatorSecurity,
+        params: IdParams,
+        body: EditUserBody,
+        response: { 200: User, ...errors },
+      },
+    },
+    async (request) => {
+      const { roles, ...rest } = request.body;
+      const user = await users.edit(principalOf(request).orgId, request.params.id, {
+        ...rest,
+        ...(roles && { roles: bindings(request, roles) }),
+      });
+      return userView(ctx, user);
+    },
+  );
+
+  app.delete<{ Params: { id: number } }>(
+    "/api/v1/users/:id",
+    {
+      schema: {
+        tags: ["users"],
+        security: operatorSecurity,
+        params: IdParams,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      users.delete(principalOf(request).orgId, request.params.id);
+      return reply.status(204).send();
+    },
+  );
+}
