@@ -32,6 +32,13 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
 
   "POST /api/v1/devices": { scope: "list", permission: "devices:write", target: "group" },
   "GET /api/v1/devices": { scope: "list", permission: "devices:read" },
+  "GET /api/v1/devices/export": { scope: "list", permission: "devices:read" },
+  // Bulk series: every row is checked against devices:write on the groups it touches.
+  "POST /api/v1/devices/bulk/import": { scope: "list", permission: "devices:write" },
+  "POST /api/v1/devices/bulk/edit": { scope: "list", permission: "devices:write" },
+  "POST /api/v1/devices/bulk/transfer": { scope: "list", permission: "devices:write" },
+  "POST /api/v1/devices/bulk/replace": { scope: "list", permission: "devices:write" },
+  "POST /api/v1/devices/bulk/delete": { scope: "list", permission: "devices:write" },
   "GET /api/v1/devices/:uuid": { scope: "device", permission: "devices:read" },
   "PATCH /api/v1/devices/:uuid": { scope: "device", permission: "devices:write", target: "group" },
   "DELETE /api/v1/devices/:uuid": { scope: "device", permission: "devices:write" },
