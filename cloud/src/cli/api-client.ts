@@ -1,13 +1,30 @@
 import fs from "node:fs";
 import https from "node:https";
+import os from "node:os";
+import path from "node:path";
 import { type ErrorCode, FieldgateError, isErrorCode } from "@fieldgate/shared";
 import { dataFiles, type RuntimeInfo } from "../config/data-files.js";
 
 export interface ConnectionOptions {
   url?: string;
   credential?: string;
+  token?: string;
   caFile?: string;
   dataDir?: string;
+}
+
+/** A session saved by `fieldgate-cloud login`, mode 0600. */
+export interface SavedSession {
+  url: string;
+  token: string;
+  expiresAt: string;
+  email: string;
+  caFile?: string;
+}
+
+export function sessionFile(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME ?? path.join(os.homedir(), ".config");
+  return path.join(base, "fieldgate", "session.json");
 }
 
 /** The operator CLI's HTTPS client: credentials from flags, then FIELDGATE_* variables, then the local data dir. */
@@ -16,41 +33,63 @@ export class ApiClient {
     private readonly baseUrl: URL,
     private readonly authorization: string,
     private readonly ca: string | undefined,
+    readonly caFile: string | undefined,
   ) {}
 
+  /**
+   * Credentials, first match wins: --credential, FIELDGATE_CREDENTIAL, --token, FIELDGATE_TOKEN, the
+   * session saved by `login` (while valid), then the admin credential in the local data dir.
+   */
   static fromOptions(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env): ApiClient {
     const files = dataFiles(options.dataDir ?? env.FIELDGATE_DATA_DIR ?? "./data");
     const local = readJson<{ credentialId: string; secret: string; caFile?: string }>(files.adminCredential);
     const runtime = readJson<RuntimeInfo>(files.runtime);
-    const url = options.url ?? env.FIELDGATE_URL ?? runtime?.url;
+    const saved = readJson<SavedSession>(sessionFile(env));
+    const session = saved && Date.parse(saved.expiresAt) > Date.now() ? saved : undefined;
+    const url = options.url ?? env.FIELDGATE_URL ?? session?.url ?? runtime?.url;
     if (!url) {
       throw new FieldgateError(
         "CONFIG_INVALID",
-        `no cloud URL: pass --url, set FIELDGATE_URL, or run on the cloud host (no ${files.runtime})`,
+        `no cloud URL: pass --url, set FIELDGATE_URL, log in, or run on the cloud host (no ${files.runtime})`,
         "url",
       );
     }
-    const credential =
-      options.credential ?? env.FIELDGATE_CREDENTIAL ?? (local ? `${local.credentialId}:${local.secret}` : undefined);
-    if (!credential?.includes(":")) {
+    const pair = options.credential ?? env.FIELDGATE_CREDENTIAL;
+    const token = options.token ?? env.FIELDGATE_TOKEN ?? (session && session.url === url ? session.token : undefined);
+    let authorization: string;
+    if (pair) {
+      if (!pair.includes(":")) throw new FieldgateError("CONFIG_INVALID", "a credential is id:secret", "credential");
+      authorization = `Basic ${Buffer.from(pair).toString("base64")}`;
+    } else if (token) authorization = `Bearer ${token}`;
+    else if (local) authorization = `Basic ${Buffer.from(`${local.credentialId}:${local.secret}`).toString("base64")}`;
+    else {
       throw new FieldgateError(
         "AUTH_REQUIRED",
-        `no API credential: pass --credential id:secret, set FIELDGATE_CREDENTIAL, or run on the cloud host (no ${files.adminCredential})`,
+        `no API credential: pass --credential id:secret, set FIELDGATE_CREDENTIAL, run \`fieldgate-cloud login\`, or run on the cloud host (no ${files.adminCredential})`,
         "credential",
       );
     }
-    const caFile = options.caFile ?? env.FIELDGATE_CA_FILE ?? (fs.existsSync(files.caCert) ? files.caCert : undefined);
+    const caFile =
+      options.caFile ??
+      env.FIELDGATE_CA_FILE ??
+      (session?.url === url ? session.caFile : undefined) ??
+      (fs.existsSync(files.caCert) ? files.caCert : undefined);
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch {
       throw new FieldgateError("CONFIG_INVALID", `not a URL: ${url}`, "url");
     }
-    return new ApiClient(
-      parsed,
-      `Basic ${Buffer.from(credential).toString("base64")}`,
-      caFile ? fs.readFileSync(caFile, "utf8") : undefined,
-    );
+    return new ApiClient(parsed, authorization, caFile ? fs.readFileSync(caFile, "utf8") : undefined, caFile);
+  }
+
+  /** A client without credentials, for `login`. */
+  static anonymous(url: string, caFile: string | undefined): ApiClient {
+    return new ApiClient(new URL(url), "", caFile ? fs.readFileSync(caFile, "utf8") : undefined, caFile);
+  }
+
+  get url(): string {
+    return this.baseUrl.origin;
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -63,7 +102,7 @@ export class ApiClient {
           method,
           ca: this.ca,
           headers: {
-            authorization: this.authorization,
+            ...(this.authorization && { authorization: this.authorization }),
             accept: "application/json",
             ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
           },

@@ -1,5 +1,4 @@
 import fs from "node:fs";
-import readline from "node:readline/promises";
 import {
   type Device,
   type DeviceEventPage,
@@ -10,25 +9,9 @@ import {
   type TelemetryPage,
 } from "@fieldgate/shared";
 import { Command } from "commander";
-import { ApiClient, type ConnectionOptions } from "./api-client.js";
+import { ApiClient } from "./api-client.js";
+import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
-
-interface OutputOptions extends ConnectionOptions {
-  json?: boolean;
-}
-
-/** Adds --url/--credential/--ca-file/--data-dir/--json to a command. */
-export function withConnection(command: Command): Command {
-  return command
-    .option("--url <url>", "cloud API URL (env FIELDGATE_URL; default: the cloud running on this host)")
-    .option(
-      "--credential <id:secret>",
-      "API credential (env FIELDGATE_CREDENTIAL; default: <data-dir>/admin-credential.json)",
-    )
-    .option("--ca-file <file>", "CA certificate to trust (env FIELDGATE_CA_FILE; default: <data-dir>/pki/ca.crt)")
-    .option("--data-dir <dir>", "the local cloud's data directory (env FIELDGATE_DATA_DIR; default ./data)")
-    .option("--json", "print JSON instead of tables");
-}
 
 /** `fieldgate-cloud devices …`: the operator's view of the registry. */
 export function devicesCommand(print: (text: string) => void): Command {
@@ -185,6 +168,8 @@ export function devicesCommand(print: (text: string) => void): Command {
 }
 
 interface DeviceFieldOptions {
+  group?: string;
+  type?: string;
   name?: string;
   location?: string;
   comment?: string;
@@ -195,6 +180,8 @@ interface DeviceFieldOptions {
 /** The editable device fields, shared by `add` and `edit`. */
 function withDeviceFields(command: Command): Command {
   return command
+    .option("--group <group>", "group id or name path, like plant-a/line-1 (default: your own group)")
+    .option("--type <type>", "device type name or id")
     .option("--name <name>")
     .option("--location <text>")
     .option("--comment <text>")
@@ -204,6 +191,8 @@ function withDeviceFields(command: Command): Command {
 
 function deviceFields(opts: DeviceFieldOptions) {
   return {
+    group: opts.group,
+    type: opts.type,
     name: opts.name,
     location: opts.location,
     comment: opts.comment,
@@ -233,14 +222,4 @@ function readFile(file: string, field: string): string {
   } catch (err) {
     throw new FieldgateError("CONFIG_INVALID", `cannot read ${file}: ${(err as Error).message}`, field);
   }
-}
-
-async function confirm(question: string, expected: string): Promise<void> {
-  if (!process.stdin.isTTY) {
-    throw new FieldgateError("VALIDATION_FAILED", "refusing to delete without --yes when not on a terminal", "yes");
-  }
-  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
-  const answer = (await rl.question(question)).trim();
-  rl.close();
-  if (answer !== expected) throw new FieldgateError("VALIDATION_FAILED", "not confirmed; nothing was deleted", "yes");
 }

@@ -5,7 +5,12 @@ import { Command, CommanderError } from "commander";
 import { pino } from "pino";
 import { resolveCloudConfig } from "../config/cloud-config.js";
 import { ApiClient, type ConnectionOptions } from "./api-client.js";
-import { devicesCommand, withConnection } from "./devices-command.js";
+import { withConnection } from "./cli-support.js";
+import { credentialsCommand } from "./credentials-command.js";
+import { deviceTypesCommand } from "./device-types-command.js";
+import { devicesCommand } from "./devices-command.js";
+import { groupsCommand } from "./groups-command.js";
+import { sessionCommands, usersCommand } from "./users-command.js";
 
 const version = (
   JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -73,6 +78,11 @@ function buildProgram(): Command {
     });
 
   program.addCommand(devicesCommand(print));
+  program.addCommand(groupsCommand(print));
+  program.addCommand(deviceTypesCommand(print));
+  program.addCommand(credentialsCommand(print));
+  program.addCommand(usersCommand(print));
+  for (const command of sessionCommands(print)) program.addCommand(command);
 
   const org = new Command("org").description("organization settings");
   withConnection(org.command("show").description("show the organization's settings")).action(

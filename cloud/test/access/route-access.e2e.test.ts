@@ -1,0 +1,340 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CloudProcess, startCloud } from "../../../test/support/cloud-process.js";
+import { newUuid } from "../../../test/support/device-identity.js";
+import { ROLE_PERMISSIONS, ROLES, type Role } from "../../src/access/roles.js";
+import { ROUTE_RIGHTS } from "../../src/access/route-rights.js";
+
+type Answer = { status: number; text: string; body: unknown };
+type Call = { method: string; url: string; body?: unknown; contentType?: string };
+
+/**
+ * Every route in ROUTE_RIGHTS, for every role: allowed exactly where the role table says so, on
+ * the caller's own group; refused (403) on a sibling group's resources; organization-level routes
+ * only for roles held on the root group. Lists never show another group's rows.
+ */
+describe("access control, enumerated over every route and role", () => {
+  let cloud: CloudProcess;
+  let seq = 0;
+  const unique = (p: string) => `${p}-${Date.now().toString(36)}-${seq++}`;
+  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
+  const ids = { root: 0, a: 0, b: 0 };
+  const creds: Record<string, string> = {};
+  const admin = <T>(method: string, url: string, body?: unknown) => cloud.api<T>(method, url, body);
+  const call = async (c: Call, auth: string): Promise<Answer> => {
+    if (c.contentType === "text/csv") {
+      const res = await fetchCsv(cloud, c, auth);
+      return res;
+    }
+    return cloud.api(c.method, c.url, c.body, auth);
+  };
+
+  // Fresh resources, made by the root admin, in a given group.
+  const make = {
+    device: async (group: number) => {
+      const uuid = newUuid();
+      expect((await admin("POST", "/api/v1/devices", { uuid, group })).status).toBe(201);
+      return uuid;
+    },
+    group: async (parent: number) =>
+      (await admin<{ id: number }>("POST", "/api/v1/groups", { name: unique("g"), parent })).body.id,
+    type: async (group: number) =>
+      (await admin<{ id: number }>("POST", "/api/v1/device-types", { name: unique("t"), group })).body.id,
+    credential: async (group: number) =>
+      (
+        await admin<{ credential: { id: string } }>("POST", "/api/v1/credentials", {
+          name: unique("c"),
+          group,
+          role: "viewer",
+        })
+      ).body.credential.id,
+    user: async () =>
+      (
+        await admin<{ id: number }>("POST", "/api/v1/users", {
+          email: `${unique("u")}@example.test`,
+          password: "correct horse battery",
+          roles: [],
+        })
+      ).body.id,
+  };
+
+  /** How to call each route against a resource of group `g`. Must cover every key of ROUTE_RIGHTS. */
+  const fixtures: Record<string, (g: number) => Promise<Call>> = {
+    "GET /api/v1/health": async () => ({ method: "GET", url: "/api/v1/health" }),
+    "GET /api/v1/openapi.json": async () => ({ method: "GET", url: "/api/v1/openapi.json" }),
+    "POST /api/v1/enroll": async () => ({
+      method: "POST",
+      url: "/api/v1/enroll",
+      body: { v: 1, uuid: newUuid(), method: "uuid-only", csr: "x".repeat(64) },
+    }),
+    "POST /api/v1/auth/login": async () => ({
+      method: "POST",
+      url: "/api/v1/auth/login",
+      body: { email: "nobody@example.test", password: "x" },
+    }),
+    "POST /api/v1/auth/logout": async () => ({ method: "POST", url: "/api/v1/auth/logout" }),
+    "GET /api/v1/auth/whoami": async () => ({ method: "GET", url: "/api/v1/auth/whoami" }),
+    "GET /api/v1/organization": async () => ({ method: "GET", url: "/api/v1/organization" }),
+    "PATCH /api/v1/organization": async () => ({
+      method: "PATCH",
+      url: "/api/v1/organization",
+      body: { uuidOnlyEnrollment: false },
+    }),
+    "POST /api/v1/devices": async (g) => ({
+      method: "POST",
+      url: "/api/v1/devices",
+      body: { uuid: newUuid(), group: g },
+    }),
+    "GET /api/v1/devices": async () => ({ method: "GET", url: "/api/v1/devices" }),
+    "GET /api/v1/devices/export": async () => ({ method: "GET", url: "/api/v1/devices/export?format=json" }),
+    "GET /api/v1/devices/:uuid": async (g) => ({ method: "GET", url: `/api/v1/devices/${await make.device(g)}` }),
+    "PATCH /api/v1/devices/:uuid": async (g) => ({
+      method: "PATCH",
+      url: `/api/v1/devices/${await make.device(g)}`,
+      body: { name: "x" },
+    }),
+    "DELETE /api/v1/devices/:uuid": async (g) => ({ method: "DELETE", url: `/api/v1/devices/${await make.device(g)}` }),
+    "POST /api/v1/devices/:uuid/reset-token": async (g) => ({
+      method: "POST",
+      url: `/api/v1/devices/${await make.device(g)}/reset-token`,
+    }),
+    "GET /api/v1/devices/:uuid/telemetry": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/telemetry`,
+    }),
+    "GET /api/v1/devices/:uuid/events": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/events`,
+    }),
+    "POST /api/v1/devices/bulk/import": async (g) => csv("import", `uuid,group\n${newUuid()},${g}\n`),
+    "POST /api/v1/devices/bulk/edit": async (g) => csv("edit", `uuid,name\n${await make.device(g)},x\n`),
+    "POST /api/v1/devices/bulk/transfer": async (g) => csv(`transfer?toGroup=${g}`, `uuid\n${await make.device(g)}\n`),
+    "POST /api/v1/devices/bulk/replace": async (g) =>
+      csv("replace", `old_uuid,new_uuid\n${await make.device(g)},${newUuid()}\n`),
+    "POST /api/v1/devices/bulk/delete": async (g) => csv("delete", `uuid\n${await make.device(g)}\n`),
+    "POST /api/v1/groups": async (g) => ({
+      method: "POST",
+      url: "/api/v1/groups",
+      body: { name: unique("g"), parent: g },
+    }),
+    "GET /api/v1/groups": async () => ({ method: "GET", url: "/api/v1/groups" }),
+    "GET /api/v1/groups/:id": async (g) => ({ method: "GET", url: `/api/v1/groups/${await make.group(g)}` }),
+    "PATCH /api/v1/groups/:id": async (g) => ({
+      method: "PATCH",
+      url: `/api/v1/groups/${await make.group(g)}`,
+      body: { description: "x" },
+    }),
+    "POST /api/v1/groups/:id/move": async (g) => ({
+      method: "POST",
+      url: `/api/v1/groups/${await make.group(g)}/move`,
+      body: { parent: g },
+    }),
+    "DELETE /api/v1/groups/:id": async (g) => ({ method: "DELETE", url: `/api/v1/groups/${await make.group(g)}` }),
+    "POST /api/v1/device-types": async (g) => ({
+      method: "POST",
+      url: "/api/v1/device-types",
+      body: { name: unique("t"), group: g },
+    }),
+    "GET /api/v1/device-types": async () => ({ method: "GET", url: "/api/v1/device-types" }),
+    "GET /api/v1/device-types/:id": async (g) => ({ method: "GET", url: `/api/v1/device-types/${await make.type(g)}` }),
+    "PATCH /api/v1/device-types/:id": async (g) => ({
+      method: "PATCH",
+      url: `/api/v1/device-types/${await make.type(g)}`,
+      body: { description: "x" },
+    }),
+    "DELETE /api/v1/device-types/:id": async (g) => ({
+      method: "DELETE",
+      url: `/api/v1/device-types/${await make.type(g)}`,
+    }),
+    "POST /api/v1/credentials": async (g) => ({
+      method: "POST",
+      url: "/api/v1/credentials",
+      body: { name: unique("c"), group: g, role: "viewer" },
+    }),
+    "GET /api/v1/credentials": async () => ({ method: "GET", url: "/api/v1/credentials" }),
+    "GET /api/v1/credentials/:id": async (g) => ({
+      method: "GET",
+      url: `/api/v1/credentials/${await make.credential(g)}`,
+    }),
+    "POST /api/v1/credentials/:id/regenerate": async (g) => ({
+      method: "POST",
+      url: `/api/v1/credentials/${await make.credential(g)}/regenerate`,
+    }),
+    "DELETE /api/v1/credentials/:id": async (g) => ({
+      method: "DELETE",
+      url: `/api/v1/credentials/${await make.credential(g)}`,
+    }),
+    "POST /api/v1/users": async () => ({
+      method: "POST",
+      url: "/api/v1/users",
+      body: { email: `${unique("u")}@example.test`, password: "correct horse battery", roles: [] },
+    }),
+    "GET /api/v1/users": async () => ({ method: "GET", url: "/api/v1/users" }),
+    "GET /api/v1/users/:id": async () => ({ method: "GET", url: `/api/v1/users/${await make.user()}` }),
+    "PATCH /api/v1/users/:id": async () => ({
+      method: "PATCH",
+      url: `/api/v1/users/${await make.user()}`,
+      body: { name: "x" },
+    }),
+    "DELETE /api/v1/users/:id": async () => ({ method: "DELETE", url: `/api/v1/users/${await make.user()}` }),
+  };
+
+  beforeAll(async () => {
+    cloud = await startCloud();
+    const tree = await admin<{ items: { id: number; parentId: number | null }[] }>("GET", "/api/v1/groups");
+    ids.root = tree.body.items.find((g) => g.parentId === null)?.id ?? 0;
+    ids.a = (await admin<{ id: number }>("POST", "/api/v1/groups", { name: "plant-a" })).body.id;
+    ids.b = (await admin<{ id: number }>("POST", "/api/v1/groups", { name: "plant-b" })).body.id;
+    for (const role of ROLES) {
+      for (const [where, group] of [
+        ["root", ids.root],
+        ["a", ids.a],
+      ] as const) {
+        const made = await admin<{ credential: { id: string }; secret: string }>("POST", "/api/v1/credentials", {
+          name: `${role}@${where}`,
+          group,
+          role,
+        });
+        creds[`${role}@${where}`] = basic(made.body.credential.id, made.body.secret);
+      }
+    }
+  });
+  afterAll(() => cloud.stop());
+
+  it("has a fixture for every route in the rights table, and every route in the table is served", async () => {
+    expect(Object.keys(fixtures).sort()).toEqual(Object.keys(ROUTE_RIGHTS).sort());
+    const doc = await cloud.api<{ paths: Record<string, Record<string, unknown>> }>(
+      "GET",
+      "/api/v1/openapi.json",
+      undefined,
+      false,
+    );
+    const served = new Set(
+      Object.entries(doc.body.paths).flatMap(([p, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ":$1")}`),
+      ),
+    );
+    served.add("GET /api/v1/openapi.json");
+    expect(Object.keys(ROUTE_RIGHTS).filter((k) => !served.has(k))).toEqual([]);
+  });
+
+  it("refuses every non-public route without credentials", async () => {
+    for (const [key, right] of Object.entries(ROUTE_RIGHTS)) {
+      if (right.scope === "public") continue;
+      const res = await call(await fixtureFor(key, ids.a), "");
+      expect(res.status, key).toBe(401);
+    }
+  });
+
+  for (const role of ROLES) {
+    it(`${role}: allowed exactly where the role table says, on its own group and at the root`, async () => {
+      for (const [key, right] of Object.entries(ROUTE_RIGHTS)) {
+        if (right.scope === "public" || !right.permission) continue;
+        const where = right.scope === "org" ? "root" : "a";
+        const group = right.scope === "org" ? ids.root : ids.a;
+        const res = await call(await fixtureFor(key, group), creds[`${role}@${where}`] ?? "");
+        const allowed = ROLE_PERMISSIONS[role as Role].has(right.permission);
+        if (allowed)
+          expect(
+            [401, 403].includes(res.status) || res.status >= 500,
+            `${role} ${key}: ${res.status} ${res.text}`,
+          ).toBe(false);
+        else expect(res.status, `${role} ${key}: ${res.text}`).toBe(403);
+      }
+    });
+
+    it(`${role} scoped to plant-a: 403 on every plant-b resource and on organization routes`, async () => {
+      for (const [key, right] of Object.entries(ROUTE_RIGHTS)) {
+        if (right.scope === "public" || right.scope === "authenticated" || (right.scope === "list" && !right.target))
+          continue;
+        if (key.startsWith("POST /api/v1/devices/bulk/")) continue; // rows are checked one by one: see the bulk tests
+        const res = await call(await fixtureFor(key, ids.b), creds[`${role}@a`] ?? "");
+        expect(res.status, `${role}@a ${key}: ${res.text}`).toBe(403);
+      }
+    });
+  }
+
+  it("lists show a plant-a credential no plant-b rows", async () => {
+    const bDevice = await make.device(ids.b);
+    const bType = await make.type(ids.b);
+    const bCred = await make.credential(ids.b);
+    const aDevice = await make.device(ids.a);
+    const viewerA = creds["viewer@a"] ?? "";
+    const adminA = creds["admin@a"] ?? "";
+    const devices = await cloud.api<{ items: { uuid: string; group: { id: number } }[] }>(
+      "GET",
+      "/api/v1/devices?limit=1000",
+      undefined,
+      viewerA,
+    );
+    expect(devices.body.items.map((d) => d.uuid)).toContain(aDevice);
+    expect(devices.body.items.every((d) => d.group.id === ids.a)).toBe(true);
+    expect(devices.text).not.toContain(bDevice);
+    const groups = await cloud.api<{ items: { id: number }[] }>("GET", "/api/v1/groups", undefined, viewerA);
+    expect(groups.body.items.map((g) => g.id)).not.toContain(ids.b);
+    expect(groups.body.items.map((g) => g.id)).not.toContain(ids.root);
+    const types = await cloud.api("GET", "/api/v1/device-types", undefined, viewerA);
+    expect(types.text).not.toContain(`"id":${bType},`);
+    const credentials = await cloud.api("GET", "/api/v1/credentials", undefined, adminA);
+    expect(credentials.text).not.toContain(bCred);
+    const exported = await cloud.api("GET", "/api/v1/devices/export?format=json", undefined, viewerA);
+    expect(exported.text).not.toContain(bDevice);
+  });
+
+  it("nobody grants more than they hold", async () => {
+    const res = await cloud.api<{ error: { code: string } }>(
+      "POST",
+      "/api/v1/credentials",
+      { name: "escalate", group: ids.root, role: "admin" },
+      creds["admin@a"],
+    );
+    expect(res.status).toBe(403);
+    const sideways = await cloud.api<{ error: { code: string } }>(
+      "POST",
+      "/api/v1/credentials",
+      { name: "x", group: ids.a, role: "admin" },
+      creds["device-manager@a"],
+    );
+    expect(sideways.status).toBe(403);
+  });
+
+  async function fixtureFor(key: string, group: number): Promise<Call> {
+    const fixture = fixtures[key];
+    if (!fixture) throw new Error(`no fixture for ${key}`);
+    return fixture(group);
+  }
+});
+
+function csv(op: string, text: string): Call {
+  const [path, query] = op.split("?");
+  return {
+    method: "POST",
+    url: `/api/v1/devices/bulk/${path}${query ? `?${query}` : ""}`,
+    body: text,
+    contentType: "text/csv",
+  };
+}
+
+async function fetchCsv(cloud: CloudProcess, c: Call, auth: string): Promise<Answer> {
+  const https = await import("node:https");
+  return new Promise((resolve, reject) => {
+    const payload = Buffer.from(String(c.body));
+    const req = https.request(new URL(c.url, cloud.url), {
+      method: c.method,
+      ca: cloud.caPem,
+      headers: {
+        "content-type": "text/csv",
+        "content-length": payload.length,
+        ...(auth ? { authorization: auth } : {}),
+      },
+    });
+    req.on("response", (res) => {
+      let text = "";
+      res.on("data", (d) => {
+        text += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text, body: undefined }));
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
