@@ -10,6 +10,7 @@ import { credentialsCommand } from "./credentials-command.js";
 import { deviceTypesCommand } from "./device-types-command.js";
 import { devicesCommand } from "./devices-command.js";
 import { groupsCommand } from "./groups-command.js";
+import { organizationsCommand } from "./organizations-command.js";
 import { sessionCommands, usersCommand } from "./users-command.js";
 
 const version = (
@@ -51,6 +52,11 @@ function buildProgram(): Command {
     .option("--cert-lifetime <duration>", "device certificate lifetime (env FIELDGATE_CERT_LIFETIME, default 90d)")
     .option("--mqtt-url <url>", "MQTT URL handed to devices (env FIELDGATE_MQTT_URL; default from the request host)")
     .option("--log-level <level>", "log level (env FIELDGATE_LOG_LEVEL, default info)")
+    .option(
+      "--keepalive-unit <duration>",
+      "how long one keep-alive minute lasts; for tests (env FIELDGATE_KEEPALIVE_UNIT, default 1m)",
+    )
+    .option("--keepalive-check <duration>", "how often to look for silent devices (env FIELDGATE_KEEPALIVE_CHECK, default 30s)")
     .action(async (opts) => {
       const config = resolveCloudConfig(opts);
       const logger = pino({
@@ -83,6 +89,7 @@ function buildProgram(): Command {
   program.addCommand(credentialsCommand(print));
   program.addCommand(usersCommand(print));
   for (const command of sessionCommands(print)) program.addCommand(command);
+  program.addCommand(organizationsCommand(print));
 
   const org = new Command("org").description("organization settings");
   withConnection(org.command("show").description("show the organization's settings")).action(

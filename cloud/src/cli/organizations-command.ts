@@ -1,0 +1,70 @@
+import { FieldgateError } from "@fieldgate/shared";
+import { Command } from "commander";
+import { dataFiles } from "../config/data-files.js";
+import { ApiCredentials } from "../credentials/api-credentials.js";
+import { GroupTree } from "../groups/group-tree.js";
+import { DeviceRegistry } from "../registry/device-registry.js";
+import { openDatabase } from "../storage/database.js";
+
+/**
+ * `fieldgate-cloud organizations …`: tenants, managed by whoever runs the cloud, on its host. It
+ * works on the data directory directly (SQLite WAL lets it run beside `serve`), so no API
+ * credential of any tenant can create or see other tenants.
+ */
+export function organizationsCommand(print: (text: string) => void): Command {
+  const orgs = new Command("organizations").description("tenants (run on the cloud host; works on --data-dir)");
+  const open = (dataDir: string | undefined) => {
+    const db = openDatabase(dataFiles(dataDir ?? process.env.FIELDGATE_DATA_DIR ?? "./data").database);
+    const groups = new GroupTree(db);
+    return { db, groups, registry: new DeviceRegistry(db, groups, 0), credentials: new ApiCredentials(db) };
+  };
+
+  orgs
+    .command("create <name>")
+    .description("create an organization with its root group and an admin credential (secret shown once)")
+    .option("--data-dir <dir>", "the cloud's data directory (env FIELDGATE_DATA_DIR; default ./data)")
+    .option("--json", "print JSON")
+    .action((name: string, opts: { dataDir?: string; json?: boolean }) => {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+        throw new FieldgateError("VALIDATION_FAILED", "name: 1 to 64 letters, digits, _ . -", "name");
+      }
+      const { db, groups, registry, credentials } = open(opts.dataDir);
+      try {
+        if (db.prepare("SELECT 1 FROM organizations WHERE name = ?").get(name)) {
+          throw new FieldgateError("VALIDATION_FAILED", `an organization named ${name} exists`, "name");
+        }
+        const orgId = registry.createOrganization(name);
+        const admin = credentials.create(orgId, groups.root(orgId).id, "admin", "admin");
+        if (opts.json)
+          return print(JSON.stringify({ organization: name, credentialId: admin.id, secret: admin.secret }));
+        print(
+          [
+            `created organization ${name}`,
+            `admin credential (shown once): ${admin.id}:${admin.secret}`,
+            "use it as --credential id:secret or FIELDGATE_CREDENTIAL",
+          ].join("\n"),
+        );
+      } finally {
+        db.close();
+      }
+    });
+
+  orgs
+    .command("list")
+    .description("list organizations")
+    .option("--data-dir <dir>", "the cloud's data directory")
+    .action((opts: { dataDir?: string }) => {
+      const { db } = open(opts.dataDir);
+      try {
+        const rows = db
+          .prepare(
+            "SELECT o.name, (SELECT count(*) FROM devices d WHERE d.org_id = o.id) AS devices FROM organizations o ORDER BY o.id",
+          )
+          .all() as { name: string; devices: number }[];
+        for (const r of rows) print(`${r.name}\t${r.devices} device(s)`);
+      } finally {
+        db.close();
+      }
+    });
+  return orgs;
+}
