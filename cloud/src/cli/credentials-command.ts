@@ -21,7 +21,8 @@ export function credentialsCommand(print: (text: string) => void): Command {
       .requiredOption("--role <role>", "viewer, device-manager, firmware-manager or admin")
       .option("--group <group>", "the group it may act on, with its sub-groups (default: your own group)"),
   ).action(async (opts: { name: string; role: string; group?: string }, cmd: Command) => {
-    const r = await clientOf(cmd).request<CredentialWithSecret>("POST", "/api/v1/credentials", opts);
+    const body = { name: opts.name, role: opts.role, group: opts.group };
+    const r = await clientOf(cmd).request<CredentialWithSecret>("POST", "/api/v1/credentials", body);
     print(wantsJson(cmd) ? JSON.stringify(r, null, 2) : secretText(r, "created"));
   });
 

@@ -60,7 +60,8 @@ export function groupsCommand(print: (text: string) => void): Command {
       .option("--timezone <tz>"),
   ).action(async (ref: string, opts: { name?: string; description?: string; timezone?: string }, cmd: Command) => {
     const client = clientOf(cmd);
-    const g = await client.request<Group>("PATCH", `/api/v1/groups/${await groupId(client, ref)}`, opts);
+    const body = { name: opts.name, description: opts.description, timezone: opts.timezone };
+    const g = await client.request<Group>("PATCH", `/api/v1/groups/${await groupId(client, ref)}`, body);
     print(wantsJson(cmd) ? JSON.stringify(g, null, 2) : `updated ${g.fullName}`);
   });
 
