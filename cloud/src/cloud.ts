@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { AccessPolicy } from "./access/access-policy.js";
 import { ApiServer } from "./api/api-server.js";
 import { MqttBroker } from "./broker/mqtt-broker.js";
+import { BulkOperations } from "./bulk/bulk-operations.js";
 import type { CloudConfig } from "./config/cloud-config.js";
 import { dataFiles, type RuntimeInfo } from "./config/data-files.js";
 import { ApiCredentials } from "./credentials/api-credentials.js";
@@ -13,6 +14,7 @@ import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
+import { KeepaliveMonitor } from "./keepalive/keepalive-monitor.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
@@ -24,6 +26,7 @@ export class Cloud {
   private db: Database.Database | undefined;
   private broker: MqttBroker | undefined;
   private api: ApiServer | undefined;
+  private keepalive: KeepaliveMonitor | undefined;
 
   constructor(
     private readonly config: CloudConfig,
@@ -38,6 +41,10 @@ export class Cloud {
     fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
     const db = openDatabase(files.database);
     this.db = db;
+    this.keepalive = new KeepaliveMonitor(db, Date.now, this.logger.child({ component: "keepalive" }), {
+      checkIntervalMs: this.config.keepaliveCheckMs,
+      minuteMs: this.config.keepaliveUnitMs,
+    });
     const groups = new GroupTree(db);
     const registry = new DeviceRegistry(db, groups, this.config.enrollWindowMs);
     const orgId = registry.ensureDefaultOrganization();
@@ -55,6 +62,8 @@ export class Cloud {
       credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
 
     const validator = new SchemaValidator();
+    const types = new DeviceTypes(db);
+    const policy = new AccessPolicy();
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger);
     this.broker = new MqttBroker(
       {
@@ -77,8 +86,17 @@ export class Cloud {
         credentials,
         users: new UserDirectory(db),
         groups,
-        types: new DeviceTypes(db),
-        policy: new AccessPolicy(),
+        types,
+        policy,
+        bulk: new BulkOperations({
+          db,
+          registry,
+          groups,
+          types,
+          policy,
+          validator,
+          windowMs: this.config.enrollWindowMs,
+        }),
         version: this.version,
         mqttPort: () => mqttPort,
         mqttUrl: this.config.mqttUrl,
@@ -88,6 +106,7 @@ export class Cloud {
     const httpPort = await this.api.start().catch((err: Error) => {
       throw listenError(err, "http-port", this.config.httpPort);
     });
+    this.keepalive.start();
     const runtime: RuntimeInfo = {
       pid: process.pid,
       url: `https://localhost:${httpPort}`,
@@ -118,6 +137,7 @@ export class Cloud {
   async stop(): Promise<void> {
     await this.api?.stop();
     await this.broker?.stop();
+    this.keepalive?.stop();
     this.db?.close();
     fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
     this.logger.info("cloud stopped");

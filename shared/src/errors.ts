@@ -28,6 +28,12 @@ export const ERROR_CODES = {
   USER_NOT_FOUND: { status: 404, message: "No such user" },
   USER_EXISTS: { status: 409, message: "A user with this email already exists" },
   CREDENTIAL_NOT_FOUND: { status: 404, message: "No such API credential" },
+  CSV_INVALID: {
+    status: 400,
+    message: "The CSV file is malformed: no header row, an unknown or missing column, or broken quoting",
+  },
+  CSV_ROW_INVALID: { status: 400, message: "The CSV row does not have one cell per header column" },
+  CSV_DUPLICATE_UUID: { status: 400, message: "This uuid already appears on an earlier row of the file" },
   LOGIN_FAILED: { status: 401, message: "Wrong email or password" },
   LOGIN_LOCKED: { status: 429, message: "Too many failed logins; try again later" },
   ENROLL_WINDOW_CLOSED: {
@@ -52,6 +58,8 @@ export const ERROR_CODES = {
   NOT_ENROLLED: { status: 409, message: "The agent has no operational identity yet" },
   CLOUD_UNREACHABLE: { status: 503, message: "The cloud cannot be reached" },
   OUTBOX_FULL: { status: 507, message: "The outbox reached its cap; the oldest readings were dropped" },
+  // An event code, not an API answer: 504 because the device, like an upstream, did not answer in time.
+  KEEPALIVE_MISSED: { status: 504, message: "The device sent nothing for longer than its type's keep-alive" },
   INTERNAL: { status: 500, message: "Internal error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,3 +1,4 @@
+export * from "./bulk-schemas.js";
 export * from "./duration.js";
 export * from "./errors.js";
 export * from "./fleet-schemas.js";

@@ -289,9 +289,51 @@ export const DeviceList = Type.Object({
 });
 export type DeviceList = Static<typeof DeviceList>;
 
+/** Columns a device list can be sorted by; `-column` sorts descending. */
+export const DEVICE_SORT_COLUMNS = [
+  "uuid",
+  "name",
+  "location",
+  "group",
+  "type",
+  "status",
+  "online",
+  "lastSeen",
+  "firmwareVersion",
+  "createdAt",
+] as const;
+
+/** Device list filters; all given filters must match. Text filters are case-insensitive substrings. */
 export const ListDevicesQuery = Type.Object(
   {
+    uuid: Type.Optional(
+      Type.String({ pattern: "^[0-9A-Fa-f-]{1,36}$", description: "uuid or its beginning (hex digits and -)" }),
+    ),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "part of the name, any case" })),
+    location: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: "part of the location, any case" }),
+    ),
+    tag: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$" }), {
+        maxItems: 16,
+        description: "repeatable; the device must carry every tag given",
+      }),
+    ),
+    type: Type.Optional(TypeRef),
+    group: Type.Optional(GroupRef),
+    includeSubgroups: Type.Optional(Type.Boolean({ default: false, description: "with group: its whole subtree" })),
+    status: Type.Optional(HealthStatus),
+    online: Type.Optional(Type.Boolean()),
+    lastSeenFrom: Type.Optional(Type.String({ format: "date-time", description: "last seen at or after" })),
+    lastSeenTo: Type.Optional(Type.String({ format: "date-time", description: "last seen before" })),
+    firmwareVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     q: Type.Optional(Type.String({ maxLength: 128 })),
+    sort: Type.Optional(
+      Type.String({
+        pattern: `^-?(${DEVICE_SORT_COLUMNS.join("|")})$`,
+        description: `sort column, - prefix for descending: ${DEVICE_SORT_COLUMNS.join(", ")}`,
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
   },

@@ -4,7 +4,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { type AccessDeps, installAccessControl } from "./access-hook.js";
 import { handleApiError } from "./error-handler.js";
+import { registerBulkRoutes } from "./routes/bulk-routes.js";
 import { registerCredentialRoutes } from "./routes/credential-routes.js";
+import { registerDeviceExportRoutes } from "./routes/device-export-routes.js";
 import { registerDeviceRoutes } from "./routes/device-routes.js";
 import { registerDeviceTypeRoutes } from "./routes/device-type-routes.js";
 import { registerGroupRoutes } from "./routes/group-routes.js";
@@ -27,10 +29,12 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   registerServiceRoutes,
   registerOrganizationRoutes,
   registerDeviceRoutes,
+  registerDeviceExportRoutes,
   registerGroupRoutes,
   registerDeviceTypeRoutes,
   registerCredentialRoutes,
   registerUserRoutes,
+  registerBulkRoutes,
 ];
 
 /** The HTTPS API under /api/v1, with access control from ROUTE_RIGHTS and OpenAPI. */

@@ -92,9 +92,11 @@ export class ApiClient {
     return this.baseUrl.origin;
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** A JSON request; with `contentType`, a string body is sent as it is (CSV files). */
+  async request<T>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<T> {
     const url = new URL(path, this.baseUrl);
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const text = contentType === "application/json" ? JSON.stringify(body) : String(body);
+    const payload = body === undefined ? undefined : Buffer.from(text);
     return new Promise<T>((resolve, reject) => {
       const req = https.request(
         url,
@@ -104,7 +106,7 @@ export class ApiClient {
           headers: {
             ...(this.authorization && { authorization: this.authorization }),
             accept: "application/json",
-            ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
+            ...(payload ? { "content-type": contentType, "content-length": payload.length } : {}),
           },
           timeout: 30_000,
         },
@@ -130,6 +132,43 @@ export class ApiClient {
         reject(new FieldgateError("CLOUD_UNREACHABLE", `cannot reach ${this.baseUrl.origin}: ${err.message}`, "url")),
       );
       req.end(payload);
+    });
+  }
+
+  /** GETs `path` and pipes a successful body into `sink` as it arrives (it is not ended); errors are coded. */
+  async download(path: string, sink: NodeJS.WritableStream): Promise<void> {
+    const url = new URL(path, this.baseUrl);
+    return new Promise<void>((resolve, reject) => {
+      const req = https.request(
+        url,
+        {
+          method: "GET",
+          ca: this.ca,
+          headers: { ...(this.authorization && { authorization: this.authorization }) },
+          timeout: 30_000,
+        },
+        (res) => {
+          if ((res.statusCode ?? 500) < 400) {
+            res.pipe(sink, { end: false });
+            res.on("end", () => resolve());
+            res.on("error", reject);
+            return;
+          }
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const json = safeJson(Buffer.concat(chunks).toString("utf8"));
+            const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
+            const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
+            reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("request timed out")));
+      req.on("error", (err) =>
+        reject(new FieldgateError("CLOUD_UNREACHABLE", `cannot reach ${this.baseUrl.origin}: ${err.message}`, "url")),
+      );
+      req.end();
     });
   }
 }

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import {
+  DEVICE_SORT_COLUMNS,
   type Device,
   type DeviceEventPage,
   type DeviceList,
@@ -9,7 +10,14 @@ import {
   type TelemetryPage,
 } from "@fieldgate/shared";
 import { Command } from "commander";
+import {
+  EXPORT_COLUMNS,
+  type ExportColumn,
+  MAX_EXPORT_COLUMNS,
+  parseExportColumns,
+} from "../registry/device-export.js";
 import { ApiClient } from "./api-client.js";
+import { addBulkCommands } from "./bulk-commands.js";
 import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
@@ -37,29 +45,64 @@ export function devicesCommand(print: (text: string) => void): Command {
   withConnection(
     devices
       .command("list")
-      .description("list devices")
-      .option("-q, --query <text>", "filter by uuid, name, location, comment or tag")
-      .option("--limit <n>", "page size", "100")
-      .option("--offset <n>", "page offset", "0"),
-  ).action(async (opts: { query?: string; limit: string; offset: string }, cmd: Command) => {
-    const params = new URLSearchParams({ limit: opts.limit, offset: opts.offset });
-    if (opts.query) params.set("q", opts.query);
-    const page = await client(cmd).request<DeviceList>("GET", `/api/v1/devices?${params}`);
-    if (json(cmd)) return print(JSON.stringify(page, null, 2));
-    print(
-      renderTable(
-        ["UUID", "NAME", "STATUS", "LAST SEEN", "CERTIFICATE", "WINDOW", "READINGS"],
-        page.items.map((d) => [
-          d.uuid,
-          d.name || "-",
-          d.online ? "online" : "offline",
-          d.lastSeen ?? "never",
-          d.certificate ? `until ${d.certificate.notAfter.slice(0, 10)}` : "none",
-          windowText(d),
-          String(d.telemetryCount),
-        ]),
-      ),
-    );
+      .description("list devices with filters; --format csv|json exports every match, streamed")
+      .option("--uuid <prefix>", "uuid or its beginning")
+      .option("--name <text>", "part of the name, any case")
+      .option("--location <text>", "part of the location, any case")
+      .option("--tag <tag...>", "carries every tag given (repeatable)")
+      .option("--type <type>", "device type name or id")
+      .option("--group <group>", "group id or name path, like plant-a/line-1: that group only")
+      .option("--include-subgroups", "with --group: the group and every group below it")
+      .option("--status <status>", "health status: ok, warning or critical")
+      .option("--online", "only online devices")
+      .option("--offline", "only offline devices")
+      .option("--last-seen-from <iso>", "last seen at or after this time")
+      .option("--last-seen-to <iso>", "last seen before this time")
+      .option("--firmware <version>", "firmware version, exactly")
+      .option("-q, --query <text>", "text in uuid, name, location, comment or tags")
+      .option("--sort <column>", `sort column, - prefix for descending: ${DEVICE_SORT_COLUMNS.join(", ")}`)
+      .option("--limit <n>", "page size (table)", "100")
+      .option("--offset <n>", "page offset (table)", "0")
+      .option("--columns <list>", `comma-separated, at most ${MAX_EXPORT_COLUMNS}: ${EXPORT_COLUMNS.join(", ")}`)
+      .option("--format <format>", "table, csv or json (csv and json list every match); --json means json"),
+  ).action(async (opts: ListOptions, cmd: Command) => {
+    const format = opts.format ?? (json(cmd) ? "json" : "table");
+    if (format !== "table" && format !== "csv" && format !== "json") {
+      throw new FieldgateError("VALIDATION_FAILED", `format must be table, csv or json, not ${format}`, "format");
+    }
+    const columns = opts.columns === undefined ? undefined : parseExportColumns(opts.columns);
+    const filters = listFilters(opts);
+    if (format !== "table") {
+      if (columns) filters.set("columns", columns.join(","));
+      filters.set("format", format);
+      return client(cmd).download(`/api/v1/devices/export?${filters}`, process.stdout);
+    }
+    filters.set("limit", opts.limit);
+    filters.set("offset", opts.offset);
+    const page = await client(cmd).request<DeviceList>("GET", `/api/v1/devices?${filters}`);
+    if (columns) {
+      print(
+        renderTable(
+          columns.map((c) => c.toUpperCase()),
+          page.items.map((d) => columns.map((c) => tableCell(d, c))),
+        ),
+      );
+    } else {
+      print(
+        renderTable(
+          ["UUID", "NAME", "STATUS", "LAST SEEN", "CERTIFICATE", "WINDOW", "READINGS"],
+          page.items.map((d) => [
+            d.uuid,
+            d.name || "-",
+            d.online ? "online" : "offline",
+            d.lastSeen ?? "never",
+            d.certificate ? `until ${d.certificate.notAfter.slice(0, 10)}` : "none",
+            windowText(d),
+            String(d.telemetryCount),
+          ]),
+        ),
+      );
+    }
     print(`${page.items.length} of ${page.total} device(s)`);
   });
 
@@ -164,6 +207,7 @@ export function devicesCommand(print: (text: string) => void): Command {
     );
   });
 
+  addBulkCommands(devices, print);
   return devices;
 }
 
@@ -199,6 +243,78 @@ function deviceFields(opts: DeviceFieldOptions) {
     tags: opts.tag,
     factoryPublicKey: opts.factoryKeyFile ? readFile(opts.factoryKeyFile, "factory-key-file") : undefined,
   };
+}
+
+interface ListOptions {
+  uuid?: string;
+  name?: string;
+  location?: string;
+  tag?: string[];
+  type?: string;
+  group?: string;
+  includeSubgroups?: boolean;
+  status?: string;
+  online?: boolean;
+  offline?: boolean;
+  lastSeenFrom?: string;
+  lastSeenTo?: string;
+  firmware?: string;
+  query?: string;
+  sort?: string;
+  limit: string;
+  offset: string;
+  columns?: string;
+  format?: string;
+}
+
+/** The list filters as API query parameters; the server validates each and names the one at fault. */
+function listFilters(opts: ListOptions): URLSearchParams {
+  if (opts.online && opts.offline) {
+    throw new FieldgateError("VALIDATION_FAILED", "give --online or --offline, not both", "online");
+  }
+  const params = new URLSearchParams();
+  const set = (key: string, value: string | undefined) => {
+    if (value !== undefined) params.set(key, value);
+  };
+  set("uuid", opts.uuid);
+  set("name", opts.name);
+  set("location", opts.location);
+  for (const tag of opts.tag ?? []) params.append("tag", tag);
+  set("type", opts.type);
+  set("group", opts.group);
+  if (opts.includeSubgroups) params.set("includeSubgroups", "true");
+  set("status", opts.status);
+  if (opts.online || opts.offline) params.set("online", String(opts.online === true));
+  set("lastSeenFrom", opts.lastSeenFrom);
+  set("lastSeenTo", opts.lastSeenTo);
+  set("firmwareVersion", opts.firmware);
+  set("q", opts.query);
+  set("sort", opts.sort);
+  return params;
+}
+
+/** A device's value in an export column, as a table shows it. */
+function tableCell(d: Device, column: ExportColumn): string {
+  switch (column) {
+    case "tags":
+      return d.tags.join(" ");
+    case "group":
+      return d.group.fullName;
+    case "type":
+      return d.type?.name ?? "";
+    case "status":
+      return d.health ?? "";
+    case "online":
+      return d.online ? "online" : "offline";
+    case "lastSeen":
+      return d.lastSeen ?? "never";
+    case "firmwareVersion":
+      return d.firmwareVersion ?? "";
+    case "certificateExpires":
+      return d.certificate?.notAfter ?? "";
+    default:
+      return d[column];
+  }
 }
 
 function tokenText(result: DeviceWithToken, verb: string): string {

@@ -56,7 +56,10 @@ function buildProgram(): Command {
       "--keepalive-unit <duration>",
       "how long one keep-alive minute lasts; for tests (env FIELDGATE_KEEPALIVE_UNIT, default 1m)",
     )
-    .option("--keepalive-check <duration>", "how often to look for silent devices (env FIELDGATE_KEEPALIVE_CHECK, default 30s)")
+    .option(
+      "--keepalive-check <duration>",
+      "how often to look for silent devices (env FIELDGATE_KEEPALIVE_CHECK, default 30s)",
+    )
     .action(async (opts) => {
       const config = resolveCloudConfig(opts);
       const logger = pino({

@@ -12,6 +12,10 @@ export interface CloudConfig {
   readonly certLifetimeDays: number;
   readonly mqttUrl: string | undefined;
   readonly logLevel: string;
+  /** How long one keep-alive "minute" lasts, in ms: 60000 in service, shorter in tests. */
+  readonly keepaliveUnitMs: number;
+  /** How often the keep-alive monitor looks for silent devices. */
+  readonly keepaliveCheckMs: number;
 }
 
 /** Raw option values, from flags with environment fallbacks already applied. */
@@ -25,6 +29,8 @@ export interface CloudConfigInput {
   certLifetime?: string;
   mqttUrl?: string;
   logLevel?: string;
+  keepaliveUnit?: string;
+  keepaliveCheck?: string;
 }
 
 /** Every serve flag and the environment variable that sets it when the flag is absent. */
@@ -38,6 +44,8 @@ export const CLOUD_ENV = {
   certLifetime: "FIELDGATE_CERT_LIFETIME",
   mqttUrl: "FIELDGATE_MQTT_URL",
   logLevel: "FIELDGATE_LOG_LEVEL",
+  keepaliveUnit: "FIELDGATE_KEEPALIVE_UNIT",
+  keepaliveCheck: "FIELDGATE_KEEPALIVE_CHECK",
 } as const satisfies Record<keyof CloudConfigInput, string>;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -58,6 +66,16 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   const lifetimeMs = parseDuration(lifetimeText);
   if (lifetimeMs === undefined || lifetimeMs < 60_000) {
     throw invalid("cert-lifetime", lifetimeText, "a duration of at least 1m, like 90d");
+  }
+  const unitText = pick("keepaliveUnit") ?? "1m";
+  const keepaliveUnitMs = parseDuration(unitText);
+  if (keepaliveUnitMs === undefined || keepaliveUnitMs < 10) {
+    throw invalid("keepalive-unit", unitText, "a duration of at least 10ms, like 1m (tests shorten it)");
+  }
+  const checkText = pick("keepaliveCheck") ?? "30s";
+  const keepaliveCheckMs = parseDuration(checkText);
+  if (keepaliveCheckMs === undefined || keepaliveCheckMs < 10 || keepaliveCheckMs > 3_600_000) {
+    throw invalid("keepalive-check", checkText, "a duration from 10ms to 1h, like 30s");
   }
   const logLevel = pick("logLevel") ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw invalid("log-level", logLevel, `one of ${LOG_LEVELS.join(", ")}`);
@@ -82,6 +100,8 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
     certLifetimeDays: lifetimeMs / 86_400_000,
     mqttUrl,
     logLevel,
+    keepaliveUnitMs,
+    keepaliveCheckMs,
   });
 }
 

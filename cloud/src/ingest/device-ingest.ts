@@ -37,6 +37,7 @@ export class DeviceIngest {
   private readonly upsertState: Database.Statement;
   private readonly setHealth: Database.Statement;
   private readonly setFirmware: Database.Statement;
+  private readonly markSeen: Database.Statement;
 
   constructor(
     private readonly db: Database.Database,
@@ -54,6 +55,7 @@ export class DeviceIngest {
     // Copies on the device row, so lists can filter and sort by them with an index.
     this.setHealth = db.prepare("UPDATE devices SET health = ? WHERE id = ?");
     this.setFirmware = db.prepare("UPDATE devices SET firmware_version = ? WHERE id = ?");
+    this.markSeen = db.prepare("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?");
     this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
     this.upsertState = db.prepare(
       `INSERT INTO device_state (device_id, health, health_json, state_json, config_reported_json, updated_at)
@@ -72,6 +74,8 @@ export class DeviceIngest {
   async handle(source: IngestSource, topic: string, payload: Buffer): Promise<void> {
     const kind = parseDeviceTopic(topic)?.topic.kind;
     if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return;
+    // Any message is a sign of life (the keep-alive watches last_seen); telemetry sets it in its own commit.
+    if (kind !== "telemetry") this.markSeen.run(this.clock(), source.deviceId);
     const value = this.decode(source, topic, kind, payload);
     if (value === undefined) return;
     switch (kind) {

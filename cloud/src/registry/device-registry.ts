@@ -2,12 +2,21 @@ import {
   type CreateDeviceBody,
   type Device,
   FieldgateError,
+  type ListDevicesQuery,
   type PatchDeviceBody,
   type TelemetryPage,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 import type { GroupTree } from "../groups/group-tree.js";
+import type { DeviceExportRecord } from "./device-export.js";
+import {
+  buildDeviceQuery,
+  type DeviceCursor,
+  type DeviceFilters,
+  type SqlScope,
+  type SqlValue,
+} from "./device-query.js";
 
 /** A device row as stored. */
 export interface DeviceRow {
@@ -31,6 +40,16 @@ export interface DeviceRow {
   firmware_version: string | null;
   health: string | null;
 }
+
+/** A row of a device query: the device with its group path, type name, certificate expiry and sort key. */
+interface ListedRow extends DeviceRow {
+  group_path: string;
+  type_name: string | null;
+  certificate_not_after: number | null;
+  sort_key: SqlValue;
+}
+
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** Where a device is filed: its group (with path and full name) and its type. */
 export interface DevicePlacement {
@@ -161,33 +180,93 @@ export class DeviceRegistry {
     return this.groups.get(row.org_id, row.group_id).path;
   }
 
+  /**
+   * Turns API filters into resolved ones: the group reference into its row (GROUP_NOT_FOUND when
+   * it does not exist), times into milliseconds. A group outside the caller's scope is not an
+   * error: the scope still applies, so such a filter lists nothing.
+   */
+  resolveFilters(orgId: number, query: ListDevicesQuery): DeviceFilters {
+    const { lastSeenFrom, lastSeenTo } = query;
+    if (lastSeenFrom && lastSeenTo && Date.parse(lastSeenFrom) > Date.parse(lastSeenTo)) {
+      throw new FieldgateError("VALIDATION_FAILED", "lastSeenFrom must not be after lastSeenTo", "lastSeenFrom");
+    }
+    const group = query.group === undefined ? undefined : this.groups.resolve(orgId, query.group);
+    const type = query.type;
+    return {
+      uuid: query.uuid,
+      name: query.name,
+      location: query.location,
+      tags: query.tag,
+      type: typeof type === "string" && /^\d+$/.test(type) ? Number(type) : type,
+      group: group && { id: group.id, path: group.path, includeSubgroups: query.includeSubgroups === true },
+      status: query.status,
+      online: query.online,
+      lastSeenFrom: lastSeenFrom === undefined ? undefined : Date.parse(lastSeenFrom),
+      lastSeenTo: lastSeenTo === undefined ? undefined : Date.parse(lastSeenTo),
+      firmwareVersion: query.firmwareVersion,
+      q: query.q,
+      sort: query.sort,
+    };
+  }
+
+  /** One page of the devices inside `scope` that match `filters`, with the total that match. */
   list(
     orgId: number,
-    scope: { clause: string; params: string[] },
-    q: string | undefined,
-    limit: number,
-    offset: number,
+    scope: SqlScope,
+    filters: DeviceFilters,
+    page: { limit: number; offset: number },
   ): { items: Device[]; total: number } {
-    const where = [
-      "org_id = ?",
-      `group_id IN (SELECT g.id FROM groups g WHERE g.org_id = devices.org_id AND ${scope.clause})`,
-    ];
-    const params: (string | number)[] = [orgId, ...scope.params];
-    if (q) {
-      // A plain substring search over the fields an operator types; LIKE wildcards in q are literal.
-      const like = `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      where.push(
-        "(lower(uuid) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\' OR lower(location) LIKE ? ESCAPE '\\' OR lower(comment) LIKE ? ESCAPE '\\' OR lower(tags) LIKE ? ESCAPE '\\')",
-      );
-      params.push(like, like, like, like, like);
-    }
-    const clause = where.join(" AND ");
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM devices WHERE ${clause}`).get(...params) as { n: number })
-      .n;
+    const query = buildDeviceQuery(orgId, scope, filters);
+    const total = (this.db.prepare(query.count.sql).get(...query.count.params) as { n: number }).n;
     const rows = this.db
-      .prepare(`SELECT * FROM devices WHERE ${clause} ORDER BY created_at, id LIMIT ? OFFSET ?`)
-      .all(...params, limit, offset) as DeviceRow[];
+      .prepare(`${query.select.sql} LIMIT ? OFFSET ?`)
+      .all(...query.select.params, page.limit, page.offset) as DeviceRow[];
     return { items: rows.map((r) => this.toApi(r)), total };
+  }
+
+  /**
+   * Every matching device as export records, a page at a time. Each page is read to its end
+   * before it is handed out: the connection is shared, and a statement left open across an
+   * await would block every other query.
+   */
+  *exportPages(
+    orgId: number,
+    scope: SqlScope,
+    filters: DeviceFilters,
+    pageSize = 1000,
+  ): Generator<DeviceExportRecord[]> {
+    const query = buildDeviceQuery(orgId, scope, filters);
+    const groupNames = new Map<string, string>();
+    let cursor: DeviceCursor | undefined;
+    for (;;) {
+      const statement = query.page(cursor, pageSize);
+      const records: DeviceExportRecord[] = [];
+      for (const row of this.db.prepare(statement.sql).iterate(...statement.params) as IterableIterator<ListedRow>) {
+        let group = groupNames.get(row.group_path);
+        if (group === undefined) {
+          group = this.groups.fullName(orgId, row.group_path);
+          groupNames.set(row.group_path, group);
+        }
+        records.push({
+          uuid: row.uuid,
+          name: row.name,
+          location: row.location,
+          comment: row.comment,
+          tags: JSON.parse(row.tags) as string[],
+          group,
+          type: row.type_name,
+          status: row.health,
+          online: row.online === 1,
+          lastSeen: isoOrNull(row.last_seen),
+          firmwareVersion: row.firmware_version,
+          certificateExpires: isoOrNull(row.certificate_not_after),
+          createdAt: new Date(row.created_at).toISOString(),
+        });
+        cursor = { key: row.sort_key, id: row.id };
+      }
+      if (records.length > 0) yield records;
+      if (records.length < pageSize) return;
+    }
   }
 
   patch(orgId: number, uuid: string, body: PatchDeviceBody, placement: Partial<DevicePlacement> = {}): Device {
@@ -362,4 +441,10 @@ export class DeviceRegistry {
       telemetryCount: row.telemetry_count,
     };
   }
+
+  /**
+   * The storage, window length and clock the registry uses, for the bulk series: they write
+   * thousands of devices in batched transactions with their own prepared statements, and must open
+   * the same windows as `create`.
+   */
 }

@@ -186,6 +186,19 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX devices_org_last_seen ON devices(org_id, last_seen);
     `,
   },
+  {
+    version: 3,
+    // Device list filters and sorts (issue #3). No index holds last_seen beyond the one above:
+    // every telemetry batch rewrites it, and each such index would be rewritten too.
+    sql: `
+      CREATE INDEX devices_org_created ON devices(org_id, created_at);
+      CREATE INDEX devices_org_health ON devices(org_id, health);
+      CREATE INDEX devices_org_firmware ON devices(org_id, firmware_version);
+      CREATE INDEX devices_org_name_nocase ON devices(org_id, name COLLATE NOCASE);
+      CREATE INDEX devices_org_location ON devices(org_id, location COLLATE NOCASE);
+      CREATE INDEX devices_org_online ON devices(org_id, online);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

@@ -44,4 +44,27 @@ describe("cloud config", () => {
       expect.objectContaining({ field: "hostname" }),
     );
   });
+
+  it("has a one-minute keep-alive unit checked every 30s, both settable for tests", () => {
+    expect(resolveCloudConfig({}, {})).toMatchObject({ keepaliveUnitMs: 60_000, keepaliveCheckMs: 30_000 });
+    expect(
+      resolveCloudConfig({}, { FIELDGATE_KEEPALIVE_UNIT: "200ms", FIELDGATE_KEEPALIVE_CHECK: "100ms" }),
+    ).toMatchObject({ keepaliveUnitMs: 200, keepaliveCheckMs: 100 });
+    expect(
+      resolveCloudConfig({ keepaliveUnit: "2s", keepaliveCheck: "1s" }, { FIELDGATE_KEEPALIVE_UNIT: "200ms" }),
+    ).toMatchObject({ keepaliveUnitMs: 2000, keepaliveCheckMs: 1000 });
+  });
+
+  it("refuses a keep-alive unit or check interval that is not a sensible duration", () => {
+    for (const [flags, field] of [
+      [{ keepaliveUnit: "soon" }, "keepalive-unit"],
+      [{ keepaliveUnit: "1ms" }, "keepalive-unit"],
+      [{ keepaliveCheck: "0s" }, "keepalive-check"],
+      [{ keepaliveCheck: "2h" }, "keepalive-check"],
+    ] as const) {
+      expect(() => resolveCloudConfig(flags, {}), JSON.stringify(flags)).toThrow(
+        expect.objectContaining({ code: "CONFIG_INVALID", field }),
+      );
+    }
+  });
 });

@@ -80,7 +80,8 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       const limit = request.query.limit ?? 100;
       const offset = request.query.offset ?? 0;
       const scope = ctx.policy.sqlScope(principal, "devices:read", "g.path");
-      const { items, total } = registry.list(principal.orgId, scope, request.query.q, limit, offset);
+      const filters = registry.resolveFilters(principal.orgId, request.query);
+      const { items, total } = registry.list(principal.orgId, scope, filters, { limit, offset });
       return { items, total, limit, offset };
     },
   );

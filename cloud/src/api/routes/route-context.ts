@@ -2,6 +2,7 @@ import { FieldgateError } from "@fieldgate/shared";
 import type { FastifyRequest } from "fastify";
 import type { AccessPolicy, Principal } from "../../access/access-policy.js";
 import type { Permission } from "../../access/roles.js";
+import type { BulkOperations } from "../../bulk/bulk-operations.js";
 import type { ApiCredentials } from "../../credentials/api-credentials.js";
 import type { DeviceTypes } from "../../device-types/device-types.js";
 import type { EnrollmentService } from "../../enrollment/enrollment-service.js";
@@ -12,6 +13,7 @@ import type { UserDirectory } from "../../users/user-directory.js";
 /** What every route module gets: the services, the policy, and the server's own settings. */
 export interface RouteContext {
   registry: DeviceRegistry;
+  bulk: BulkOperations;
   enrollment: EnrollmentService;
   credentials: ApiCredentials;
   users: UserDirectory;

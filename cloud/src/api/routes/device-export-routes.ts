@@ -1,0 +1,56 @@
+import { ErrorResponse, ListDevicesQuery } from "@fieldgate/shared";
+import { type Static, Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import { EXPORT_COLUMNS, exportStream, MAX_EXPORT_COLUMNS, parseExportColumns } from "../../registry/device-export.js";
+import { operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+
+// The list filters and sort, without paging: an export holds every match.
+const { limit: _limit, offset: _offset, ...filterProperties } = ListDevicesQuery.properties;
+
+const ExportDevicesQuery = Type.Object(
+  {
+    ...filterProperties,
+    format: Type.Optional(Type.Union([Type.Literal("csv"), Type.Literal("json")], { default: "csv" })),
+    columns: Type.Optional(
+      Type.String({
+        maxLength: 512,
+        description: `comma-separated, at most ${MAX_EXPORT_COLUMNS}: ${EXPORT_COLUMNS.join(", ")}`,
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+type ExportDevicesQuery = Static<typeof ExportDevicesQuery>;
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
+
+/** `GET /api/v1/devices/export`: the filtered device list as a streamed CSV or JSON file. */
+export function registerDeviceExportRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get<{ Querystring: ExportDevicesQuery }>(
+    "/api/v1/devices/export",
+    {
+      schema: {
+        tags: ["devices"],
+        summary:
+          "Export the filtered devices as CSV or JSON, streamed; CSV cells are escaped against formula injection",
+        security: operatorSecurity,
+        querystring: ExportDevicesQuery,
+        // 200 is a stream (text/csv or application/json), so it has no response schema to serialize with.
+        response: errors,
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const { format = "csv", columns: columnText, ...query } = request.query;
+      // Everything is checked before the first byte: after the headers are sent, an error can only cut the stream.
+      const columns = parseExportColumns(columnText);
+      const filters = ctx.registry.resolveFilters(principal.orgId, query);
+      const scope = ctx.policy.sqlScope(principal, "devices:read", "g.path");
+      const pages = ctx.registry.exportPages(principal.orgId, scope, filters);
+      return reply
+        .type(format === "csv" ? "text/csv; charset=utf-8" : "application/json; charset=utf-8")
+        .header("content-disposition", `attachment; filename="devices.${format}"`)
+        .send(exportStream(pages, format, columns));
+    },
+  );
+}

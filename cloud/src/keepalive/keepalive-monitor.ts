@@ -1,0 +1,130 @@
+import type Database from "better-sqlite3";
+import type { Logger } from "pino";
+
+export interface KeepaliveOptions {
+  /** How often to look for silent devices. */
+  checkIntervalMs: number;
+  /** How long one keep-alive minute lasts: 60000, shorter only in tests. */
+  minuteMs: number;
+}
+
+/** A raised KEEPALIVE_MISSED, as stored in device_events; what callbacks will be handed. */
+export interface KeepaliveMissed {
+  deviceId: number;
+  uuid: string;
+  orgId: number;
+  ts: number;
+  /** When the device last sent anything. */
+  lastSeen: number;
+  keepaliveMinutes: number;
+  message: string;
+}
+
+export type KeepaliveListener = (event: KeepaliveMissed) => void;
+
+interface SilentRow {
+  id: number;
+  uuid: string;
+  org_id: number;
+  last_seen: number;
+  keepalive_minutes: number;
+}
+
+/** At most this many alerts per check, so one check never holds the database long; the rest come next check. */
+const BATCH = 5000;
+
+/**
+ * Raises KEEPALIVE_MISSED (severity error) for a device whose type has a keep-alive of M minutes
+ * and that sent nothing for M minutes, as Sigfox does. "Sent" is `last_seen`: any message, connect
+ * or disconnect. A device never seen is not watched: it is not in service yet. One event per
+ * silence: `keepalive_alerted_at` marks it, and a device that speaks again (last_seen moves past
+ * the mark) and falls silent again raises a new one.
+ */
+export class KeepaliveMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: KeepaliveListener[] = [];
+  private readonly findSilent: Database.Statement<[number, number, number], SilentRow>;
+  private readonly insertEvent: Database.Statement;
+  private readonly markAlerted: Database.Statement;
+  private readonly raise: (now: number) => KeepaliveMissed[];
+
+  constructor(
+    db: Database.Database,
+    private readonly clock: () => number,
+    private readonly logger: Logger,
+    private readonly options: KeepaliveOptions,
+  ) {
+    this.findSilent = db.prepare(
+      `SELECT d.id, d.uuid, d.org_id, d.last_seen, t.keepalive_minutes
+       FROM devices d JOIN device_types t ON t.id = d.type_id
+       WHERE t.keepalive_minutes IS NOT NULL AND d.last_seen IS NOT NULL
+         AND d.last_seen + t.keepalive_minutes * ? <= ?
+         AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
+       LIMIT ?`,
+    );
+    this.insertEvent = db.prepare(
+      "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, 'KEEPALIVE_MISSED', 'error', ?, NULL, NULL)",
+    );
+    this.markAlerted = db.prepare("UPDATE devices SET keepalive_alerted_at = ? WHERE id = ?");
+    // Finding and marking in one transaction: a message arriving in between cannot be lost or double-counted.
+    this.raise = db.transaction((now: number) =>
+      this.findSilent.all(this.options.minuteMs, now, BATCH).map((row) => {
+        const silentMinutes = Math.floor((now - row.last_seen) / this.options.minuteMs);
+        const event: KeepaliveMissed = {
+          deviceId: row.id,
+          uuid: row.uuid,
+          orgId: row.org_id,
+          ts: now,
+          lastSeen: row.last_seen,
+          keepaliveMinutes: row.keepalive_minutes,
+          message: `no message for ${silentMinutes} minutes (keep-alive ${row.keepalive_minutes} min)`,
+        };
+        this.insertEvent.run(row.id, now, event.message);
+        this.markAlerted.run(now, row.id);
+        return event;
+      }),
+    );
+  }
+
+  /** Called for each raised event, after it is stored: the seam for callbacks. */
+  onMissed(listener: KeepaliveListener): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.checkSafely(), this.options.checkIntervalMs);
+    // The monitor alone must not keep the process alive.
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One pass: stores and returns the events raised now. */
+  check(): KeepaliveMissed[] {
+    const events = this.raise(this.clock());
+    for (const event of events) {
+      this.logger.warn({ uuid: event.uuid, keepaliveMinutes: event.keepaliveMinutes }, "keep-alive missed");
+      for (const listener of this.listeners) {
+        try {
+          listener(event);
+        } catch (err) {
+          this.logger.error({ uuid: event.uuid, err: (err as Error).message }, "keep-alive listener failed");
+        }
+      }
+    }
+    return events;
+  }
+
+  private checkSafely(): void {
+    try {
+      this.check();
+    } catch (err) {
+      // A busy or failing database skips one pass; the next pass finds the same devices.
+      this.logger.error({ err: (err as Error).message }, "keep-alive check failed");
+    }
+  }
+}
