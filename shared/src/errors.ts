@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, message: "No such route" },
   DEVICE_NOT_FOUND: { status: 404, message: "No device with this uuid" },
   DEVICE_EXISTS: { status: 409, message: "A device with this uuid is already registered" },
+  DEVICE_RETIRED: { status: 409, message: "The device was retired when it was replaced; delete it to reuse its uuid" },
   DEVICE_OWNED_ELSEWHERE: { status: 409, message: "This uuid belongs to another organization" },
   GROUP_NOT_FOUND: { status: 404, message: "No such group" },
   GROUP_EXISTS: { status: 409, message: "A sibling group already has this name" },

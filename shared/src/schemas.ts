@@ -260,6 +260,8 @@ export const Device = Type.Object({
   type: Type.Union([Type.Object({ id: Type.Integer(), name: Type.String() }), Type.Null()]),
   firmwareVersion: Type.Union([Type.String(), Type.Null()]),
   health: Type.Union([Type.String(), Type.Null()]),
+  retiredAt: Type.Union([Iso, Type.Null()], { description: "set when the device was replaced" }),
+  replacedBy: Type.Union([Type.String(), Type.Null()]),
   name: Type.String(),
   location: Type.String(),
   comment: Type.String(),
@@ -327,6 +329,12 @@ export const ListDevicesQuery = Type.Object(
     lastSeenFrom: Type.Optional(Type.String({ format: "date-time", description: "last seen at or after" })),
     lastSeenTo: Type.Optional(Type.String({ format: "date-time", description: "last seen before" })),
     firmwareVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    retired: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: "true: only devices retired by a replace; default: only active ones",
+      }),
+    ),
     q: Type.Optional(Type.String({ maxLength: 128 })),
     sort: Type.Optional(
       Type.String({

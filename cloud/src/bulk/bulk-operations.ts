@@ -227,8 +227,9 @@ export class BulkOperations {
   /**
    * New hardware takes over old: the new uuid gets the old device's name, location, comment, tags,
    * group and type (and with keepHistory its telemetry, events and logs) and a fresh enrollment
-   * window. The old device is retired: removed from the registry with its certificates, so the
-   * broker refuses it and its live session is dropped.
+   * window. The old device is retired: it stays in the registry (with its history unless moved),
+   * its certificates are revoked so the broker refuses them, its live session is dropped, and it
+   * cannot get a new enrollment window.
    */
   replace(principal: Principal, csv: string, options: BulkRunOptions & { keepHistory?: boolean }): Promise<BulkReport> {
     const scope = new RowScope(this.deps, principal, this.statements.byUuid);
@@ -239,6 +240,13 @@ export class BulkOperations {
       result.uuid = newUuid;
       result.oldUuid = old.uuid;
       if (newUuid === old.uuid) throw new FieldgateError("VALIDATION_FAILED", "new_uuid equals old_uuid", "new_uuid");
+      if (old.retired_at !== null) {
+        throw new FieldgateError(
+          "DEVICE_RETIRED",
+          `${old.uuid} was already replaced by ${old.replaced_by}`,
+          "old_uuid",
+        );
+      }
       this.requireFree(principal.orgId, newUuid, "new_uuid");
       const factoryPublicKey = cells.factory_public_key
         ? normalizeFactoryKey(cells.factory_public_key, "factory_public_key")
@@ -266,8 +274,9 @@ export class BulkOperations {
             const newId = Number(inserted.lastInsertRowid);
             for (const statement of this.statements.moveHistory) statement.run(newId, old.id);
           }
-          // Deleting cascades to the old certificates: the broker then refuses them (CERT_UNKNOWN).
-          this.statements.remove.run(old.id);
+          const now = this.clock();
+          this.statements.retire.run(now, newUuid, options.keepHistory ? 1 : 0, old.id);
+          this.statements.revokeCertificates.run(now, old.id);
           result.token = token;
           result.windowExpiresAt = new Date(expiresAt).toISOString();
         },
@@ -425,6 +434,13 @@ function prepareStatements(db: Database.Database) {
     ),
     move: db.prepare("UPDATE devices SET group_id = ?, type_id = ? WHERE id = ?"),
     remove: db.prepare("DELETE FROM devices WHERE id = ?"),
+    retire: db.prepare(
+      `UPDATE devices SET retired_at = ?, replaced_by = ?, window_expires_at = NULL, token_hash = NULL, online = 0,
+         telemetry_count = CASE WHEN ? THEN 0 ELSE telemetry_count END WHERE id = ?`,
+    ),
+    revokeCertificates: db.prepare(
+      "UPDATE certificates SET revoked_at = ?, revoke_reason = 'replaced' WHERE device_id = ? AND revoked_at IS NULL",
+    ),
     namesLike: db.prepare("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'"),
     // History is telemetry, events and logs. Batch keys (telemetry_batches) stay with the device
     // they came from: they deduplicate that device's resends and must not block the new device's.

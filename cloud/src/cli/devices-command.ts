@@ -59,6 +59,7 @@ export function devicesCommand(print: (text: string) => void): Command {
       .option("--last-seen-from <iso>", "last seen at or after this time")
       .option("--last-seen-to <iso>", "last seen before this time")
       .option("--firmware <version>", "firmware version, exactly")
+      .option("--retired", "only devices retired by a replace (default: only active ones)")
       .option("-q, --query <text>", "text in uuid, name, location, comment or tags")
       .option("--sort <column>", `sort column, - prefix for descending: ${DEVICE_SORT_COLUMNS.join(", ")}`)
       .option("--limit <n>", "page size (table)", "100")
@@ -259,6 +260,7 @@ interface ListOptions {
   lastSeenFrom?: string;
   lastSeenTo?: string;
   firmware?: string;
+  retired?: boolean;
   query?: string;
   sort?: string;
   limit: string;
@@ -288,6 +290,7 @@ function listFilters(opts: ListOptions): URLSearchParams {
   set("lastSeenFrom", opts.lastSeenFrom);
   set("lastSeenTo", opts.lastSeenTo);
   set("firmwareVersion", opts.firmware);
+  if (opts.retired) params.set("retired", "true");
   set("q", opts.query);
   set("sort", opts.sort);
   return params;

@@ -34,6 +34,8 @@ export interface DeviceFilters {
   lastSeenFrom?: number;
   lastSeenTo?: number;
   firmwareVersion?: string;
+  /** true: only retired devices; otherwise only active ones. */
+  retired?: boolean;
   q?: string;
   /** A column of DEVICE_SORT_COLUMNS, "-" prefixed for descending. Default: createdAt. */
   sort?: string;
@@ -117,6 +119,7 @@ export function buildDeviceQuery(orgId: number, scope: SqlScope, filters: Device
   if (filters.lastSeenFrom !== undefined) add("d.last_seen >= ?", filters.lastSeenFrom);
   if (filters.lastSeenTo !== undefined) add("d.last_seen < ?", filters.lastSeenTo);
   if (filters.firmwareVersion !== undefined) add("d.firmware_version = ?", filters.firmwareVersion);
+  add(filters.retired ? "d.retired_at IS NOT NULL" : "d.retired_at IS NULL");
   if (filters.q) {
     const like = likePattern(filters.q);
     add(

@@ -39,6 +39,8 @@ export interface DeviceRow {
   type_id: number | null;
   firmware_version: string | null;
   health: string | null;
+  retired_at: number | null;
+  replaced_by: string | null;
 }
 
 /** A row of a device query: the device with its group path, type name, certificate expiry and sort key. */
@@ -204,6 +206,7 @@ export class DeviceRegistry {
       lastSeenFrom: lastSeenFrom === undefined ? undefined : Date.parse(lastSeenFrom),
       lastSeenTo: lastSeenTo === undefined ? undefined : Date.parse(lastSeenTo),
       firmwareVersion: query.firmwareVersion,
+      retired: query.retired === true,
       q: query.q,
       sort: query.sort,
     };
@@ -298,6 +301,13 @@ export class DeviceRegistry {
   /** Revokes the device's certificates and opens a new window with a new one-time token. */
   resetToken(orgId: number, uuid: string): { device: Device; window: OpenedWindow } {
     const row = this.row(orgId, uuid);
+    if (row.retired_at !== null) {
+      throw new FieldgateError(
+        "DEVICE_RETIRED",
+        `${row.uuid} was retired when ${row.replaced_by ?? "another device"} replaced it; delete it to reuse the uuid`,
+        "uuid",
+      );
+    }
     const token = newSecret("fgt_");
     const expiresAt = this.clock() + this.windowMs;
     this.db.transaction(() => {
@@ -418,6 +428,8 @@ export class DeviceRegistry {
       type: type ? { id: type.id, name: type.name } : null,
       firmwareVersion: row.firmware_version,
       health: row.health,
+      retiredAt: row.retired_at === null ? null : new Date(row.retired_at).toISOString(),
+      replacedBy: row.replaced_by,
       name: row.name,
       location: row.location,
       comment: row.comment,

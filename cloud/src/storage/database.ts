@@ -199,6 +199,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX devices_org_online ON devices(org_id, online);
     `,
   },
+  {
+    version: 4,
+    // A replaced device is retired, not deleted: its record and (unless moved) its history stay,
+    // its certificates are revoked, and it can no longer enroll.
+    sql: `
+      ALTER TABLE devices ADD COLUMN retired_at INTEGER;
+      ALTER TABLE devices ADD COLUMN replaced_by TEXT;
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

@@ -333,7 +333,24 @@ describe("bulk series from CSV (API)", () => {
         `/api/v1/devices/${replacement}/telemetry`,
       );
       expect(telemetry.body.items).toMatchObject([{ name: "temp", value: 20.5 }]);
-      expect((await device(old.uuid)).status).toBe(404);
+      // The old device is retired, not deleted: kept, certificate revoked, out of active lists.
+      const retired = await device(old.uuid);
+      expect(retired.status).toBe(200);
+      expect(retired.body).toMatchObject({
+        replacedBy: replacement,
+        certificate: null,
+        window: { open: false },
+        telemetryCount: 0,
+      });
+      expect((retired.body as { retiredAt: string | null }).retiredAt).not.toBeNull();
+      const active = await cloud.api<{ items: { uuid: string }[] }>("GET", "/api/v1/devices?limit=1000");
+      expect(active.body.items.map((d) => d.uuid)).not.toContain(old.uuid);
+      const listed = await cloud.api<{ items: { uuid: string }[] }>("GET", "/api/v1/devices?retired=true&limit=1000");
+      expect(listed.body.items.map((d) => d.uuid)).toContain(old.uuid);
+      const reopen = await cloud.api<{ error: { code: string } }>("POST", `/api/v1/devices/${old.uuid}/reset-token`);
+      expect(reopen.body.error.code).toBe("DEVICE_RETIRED");
+      const again = await postCsv(cloud, "replace", `old_uuid,new_uuid\n${old.uuid},${newUuid()}\n`);
+      expect(outcome(again.body)).toEqual({ 2: "DEVICE_RETIRED" });
       // The live session is dropped, and the old certificate is refused from now on.
       await closed;
       await expect(connectDevice(cloud, old, old.uuid)).rejects.toThrow();
@@ -360,6 +377,8 @@ describe("bulk series from CSV (API)", () => {
       const res = await postCsv(cloud, "replace", `old_uuid,new_uuid\n${dev.uuid},${replacement}\n`);
       expect(res.body.summary.ok).toBe(1);
       expect((await device(replacement)).body).toMatchObject({ telemetryCount: 0, group: { id: plantB.id } });
+      // Without keepHistory, whatever history there is stays with the retired record.
+      expect((await device(dev.uuid)).body).toMatchObject({ replacedBy: replacement, group: { id: plantB.id } });
     });
   });
 

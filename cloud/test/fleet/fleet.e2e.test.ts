@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, cloudBin, startCloud } from "../../../test/support/cloud-process.js";
 import { connectDevice, enrollWithToken, newUuid } from "../../../test/support/device-identity.js";
+import { postCsv } from "../bulk/bulk-support.js";
 
 type Err = { error: { code: string; field?: string; message: string } };
 type Group = {
@@ -285,6 +286,10 @@ describe("fleet management", () => {
       expect(mine.text).not.toContain(theirs);
       const acmeGroups = await cloud.api<{ items: Group[] }>("GET", "/api/v1/groups", undefined, acmeAuth);
       expect(acmeGroups.body.items).toHaveLength(1);
+      const imported = await postCsv(cloud, "import", `uuid\n${theirs}\n`);
+      expect(imported.body.rows[0]).toMatchObject({ status: "error", code: "DEVICE_OWNED_ELSEWHERE" });
+      const edited = await postCsv(cloud, "edit", `uuid,name\n${theirs},stolen\n`);
+      expect(edited.body.rows[0]).toMatchObject({ status: "error", code: "DEVICE_NOT_FOUND" });
       const ourGroup = await group({ name: name("ours") });
       expect((await cloud.api<Err>("GET", `/api/v1/groups/${ourGroup.id}`, undefined, acmeAuth)).body.error.code).toBe(
         "GROUP_NOT_FOUND",
