@@ -342,7 +342,7 @@ describe("bulk series from CSV (API)", () => {
         window: { open: false },
         telemetryCount: 0,
       });
-      expect((retired.body as { retiredAt: string | null }).retiredAt).not.toBeNull();
+      expect((retired.body as unknown as { retiredAt: string | null }).retiredAt).not.toBeNull();
       const active = await cloud.api<{ items: { uuid: string }[] }>("GET", "/api/v1/devices?limit=1000");
       expect(active.body.items.map((d) => d.uuid)).not.toContain(old.uuid);
       const listed = await cloud.api<{ items: { uuid: string }[] }>("GET", "/api/v1/devices?retired=true&limit=1000");
