@@ -13,7 +13,6 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
-import { hashSecret, newSecret } from "../credentials/secrets.js";
 import type { DeviceTypeRecord, DeviceTypes } from "../device-types/device-types.js";
 import type { GroupRow, GroupTree } from "../groups/group-tree.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
@@ -118,22 +117,17 @@ export class BulkOperations {
       if (name) result.name = name;
       return {
         write: () => {
-          const token = newSecret("fgt_");
-          const expiresAt = this.clock() + this.deps.windowMs;
-          this.statements.insert.run(
-            uuid,
+          const { token, expiresAt } = this.deps.registry.insert(
             principal.orgId,
-            group.id,
-            type?.id ?? null,
-            name,
-            body.location ?? "",
-            body.comment ?? "",
-            JSON.stringify(body.tags ?? []),
-            body.factoryPublicKey ?? null,
-            this.clock(),
-            expiresAt,
-            hashSecret(token),
-            0,
+            {
+              uuid,
+              name,
+              location: body.location,
+              comment: body.comment,
+              tags: body.tags,
+              factoryPublicKey: body.factoryPublicKey,
+            },
+            { groupId: group.id, typeId: type?.id ?? null },
           );
           result.token = token;
           result.windowExpiresAt = new Date(expiresAt).toISOString();
@@ -253,25 +247,22 @@ export class BulkOperations {
         : null;
       return {
         write: () => {
-          const token = newSecret("fgt_");
-          const expiresAt = this.clock() + this.deps.windowMs;
-          const inserted = this.statements.insert.run(
-            newUuid,
+          const tags = JSON.parse(old.tags) as string[];
+          const { token, expiresAt } = this.deps.registry.insert(
             principal.orgId,
-            old.group_id,
-            old.type_id,
-            old.name,
-            old.location,
-            old.comment,
-            old.tags,
-            factoryPublicKey,
-            this.clock(),
-            expiresAt,
-            hashSecret(token),
+            {
+              uuid: newUuid,
+              name: old.name,
+              location: old.location,
+              comment: old.comment,
+              tags,
+              factoryPublicKey: factoryPublicKey ?? undefined,
+            },
+            { groupId: old.group_id, typeId: old.type_id },
             options.keepHistory ? old.telemetry_count : 0,
           );
           if (options.keepHistory) {
-            const newId = Number(inserted.lastInsertRowid);
+            const newId = (this.statements.byUuid.get(newUuid) as { id: number }).id;
             for (const statement of this.statements.moveHistory) statement.run(newId, old.id);
           }
           const now = this.clock();
@@ -423,11 +414,6 @@ export class BulkOperations {
 function prepareStatements(db: Database.Database) {
   return {
     byUuid: db.prepare("SELECT * FROM devices WHERE uuid = ?"),
-    insert: db.prepare(
-      `INSERT INTO devices (uuid, org_id, group_id, type_id, name, location, comment, tags, factory_public_key, created_at,
-         window_expires_at, window_failed_attempts, token_hash, telemetry_count)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-    ),
     edit: db.prepare(
       `UPDATE devices SET name = coalesce(?, name), location = coalesce(?, location), comment = coalesce(?, comment),
          tags = coalesce(?, tags), type_id = CASE WHEN ? THEN ? ELSE type_id END WHERE id = ?`,

@@ -77,6 +77,7 @@ export type RevocationListener = (uuid: string, reason: string) => void;
 /** The device registry: devices, their enrollment windows and their certificates, per organization. */
 export class DeviceRegistry {
   private readonly revocationListeners: RevocationListener[] = [];
+  private insertStatement: Database.Statement | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -122,8 +123,6 @@ export class DeviceRegistry {
   /** Registers a device in a group and opens its first enrollment window. */
   create(orgId: number, body: CreateDeviceBody, placement: DevicePlacement): { device: Device; window: OpenedWindow } {
     const uuid = body.uuid.toLowerCase();
-    const token = newSecret("fgt_");
-    const expiresAt = this.clock() + this.windowMs;
     const existing = this.findByUuid(uuid);
     if (existing) {
       // Another tenant's device: say only that the uuid is taken elsewhere, nothing about whom.
@@ -136,27 +135,44 @@ export class DeviceRegistry {
       }
       throw new FieldgateError("DEVICE_EXISTS", `a device with uuid ${uuid} is already registered`, "uuid");
     }
-    this.db
-      .prepare(
-        `INSERT INTO devices (uuid, org_id, group_id, type_id, name, location, comment, tags, factory_public_key, created_at,
-           window_expires_at, window_failed_attempts, token_hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-      )
-      .run(
-        uuid,
-        orgId,
-        placement.groupId,
-        placement.typeId ?? null,
-        body.name ?? "",
-        body.location ?? "",
-        body.comment ?? "",
-        JSON.stringify(body.tags ?? []),
-        body.factoryPublicKey ?? null,
-        this.clock(),
-        expiresAt,
-        hashSecret(token),
-      );
-    return { device: this.get(orgId, uuid), window: { token, expiresAt } };
+    const window = this.insert(orgId, { ...body, uuid }, placement);
+    return { device: this.get(orgId, uuid), window };
+  }
+
+  /**
+   * Inserts a device and opens its first window, without the checks of `create` (callers that
+   * checked a whole series themselves, like the bulk import, use it inside their transaction).
+   * Returns the one-time token; only its hash is stored.
+   */
+  insert(
+    orgId: number,
+    fields: Omit<CreateDeviceBody, "group" | "type">,
+    placement: DevicePlacement,
+    telemetryCount = 0,
+  ): OpenedWindow {
+    const token = newSecret("fgt_");
+    const expiresAt = this.clock() + this.windowMs;
+    this.insertStatement ??= this.db.prepare(
+      `INSERT INTO devices (uuid, org_id, group_id, type_id, name, location, comment, tags, factory_public_key, created_at,
+         window_expires_at, window_failed_attempts, token_hash, telemetry_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+    );
+    this.insertStatement.run(
+      fields.uuid.toLowerCase(),
+      orgId,
+      placement.groupId,
+      placement.typeId ?? null,
+      fields.name ?? "",
+      fields.location ?? "",
+      fields.comment ?? "",
+      JSON.stringify(fields.tags ?? []),
+      fields.factoryPublicKey ?? null,
+      this.clock(),
+      expiresAt,
+      hashSecret(token),
+      telemetryCount,
+    );
+    return { token, expiresAt };
   }
 
   /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */

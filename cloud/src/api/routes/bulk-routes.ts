@@ -7,17 +7,16 @@ import {
   BulkReplaceQuery,
   BulkReport,
   BulkTransferQuery,
-  ErrorResponse,
 } from "@fieldgate/shared";
 import { type TSchema, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Principal } from "../../access/access-policy.js";
 import type { BulkOperations } from "../../bulk/bulk-operations.js";
-import { operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+import { errorResponses, operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
 
 /** A 100,000-row import with factory keys fits; the default limit of the API is 256 KiB. */
 const CSV_BODY_LIMIT = 32 * 1024 * 1024;
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+const errors = errorResponses;
 const CsvBody = Type.String({
   description: "the CSV file, sent as text/csv (or text/plain; a JSON string is accepted too)",
 });

@@ -1,17 +1,19 @@
-import {
-  CreateCredentialBody,
-  Credential,
-  CredentialIdParams,
-  CredentialWithSecret,
-  ErrorResponse,
-} from "@fieldgate/shared";
+import { CreateCredentialBody, Credential, CredentialIdParams, CredentialWithSecret } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { Role } from "../../access/roles.js";
 import type { CredentialRecord } from "../../credentials/api-credentials.js";
-import { groupRef, iso, operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+import {
+  errorResponses,
+  groupRef,
+  iso,
+  operatorSecurity,
+  principalOf,
+  type RouteContext,
+  targetGroupOf,
+} from "./route-context.js";
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+const errors = errorResponses;
 
 /** API credentials scoped to a group with a role; secrets shown once. */
 export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext): void {

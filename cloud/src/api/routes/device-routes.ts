@@ -4,7 +4,6 @@ import {
   DeviceEventPage,
   DeviceList,
   DeviceWithToken,
-  ErrorResponse,
   FieldgateError,
   ListDevicesQuery,
   PatchDeviceBody,
@@ -16,10 +15,17 @@ import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { GroupRow } from "../../groups/group-tree.js";
 import type { OpenedWindow } from "../../registry/device-registry.js";
-import { deviceOf, operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+import {
+  deviceOf,
+  errorResponses,
+  operatorSecurity,
+  principalOf,
+  type RouteContext,
+  targetGroupOf,
+} from "./route-context.js";
 
 const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+const errors = errorResponses;
 
 /** Devices: registry, enrollment windows, telemetry and events. */
 export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): void {

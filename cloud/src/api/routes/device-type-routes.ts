@@ -1,10 +1,17 @@
-import { CreateDeviceTypeBody, DeviceType, EditDeviceTypeBody, ErrorResponse, IdParams } from "@fieldgate/shared";
+import { CreateDeviceTypeBody, DeviceType, EditDeviceTypeBody, IdParams } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { DeviceTypeRecord } from "../../device-types/device-types.js";
-import { groupRef, operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+import {
+  errorResponses,
+  groupRef,
+  operatorSecurity,
+  principalOf,
+  type RouteContext,
+  targetGroupOf,
+} from "./route-context.js";
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+const errors = errorResponses;
 
 /** Device types: keep-alive, firmware compatibility and defaults shared by devices of one kind. */
 export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext): void {

@@ -2,7 +2,6 @@ import {
   CreateGroupBody,
   DeleteGroupQuery,
   EditGroupBody,
-  ErrorResponse,
   Group,
   IdParams,
   ListGroupsQuery,
@@ -10,9 +9,9 @@ import {
 } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import { operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+import { errorResponses, operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+const errors = errorResponses;
 
 /** The group tree: create, list, show, edit, move, delete. */
 export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): void {

@@ -1,4 +1,4 @@
-import { FieldgateError } from "@fieldgate/shared";
+import { ErrorResponse, FieldgateError } from "@fieldgate/shared";
 import type { FastifyRequest } from "fastify";
 import type { AccessPolicy, Principal } from "../../access/access-policy.js";
 import type { Permission } from "../../access/roles.js";
@@ -25,7 +25,14 @@ export interface RouteContext {
   mqttUrl: string | undefined;
 }
 
-export const ErrorResponseRef = "ErrorResponse";
+/** The error answers operator routes document in OpenAPI. */
+export const errorResponses = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  403: ErrorResponse,
+  404: ErrorResponse,
+  409: ErrorResponse,
+} as const;
 
 /** The authenticated principal; the access hook guarantees it on non-public routes. */
 export function principalOf(request: FastifyRequest): Principal {

@@ -1,11 +1,11 @@
-import { CreateUserBody, EditUserBody, ErrorResponse, IdParams, User } from "@fieldgate/shared";
+import { CreateUserBody, EditUserBody, IdParams, User } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Role } from "../../access/roles.js";
-import { operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+import { errorResponses, operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
 import { userView } from "./service-routes.js";
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
+const errors = errorResponses;
 
 /** Users of the organization and their roles on groups. Managed by admins of the root group. */
 export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): void {
