@@ -75,7 +75,7 @@ describe("outbox delivery, real processes", () => {
     for (let round = 0; round < 5; round++) {
       const agent = startAgent(configFile, { FIELDGATE_AGENT_ENROLLMENT_TOKEN: token });
       agents.push(agent);
-      await agent.waitForLog(/connected/, 15_000);
+      await agent.waitForLog(/connected to /, 15_000);
       // Kill at an arbitrary point of the publish cycle.
       await new Promise((r) => setTimeout(r, 400 + Math.floor(Math.random() * 900)));
       await agent.kill9();
@@ -86,6 +86,8 @@ describe("outbox delivery, real processes", () => {
     const drainFile = writeAgentConfig(dir, config(uuid, dataDir, 0));
     const drainer = startAgent(drainFile);
     agents.push(drainer);
+    // Judge the backlog only once the drainer runs: an empty outbox must not end the test early.
+    await drainer.waitForLog(/connected to /, 15_000);
     await eventually(
       async () => ((await backlogRows(drainFile)) === 0 ? true : undefined),
       20_000,
@@ -103,7 +105,7 @@ describe("outbox delivery, real processes", () => {
     const configFile = writeAgentConfig(dir, config(uuid, dataDir, 200));
     const agent = startAgent(configFile, { FIELDGATE_AGENT_ENROLLMENT_TOKEN: token });
     agents.push(agent);
-    await agent.waitForLog(/connected/, 15_000);
+    await agent.waitForLog(/connected to /, 15_000);
     await cloud.stop();
     await new Promise((r) => setTimeout(r, 2000));
     expect(await backlogRows(configFile)).toBeGreaterThan(100);
@@ -122,6 +124,7 @@ describe("outbox delivery, real processes", () => {
     expect(await agent.stop()).toBe(0);
     const drainer = startAgent(writeAgentConfig(dir, config(uuid, dataDir, 0)));
     agents.push(drainer);
+    await drainer.waitForLog(/connected to /, 15_000);
     await eventually(
       async () => ((await backlogRows(configFile)) === 0 ? true : undefined),
       20_000,

@@ -1,10 +1,23 @@
 #!/usr/bin/env node
-import { buildProgram } from "./program.js";
+// Catch a stop signal from the first instant: a supervisor may stop the daemon while it is still
+// loading its modules, and the default action would kill it without a clean shutdown.
+let stopSignal: string | undefined;
+const stopWaiters: ((signal: string) => void)[] = [];
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    stopSignal ??= signal;
+    for (const resolve of stopWaiters.splice(0)) resolve(signal);
+  });
+}
+const waitForStop = (): Promise<string> =>
+  stopSignal ? Promise.resolve(stopSignal) : new Promise((resolve) => stopWaiters.push(resolve));
 
+const { buildProgram } = await import("./program.js");
 const io = {
   out: (text: string) => process.stdout.write(`${text}\n`),
   err: (text: string) => process.stderr.write(`${text}\n`),
   env: process.env,
+  waitForStop,
 };
 
 const code = await buildProgram(io).run(process.argv.slice(2));
