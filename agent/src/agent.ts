@@ -1,13 +1,20 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { FieldgateError } from "@fieldgate/shared";
+import { deviceTopic, FieldgateError } from "@fieldgate/shared";
 import type { Logger } from "pino";
 import type { AgentConfig } from "./config/config-schema.js";
+import { DesiredConfigHandler, FileDesiredConfigStore } from "./config/desired-config.js";
 import { type Enroller, EnrollmentClient } from "./enrollment/enrollment-client.js";
 import { EnrollmentLoop } from "./enrollment/enrollment-loop.js";
 import { RejectedTokens } from "./enrollment/rejected-tokens.js";
+import { type AgentHealth, createAgentHealth } from "./health/agent-health.js";
+import type { HealthPublisher } from "./health/health-monitor.js";
+import { CertificateRenewer } from "./identity/certificate-renewer.js";
 import { FactoryKey } from "./identity/factory-key.js";
 import { type Identity, IdentityStore } from "./identity/identity-store.js";
+import { assertSocketFree, LocalApi } from "./local-api/local-api.js";
+import { logTeeOf } from "./log/logger.js";
+import { effectiveLogLevels, LogForwarding } from "./logs/log-forwarding.js";
 import { OutboxPublisher } from "./outbox/outbox-publisher.js";
 import { OutboxWriter } from "./outbox/outbox-writer.js";
 import { SqliteOutboxStore } from "./outbox/sqlite-outbox-store.js";
@@ -36,11 +43,18 @@ export class Agent {
   private writer: OutboxWriter | undefined;
   private sampler: SystemSampler | undefined;
   private enrollLoop: EnrollmentLoop | undefined;
+  private enroller: Enroller | undefined;
+  private renewer: CertificateRenewer | undefined;
+  private losingIdentity = false;
   private session: MqttSession | undefined;
   private publisher: OutboxPublisher | undefined;
   private status: StatusFile | undefined;
   private running = false;
+  private logForwarding: LogForwarding | undefined;
+  private desiredConfig: DesiredConfigHandler | undefined;
   private identity: Identity | undefined;
+  private health: AgentHealth | undefined;
+  private localApi: LocalApi | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -63,7 +77,10 @@ export class Agent {
     if (this.running) return;
     const { config, logger } = this;
     const enroller = this.overrides.enroller ?? this.buildEnroller();
+    this.enroller = enroller;
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    // A live agent on this data directory answers on the socket: refuse before touching its files.
+    if (config.localApi.enabled) await assertSocketFree(config.localApi.socket);
     this.running = true;
     this.status = new StatusFile(config.dataDir, config.uuid);
     this.status.flush();
@@ -79,6 +96,23 @@ export class Agent {
       logger,
     });
     this.sampler.start();
+    await this.startHealth();
+    // Log forwarding buffers from the start (lines logged while enrolling are sent once connected);
+    // the last applied desired config is re-applied before the cloud is reached.
+    const logForwarding = new LogForwarding({ uuid: config.uuid, config, logger, tee: logTeeOf(logger) });
+    this.logForwarding = logForwarding;
+    logForwarding.start();
+    this.desiredConfig = new DesiredConfigHandler({
+      uuid: config.uuid,
+      store: new FileDesiredConfigStore(config.dataDir),
+      logger,
+      apply: (desired) => {
+        const levels = effectiveLogLevels(config, desired);
+        logForwarding.apply(levels);
+        return { logLevel: levels.local, forwardLevel: levels.forward, maxLinesPerSecond: levels.maxLinesPerSecond };
+      },
+    });
+    this.desiredConfig.start();
     logger.info(
       { uuid: config.uuid, dataDir: config.dataDir, stream: this.store.stream, backlog: this.store.backlog().rows },
       `fieldgate-agent starting as ${config.uuid}`,
@@ -95,7 +129,13 @@ export class Agent {
       this.connect(existing);
       return;
     }
-    this.status.setState("enrolling");
+    this.enroll(enroller);
+  }
+
+  /** Enrolls (again), retrying until a window opens; then connects. */
+  private enroll(enroller: Enroller): void {
+    const { config, logger } = this;
+    this.status?.setState("enrolling");
     const loop = new EnrollmentLoop({
       enroller,
       uuid: config.uuid,
@@ -123,12 +163,62 @@ export class Agent {
     if (!this.running) return;
     this.running = false;
     this.sampler?.stop();
+    this.health?.clockSkew.stop();
+    this.health?.monitor.stop();
+    await this.localApi?.stop();
     this.enrollLoop?.stop();
+    this.renewer?.stop();
     await this.publisher?.stop(2000);
+    await this.logForwarding?.stop(1000);
     await this.session?.stop();
     this.store?.close();
     this.status?.setState("stopped");
     this.logger.info({ uuid: this.config.uuid }, "fieldgate-agent stopped");
+  }
+
+  /**
+   * Health checks, the clock measurement and the local API run from the start, like the sampler:
+   * readings posted while enrolling or offline wait in the outbox; health is published once connected.
+   */
+  private async startHealth(): Promise<void> {
+    const { config, logger } = this;
+    const store = this.store as SqliteOutboxStore;
+    const topic = deviceTopic(config.uuid, { kind: "health" });
+    const current = () => this.session;
+    const publisher: HealthPublisher = {
+      get connected() {
+        return current()?.connected ?? false;
+      },
+      publish: (report) =>
+        current()?.publish(topic, JSON.stringify(report), { qos: 1 }) ??
+        Promise.reject(new FieldgateError("CLOUD_UNREACHABLE", "not connected to the broker")),
+    };
+    const health = createAgentHealth({
+      config,
+      identityStore: this.identityStore,
+      backlog: () => store.backlog(),
+      publisher,
+      logger,
+    });
+    this.health = health;
+    health.monitor.on("change", (snapshot) => this.status?.setHealth(snapshot));
+    health.monitor.start();
+    health.clockSkew.start();
+    if (!config.localApi.enabled) return;
+    const localApi = new LocalApi({
+      socket: config.localApi.socket,
+      ...(config.localApi.port !== undefined && { port: config.localApi.port }),
+      sink: this.writer as OutboxWriter,
+      health: health.monitor,
+      logger,
+    });
+    this.localApi = localApi;
+    try {
+      await localApi.start();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
   }
 
   private connect(identity: Identity): void {
@@ -164,10 +254,66 @@ export class Agent {
       logger,
     });
     publisher.on("acked", (e) => this.status?.published(e.at));
+    session.on("connected", () => this.health?.monitor.connected());
+    // CONNACK "not authorized" means this certificate is no longer the device's current one.
+    session.on("refused", () => void this.loseIdentity(new FieldgateError("CERT_REVOKED")));
+    this.logForwarding?.attach(session);
+    this.desiredConfig?.attach(session);
+    session.on("message", (topic, payload) => void this.desiredConfig?.handle(topic, payload));
     this.session = session;
     this.publisher = publisher;
     publisher.start();
     session.start();
+    this.renewerFor().start(identity);
+  }
+
+  private renewerFor(): CertificateRenewer {
+    if (this.renewer) return this.renewer;
+    const renewer = new CertificateRenewer({
+      cloudUrl: this.config.cloud.url,
+      identityStore: this.identityStore,
+      logger: this.logger,
+      // Renewal retries at the enrollment pace: at most one request per retryMax per device.
+      retryMinMs: this.config.enrollment.retryMinMs,
+      retryMaxMs: this.config.enrollment.retryMaxMs,
+      ...(this.overrides.random && { random: this.overrides.random }),
+    });
+    renewer.on("renewed", (identity) => {
+      this.identity = identity;
+      void this.session?.switchIdentity({ keyPem: identity.keyPem, certPem: identity.certPem, caPem: identity.caPem });
+    });
+    renewer.on("lost", (err) => void this.loseIdentity(err));
+    this.renewer = renewer;
+    return renewer;
+  }
+
+  /**
+   * The certificate expired, was revoked, or the device was deleted or replaced: say so once,
+   * clearly, drop the dead identity (the factory key and the outbox stay) and enroll again, so a
+   * window an operator opens brings the device back without a visit.
+   */
+  private async loseIdentity(error: FieldgateError): Promise<void> {
+    if (this.losingIdentity || !this.running) return;
+    this.losingIdentity = true;
+    const { config, logger } = this;
+    const why =
+      error.code === "CERT_EXPIRED"
+        ? "the certificate expired while the device could not renew it"
+        : "the cloud refuses this certificate (revoked, or the device was deleted or replaced)";
+    logger.error(
+      { code: error.code, uuid: config.uuid },
+      `${why}; an operator must run \`fieldgate-cloud devices reset-token ${config.uuid}\` (or add the device again), then the agent re-enrolls by itself`,
+    );
+    this.status?.setError(error.code, why);
+    this.renewer?.stop();
+    await this.publisher?.stop(0);
+    await this.session?.stop(500);
+    this.publisher = undefined;
+    this.session = undefined;
+    this.identity = undefined;
+    this.identityStore.reset();
+    this.losingIdentity = false;
+    if (this.running && this.enroller) this.enroll(this.enroller);
   }
 
   private buildEnroller(): Enroller {

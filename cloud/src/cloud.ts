@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { FieldgateError, SchemaValidator } from "@fieldgate/shared";
+import { deviceTopic, FieldgateError, SchemaValidator } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import { AccessPolicy } from "./access/access-policy.js";
@@ -9,12 +9,15 @@ import { BulkOperations } from "./bulk/bulk-operations.js";
 import type { CloudConfig } from "./config/cloud-config.js";
 import { dataFiles, type RuntimeInfo } from "./config/data-files.js";
 import { ApiCredentials } from "./credentials/api-credentials.js";
+import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
 import { KeepaliveMonitor } from "./keepalive/keepalive-monitor.js";
+import { DeviceLogs } from "./logs/device-logs.js";
+import { LogRetention } from "./logs/log-retention.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
@@ -27,6 +30,7 @@ export class Cloud {
   private broker: MqttBroker | undefined;
   private api: ApiServer | undefined;
   private keepalive: KeepaliveMonitor | undefined;
+  private logRetention: LogRetention | undefined;
 
   constructor(
     private readonly config: CloudConfig,
@@ -65,11 +69,20 @@ export class Cloud {
     const types = new DeviceTypes(db);
     const policy = new AccessPolicy();
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger);
+    // A PUT stores the desired config, then the broker sends it (retained) to the device.
+    const deviceConfigs = new DeviceConfigs(db, (uuid, message) => {
+      this.broker
+        ?.publishToDevice(uuid, deviceTopic(uuid, { kind: "config/desired" }), JSON.stringify(message), {
+          retain: true,
+        })
+        .catch((err: Error) => this.logger.warn({ uuid, err: err.message }, "publishing the desired config failed"));
+    });
     this.broker = new MqttBroker(
       {
         host: this.config.host,
         port: this.config.mqttPort,
         tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() },
+        desiredConfig: (deviceId) => deviceConfigs.message(deviceId),
       },
       registry,
       ingest,
@@ -79,7 +92,11 @@ export class Cloud {
       throw listenError(err, "mqtt-port", this.config.mqttPort);
     });
     this.api = new ApiServer(
-      { host: this.config.host, port: this.config.httpPort, tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem() } },
+      {
+        host: this.config.host,
+        port: this.config.httpPort,
+        tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() },
+      },
       {
         registry,
         enrollment: new EnrollmentService(db, registry, ca),
@@ -88,6 +105,8 @@ export class Cloud {
         groups,
         types,
         policy,
+        deviceConfigs,
+        deviceLogs: new DeviceLogs(db),
         bulk: new BulkOperations({
           db,
           registry,
@@ -107,6 +126,12 @@ export class Cloud {
       throw listenError(err, "http-port", this.config.httpPort);
     });
     this.keepalive.start();
+    this.logRetention = new LogRetention(
+      db,
+      { retentionMs: this.config.logRetentionMs },
+      this.logger.child({ component: "log-retention" }),
+    );
+    this.logRetention.start();
     const runtime: RuntimeInfo = {
       pid: process.pid,
       url: `https://localhost:${httpPort}`,
@@ -138,6 +163,7 @@ export class Cloud {
     await this.api?.stop();
     await this.broker?.stop();
     this.keepalive?.stop();
+    this.logRetention?.stop();
     this.db?.close();
     fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
     this.logger.info("cloud stopped");

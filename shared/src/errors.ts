@@ -52,6 +52,10 @@ export const ERROR_CODES = {
   ENROLL_METHOD_DISABLED: { status: 403, message: "This enrollment method is not enabled for the organization" },
   CSR_INVALID: { status: 400, message: "The CSR cannot be parsed, is not P-256, or its signature does not verify" },
   CERT_REVOKED: { status: 401, message: "The client certificate is revoked or superseded" },
+  CERT_EXPIRED: {
+    status: 401,
+    message: "The certificate expired; an operator must run `fieldgate-cloud devices reset-token <uuid>` so the device can enroll again",
+  },
   CERT_UNKNOWN: { status: 401, message: "The client certificate is not known to the registry" },
   CLIENT_ID_MISMATCH: { status: 401, message: "The MQTT client id must equal the certificate's uuid" },
   TOPIC_NOT_ALLOWED: { status: 403, message: "The topic is outside the device's own root or direction" },
@@ -59,6 +63,10 @@ export const ERROR_CODES = {
   NOT_ENROLLED: { status: 409, message: "The agent has no operational identity yet" },
   CLOUD_UNREACHABLE: { status: 503, message: "The cloud cannot be reached" },
   OUTBOX_FULL: { status: 507, message: "The outbox reached its cap; the oldest readings were dropped" },
+  LOCAL_API_IN_USE: {
+    status: 409,
+    message: "Another process already serves the agent's local API socket or port; is a second agent running?",
+  },
   // An event code, not an API answer: 504 because the device, like an upstream, did not answer in time.
   KEEPALIVE_MISSED: { status: 504, message: "The device sent nothing for longer than its type's keep-alive" },
   INTERNAL: { status: 500, message: "Internal error" },

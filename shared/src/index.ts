@@ -1,4 +1,5 @@
 export * from "./bulk-schemas.js";
+export * from "./config-schemas.js";
 export * from "./duration.js";
 export * from "./errors.js";
 export * from "./fleet-schemas.js";

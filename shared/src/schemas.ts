@@ -190,6 +190,13 @@ export const EnrollResponse = Type.Object({
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
 
+/** Renewal over mTLS: the device proves itself with its current certificate and sends a CSR for a new key. */
+export const RenewRequest = Type.Object(
+  { v: V, csr: Type.String({ minLength: 64, maxLength: 8192, description: "PKCS#10 CSR, PEM, for a new P-256 key" }) },
+  { additionalProperties: false },
+);
+export type RenewRequest = Static<typeof RenewRequest>;
+
 /**
  * The text a factory key signs. Binding the CSR hash stops a captured proof from enrolling
  * another key; the nonce and timestamp stop replays.
@@ -269,6 +276,9 @@ export const Device = Type.Object({
   hasFactoryKey: Type.Boolean(),
   createdAt: Iso,
   online: Type.Boolean(),
+  offlineReason: Type.Union([Type.String(), Type.Null()], {
+    description: "clean-disconnect, keepalive-timeout, last-will, revoked or cloud-stopped",
+  }),
   lastSeen: Type.Union([Iso, Type.Null()]),
   certificate: Type.Union([Type.Object({ serial: Type.String(), notAfter: Iso, issuedAt: Iso }), Type.Null()]),
   window: WindowState,

@@ -1,41 +1,9 @@
 import path from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentProcess, agentCli, startAgent, writeAgentConfig } from "../support/agent-process.js";
+import { type AgentProcess, startAgent, writeAgentConfig } from "../support/agent-process.js";
 import { type CloudProcess, eventually, freePort, startCloud, tempDir } from "../support/cloud-process.js";
+import { backlogRows, expectExactlyOnce, producedCount } from "../support/delivery-check.js";
 import { registerDevice } from "../support/device-identity.js";
-
-type Page = { count: number; items: { name: string; value: number; seq: number; stream: string }[] };
-
-/** The last synthetic counter value the agent committed to its outbox. */
-function producedCount(dataDir: string): number {
-  const db = new Database(path.join(dataDir, "agent.db"), { readonly: true });
-  try {
-    const row = db.prepare("SELECT value FROM meta WHERE key = 'counter:synthetic.counter'").get() as
-      | { value: string }
-      | undefined;
-    return Number(row?.value ?? 0);
-  } finally {
-    db.close();
-  }
-}
-
-async function backlogRows(configFile: string): Promise<number> {
-  const status = await agentCli(["status", "--config", configFile, "--json"]);
-  return (JSON.parse(status.stdout) as { outbox: { rows: number } }).outbox.rows;
-}
-
-/** Every synthetic reading stored exactly once, and the batches of the stream numbered without gaps. */
-async function expectExactlyOnce(cloud: CloudProcess, uuid: string, produced: number) {
-  const page = await cloud.api<Page>("GET", `/api/v1/devices/${uuid}/telemetry?name=synthetic.counter&limit=10000`);
-  const values = page.body.items.map((r) => r.value).sort((a, b) => a - b);
-  expect(values.length).toBe(produced);
-  expect(values).toEqual(Array.from({ length: produced }, (_, i) => i + 1));
-  const all = await cloud.api<Page>("GET", `/api/v1/devices/${uuid}/telemetry?limit=10000`);
-  const seqs = [...new Set(all.body.items.map((r) => r.seq))].sort((a, b) => a - b);
-  expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
-  expect(all.body.count).toBe(all.body.items.length);
-}
 
 describe("outbox delivery, real processes", () => {
   let cloud: CloudProcess;

@@ -230,6 +230,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
                 ageMs: now - Date.parse(status.updatedAt),
                 lastError: status.lastError,
                 lastPublishAt: status.lastPublishAt,
+                health: status.health ?? null,
               }
             : { running: false, state: "not running" },
           outbox: backlog
@@ -258,6 +259,13 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
           );
         }
         if (status) io.out(`last publish ${age(status.lastPublishAt, now)}`);
+        if (status?.health) {
+          const notOk = status.health.checks.filter((c) => c.status !== "ok");
+          io.out(
+            `health       ${status.health.status} (${age(status.health.at, now)}${running ? "" : ", last known"})`,
+          );
+          for (const c of notOk) io.out(`             ${c.status.padEnd(8)} ${c.name}: ${c.message}`);
+        }
         const oldest =
           report.outbox.oldestAgeMs === null ? "" : `, oldest ${formatDuration(report.outbox.oldestAgeMs)} old`;
         io.out(`outbox       ${report.outbox.rows} readings waiting in ${report.outbox.batches} sent batches${oldest}`);

@@ -1,4 +1,4 @@
-import { UUID_PATTERN } from "@fieldgate/shared";
+import { type LogLevelName, UUID_PATTERN } from "@fieldgate/shared";
 import { type Static, Type } from "@sinclair/typebox";
 
 const Duration = (def: string) =>
@@ -43,6 +43,55 @@ export const AgentConfigFile = Type.Object(
       },
       { additionalProperties: false },
     ),
+    health: Type.Object(
+      {
+        reportInterval: Duration("5m"),
+        checkInterval: Duration("30s"),
+        clockSkewInterval: Duration("10m"),
+        diskFreeWarnPct: Type.Number({ minimum: 0, maximum: 100, default: 15 }),
+        diskFreeCritPct: Type.Number({ minimum: 0, maximum: 100, default: 5 }),
+        memoryUsedWarnPct: Type.Number({ minimum: 0, maximum: 100, default: 90 }),
+        memoryUsedCritPct: Type.Number({ minimum: 0, maximum: 100, default: 97 }),
+        loadPerCoreWarn: Type.Number({ minimum: 0, default: 2 }),
+        loadPerCoreCrit: Type.Number({ minimum: 0, default: 4 }),
+        clockSkewWarnS: Type.Number({ minimum: 0, default: 60 }),
+        clockSkewCritS: Type.Number({ minimum: 0, default: 300, description: "5 min: where certificates fail" }),
+        certDaysWarn: Type.Number({ minimum: 0, default: 14 }),
+        certDaysCrit: Type.Number({ minimum: 0, default: 3 }),
+        outboxRowsWarn: Type.Integer({ minimum: 1, default: 100_000 }),
+        outboxRowsCrit: Type.Optional(Type.Integer({ minimum: 1, description: "default: 90 % of outbox.maxRows" })),
+        outboxAgeWarn: Duration("1h"),
+        outboxAgeCrit: Duration("24h"),
+        commands: Type.Array(
+          Type.Object(
+            {
+              name: Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$", description: "check name (A-Z a-z 0-9 _ . -)" }),
+              command: Type.Array(Type.String({ minLength: 1 }), {
+                minItems: 1,
+                description: "argv, run without a shell",
+              }),
+              interval: Type.Optional(Type.String({ minLength: 1, description: "duration, default 1m" })),
+              timeout: Type.Optional(Type.String({ minLength: 1, description: "duration, default 10s" })),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [], maxItems: 64 },
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    localApi: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        socket: Type.Optional(
+          Type.String({ minLength: 1, description: "Unix socket path, default <dataDir>/agent.sock" }),
+        ),
+        port: Type.Optional(
+          Type.Integer({ minimum: 0, maximum: 65_535, description: "also listen on 127.0.0.1:port" }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
     mqtt: Type.Object(
       {
         keepalive: Duration("30s"),
@@ -57,6 +106,21 @@ export const AgentConfigFile = Type.Object(
           ["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => Type.Literal(l)),
           { default: "info" },
         ),
+      },
+      { additionalProperties: false },
+    ),
+    logs: Type.Object(
+      {
+        forwardLevel: Type.Union(
+          ["trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)),
+          { default: "info", description: "lowest level forwarded to the cloud" },
+        ),
+        batchMax: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+        flushInterval: Duration("2s"),
+        maxLinesPerSecond: Type.Integer({ minimum: 1, maximum: 10_000, default: 50 }),
+        bufferMax: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 5000 }),
+        files: Type.Array(Type.String({ minLength: 1 }), { default: [], maxItems: 32 }),
+        journal: Type.Boolean({ default: false }),
       },
       { additionalProperties: false },
     ),
@@ -86,6 +150,43 @@ export interface AgentConfig {
     readonly syntheticRate: number;
   };
   readonly outbox: { readonly maxRows: number; readonly policy: "drop-oldest" };
+  readonly health: {
+    readonly reportIntervalMs: number;
+    readonly checkIntervalMs: number;
+    readonly clockSkewIntervalMs: number;
+    readonly thresholds: {
+      readonly diskFreeWarnPct: number;
+      readonly diskFreeCritPct: number;
+      readonly memoryUsedWarnPct: number;
+      readonly memoryUsedCritPct: number;
+      readonly loadPerCoreWarn: number;
+      readonly loadPerCoreCrit: number;
+      readonly clockSkewWarnS: number;
+      readonly clockSkewCritS: number;
+      readonly certDaysWarn: number;
+      readonly certDaysCrit: number;
+      readonly outboxRowsWarn: number;
+      readonly outboxRowsCrit: number;
+      readonly outboxAgeWarnMs: number;
+      readonly outboxAgeCritMs: number;
+    };
+    readonly commands: readonly {
+      readonly name: string;
+      readonly command: readonly string[];
+      readonly intervalMs: number;
+      readonly timeoutMs: number;
+    }[];
+  };
+  readonly localApi: { readonly enabled: boolean; readonly socket: string; readonly port?: number };
   readonly mqtt: { readonly keepaliveS: number; readonly reconnectMinMs: number; readonly reconnectMaxMs: number };
   readonly log: { readonly level: LogLevel };
+  readonly logs: {
+    readonly forwardLevel: LogLevelName;
+    readonly batchMax: number;
+    readonly flushIntervalMs: number;
+    readonly maxLinesPerSecond: number;
+    readonly bufferMax: number;
+    readonly files: readonly string[];
+    readonly journal: boolean;
+  };
 }

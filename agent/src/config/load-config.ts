@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
 import type { TSchema } from "@sinclair/typebox";
 import { type AgentConfig, AgentConfigFile } from "./config-schema.js";
@@ -88,6 +88,9 @@ function coerceEnv(schema: TSchema, text: string): unknown {
   if ((schema.type === "integer" || schema.type === "number") && /^-?\d+(\.\d+)?$/.test(text.trim())) {
     return Number(text);
   }
+  if (schema.type === "boolean" && /^(true|false)$/i.test(text.trim())) return text.trim().toLowerCase() === "true";
+  // Lists (logs.files) come comma-separated from the environment.
+  if (schema.type === "array") return text.split(",").map((s) => s.trim()).filter(Boolean);
   return text;
 }
 
@@ -129,7 +132,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const merged = structuredClone(raw);
 
   // Relative paths in the file mean "next to the file"; paths from the environment mean "from the cwd".
-  for (const p of [["dataDir"], ["cloud", "caFile"], ["enrollment", "factoryKeyFile"]]) {
+  for (const p of [["dataDir"], ["cloud", "caFile"], ["enrollment", "factoryKeyFile"], ["localApi", "socket"]]) {
     const v = getPath(merged, p);
     if (typeof v === "string" && v.length > 0) setPath(merged, p, resolve(baseDir, v));
   }
@@ -142,7 +145,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     const text = env[name];
     if (text === undefined || text === "") continue;
     let value = coerceEnv(leaf.schema, text);
-    if (["dataDir", "cloud.caFile", "enrollment.factoryKeyFile"].includes(leaf.path.join("."))) {
+    if (["dataDir", "cloud.caFile", "enrollment.factoryKeyFile", "localApi.socket"].includes(leaf.path.join("."))) {
       value = resolve(text);
     }
     setPath(merged, leaf.path, value);
@@ -185,6 +188,56 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const keepaliveMs = duration("mqtt.keepalive", file.mqtt.keepalive);
   if (keepaliveMs > 65_535_000) throw invalid("mqtt.keepalive", "must be at most 65535s (MQTT 3.1.1 limit)");
 
+  const h = file.health;
+  const outboxRowsCrit = h.outboxRowsCrit ?? Math.max(1, Math.floor(file.outbox.maxRows * 0.9));
+  const healthThresholds = {
+    diskFreeWarnPct: h.diskFreeWarnPct,
+    diskFreeCritPct: h.diskFreeCritPct,
+    memoryUsedWarnPct: h.memoryUsedWarnPct,
+    memoryUsedCritPct: h.memoryUsedCritPct,
+    loadPerCoreWarn: h.loadPerCoreWarn,
+    loadPerCoreCrit: h.loadPerCoreCrit,
+    clockSkewWarnS: h.clockSkewWarnS,
+    clockSkewCritS: h.clockSkewCritS,
+    certDaysWarn: h.certDaysWarn,
+    certDaysCrit: h.certDaysCrit,
+    // With a small outbox cap the default warning level would sit above the derived critical one.
+    outboxRowsWarn: h.outboxRowsCrit === undefined ? Math.min(h.outboxRowsWarn, outboxRowsCrit) : h.outboxRowsWarn,
+    outboxRowsCrit,
+    outboxAgeWarnMs: duration("health.outboxAgeWarn", h.outboxAgeWarn),
+    outboxAgeCritMs: duration("health.outboxAgeCrit", h.outboxAgeCrit),
+  };
+  // A warning threshold past its critical one would skip straight to red; name the pair instead.
+  for (const [warn, crit, lowIsBad] of [
+    ["diskFreeWarnPct", "diskFreeCritPct", true],
+    ["memoryUsedWarnPct", "memoryUsedCritPct", false],
+    ["loadPerCoreWarn", "loadPerCoreCrit", false],
+    ["clockSkewWarnS", "clockSkewCritS", false],
+    ["certDaysWarn", "certDaysCrit", true],
+    ["outboxRowsWarn", "outboxRowsCrit", false],
+    ["outboxAgeWarnMs", "outboxAgeCritMs", false],
+  ] as const) {
+    const w = healthThresholds[warn];
+    const c = healthThresholds[crit];
+    const key = (k: string) => `health.${k.replace(/Ms$/, "")}`;
+    if (lowIsBad ? w < c : w > c) {
+      throw invalid(key(warn), `must be ${lowIsBad ? "at least" : "at most"} ${key(crit)} (${c}), got ${w}`);
+    }
+  }
+  const commandNames = new Set<string>();
+  const healthCommands = h.commands.map((c, i) => {
+    if (commandNames.has(c.name)) {
+      throw invalid(`health.commands[${i}].name`, `${JSON.stringify(c.name)} is used twice`);
+    }
+    commandNames.add(c.name);
+    return {
+      name: c.name,
+      command: [...c.command],
+      intervalMs: duration(`health.commands[${i}].interval`, c.interval ?? "1m"),
+      timeoutMs: duration(`health.commands[${i}].timeout`, c.timeout ?? "10s"),
+    };
+  });
+
   const uuid = (file.uuid ?? deriveDeviceUuid(options.machineIdFile)).toLowerCase();
 
   const config: AgentConfig = {
@@ -209,8 +262,29 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       syntheticRate: file.telemetry.syntheticRate,
     },
     outbox: { maxRows: file.outbox.maxRows, policy: file.outbox.policy },
+    health: {
+      reportIntervalMs: duration("health.reportInterval", h.reportInterval),
+      checkIntervalMs: duration("health.checkInterval", h.checkInterval),
+      clockSkewIntervalMs: duration("health.clockSkewInterval", h.clockSkewInterval),
+      thresholds: healthThresholds,
+      commands: healthCommands,
+    },
+    localApi: {
+      enabled: file.localApi.enabled,
+      socket: file.localApi.socket ?? join(file.dataDir, "agent.sock"),
+      ...(file.localApi.port !== undefined && { port: file.localApi.port }),
+    },
     mqtt: { keepaliveS: Math.max(1, Math.round(keepaliveMs / 1000)), reconnectMinMs, reconnectMaxMs },
     log: { level: file.log.level },
+    logs: {
+      forwardLevel: file.logs.forwardLevel as AgentConfig["logs"]["forwardLevel"],
+      batchMax: file.logs.batchMax,
+      flushIntervalMs: duration("logs.flushInterval", file.logs.flushInterval),
+      maxLinesPerSecond: file.logs.maxLinesPerSecond,
+      bufferMax: file.logs.bufferMax,
+      files: file.logs.files.map((f) => resolve(baseDir, f)),
+      journal: file.logs.journal,
+    },
   };
   return { config: deepFreeze(config), warnings };
 }

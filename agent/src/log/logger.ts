@@ -18,15 +18,57 @@ export const REDACT_PATHS = [
 
 export type { Logger };
 
+/**
+ * The logger's destination: each serialized line (already redacted by pino) goes to the output
+ * when at or above `outputLevel`, and to the tap (the log forwarder) whatever its level. pino's
+ * own level is the lower of the two wishes, so forwarding debug lines does not flood stdout.
+ */
+export class LogTee implements DestinationStream {
+  /** pino numeric level below which lines are not written to the output (0: all). */
+  outputLevel = 0;
+  private tap: ((line: string) => void) | undefined;
+
+  constructor(private readonly output: DestinationStream) {}
+
+  write(line: string): void {
+    if (this.outputLevel <= 0 || levelOfLine(line) >= this.outputLevel) this.output.write(line);
+    try {
+      this.tap?.(line);
+    } catch {
+      // A failing forwarder must never break logging.
+    }
+  }
+
+  /** Sets (or with `undefined` removes) the one listener of every line. */
+  setTap(tap: ((line: string) => void) | undefined): void {
+    this.tap = tap;
+  }
+}
+
+function levelOfLine(line: string): number {
+  const m = /"level":(\d+)/.exec(line);
+  return m ? Number(m[1]) : Number.POSITIVE_INFINITY;
+}
+
+const tees = new WeakMap<Logger, LogTee>();
+
+/** The tee behind a logger made by `createLogger`; `undefined` for other loggers (tests). */
+export function logTeeOf(logger: Logger): LogTee | undefined {
+  return tees.get(logger);
+}
+
 /** The agent's logger: JSON lines to stdout (or the given stream), secrets redacted. */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
+  const tee = new LogTee(destination ?? pino.destination(1));
+  const logger = pino(
     {
       level,
       base: { name: "fieldgate-agent" },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination ?? pino.destination(1),
+    tee,
   );
+  tees.set(logger, tee);
+  return logger;
 }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ErrorCode } from "@fieldgate/shared";
+import type { ErrorCode, HealthStatus } from "@fieldgate/shared";
 import { writeFileAtomic } from "../identity/atomic-file.js";
 
 /** The daemon's connection state as other processes (`status`, `doctor`) see it. */
@@ -16,6 +16,15 @@ export interface AgentStatus {
   updatedAt: string;
   lastError: { code: ErrorCode; message: string; at: string } | null;
   lastPublishAt: string | null;
+  /** The health aggregate and its checks, rewritten when a status changes (absent before the first round). */
+  health?: StatusHealth;
+}
+
+/** The health part of status.json. */
+export interface StatusHealth {
+  status: HealthStatus;
+  at: string;
+  checks: { name: string; status: HealthStatus | "unknown"; message: string }[];
 }
 
 export function statusPath(dataDir: string): string {
@@ -78,6 +87,13 @@ export class StatusFile {
 
   setError(code: ErrorCode, message: string): void {
     this.status = { ...this.status, lastError: { code, message, at: new Date().toISOString() } };
+    this.flush();
+  }
+
+  /** Records the health snapshot; the monitor calls it only when a status changes, so the flash is spared. */
+  setHealth(health: { status: HealthStatus; ts: number; checks: StatusHealth["checks"] }): void {
+    const at = new Date(health.ts).toISOString();
+    this.status = { ...this.status, health: { status: health.status, at, checks: health.checks } };
     this.flush();
   }
 

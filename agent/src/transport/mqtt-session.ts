@@ -13,6 +13,8 @@ export interface SessionEvents {
   connected: [];
   disconnected: [Error | undefined];
   message: [string, Buffer];
+  /** The broker answered CONNACK "not authorized": the certificate is revoked, superseded or unknown. */
+  refused: [Error];
 }
 
 /** What the outbox publisher needs from a transport; `MqttSession` is the real one, tests may fake it. */
@@ -65,10 +67,14 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
   private currentState: SessionState = "idle";
   private lastFailure: string | undefined;
   private readonly backoff: Backoff;
+  /** The key and certificate of the next connection; renewal replaces them. */
+  private credentials: { keyPem: string; certPem: string; caPem: string };
+  private switching = false;
   readonly presenceTopic: string;
 
   constructor(private readonly options: MqttSessionOptions) {
     super();
+    this.credentials = { keyPem: options.keyPem, certPem: options.certPem, caPem: options.caPem };
     this.presenceTopic = deviceTopic(options.uuid, { kind: "presence" });
     this.backoff = new Backoff({
       minMs: options.reconnectMinMs,
@@ -108,6 +114,19 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
     this.setState("stopped");
   }
 
+  /**
+   * Moves the session to a renewed certificate: the current connection ends cleanly (no will, so
+   * the device does not go offline) and the next one, at once, uses the new key. Batches not yet
+   * acknowledged are replayed by the outbox under their sequence numbers; the cloud counts them once.
+   */
+  async switchIdentity(credentials: { keyPem: string; certPem: string; caPem: string }, timeoutMs = 5000): Promise<void> {
+    this.credentials = credentials;
+    const client = this.client;
+    if (!client || !this.connected) return; // the next attempt picks the new certificate up
+    this.switching = true;
+    await withTimeout(client.endAsync(false), timeoutMs).catch(() => client.end(true));
+  }
+
   publish(topic: string, payload: string | Buffer, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
     const client = this.client;
     if (!client || !this.connected) {
@@ -134,9 +153,9 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
       keepalive: o.keepaliveS,
       reconnectPeriod: 0,
       connectTimeout: o.connectTimeoutMs ?? 10_000,
-      key: o.keyPem,
-      cert: o.certPem,
-      ca: o.caPem,
+      key: this.credentials.keyPem,
+      cert: this.credentials.certPem,
+      ca: this.credentials.caPem,
       rejectUnauthorized: true,
       will: { topic: this.presenceTopic, payload: OFFLINE, qos: 1, retain: true },
     });
@@ -168,10 +187,14 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
       if (this.stopping) return;
       this.setState("offline");
       const reason = error?.message ?? "connection closed";
-      const delay = this.backoff.next();
+      if ((error as { code?: number } | undefined)?.code === 5) this.emit("refused", error as Error);
+      const switching = this.switching;
+      this.switching = false;
+      const delay = switching ? 0 : this.backoff.next();
       const line = wasConnected ? `disconnected from ${o.url}: ${reason}` : `cannot connect to ${o.url}: ${reason}`;
       // One line per distinct failure; a device that stays offline logs its repeats at debug.
-      if (wasConnected || reason !== this.lastFailure) o.logger.warn({ url: o.url, delayMs: delay }, line);
+      if (switching) o.logger.info({ url: o.url }, "reconnecting with the renewed certificate");
+      else if (wasConnected || reason !== this.lastFailure) o.logger.warn({ url: o.url, delayMs: delay }, line);
       else o.logger.debug({ url: o.url, delayMs: delay }, line);
       this.lastFailure = reason;
       if (wasConnected) this.emit("disconnected", error);

@@ -4,13 +4,23 @@ import type { Permission } from "./roles.js";
  * How a route finds the group its permission is checked on:
  * - `public`: no credential (liveness, OpenAPI, enrollment, login);
  * - `authenticated`: any valid credential, no permission (whoami, logout);
+ * - `device-mtls`: a device, by its current client certificate (renewal);
  * - `org`: the organization's root group (organization settings, users);
  * - `device`, `group`, `type`, `credential`: the group of the resource named in the path;
  * - `list`: the handler filters rows to the principal's scopes; the principal must hold the
  *   permission somewhere.
  * `target` names a body field holding a group the request also writes into (create in, move to).
  */
-export type RouteScope = "public" | "authenticated" | "org" | "device" | "group" | "type" | "credential" | "list";
+export type RouteScope =
+  | "public"
+  | "authenticated"
+  | "device-mtls"
+  | "org"
+  | "device"
+  | "group"
+  | "type"
+  | "credential"
+  | "list";
 
 export interface RouteRight {
   scope: RouteScope;
@@ -23,6 +33,7 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "GET /api/v1/health": { scope: "public" },
   "GET /api/v1/openapi.json": { scope: "public" },
   "POST /api/v1/enroll": { scope: "public" },
+  "POST /api/v1/renew": { scope: "device-mtls" },
   "POST /api/v1/auth/login": { scope: "public" },
   "POST /api/v1/auth/logout": { scope: "authenticated" },
   "GET /api/v1/auth/whoami": { scope: "authenticated" },
@@ -45,6 +56,9 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "POST /api/v1/devices/:uuid/reset-token": { scope: "device", permission: "devices:write" },
   "GET /api/v1/devices/:uuid/telemetry": { scope: "device", permission: "devices:read" },
   "GET /api/v1/devices/:uuid/events": { scope: "device", permission: "devices:read" },
+  "GET /api/v1/devices/:uuid/logs": { scope: "device", permission: "devices:read" },
+  "GET /api/v1/devices/:uuid/config": { scope: "device", permission: "devices:read" },
+  "PUT /api/v1/devices/:uuid/config": { scope: "device", permission: "devices:write" },
 
   "POST /api/v1/groups": { scope: "list", permission: "groups:write", target: "parent" },
   "GET /api/v1/groups": { scope: "list", permission: "groups:read" },

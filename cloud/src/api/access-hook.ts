@@ -1,3 +1,4 @@
+import type { TLSSocket } from "node:tls";
 import { FieldgateError } from "@fieldgate/shared";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
@@ -15,6 +16,8 @@ declare module "fastify" {
     device?: DeviceRow;
     /** The group named by the route's `target` body field, resolved and checked. */
     targetGroup?: GroupRow;
+    /** The device behind a verified client certificate, on `device-mtls` routes. */
+    deviceCertificate?: { device: DeviceRow; serial: string };
   }
 }
 
@@ -46,6 +49,10 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
   app.addHook("onRequest", async (request) => {
     const right = rightOf(request);
     if (!right || right.scope === "public") return;
+    if (right.scope === "device-mtls") {
+      request.deviceCertificate = authenticateDevice(request, deps);
+      return;
+    }
     request.principal = authenticate(request, deps);
   });
 
@@ -89,6 +96,27 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
       }
     }
   });
+}
+
+/**
+ * A device by its client certificate: verified against the CA by TLS, and the registry's current
+ * (newest unrevoked) certificate of the device it names.
+ */
+function authenticateDevice(request: FastifyRequest, deps: AccessDeps): { device: DeviceRow; serial: string } {
+  const socket = request.raw.socket as TLSSocket;
+  const peer = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate() : undefined;
+  if (!peer?.subject) throw new FieldgateError("CERT_UNKNOWN", "present the device certificate (mTLS)");
+  if (!socket.authorized) {
+    const reason = String(socket.authorizationError ?? "");
+    if (reason === "CERT_HAS_EXPIRED") throw new FieldgateError("CERT_EXPIRED");
+    throw new FieldgateError("CERT_UNKNOWN", "the client certificate is not from this cloud's CA");
+  }
+  const device = deps.registry.findByUuid(String(peer.subject.CN ?? ""));
+  const current = device ? deps.registry.currentCertificate(device.id) : undefined;
+  if (!device || !current || current.serial !== peer.serialNumber.toUpperCase()) {
+    throw new FieldgateError("CERT_REVOKED", "this certificate is revoked or superseded; renew with the current one");
+  }
+  return { device, serial: current.serial };
 }
 
 function rightOf(request: FastifyRequest): RouteRight | undefined {

@@ -6,7 +6,9 @@ import { type AccessDeps, installAccessControl } from "./access-hook.js";
 import { handleApiError } from "./error-handler.js";
 import { registerBulkRoutes } from "./routes/bulk-routes.js";
 import { registerCredentialRoutes } from "./routes/credential-routes.js";
+import { registerDeviceConfigRoutes } from "./routes/device-config-routes.js";
 import { registerDeviceExportRoutes } from "./routes/device-export-routes.js";
+import { registerDeviceLogRoutes } from "./routes/device-log-routes.js";
 import { registerDeviceRoutes } from "./routes/device-routes.js";
 import { registerDeviceTypeRoutes } from "./routes/device-type-routes.js";
 import { registerGroupRoutes } from "./routes/group-routes.js";
@@ -19,7 +21,7 @@ import { createValidatorCompiler } from "./validator-compiler.js";
 export interface ApiServerOptions {
   host: string;
   port: number;
-  tls: { key: string; cert: string };
+  tls: { key: string; cert: string; ca: string };
 }
 
 /** Each capability adds its routes through one of these; ROUTE_RIGHTS must name every route. */
@@ -35,6 +37,8 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   registerCredentialRoutes,
   registerUserRoutes,
   registerBulkRoutes,
+  registerDeviceLogRoutes,
+  registerDeviceConfigRoutes,
 ];
 
 /** The HTTPS API under /api/v1, with access control from ROUTE_RIGHTS and OpenAPI. */
@@ -51,7 +55,16 @@ export class ApiServer {
   async start(): Promise<number> {
     // Typed as a plain instance: the HTTPS server generic adds nothing the routes use.
     const app = Fastify({
-      https: { key: this.options.tls.key, cert: this.options.tls.cert, minVersion: "TLSv1.2" },
+      // Devices renew over mTLS on the same port; operators and enrolling devices send no certificate,
+      // so one is requested, verified when present, and required only where a route says so.
+      https: {
+        key: this.options.tls.key,
+        cert: this.options.tls.cert,
+        ca: [this.options.tls.ca],
+        requestCert: true,
+        rejectUnauthorized: false,
+        minVersion: "TLSv1.2",
+      },
       loggerInstance: this.logger as FastifyBaseLogger,
       bodyLimit: 256 * 1024,
       return503OnClosing: true,

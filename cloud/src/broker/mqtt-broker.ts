@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import tls from "node:tls";
-import { type ErrorCode, FieldgateError } from "@fieldgate/shared";
+import { type DesiredConfigMessage, deviceTopic, type ErrorCode, FieldgateError } from "@fieldgate/shared";
 import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
 import type { Logger } from "pino";
 import type { DeviceIngest } from "../ingest/device-ingest.js";
@@ -13,6 +13,8 @@ export interface MqttBrokerOptions {
   host: string;
   port: number;
   tls: { key: string; cert: string; ca: string };
+  /** The device's current desired config, re-published (retained) each time it connects. */
+  desiredConfig?: (deviceId: number) => DesiredConfigMessage | undefined;
 }
 
 /** Per-connection facts settled at CONNECT, from the verified client certificate. */
@@ -42,7 +44,9 @@ export class MqttBroker {
     private readonly logger: Logger,
     presence?: PresenceTracker,
   ) {
-    this.presence = presence ?? new PresenceTracker(registry);
+    this.presence =
+      presence ??
+      new PresenceTracker(registry, (id, code, severity, message) => ingest.recordEvent(id, code, severity, message));
   }
 
   async start(): Promise<number> {
@@ -64,11 +68,20 @@ export class MqttBroker {
     aedes.on("clientReady", (client) => {
       const session = this.sessions.get(client);
       if (session) this.presence.connected(session.deviceId, client);
+      // aedes keeps retained messages in memory only: after a cloud restart the database is the truth.
+      const desired = session ? this.options.desiredConfig?.(session.deviceId) : undefined;
+      if (session && desired) {
+        const topic = deviceTopic(session.uuid, { kind: "config/desired" });
+        this.publishToDevice(session.uuid, topic, JSON.stringify(desired), { retain: true }).catch((err: Error) =>
+          this.logger.warn({ uuid: session.uuid, err: err.message }, "re-publishing the desired config failed"),
+        );
+      }
     });
     aedes.on("clientDisconnect", (client) => {
       const session = this.sessions.get(client);
       if (session) this.presence.disconnected(session.deviceId, client);
     });
+    aedes.on("keepaliveTimeout", (client) => this.presence.markReason(client, "keepalive-timeout"));
     aedes.on("clientError", (client, err) => {
       this.logger.debug({ clientId: client.id, err: err.message }, "mqtt client error");
     });
@@ -107,11 +120,38 @@ export class MqttBroker {
     this.presence.stop();
   }
 
+  /** Publishes from the cloud to a device topic at QoS 1 (cloud → device direction only). */
+  publishToDevice(
+    uuid: string,
+    topic: string,
+    payload: string | Buffer,
+    options: { retain?: boolean } = {},
+  ): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return Promise.reject(new Error("the broker is not running"));
+    if (!mayDeliverToDevice(uuid, topic))
+      return Promise.reject(new Error(`not a cloud-to-device topic of ${uuid}: ${topic}`));
+    return new Promise((resolve, reject) =>
+      aedes.publish(
+        {
+          cmd: "publish",
+          topic,
+          payload: typeof payload === "string" ? Buffer.from(payload) : payload,
+          qos: 1,
+          retain: options.retain ?? false,
+          dup: false,
+        },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+  }
+
   /** Drops the live session of a device whose certificate was revoked. */
   dropSession(uuid: string, reason: string): void {
     const client = this.clients()[uuid];
     if (!client) return;
     this.logger.info({ uuid, reason }, "dropping mqtt session of a revoked certificate");
+    this.presence.markReason(client, "revoked");
     client.close();
   }
 

@@ -1,31 +1,70 @@
 import type { Client } from "aedes";
 import type { DeviceRegistry } from "../registry/device-registry.js";
 
+/** Why a device went offline; recorded on the device and in its event history. */
+export type OfflineReason = "clean-disconnect" | "keepalive-timeout" | "last-will" | "revoked" | "cloud-stopped";
+
+const REASON_TEXT: Record<OfflineReason, string> = {
+  "clean-disconnect": "disconnected cleanly",
+  "keepalive-timeout": "missed its MQTT keepalive",
+  "last-will": "connection lost; the last will was published",
+  revoked: "its certificate was revoked",
+  "cloud-stopped": "the cloud stopped",
+};
+
+/** Records a device event: the presence tracker only needs this much of ingest. */
+export type EventRecorder = (
+  deviceId: number,
+  code: string,
+  severity: "info" | "warning" | "error",
+  message: string,
+) => void;
+
 /**
- * Online/offline and last seen, from the broker's connection events. A device that reconnects
- * takes over its old session; the old connection's disconnect must not mark it offline.
+ * Online/offline, last seen and the reason for going offline, from the broker's connection events.
+ * A device that reconnects takes over its old session; the old connection's disconnect must not
+ * mark it offline. Every change is an event in the device's history.
  */
 export class PresenceTracker {
   private readonly live = new Map<number, Client>();
+  private readonly reasons = new WeakMap<Client, OfflineReason>();
 
   constructor(
     private readonly registry: DeviceRegistry,
+    private readonly recordEvent: EventRecorder,
     private readonly clock: () => number = Date.now,
   ) {}
 
   connected(deviceId: number, client: Client): void {
     this.live.set(deviceId, client);
-    this.registry.setPresence(deviceId, true, this.clock());
+    if (this.registry.setPresence(deviceId, true, this.clock(), null)) {
+      this.recordEvent(deviceId, "DEVICE_ONLINE", "info", "connected");
+    }
+  }
+
+  /** Remembers why a connection is about to end, when the broker knows better than the socket. */
+  markReason(client: Client, reason: OfflineReason): void {
+    if (!this.reasons.has(client)) this.reasons.set(client, reason);
   }
 
   disconnected(deviceId: number, client: Client): void {
     if (this.live.get(deviceId) !== client) return;
     this.live.delete(deviceId);
-    this.registry.setPresence(deviceId, false, this.clock());
+    // aedes sets _disconnected only for a valid DISCONNECT packet; otherwise it publishes the will.
+    const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
+    const reason = this.reasons.get(client) ?? (clean ? "clean-disconnect" : "last-will");
+    // A deleted device has no row left to mark, nor a history to add to.
+    if (!this.registry.setPresence(deviceId, false, this.clock(), reason)) return;
+    const severity = reason === "clean-disconnect" ? "info" : "warning";
+    this.recordEvent(deviceId, "DEVICE_OFFLINE", severity, `offline: ${REASON_TEXT[reason]}`);
   }
 
   stop(): void {
-    for (const deviceId of this.live.keys()) this.registry.setPresence(deviceId, false, this.clock());
+    for (const deviceId of this.live.keys()) {
+      if (this.registry.setPresence(deviceId, false, this.clock(), "cloud-stopped")) {
+        this.recordEvent(deviceId, "DEVICE_OFFLINE", "info", `offline: ${REASON_TEXT["cloud-stopped"]}`);
+      }
+    }
     this.live.clear();
   }
 }

@@ -19,6 +19,7 @@ import {
 import { ApiClient } from "./api-client.js";
 import { addBulkCommands } from "./bulk-commands.js";
 import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
+import { addDeviceLogsCommands } from "./device-logs-command.js";
 import { renderFields, renderTable } from "./table.js";
 
 /** `fieldgate-cloud devices …`: the operator's view of the registry. */
@@ -209,6 +210,7 @@ export function devicesCommand(print: (text: string) => void): Command {
   });
 
   addBulkCommands(devices, print);
+  addDeviceLogsCommands(devices, print);
   return devices;
 }
 

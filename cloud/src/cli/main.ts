@@ -60,6 +60,10 @@ function buildProgram(): Command {
       "--keepalive-check <duration>",
       "how often to look for silent devices (env FIELDGATE_KEEPALIVE_CHECK, default 30s)",
     )
+    .option(
+      "--log-retention <duration>",
+      "how long device log lines are kept (env FIELDGATE_LOG_RETENTION, default 7d)",
+    )
     .action(async (opts) => {
       const config = resolveCloudConfig(opts);
       const logger = pino({

@@ -16,6 +16,8 @@ export interface CloudConfig {
   readonly keepaliveUnitMs: number;
   /** How often the keep-alive monitor looks for silent devices. */
   readonly keepaliveCheckMs: number;
+  /** How long forwarded device log lines are kept. */
+  readonly logRetentionMs: number;
 }
 
 /** Raw option values, from flags with environment fallbacks already applied. */
@@ -31,6 +33,7 @@ export interface CloudConfigInput {
   logLevel?: string;
   keepaliveUnit?: string;
   keepaliveCheck?: string;
+  logRetention?: string;
 }
 
 /** Every serve flag and the environment variable that sets it when the flag is absent. */
@@ -46,6 +49,7 @@ export const CLOUD_ENV = {
   logLevel: "FIELDGATE_LOG_LEVEL",
   keepaliveUnit: "FIELDGATE_KEEPALIVE_UNIT",
   keepaliveCheck: "FIELDGATE_KEEPALIVE_CHECK",
+  logRetention: "FIELDGATE_LOG_RETENTION",
 } as const satisfies Record<keyof CloudConfigInput, string>;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -64,8 +68,8 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   }
   const lifetimeText = pick("certLifetime") ?? "90d";
   const lifetimeMs = parseDuration(lifetimeText);
-  if (lifetimeMs === undefined || lifetimeMs < 60_000) {
-    throw invalid("cert-lifetime", lifetimeText, "a duration of at least 1m, like 90d");
+  if (lifetimeMs === undefined || lifetimeMs < 5_000) {
+    throw invalid("cert-lifetime", lifetimeText, "a duration of at least 5s (short ones are for tests), like 90d");
   }
   const unitText = pick("keepaliveUnit") ?? "1m";
   const keepaliveUnitMs = parseDuration(unitText);
@@ -76,6 +80,11 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   const keepaliveCheckMs = parseDuration(checkText);
   if (keepaliveCheckMs === undefined || keepaliveCheckMs < 10 || keepaliveCheckMs > 3_600_000) {
     throw invalid("keepalive-check", checkText, "a duration from 10ms to 1h, like 30s");
+  }
+  const retentionText = pick("logRetention") ?? "7d";
+  const logRetentionMs = parseDuration(retentionText);
+  if (logRetentionMs === undefined || logRetentionMs < 1000) {
+    throw invalid("log-retention", retentionText, "a duration of at least 1s, like 7d or 12h");
   }
   const logLevel = pick("logLevel") ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw invalid("log-level", logLevel, `one of ${LOG_LEVELS.join(", ")}`);
@@ -102,6 +111,7 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
     logLevel,
     keepaliveUnitMs,
     keepaliveCheckMs,
+    logRetentionMs,
   });
 }
 

@@ -4,11 +4,12 @@ import {
   type EnrollResponse,
   FieldgateError,
   factoryProofMessage,
+  type RenewRequest,
   SCHEMA_VERSION,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { secretMatches } from "../credentials/secrets.js";
-import type { CertificateAuthority } from "../pki/certificate-authority.js";
+import type { CertificateAuthority, IssuedCertificate } from "../pki/certificate-authority.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
 
 /** Wrong proofs allowed per window; the fifth closes it (DESIGN.md, "Three ways to prove"). */
@@ -62,7 +63,10 @@ export class EnrollmentService {
         .run(current.id);
     })();
     if (revoked > 0) this.registry.notifyRevoked(uuid, "superseded");
+    return this.answer(uuid, issued, endpoints);
+  }
 
+  private answer(uuid: string, issued: IssuedCertificate, endpoints: EnrollmentEndpoints): EnrollResponse {
     return {
       v: SCHEMA_VERSION,
       uuid,
@@ -74,6 +78,36 @@ export class EnrollmentService {
       mqttUrl: endpoints.mqttUrl,
       apiUrl: endpoints.apiUrl,
     };
+  }
+
+  /**
+   * Issues a new certificate for a new key to a device that proved itself with its current one.
+   * The old certificate is superseded but its live session is not dropped: the agent moves to the
+   * new one itself, so no reading is lost in the switch.
+   */
+  async renew(
+    device: DeviceRow,
+    currentSerial: string,
+    request: RenewRequest,
+    endpoints: EnrollmentEndpoints,
+  ): Promise<EnrollResponse> {
+    if (device.retired_at !== null) throw new FieldgateError("CERT_REVOKED", "the device was retired");
+    const { csr } = await this.ca.verifyCsr(request.csr);
+    const issued = await this.ca.issueDeviceCertificate(device.uuid, csr, new Date(this.clock()));
+    this.db.transaction(() => {
+      const current = this.registry.currentCertificate(device.id);
+      if (current?.serial !== currentSerial)
+        throw new FieldgateError("CERT_REVOKED", "the certificate changed meanwhile");
+      this.db
+        .prepare(
+          "UPDATE certificates SET revoked_at = ?, revoke_reason = 'renewed' WHERE device_id = ? AND revoked_at IS NULL",
+        )
+        .run(this.clock(), device.id);
+      this.db
+        .prepare("INSERT INTO certificates (serial, device_id, issued_at, not_after, pem) VALUES (?, ?, ?, ?, ?)")
+        .run(issued.serial, device.id, this.clock(), issued.notAfter.getTime(), issued.pem);
+    })();
+    return this.answer(device.uuid, issued, endpoints);
   }
 
   /** The device row if its window is open; otherwise the same answer whether or not the uuid exists. */

@@ -36,6 +36,7 @@ export class DeviceIngest {
   private readonly insertLog: Database.Statement;
   private readonly upsertState: Database.Statement;
   private readonly setHealth: Database.Statement;
+  private readonly getHealth: Database.Statement;
   private readonly setFirmware: Database.Statement;
   private readonly markSeen: Database.Statement;
 
@@ -54,6 +55,7 @@ export class DeviceIngest {
     );
     // Copies on the device row, so lists can filter and sort by them with an index.
     this.setHealth = db.prepare("UPDATE devices SET health = ? WHERE id = ?");
+    this.getHealth = db.prepare("SELECT health FROM devices WHERE id = ?");
     this.setFirmware = db.prepare("UPDATE devices SET firmware_version = ? WHERE id = ?");
     this.markSeen = db.prepare("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?");
     this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
@@ -85,7 +87,24 @@ export class DeviceIngest {
       case "health": {
         const report = value as HealthReport;
         this.state(source, { health: report.status, healthJson: JSON.stringify(report) });
+        const previous = (this.getHealth.get(source.deviceId) as { health: string | null } | undefined)?.health ?? null;
         this.setHealth.run(report.status, source.deviceId);
+        if (previous !== report.status) {
+          // Every change of colour is in the history, with the checks that are not ok.
+          const failing = report.checks
+            .filter((c) => c.status !== "ok")
+            .map((c) => `${c.name}: ${c.status}${c.message ? ` (${c.message})` : ""}`);
+          const severity = report.status === "critical" ? "error" : report.status === "warning" ? "warning" : "info";
+          this.recordEvent(
+            source.deviceId,
+            "HEALTH_CHANGED",
+            severity,
+            `health ${previous ?? "unknown"} → ${report.status}${failing.length ? `: ${failing.join("; ")}` : ""}`.slice(
+              0,
+              2048,
+            ),
+          );
+        }
         return;
       }
       case "state": {

@@ -137,8 +137,9 @@ export class CertificateAuthority {
       ],
     });
     const pem = issued.toString("pem");
-    // Renew at two thirds of the lifetime (DESIGN.md, "Device identity").
-    const renewAfter = new Date(notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3);
+    // Renew at two thirds of the lifetime (DESIGN.md, "Device identity"), counted from issuance:
+    // the backdating is for clock skew, not lifetime.
+    const renewAfter = new Date(now.getTime() + (this.deviceLifetimeMs * 2) / 3);
     return { pem, serial: new X509Certificate(pem).serialNumber, notBefore, notAfter, renewAfter };
   }
 

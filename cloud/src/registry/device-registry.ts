@@ -41,6 +41,8 @@ export interface DeviceRow {
   health: string | null;
   retired_at: number | null;
   replaced_by: string | null;
+  presence_changed_at: number | null;
+  offline_reason: string | null;
 }
 
 /** A row of a device query: the device with its group path, type name, certificate expiry and sort key. */
@@ -347,9 +349,15 @@ export class DeviceRegistry {
     for (const listener of this.revocationListeners) listener(uuid, reason);
   }
 
-  setPresence(deviceId: number, online: boolean, at: number): void {
-    // The device row may be gone (deleted while connected); then there is nothing to update.
-    this.db.prepare("UPDATE devices SET online = ?, last_seen = ? WHERE id = ?").run(online ? 1 : 0, at, deviceId);
+  /** Records presence; false when the device is gone (deleted while connected), with nothing to update. */
+  setPresence(deviceId: number, online: boolean, at: number, offlineReason: string | null): boolean {
+    return (
+      this.db
+        .prepare(
+          "UPDATE devices SET online = ?, last_seen = ?, presence_changed_at = ?, offline_reason = ? WHERE id = ?",
+        )
+        .run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0
+    );
   }
 
   /** The serial of the device's current certificate: the newest unrevoked one. */
@@ -453,6 +461,7 @@ export class DeviceRegistry {
       hasFactoryKey: row.factory_public_key !== null,
       createdAt: new Date(row.created_at).toISOString(),
       online: row.online === 1,
+      offlineReason: row.online === 1 ? null : row.offline_reason,
       lastSeen: row.last_seen === null ? null : new Date(row.last_seen).toISOString(),
       certificate: cert
         ? {

@@ -208,6 +208,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE devices ADD COLUMN replaced_by TEXT;
     `,
   },
+  {
+    version: 5,
+    // Presence with its reason (issue #4): offline keeps the last health; every change is an event.
+    sql: `
+      ALTER TABLE devices ADD COLUMN presence_changed_at INTEGER;
+      ALTER TABLE devices ADD COLUMN offline_reason TEXT;
+    `,
+  },
+  {
+    version: 6,
+    // Desired config per device (issue #4): the cloud's copy is the truth, re-published to the
+    // device on every connect because aedes keeps retained messages in memory only. Log indexes
+    // serve the cursor (device, id) and the retention purge (ts).
+    sql: `
+      CREATE TABLE device_config (
+        device_id INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        desired_json TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX device_logs_device_id ON device_logs(device_id, id);
+      CREATE INDEX device_logs_ts ON device_logs(ts);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */
@@ -226,6 +250,10 @@ export function openDatabase(file: string, migrations: readonly Migration[] = MI
 }
 
 export function migrate(db: Database.Database, migrations: readonly Migration[]): void {
+  const versions = migrations.map((m) => m.version);
+  if (new Set(versions).size !== versions.length) {
+    throw new Error(`duplicate migration versions in ${versions.join(", ")}; give each migration its own number`);
+  }
   db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
   const applied = new Set(
     (db.prepare("SELECT version FROM schema_migrations").all() as { version: number }[]).map((r) => r.version),

@@ -66,6 +66,7 @@ describe("access control, enumerated over every route and role", () => {
       url: "/api/v1/enroll",
       body: { v: 1, uuid: newUuid(), method: "uuid-only", csr: "x".repeat(64) },
     }),
+    "POST /api/v1/renew": async () => ({ method: "POST", url: "/api/v1/renew", body: { v: 1, csr: "x".repeat(64) } }),
     "POST /api/v1/auth/login": async () => ({
       method: "POST",
       url: "/api/v1/auth/login",
@@ -104,6 +105,19 @@ describe("access control, enumerated over every route and role", () => {
     "GET /api/v1/devices/:uuid/events": async (g) => ({
       method: "GET",
       url: `/api/v1/devices/${await make.device(g)}/events`,
+    }),
+    "GET /api/v1/devices/:uuid/logs": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/logs`,
+    }),
+    "GET /api/v1/devices/:uuid/config": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/config`,
+    }),
+    "PUT /api/v1/devices/:uuid/config": async (g) => ({
+      method: "PUT",
+      url: `/api/v1/devices/${await make.device(g)}/config`,
+      body: { logLevel: "info" },
     }),
     "POST /api/v1/devices/bulk/import": async (g) => csv("import", `uuid,group\n${newUuid()},${g}\n`),
     "POST /api/v1/devices/bulk/edit": async (g) => csv("edit", `uuid,name\n${await make.device(g)},x\n`),
@@ -244,8 +258,9 @@ describe("access control, enumerated over every route and role", () => {
 
     it(`${role} scoped to plant-a: 403 on every plant-b resource and on organization routes`, async () => {
       for (const [key, right] of Object.entries(ROUTE_RIGHTS)) {
-        if (right.scope === "public" || right.scope === "authenticated" || (right.scope === "list" && !right.target))
-          continue;
+        // Device-only (mTLS) routes have no operator scope to cross.
+        const operatorScoped = !["public", "authenticated", "device-mtls"].includes(right.scope);
+        if (!operatorScoped || (right.scope === "list" && !right.target)) continue;
         if (key.startsWith("POST /api/v1/devices/bulk/")) continue; // rows are checked one by one: see the bulk tests
         const res = await call(await fixtureFor(key, ids.b), creds[`${role}@a`] ?? "");
         expect(res.status, `${role}@a ${key}: ${res.text}`).toBe(403);

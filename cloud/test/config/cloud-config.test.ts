@@ -67,4 +67,17 @@ describe("cloud config", () => {
       );
     }
   });
+
+  it("keeps device logs 7 days by default; --log-retention or FIELDGATE_LOG_RETENTION changes it", () => {
+    expect(resolveCloudConfig({}, {}).logRetentionMs).toBe(7 * 86_400_000);
+    expect(resolveCloudConfig({}, { FIELDGATE_LOG_RETENTION: "12h" }).logRetentionMs).toBe(12 * 3_600_000);
+    expect(resolveCloudConfig({ logRetention: "30d" }, { FIELDGATE_LOG_RETENTION: "12h" }).logRetentionMs).toBe(
+      30 * 86_400_000,
+    );
+    for (const bad of ["forever", "0s", "500ms"]) {
+      expect(() => resolveCloudConfig({ logRetention: bad }, {}), bad).toThrow(
+        expect.objectContaining({ code: "CONFIG_INVALID", field: "log-retention" }),
+      );
+    }
+  });
 });

@@ -4,9 +4,11 @@ import type { AccessPolicy, Principal } from "../../access/access-policy.js";
 import type { Permission } from "../../access/roles.js";
 import type { BulkOperations } from "../../bulk/bulk-operations.js";
 import type { ApiCredentials } from "../../credentials/api-credentials.js";
+import type { DeviceConfigs } from "../../device-config/device-configs.js";
 import type { DeviceTypes } from "../../device-types/device-types.js";
 import type { EnrollmentService } from "../../enrollment/enrollment-service.js";
 import type { GroupRow, GroupTree } from "../../groups/group-tree.js";
+import type { DeviceLogs } from "../../logs/device-logs.js";
 import type { DeviceRegistry, DeviceRow } from "../../registry/device-registry.js";
 import type { UserDirectory } from "../../users/user-directory.js";
 
@@ -20,6 +22,8 @@ export interface RouteContext {
   groups: GroupTree;
   types: DeviceTypes;
   policy: AccessPolicy;
+  deviceConfigs: DeviceConfigs;
+  deviceLogs: DeviceLogs;
   version: string;
   mqttPort: () => number;
   mqttUrl: string | undefined;

@@ -1,6 +1,15 @@
-import { EnrollRequest, EnrollResponse, ErrorResponse, LoginBody, LoginResponse, WhoAmI } from "@fieldgate/shared";
+import {
+  EnrollRequest,
+  EnrollResponse,
+  ErrorResponse,
+  FieldgateError,
+  LoginBody,
+  LoginResponse,
+  RenewRequest,
+  WhoAmI,
+} from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { UserRecord } from "../../users/user-directory.js";
 import { groupRef, iso, principalOf, type RouteContext } from "./route-context.js";
 
@@ -36,13 +45,31 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
       },
     },
     async (request) => {
-      const host = request.hostname.replace(/^\[|\]$/g, "");
-      const mqttHost = host.includes(":") ? `[${host}]` : host;
-      const result = await ctx.enrollment.enroll(request.body, {
-        mqttUrl: ctx.mqttUrl ?? `mqtts://${mqttHost}:${ctx.mqttPort()}`,
-        apiUrl: `https://${request.host}`,
-      });
+      const result = await ctx.enrollment.enroll(request.body, endpointsFor(ctx, request));
       request.log.info({ uuid: result.uuid, serial: result.serial, method: request.body.method }, "device enrolled");
+      return result;
+    },
+  );
+
+  app.post<{ Body: RenewRequest }>(
+    "/api/v1/renew",
+    {
+      schema: {
+        tags: ["devices"],
+        summary:
+          "Renew a device certificate over mTLS: the current certificate authenticates, a CSR for a new key comes in",
+        body: RenewRequest,
+        response: { 200: EnrollResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const caller = request.deviceCertificate;
+      if (!caller) throw new FieldgateError("CERT_UNKNOWN", "present the device certificate (mTLS)");
+      const result = await ctx.enrollment.renew(caller.device, caller.serial, request.body, endpointsFor(ctx, request));
+      request.log.info(
+        { uuid: result.uuid, serial: result.serial, previous: caller.serial },
+        "device certificate renewed",
+      );
       return result;
     },
   );
@@ -93,6 +120,13 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
       };
     },
   );
+}
+
+/** Where an enrolled device reaches the broker and the API: the host it used, unless configured. */
+function endpointsFor(ctx: RouteContext, request: FastifyRequest) {
+  const host = request.hostname.replace(/^\[|\]$/g, "");
+  const mqttHost = host.includes(":") ? `[${host}]` : host;
+  return { mqttUrl: ctx.mqttUrl ?? `mqtts://${mqttHost}:${ctx.mqttPort()}`, apiUrl: `https://${request.host}` };
 }
 
 export function userView(ctx: RouteContext, user: UserRecord) {

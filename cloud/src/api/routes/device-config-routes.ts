@@ -1,0 +1,44 @@
+import { DesiredConfig, DeviceConfigView, Uuid } from "@fieldgate/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import { deviceOf, errorResponses, operatorSecurity, type RouteContext } from "./route-context.js";
+
+const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
+
+/** A device's desired configuration (cloud → device) and its acknowledgement. */
+export function registerDeviceConfigRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get<{ Params: { uuid: string } }>(
+    "/api/v1/devices/:uuid/config",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "The desired config, what the device reported, and whether it applied the current version",
+        security: operatorSecurity,
+        params: UuidParams,
+        response: { 200: DeviceConfigView, ...errorResponses },
+      },
+    },
+    async (request) => ctx.deviceConfigs.view(deviceOf(request)),
+  );
+
+  app.put<{ Params: { uuid: string }; Body: DesiredConfig }>(
+    "/api/v1/devices/:uuid/config",
+    {
+      schema: {
+        tags: ["devices"],
+        summary:
+          "Replace the desired config (the version increments); it is sent to the device, now or when it connects",
+        security: operatorSecurity,
+        params: UuidParams,
+        body: DesiredConfig,
+        response: { 200: DeviceConfigView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const device = deviceOf(request);
+      const view = ctx.deviceConfigs.set(device, request.body);
+      request.log.info({ uuid: device.uuid, version: view.version }, "desired config set");
+      return view;
+    },
+  );
+}
