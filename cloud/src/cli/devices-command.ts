@@ -20,6 +20,7 @@ import { ApiClient } from "./api-client.js";
 import { addBulkCommands } from "./bulk-commands.js";
 import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
 import { addDeviceLogsCommands } from "./device-logs-command.js";
+import { paintStatus, statusWord, useColour } from "./health-colours.js";
 import { renderFields, renderTable } from "./table.js";
 
 /** `fieldgate-cloud devices …`: the operator's view of the registry. */
@@ -96,12 +97,16 @@ export function devicesCommand(print: (text: string) => void): Command {
           page.items.map((d) => [
             d.uuid,
             d.name || "-",
-            d.online ? "online" : "offline",
+            statusWord(d),
             d.lastSeen ?? "never",
             d.certificate ? `until ${d.certificate.notAfter.slice(0, 10)}` : "none",
             windowText(d),
             String(d.telemetryCount),
           ]),
+          (row, column, padded) => {
+            const d = page.items[row];
+            return column === 2 && d && useColour() ? paintStatus(d, padded) : padded;
+          },
         ),
       );
     }
@@ -119,7 +124,8 @@ export function devicesCommand(print: (text: string) => void): Command {
           ["organization", d.organization],
           ["location", d.location || "-"],
           ["tags", d.tags.join(", ") || "-"],
-          ["status", d.online ? "online" : "offline"],
+          ["status", useColour() ? paintStatus(d, statusWord(d)) : statusWord(d)],
+          ["offline reason", d.online ? "-" : (d.offlineReason ?? "-")],
           ["last seen", d.lastSeen ?? "never"],
           ["certificate", d.certificate ? `serial ${d.certificate.serial}` : "none (not enrolled)"],
           ["cert expires", d.certificate ? d.certificate.notAfter : "-"],

@@ -43,7 +43,11 @@ describe("fieldgate-cloud devices (operator CLI)", () => {
     expect(add.stdout).toMatch(/enrollment token \(shown once\): fgt_/);
 
     const list = await cli("devices", "list", "-q", "press-4");
-    expect(list.stdout).toMatch(new RegExp(`${uuid}\\s+press-4\\s+offline\\s+never\\s+none\\s+open`));
+    expect(list.stdout).toMatch(
+      new RegExp(`${uuid}\\s+press-4\\s+offline \\(last: unknown\\)\\s+never\\s+none\\s+open`),
+    );
+    // Not a terminal: words only, no colour codes.
+    expect(list.stdout).not.toContain("\\u001b[");
 
     const show = await cli("devices", "show", uuid, "--json");
     const device = JSON.parse(show.stdout) as { name: string; tags: string[]; window: { open: boolean } };
