@@ -54,7 +54,8 @@ export const ERROR_CODES = {
   CERT_REVOKED: { status: 401, message: "The client certificate is revoked or superseded" },
   CERT_EXPIRED: {
     status: 401,
-    message: "The certificate expired; an operator must run `fieldgate-cloud devices reset-token <uuid>` so the device can enroll again",
+    message:
+      "The certificate expired; an operator must run `fieldgate-cloud devices reset-token <uuid>` so the device can enroll again",
   },
   CERT_UNKNOWN: { status: 401, message: "The client certificate is not known to the registry" },
   CLIENT_ID_MISMATCH: { status: 401, message: "The MQTT client id must equal the certificate's uuid" },

@@ -190,6 +190,31 @@ export const EnrollResponse = Type.Object({
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
 
+/** What a device's factory key signs for `doctor`'s check, in place of a CSR hash. */
+export const ENROLL_CHECK_DIGEST = "fieldgate-doctor-check";
+
+/** `doctor` asks whether the device is registered and its window open, proving itself as enrollment would. */
+export const EnrollCheckRequest = Type.Object(
+  {
+    v: V,
+    uuid: Uuid,
+    method: Type.Union([Type.Literal("token"), Type.Literal("factory-key")]),
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    factory: Type.Optional(FactoryProof),
+  },
+  { additionalProperties: false },
+);
+export type EnrollCheckRequest = Static<typeof EnrollCheckRequest>;
+
+/** Unverified callers learn nothing: `{verified: false}` whatever the reason. */
+export const EnrollCheckResponse = Type.Object({
+  verified: Type.Boolean(),
+  windowOpen: Type.Optional(Type.Boolean()),
+  windowExpiresAt: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  enrolled: Type.Optional(Type.Boolean({ description: "the device holds a current certificate" })),
+});
+export type EnrollCheckResponse = Static<typeof EnrollCheckResponse>;
+
 /** Renewal over mTLS: the device proves itself with its current certificate and sends a CSR for a new key. */
 export const RenewRequest = Type.Object(
   { v: V, csr: Type.String({ minLength: 64, maxLength: 8192, description: "PKCS#10 CSR, PEM, for a new P-256 key" }) },

@@ -78,7 +78,11 @@ describe("device logs and the desired-config channel, real processes", () => {
       15_000,
       "the agent to acknowledge version 1",
     );
-    expect(acked).toMatchObject({ version, inSync: true, reported: { version, logLevel: "debug", forwardLevel: "debug" } });
+    expect(acked).toMatchObject({
+      version,
+      inSync: true,
+      reported: { version, logLevel: "debug", forwardLevel: "debug" },
+    });
     await agent.waitForLog(/applied desired config version 1/);
     const levelLine = await hasLog(/^log level debug, forwarding debug and above/);
     expect(levelLine.level).toBe("debug");

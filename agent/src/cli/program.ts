@@ -4,6 +4,7 @@ import { type ErrorCode, FieldgateError, formatDuration } from "@fieldgate/share
 import { Command, CommanderError } from "commander";
 import { Agent, outboxPath } from "../agent.js";
 import { loadConfig } from "../config/load-config.js";
+import { Doctor } from "../doctor/doctor.js";
 import { enrollmentAdvice } from "../enrollment/enrollment-advice.js";
 import { EnrollmentClient } from "../enrollment/enrollment-client.js";
 import { generateFactoryKey } from "../identity/factory-key.js";
@@ -19,6 +20,8 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** The device clock, for `doctor`; tests inject a wrong one. */
+  now?: () => number;
   env: NodeJS.ProcessEnv;
   /** Resolves when the daemon should stop (SIGINT/SIGTERM in production). */
   waitForStop?: () => Promise<string>;
@@ -274,6 +277,26 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
       } catch (err) {
         fail(err);
       }
+    });
+
+  program
+    .command("doctor")
+    .description("diagnose this gateway: config, network, TLS, clock, registration, certificate, broker, disk")
+    .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`)
+    .option("--json", "print the results as JSON")
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      const configFile = opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG;
+      const results = await new Doctor({ configFile, env: io.env, ...(io.now && { now: io.now }) }).run();
+      if (opts.json) io.out(JSON.stringify({ ok: results.every((r) => r.status !== "fail"), results }, null, 2));
+      else {
+        const width = Math.max(...results.map((r) => r.check.length));
+        for (const r of results) {
+          io.out(
+            `${r.status.toUpperCase().padEnd(7)} ${r.check.padEnd(width)}  ${r.message}${r.fix ? `\n        ${" ".repeat(width)}  fix: ${r.fix}` : ""}`,
+          );
+        }
+      }
+      exitCode = results.some((r) => r.status === "fail") ? EXIT.failure : EXIT.ok;
     });
 
   program

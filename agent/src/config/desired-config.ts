@@ -218,7 +218,13 @@ function desiredOf(message: DesiredConfigMessage): DesiredConfig {
 
 /** A previous report's effective fields, without its envelope or its last error. */
 function stripMeta(report: ConfigReported): Record<string, unknown> {
-  const { v: _v, ts: _ts, version: _version, error: _error, rejectedVersion: _rejected, ...rest } = report as
-    ConfigReported & { rejectedVersion?: number };
+  const {
+    v: _v,
+    ts: _ts,
+    version: _version,
+    error: _error,
+    rejectedVersion: _rejected,
+    ...rest
+  } = report as ConfigReported & { rejectedVersion?: number };
   return rest;
 }

@@ -90,7 +90,11 @@ function coerceEnv(schema: TSchema, text: string): unknown {
   }
   if (schema.type === "boolean" && /^(true|false)$/i.test(text.trim())) return text.trim().toLowerCase() === "true";
   // Lists (logs.files) come comma-separated from the environment.
-  if (schema.type === "array") return text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (schema.type === "array")
+    return text
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
   return text;
 }
 
@@ -262,6 +266,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       syntheticRate: file.telemetry.syntheticRate,
     },
     outbox: { maxRows: file.outbox.maxRows, policy: file.outbox.policy },
+    update: { enabled: file.update.enabled },
     health: {
       reportIntervalMs: duration("health.reportInterval", h.reportInterval),
       checkIntervalMs: duration("health.checkInterval", h.checkInterval),

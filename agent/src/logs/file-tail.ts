@@ -39,7 +39,9 @@ export class FileTail {
       this.ino = s.ino;
       this.position = s.size;
     } catch (err) {
-      this.problem(`cannot read ${this.options.path} (${(err as NodeJS.ErrnoException).code ?? "error"}); waiting for it`);
+      this.problem(
+        `cannot read ${this.options.path} (${(err as NodeJS.ErrnoException).code ?? "error"}); waiting for it`,
+      );
     }
     this.timer = setInterval(() => void this.poll(), this.options.pollMs ?? 1000);
     this.timer.unref();
@@ -60,7 +62,9 @@ export class FileTail {
       try {
         s = await stat(this.options.path);
       } catch (err) {
-        this.problem(`cannot read ${this.options.path} (${(err as NodeJS.ErrnoException).code ?? "error"}); waiting for it`);
+        this.problem(
+          `cannot read ${this.options.path} (${(err as NodeJS.ErrnoException).code ?? "error"}); waiting for it`,
+        );
         return;
       }
       if (this.ino !== undefined && s.ino !== this.ino) {

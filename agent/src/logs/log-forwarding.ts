@@ -88,7 +88,8 @@ export class LogForwarding {
     for (const path of config.logs.files) {
       const tail = new FileTail({
         path,
-        onLine: (line) => this.forwarder.accept({ ts: clock(), level: guessLevel(line), msg: `[file:${path}] ${line}` }),
+        onLine: (line) =>
+          this.forwarder.accept({ ts: clock(), level: guessLevel(line), msg: `[file:${path}] ${line}` }),
         onProblem: (message) => this.problem(message),
       });
       this.tails.push(tail);

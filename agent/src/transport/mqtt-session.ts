@@ -119,7 +119,10 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
    * the device does not go offline) and the next one, at once, uses the new key. Batches not yet
    * acknowledged are replayed by the outbox under their sequence numbers; the cloud counts them once.
    */
-  async switchIdentity(credentials: { keyPem: string; certPem: string; caPem: string }, timeoutMs = 5000): Promise<void> {
+  async switchIdentity(
+    credentials: { keyPem: string; certPem: string; caPem: string },
+    timeoutMs = 5000,
+  ): Promise<void> {
     this.credentials = credentials;
     const client = this.client;
     if (!client || !this.connected) return; // the next attempt picks the new certificate up

@@ -1,8 +1,8 @@
 import { appendFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { entryFromJournalLine } from "../../src/logs/journal-source.js";
 import { FileTail } from "../../src/logs/file-tail.js";
+import { entryFromJournalLine } from "../../src/logs/journal-source.js";
 import { tempDir } from "../helpers/tmp.js";
 
 async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -56,7 +56,12 @@ describe("journal records", () => {
   it("map priority to level, take the realtime timestamp and prefix the identifier", () => {
     expect(
       entryFromJournalLine(
-        JSON.stringify({ MESSAGE: "disk full", PRIORITY: "3", __REALTIME_TIMESTAMP: "1700000000123456", SYSLOG_IDENTIFIER: "kernel" }),
+        JSON.stringify({
+          MESSAGE: "disk full",
+          PRIORITY: "3",
+          __REALTIME_TIMESTAMP: "1700000000123456",
+          SYSLOG_IDENTIFIER: "kernel",
+        }),
       ),
     ).toEqual({ ts: 1_700_000_000_123, level: "error", msg: "[journal:kernel] disk full" });
     expect(entryFromJournalLine(JSON.stringify({ MESSAGE: [104, 105], PRIORITY: "7" }))).toMatchObject({

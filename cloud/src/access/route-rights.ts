@@ -33,6 +33,7 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "GET /api/v1/health": { scope: "public" },
   "GET /api/v1/openapi.json": { scope: "public" },
   "POST /api/v1/enroll": { scope: "public" },
+  "POST /api/v1/enroll/check": { scope: "public" },
   "POST /api/v1/renew": { scope: "device-mtls" },
   "POST /api/v1/auth/login": { scope: "public" },
   "POST /api/v1/auth/logout": { scope: "authenticated" },

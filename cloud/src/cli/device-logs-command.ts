@@ -88,22 +88,20 @@ export function addDeviceLogsCommands(devices: Command, print: (text: string) =>
 
   const config = devices.command("config").description("the device's desired configuration, sent over MQTT");
 
-  withConnection(config.command("show <uuid>").description("show desired and reported config, and if they match")).action(
-    async (uuid: string, _opts: unknown, cmd: Command) => {
-      const view = await clientOf(cmd).request<DeviceConfigView>(
-        "GET",
-        `/api/v1/devices/${encodeURIComponent(uuid)}/config`,
-      );
-      print(wantsJson(cmd) ? JSON.stringify(view, null, 2) : configText(view));
-    },
-  );
+  withConnection(
+    config.command("show <uuid>").description("show desired and reported config, and if they match"),
+  ).action(async (uuid: string, _opts: unknown, cmd: Command) => {
+    const view = await clientOf(cmd).request<DeviceConfigView>(
+      "GET",
+      `/api/v1/devices/${encodeURIComponent(uuid)}/config`,
+    );
+    print(wantsJson(cmd) ? JSON.stringify(view, null, 2) : configText(view));
+  });
 
   withConnection(
     config
       .command("set <uuid>")
-      .description(
-        "change the desired config; flags change those keys of the current one, --file replaces it whole",
-      )
+      .description("change the desired config; flags change those keys of the current one, --file replaces it whole")
       .option("--log-level <level>", `the agent's log level: ${LOG_LEVELS.join(", ")}`)
       .option("--forward-level <level>", "the lowest level forwarded to the cloud (default: follows --log-level)")
       .option("--max-lines-per-second <n>", "forwarding rate limit")
@@ -184,7 +182,8 @@ function timeArg(text: string, field: string): string {
 }
 
 function integerArg(text: string): number {
-  if (!/^\d+$/.test(text)) throw new FieldgateError("VALIDATION_FAILED", "expected a whole number", "max-lines-per-second");
+  if (!/^\d+$/.test(text))
+    throw new FieldgateError("VALIDATION_FAILED", "expected a whole number", "max-lines-per-second");
   return Number(text);
 }
 

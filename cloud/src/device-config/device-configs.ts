@@ -29,7 +29,7 @@ export class DeviceConfigs {
   private readonly reported: Database.Statement<[number], { config_reported_json: string | null }>;
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     private readonly publish: DesiredConfigPublisher,
     private readonly clock: () => number = Date.now,
   ) {

@@ -1,5 +1,8 @@
 import { createPublicKey, verify } from "node:crypto";
 import {
+  ENROLL_CHECK_DIGEST,
+  type EnrollCheckRequest,
+  type EnrollCheckResponse,
   type EnrollRequest,
   type EnrollResponse,
   FieldgateError,
@@ -108,6 +111,41 @@ export class EnrollmentService {
         .run(issued.serial, device.id, this.clock(), issued.notAfter.getTime(), issued.pem);
     })();
     return this.answer(device.uuid, issued, endpoints);
+  }
+
+  /**
+   * For `doctor`: with a valid token or factory-key proof, says whether the window is open and the
+   * device enrolled; anything else (unknown uuid, wrong proof) gets `{verified: false}`, alike.
+   * Wrong proofs are not counted: a 256-bit token cannot be guessed, and a field engineer's typo
+   * must not close the window.
+   */
+  check(request: EnrollCheckRequest): EnrollCheckResponse {
+    const row = this.registry.findByUuid(request.uuid);
+    const now = this.clock();
+    let verified = false;
+    if (row && request.method === "token" && request.token !== undefined) {
+      verified = secretMatches(request.token, row.token_hash);
+    } else if (row && request.method === "factory-key" && request.factory && row.factory_public_key) {
+      const { timestamp, nonce, signature } = request.factory;
+      const message = factoryProofMessage(row.uuid, ENROLL_CHECK_DIGEST, timestamp, nonce);
+      verified =
+        Math.abs(now - timestamp) <= FACTORY_PROOF_MAX_SKEW_MS &&
+        verifyFactorySignature(row.factory_public_key, message, signature);
+      if (verified) {
+        const fresh = this.db
+          .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
+          .run(row.id, nonce, timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS).changes;
+        verified = fresh > 0;
+      }
+    }
+    if (!row || !verified) return { verified: false };
+    const open = row.window_expires_at !== null && row.window_expires_at > now;
+    return {
+      verified: true,
+      windowOpen: open,
+      windowExpiresAt: open && row.window_expires_at !== null ? new Date(row.window_expires_at).toISOString() : null,
+      enrolled: this.registry.currentCertificate(row.id) !== undefined,
+    };
   }
 
   /** The device row if its window is open; otherwise the same answer whether or not the uuid exists. */

@@ -66,6 +66,11 @@ describe("access control, enumerated over every route and role", () => {
       url: "/api/v1/enroll",
       body: { v: 1, uuid: newUuid(), method: "uuid-only", csr: "x".repeat(64) },
     }),
+    "POST /api/v1/enroll/check": async () => ({
+      method: "POST",
+      url: "/api/v1/enroll/check",
+      body: { v: 1, uuid: newUuid(), method: "token", token: "x" },
+    }),
     "POST /api/v1/renew": async () => ({ method: "POST", url: "/api/v1/renew", body: { v: 1, csr: "x".repeat(64) } }),
     "POST /api/v1/auth/login": async () => ({
       method: "POST",

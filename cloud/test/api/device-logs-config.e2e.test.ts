@@ -123,7 +123,10 @@ describe("device config API", () => {
     const first = await cloud.api<ConfigView>("PUT", configUrl(), { logLevel: "debug" });
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ version: 1, desired: { logLevel: "debug" }, state: "pending", inSync: false });
-    const second = await cloud.api<ConfigView>("PUT", configUrl(), { logLevel: "warn", logForward: { level: "error" } });
+    const second = await cloud.api<ConfigView>("PUT", configUrl(), {
+      logLevel: "warn",
+      logForward: { level: "error" },
+    });
     expect(second.body.version).toBe(2);
     await eventually(() => (received.some((m) => m.version === 2) ? true : undefined), 5000, "desired v2");
     expect(received.at(-1)).toEqual({ v: 1, version: 2, logLevel: "warn", logForward: { level: "error" } });
@@ -136,7 +139,12 @@ describe("device config API", () => {
       forwardLevel: "error",
     });
     const view = await cloud.api<ConfigView>("GET", configUrl());
-    expect(view.body).toMatchObject({ version: 2, state: "applied", inSync: true, reported: { version: 2, logLevel: "warn" } });
+    expect(view.body).toMatchObject({
+      version: 2,
+      state: "applied",
+      inSync: true,
+      reported: { version: 2, logLevel: "warn" },
+    });
 
     await publish(client, `fieldgate/v1/${device.uuid}/config/reported`, {
       v: 1,

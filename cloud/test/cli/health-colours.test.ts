@@ -33,7 +33,8 @@ describe("status words and colours", () => {
       ],
       (_r, c, padded) => (c === 0 ? `\u001b[33m${padded}\u001b[0m` : padded),
     );
-    const plain = table.replace(/\u001b\[\d+m/g, "").split("\n");
+    const esc = String.fromCharCode(27);
+    const plain = table.replace(new RegExp(`${esc}\\[\\d+m`, "g"), "").split("\n");
     expect(plain).toEqual(["A        B", "warning  x", "ok       y"]);
   });
 });

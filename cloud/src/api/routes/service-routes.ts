@@ -1,4 +1,6 @@
 import {
+  EnrollCheckRequest,
+  EnrollCheckResponse,
   EnrollRequest,
   EnrollResponse,
   ErrorResponse,
@@ -49,6 +51,19 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
       request.log.info({ uuid: result.uuid, serial: result.serial, method: request.body.method }, "device enrolled");
       return result;
     },
+  );
+
+  app.post<{ Body: EnrollCheckRequest }>(
+    "/api/v1/enroll/check",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "For doctor: is the window open? Answered only to a valid token or factory-key proof",
+        body: EnrollCheckRequest,
+        response: { 200: EnrollCheckResponse, ...errors },
+      },
+    },
+    async (request) => ctx.enrollment.check(request.body),
   );
 
   app.post<{ Body: RenewRequest }>(
