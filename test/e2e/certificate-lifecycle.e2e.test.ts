@@ -66,6 +66,46 @@ describe("certificate renewal, real processes", () => {
   }, 90_000);
 });
 
+describe("a certificate that expired while offline, real processes", () => {
+  let cloud: CloudProcess;
+  let agent: AgentProcess | undefined;
+  beforeAll(async () => {
+    cloud = await startCloud({ args: ["--cert-lifetime", "5s"] });
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await cloud.stop();
+  });
+
+  it("says clearly that the operator must reset the token, shows it in status, and re-enrolls once that happens", async () => {
+    const { uuid, token } = await registerDevice(cloud);
+    const dir = tempDir("agent-expired");
+    const configFile = writeAgentConfig(dir, {
+      uuid,
+      dataDir: path.join(dir, "data"),
+      cloud: { url: cloud.url, caFile: cloud.caFile },
+      enrollment: { retryMin: "200ms", retryMax: "1s" },
+      mqtt: { reconnectMin: "200ms", reconnectMax: "1s" },
+    });
+    const first = startAgent(configFile, { FIELDGATE_AGENT_ENROLLMENT_TOKEN: token });
+    await first.waitForLog(/connected to /, 15_000);
+    expect(await first.stop()).toBe(0);
+    await new Promise((r) => setTimeout(r, 5500)); // offline past the certificate's end
+    agent = startAgent(configFile);
+    const line = await agent.waitForLog(/certificate expired/, 15_000);
+    expect(String(line.msg)).toContain(`fieldgate-cloud devices reset-token ${uuid}`);
+    const status = JSON.parse((await agentCli(["status", "--config", configFile, "--json"])).stdout) as {
+      daemon: { lastError: { code: string } | null };
+    };
+    expect(status.daemon.lastError?.code).toMatch(/CERT_EXPIRED|ENROLL_/);
+    // The operator resets the token and gives it to the device: it enrolls again.
+    const reset = await cloud.api<{ enrollmentToken: string }>("POST", `/api/v1/devices/${uuid}/reset-token`);
+    await agent.stop();
+    agent = startAgent(configFile, { FIELDGATE_AGENT_ENROLLMENT_TOKEN: reset.body.enrollmentToken });
+    await agent.waitForLog(/connected to /, 15_000);
+  }, 60_000);
+});
+
 describe("revocation, real processes", () => {
   let cloud: CloudProcess;
   const agents: AgentProcess[] = [];
