@@ -157,22 +157,7 @@ export interface AgentConfig {
     readonly reportIntervalMs: number;
     readonly checkIntervalMs: number;
     readonly clockSkewIntervalMs: number;
-    readonly thresholds: {
-      readonly diskFreeWarnPct: number;
-      readonly diskFreeCritPct: number;
-      readonly memoryUsedWarnPct: number;
-      readonly memoryUsedCritPct: number;
-      readonly loadPerCoreWarn: number;
-      readonly loadPerCoreCrit: number;
-      readonly clockSkewWarnS: number;
-      readonly clockSkewCritS: number;
-      readonly certDaysWarn: number;
-      readonly certDaysCrit: number;
-      readonly outboxRowsWarn: number;
-      readonly outboxRowsCrit: number;
-      readonly outboxAgeWarnMs: number;
-      readonly outboxAgeCritMs: number;
-    };
+    readonly thresholds: HealthThresholds;
     readonly commands: readonly {
       readonly name: string;
       readonly command: readonly string[];
@@ -192,4 +177,22 @@ export interface AgentConfig {
     readonly files: readonly string[];
     readonly journal: boolean;
   };
+}
+
+/** The thresholds of the built-in health checks (`health.*` in the configuration). */
+export interface HealthThresholds {
+  readonly diskFreeWarnPct: number;
+  readonly diskFreeCritPct: number;
+  readonly memoryUsedWarnPct: number;
+  readonly memoryUsedCritPct: number;
+  readonly loadPerCoreWarn: number;
+  readonly loadPerCoreCrit: number;
+  readonly clockSkewWarnS: number;
+  readonly clockSkewCritS: number;
+  readonly certDaysWarn: number;
+  readonly certDaysCrit: number;
+  readonly outboxRowsWarn: number;
+  readonly outboxRowsCrit: number;
+  readonly outboxAgeWarnMs: number;
+  readonly outboxAgeCritMs: number;
 }

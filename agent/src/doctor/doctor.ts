@@ -10,6 +10,7 @@ import { loadConfig } from "../config/load-config.js";
 import { FactoryKey } from "../identity/factory-key.js";
 import { type Identity, IdentityStore } from "../identity/identity-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
+import { apiUrl, postJson } from "../transport/https-json.js";
 
 export type DoctorStatus = "ok" | "warning" | "fail";
 
@@ -307,12 +308,11 @@ export class Doctor {
     }
     let answer: EnrollCheckResponse;
     try {
-      answer = await postJson<EnrollCheckResponse>(
-        new URL("/api/v1/enroll/check", config.cloud.url),
-        body,
-        this.trustedCa(config, undefined),
-        this.timeoutMs,
-      );
+      const ca = this.trustedCa(config, undefined);
+      const url = apiUrl(config.cloud.url, "/api/v1/enroll/check");
+      const { status, json } = await postJson(url, body, ca === undefined ? {} : { ca }, this.timeoutMs);
+      if (status >= 400) throw new Error(`HTTP ${status}`);
+      answer = json as EnrollCheckResponse;
     } catch (err) {
       return {
         check: "registration",
@@ -431,37 +431,6 @@ function tcpFail(host: string, port: number, reason: string): DoctorResult {
     message: `${host}:${port} is not reachable (${reason})`,
     fix: "check the network route, firewalls, and the cloud's --http-port",
   };
-}
-
-function postJson<T>(url: URL, body: unknown, ca: string | undefined, timeoutMs: number): Promise<T> {
-  const payload = Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: "POST",
-        ca,
-        timeout: timeoutMs,
-        headers: { "content-type": "application/json", "content-length": payload.length },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          try {
-            const json = JSON.parse(Buffer.concat(chunks).toString("utf8")) as T;
-            if ((res.statusCode ?? 500) >= 400) reject(new Error(`HTTP ${res.statusCode}`));
-            else resolve(json);
-          } catch (err) {
-            reject(err);
-          }
-        });
-      },
-    );
-    req.once("timeout", () => req.destroy(new Error("no answer")));
-    req.once("error", reject);
-    req.end(payload);
-  });
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,4 +1,3 @@
-import { request } from "node:https";
 import {
   type EnrollMethod,
   type EnrollRequest,
@@ -10,6 +9,7 @@ import {
 import { generateKeyAndCsr } from "../identity/csr.js";
 import type { FactoryKey } from "../identity/factory-key.js";
 import type { Identity, IdentityStore } from "../identity/identity-store.js";
+import { apiUrl, postJson } from "../transport/https-json.js";
 import type { RejectedTokens } from "./rejected-tokens.js";
 
 /** How the enrollment client reaches the cloud and proves its right to enroll. */
@@ -66,7 +66,12 @@ export class EnrollmentClient implements Enroller {
     const body: EnrollRequest = { v: 1, uuid: uuid.toLowerCase(), method: this.method, csr: csrPem };
     if (this.method === "token" && token) body.token = token;
     if (this.method === "factory-key" && factoryKey) body.factory = factoryKey.prove(uuid, csrSha256);
-    const { status, json } = await this.post("/api/v1/enroll", body);
+    const { status, json } = await postJson(
+      apiUrl(this.options.cloudUrl, "/api/v1/enroll"),
+      body,
+      this.options.ca === undefined ? {} : { ca: this.options.ca },
+      this.options.timeoutMs,
+    );
     if (status < 200 || status >= 300) {
       const error = errorFromAnswer(status, json);
       if (token && error.code === "ENROLL_TOKEN_INVALID") rejectedTokens?.add(token);
@@ -89,48 +94,6 @@ export class EnrollmentClient implements Enroller {
     const { token, rejectedTokens } = this.options;
     return token && !rejectedTokens?.has(token) ? token : undefined;
   }
-
-  private post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-    const url = new URL(path, `${this.options.cloudUrl.replace(/\/+$/, "")}/`);
-    const payload = Buffer.from(JSON.stringify(body));
-    const timeoutMs = this.options.timeoutMs ?? 15_000;
-    return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: "POST",
-          headers: { "content-type": "application/json", "content-length": payload.length },
-          ...(this.options.ca !== undefined && { ca: this.options.ca }),
-          timeout: timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("error", (err) => reject(unreachable(url, err)));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            let json: unknown;
-            try {
-              json = text ? JSON.parse(text) : undefined;
-            } catch {
-              json = undefined;
-            }
-            resolve({ status: res.statusCode ?? 0, json });
-          });
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on("error", (err) => reject(unreachable(url, err)));
-      req.end(payload);
-    });
-  }
-}
-
-function unreachable(url: URL, err: Error): FieldgateError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const tls = code?.startsWith("ERR_TLS") || /certificate|self.signed|SSL/i.test(err.message);
-  const hint = tls ? " (TLS: check cloud.caFile and the server certificate)" : "";
-  return new FieldgateError("CLOUD_UNREACHABLE", `cannot reach ${url.origin}: ${code ?? err.message}${hint}`);
 }
 
 /** Turns `{error:{code,message,field?}}` (or anything else) into a `FieldgateError`. */

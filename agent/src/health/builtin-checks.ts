@@ -5,23 +5,9 @@ import type { Backlog } from "../outbox/outbox-store.js";
 import type { ClockSkew } from "./clock-skew.js";
 import { type CheckResult, type HealthCheck, judge } from "./health-check.js";
 
-/** The thresholds of the built-in checks (`health.*` in the configuration). */
-export interface HealthThresholds {
-  readonly diskFreeWarnPct: number;
-  readonly diskFreeCritPct: number;
-  readonly memoryUsedWarnPct: number;
-  readonly memoryUsedCritPct: number;
-  readonly loadPerCoreWarn: number;
-  readonly loadPerCoreCrit: number;
-  readonly clockSkewWarnS: number;
-  readonly clockSkewCritS: number;
-  readonly certDaysWarn: number;
-  readonly certDaysCrit: number;
-  readonly outboxRowsWarn: number;
-  readonly outboxRowsCrit: number;
-  readonly outboxAgeWarnMs: number;
-  readonly outboxAgeCritMs: number;
-}
+export type { HealthThresholds } from "../config/config-schema.js";
+
+import type { HealthThresholds } from "../config/config-schema.js";
 
 /** The defaults of the thresholds; `outboxRowsCrit` is 90 % of the default outbox cap. */
 export const DEFAULT_THRESHOLDS: HealthThresholds = {

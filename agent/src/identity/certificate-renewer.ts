@@ -1,9 +1,9 @@
 import { EventEmitter } from "node:events";
-import { request } from "node:https";
 import { EnrollResponse, FieldgateError, SchemaValidator } from "@fieldgate/shared";
 import type { Logger } from "pino";
 import { errorFromAnswer } from "../enrollment/enrollment-client.js";
 import { Backoff } from "../retry/backoff.js";
+import { apiUrl, postJson } from "../transport/https-json.js";
 import { generateKeyAndCsr } from "./csr.js";
 import type { Identity, IdentityStore } from "./identity-store.js";
 
@@ -108,46 +108,12 @@ export class CertificateRenewer extends EventEmitter<CertificateRenewerEvents> {
   /** One renewal: new key, CSR, POST /api/v1/renew over mTLS, then the identity is stored. */
   async renew(identity: Identity): Promise<Identity> {
     const { keyPem, csrPem } = await generateKeyAndCsr(identity.uuid);
-    const url = new URL("/api/v1/renew", `${this.options.cloudUrl.replace(/\/+$/, "")}/`);
-    const payload = Buffer.from(JSON.stringify({ v: 1, csr: csrPem }));
-    const timeoutMs = this.options.timeoutMs ?? 15_000;
-    const { status, json } = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: "POST",
-          key: identity.keyPem,
-          cert: identity.certPem,
-          ca: identity.caPem,
-          headers: { "content-type": "application/json", "content-length": payload.length },
-          timeout: timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            let parsed: unknown;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              parsed = undefined;
-            }
-            resolve({ status: res.statusCode ?? 0, json: parsed });
-          });
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on("error", (err) =>
-        reject(
-          new FieldgateError(
-            "CLOUD_UNREACHABLE",
-            `cannot reach ${url.origin}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
-          ),
-        ),
-      );
-      req.end(payload);
-    });
+    const { status, json } = await postJson(
+      apiUrl(this.options.cloudUrl, "/api/v1/renew"),
+      { v: 1, csr: csrPem },
+      { ca: identity.caPem, key: identity.keyPem, cert: identity.certPem },
+      this.options.timeoutMs,
+    );
     if (status < 200 || status >= 300) throw errorFromAnswer(status, json);
     let response: EnrollResponse;
     try {
