@@ -9,6 +9,7 @@ import { EnrollmentLoop } from "./enrollment/enrollment-loop.js";
 import { RejectedTokens } from "./enrollment/rejected-tokens.js";
 import { type AgentHealth, createAgentHealth } from "./health/agent-health.js";
 import type { HealthPublisher } from "./health/health-monitor.js";
+import { MqttTimeSync } from "./health/mqtt-time-sync.js";
 import { CertificateRenewer } from "./identity/certificate-renewer.js";
 import { FactoryKey } from "./identity/factory-key.js";
 import { type Identity, IdentityStore } from "./identity/identity-store.js";
@@ -45,6 +46,7 @@ export class Agent {
   private enrollLoop: EnrollmentLoop | undefined;
   private enroller: Enroller | undefined;
   private renewer: CertificateRenewer | undefined;
+  private timeSync: MqttTimeSync | undefined;
   private losingIdentity = false;
   private session: MqttSession | undefined;
   private publisher: OutboxPublisher | undefined;
@@ -164,6 +166,7 @@ export class Agent {
     this.running = false;
     this.sampler?.stop();
     this.health?.clockSkew.stop();
+    this.timeSync?.detach();
     this.health?.monitor.stop();
     await this.localApi?.stop();
     this.enrollLoop?.stop();
@@ -204,6 +207,12 @@ export class Agent {
     health.monitor.on("change", (snapshot) => this.status?.setHealth(snapshot));
     health.monitor.start();
     health.clockSkew.start();
+    this.timeSync = new MqttTimeSync({
+      uuid: config.uuid,
+      clockSkew: health.clockSkew,
+      intervalMs: config.health.clockSkewIntervalMs,
+      logger,
+    });
     if (!config.localApi.enabled) return;
     const localApi = new LocalApi({
       socket: config.localApi.socket,
@@ -255,6 +264,7 @@ export class Agent {
     });
     publisher.on("acked", (e) => this.status?.published(e.at));
     session.on("connected", () => this.health?.monitor.connected());
+    this.timeSync?.attach(session);
     // CONNACK "not authorized" means this certificate is no longer the device's current one.
     session.on("refused", () => void this.loseIdentity(new FieldgateError("CERT_REVOKED")));
     this.logForwarding?.attach(session);

@@ -137,6 +137,15 @@ export const ConfigReported = Type.Object(
 );
 export type ConfigReported = Static<typeof ConfigReported>;
 
+/**
+ * Clock sync over MQTT: the device sends its clock on `time`, the cloud answers on `commands/time`
+ * with its own; the device takes skew = serverTs + rtt/2 − arrival, good to a few milliseconds.
+ */
+export const TimeRequest = Type.Object({ v: V, t0: Timestamp }, { additionalProperties: false });
+export type TimeRequest = Static<typeof TimeRequest>;
+export const TimeResponse = Type.Object({ v: V, t0: Timestamp, serverTs: Timestamp }, { additionalProperties: false });
+export type TimeResponse = Static<typeof TimeResponse>;
+
 /** Schema per device-to-cloud topic kind; the broker validates each payload against its entry. */
 export const DEVICE_PAYLOAD_SCHEMAS = {
   telemetry: TelemetryBatch,
@@ -146,6 +155,7 @@ export const DEVICE_PAYLOAD_SCHEMAS = {
   events: DeviceEvents,
   "config/reported": ConfigReported,
   presence: Presence,
+  time: TimeRequest,
   "jobs/status": JobStatus,
 } as const satisfies Record<string, TSchema>;
 

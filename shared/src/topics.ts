@@ -13,6 +13,7 @@ export const DEVICE_TO_CLOUD = [
   "events",
   "config/reported",
   "presence",
+  "time",
   "jobs/+/status",
 ] as const;
 
@@ -27,6 +28,7 @@ export type DeviceTopic =
   | { kind: "events" }
   | { kind: "config/reported" }
   | { kind: "presence" }
+  | { kind: "time" }
   | { kind: "jobs/status"; jobId: string }
   | { kind: "jobs/notify" }
   | { kind: "config/desired" }
@@ -83,6 +85,7 @@ export function parseDeviceTopic(topic: string): ParsedTopic | undefined {
       case "state":
       case "events":
       case "presence":
+      case "time":
         return up({ kind: a });
     }
     return undefined;

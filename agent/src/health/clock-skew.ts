@@ -11,7 +11,7 @@ export interface SkewSample {
   rttMs: number;
   /** Local time of the measurement (ms since the epoch). */
   at: number;
-  source: "https-date";
+  source: "https-date" | "mqtt-round-trip";
 }
 
 /** Where and how to measure. */
@@ -38,7 +38,8 @@ export interface ClockSkewEvents {
  * `Date` has 1 s resolution and is truncated, so the server's time was in [Date, Date + 1 s):
  * the estimate is Date + 500 ms minus the request's local midpoint.
  *
- * MQTT round trips are not used: MQTT 3.1.1 carries no timestamp the broker vouches for.
+ * MQTT round trips (`MqttTimeSync`) add millisecond samples through `record()`; the latest sample
+ * of either kind is the estimate.
  */
 export class ClockSkew extends EventEmitter<ClockSkewEvents> {
   private sample: SkewSample | undefined;
@@ -54,6 +55,13 @@ export class ClockSkew extends EventEmitter<ClockSkewEvents> {
   /** The latest successful measurement, if any. */
   latest(): SkewSample | undefined {
     return this.sample;
+  }
+
+  /** Takes a sample measured another way (an MQTT round trip). */
+  record(sample: SkewSample): void {
+    this.sample = sample;
+    this.error = undefined;
+    this.emit("measured", sample);
   }
 
   /** Why the latest attempt failed, or `undefined` if it succeeded. */

@@ -1,7 +1,13 @@
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import tls from "node:tls";
-import { type DesiredConfigMessage, deviceTopic, type ErrorCode, FieldgateError } from "@fieldgate/shared";
+import {
+  type DesiredConfigMessage,
+  deviceTopic,
+  type ErrorCode,
+  FieldgateError,
+  parseDeviceTopic,
+} from "@fieldgate/shared";
 import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
 import type { Logger } from "pino";
 import type { DeviceIngest } from "../ingest/device-ingest.js";
@@ -146,6 +152,21 @@ export class MqttBroker {
     );
   }
 
+  /** Answers a device's clock-sync request with the cloud's time (the request was validated by ingest). */
+  private answerTime(uuid: string, body: Buffer): void {
+    let t0: unknown;
+    try {
+      t0 = (JSON.parse(body.toString("utf8")) as { t0?: unknown }).t0;
+    } catch {
+      return;
+    }
+    if (typeof t0 !== "number") return;
+    const answer = JSON.stringify({ v: 1, t0, serverTs: Date.now() });
+    this.publishToDevice(uuid, deviceTopic(uuid, { kind: "commands", commandId: "time" }), answer).catch((err: Error) =>
+      this.logger.debug({ uuid, err: err.message }, "answering a clock-sync request failed"),
+    );
+  }
+
   /** Drops the live session of a device whose certificate was revoked. */
   dropSession(uuid: string, reason: string): void {
     const client = this.clients()[uuid];
@@ -233,7 +254,10 @@ export class MqttBroker {
     // (lib/handlers/publish.js), so storing here is what makes a PUBACK mean "stored".
     const body = typeof payload === "string" ? Buffer.from(payload) : payload;
     this.ingest.handle(session, topic, body).then(
-      () => done(null),
+      () => {
+        done(null);
+        if (parseDeviceTopic(topic)?.topic.kind === "time") this.answerTime(session.uuid, body);
+      },
       (err: Error) => {
         this.logger.error({ uuid: session.uuid, err: err.message }, "ingest failed; withholding PUBACK");
         done(err);

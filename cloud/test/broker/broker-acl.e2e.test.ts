@@ -76,6 +76,23 @@ describe("broker: each device stays inside its own topic root", () => {
     );
   });
 
+  it("answers a clock-sync request on the device's own commands/time", async () => {
+    const client = await connect(a);
+    expect(await subscribeGranted(client, `${root(a.uuid)}/commands/+`)).toBe(1);
+    const answer = new Promise<{ t0: number; serverTs: number }>((resolve) =>
+      client.on("message", (topic, payload) => {
+        if (topic === `${root(a.uuid)}/commands/time`)
+          resolve(JSON.parse(payload.toString()) as { t0: number; serverTs: number });
+      }),
+    );
+    const t0 = Date.now();
+    expect(await publishOutcome(client, `${root(a.uuid)}/time`, JSON.stringify({ v: 1, t0 }))).toBe("acked");
+    const got = await answer;
+    expect(got.t0).toBe(t0);
+    expect(Math.abs(got.serverTs - Date.now())).toBeLessThan(5000);
+    client.end(true);
+  });
+
   it("refuses A's publish to B's topics, drops the connection, and stores nothing for B", async () => {
     const client = await connect(a);
     expect(await publishOutcome(client, `${root(b.uuid)}/telemetry`, batch(1))).toBe("closed");
