@@ -44,7 +44,7 @@ export const AgentConfigFile = Type.Object(
       { additionalProperties: false },
     ),
     // Firmware updates (issue #5) run only where this says so; `doctor` reports it.
-    update: Type.Object({ enabled: Type.Boolean({ default: false }) }, { additionalProperties: false, default: {} }),
+    updates: Type.Object({ enabled: Type.Boolean({ default: false }) }, { additionalProperties: false, default: {} }),
     health: Type.Object(
       {
         reportInterval: Duration("5m"),
@@ -152,7 +152,7 @@ export interface AgentConfig {
     readonly syntheticRate: number;
   };
   readonly outbox: { readonly maxRows: number; readonly policy: "drop-oldest" };
-  readonly update: { readonly enabled: boolean };
+  readonly updates: { readonly enabled: boolean };
   readonly health: {
     readonly reportIntervalMs: number;
     readonly checkIntervalMs: number;

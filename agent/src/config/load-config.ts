@@ -266,7 +266,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       syntheticRate: file.telemetry.syntheticRate,
     },
     outbox: { maxRows: file.outbox.maxRows, policy: file.outbox.policy },
-    update: { enabled: file.update.enabled },
+    updates: { enabled: file.updates.enabled },
     health: {
       reportIntervalMs: duration("health.reportInterval", h.reportInterval),
       checkIntervalMs: duration("health.checkInterval", h.checkInterval),

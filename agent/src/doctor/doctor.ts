@@ -92,9 +92,9 @@ export class Doctor {
     add({
       check: "updates",
       status: "ok",
-      message: config.update.enabled
-        ? "software updates are enabled (update.enabled)"
-        : "software updates are disabled (update.enabled: false)",
+      message: config.updates.enabled
+        ? "software updates are enabled (updates.enabled)"
+        : "software updates are disabled (updates.enabled: false)",
     });
     add(this.disk(config));
     return results;
