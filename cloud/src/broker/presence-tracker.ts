@@ -12,6 +12,10 @@ const REASON_TEXT: Record<OfflineReason, string> = {
   "cloud-stopped": "the cloud stopped",
 };
 
+const CONFLICT_WINDOW_MS = 60_000;
+const CONFLICT_TAKEOVERS = 3;
+const CONFLICT_REPORT_EVERY_MS = 10 * 60_000;
+
 /** Records a device event: the presence tracker only needs this much of ingest. */
 export type EventRecorder = (
   deviceId: number,
@@ -28,6 +32,8 @@ export type EventRecorder = (
 export class PresenceTracker {
   private readonly live = new Map<number, Client>();
   private readonly reasons = new WeakMap<Client, OfflineReason>();
+  /** Recent takeovers per device, and when a conflict was last reported. */
+  private readonly takeovers = new Map<number, { at: number[]; reportedAt: number }>();
 
   constructor(
     private readonly registry: DeviceRegistry,
@@ -36,9 +42,32 @@ export class PresenceTracker {
   ) {}
 
   connected(deviceId: number, client: Client): void {
+    const previous = this.live.get(deviceId);
+    if (previous && previous !== client) this.tookOver(deviceId);
     this.live.set(deviceId, client);
     if (this.registry.setPresence(deviceId, true, this.clock(), null)) {
       this.recordEvent(deviceId, "DEVICE_ONLINE", "info", "connected");
+    }
+  }
+
+  /**
+   * A new connection took the session of a live one. Now and then that is a reconnect racing its
+   * own dead socket; several a minute means two gateways share one identity (AWS IoT Device
+   * Defender's "conflicting client ids" audit), reported at most every 10 minutes.
+   */
+  private tookOver(deviceId: number): void {
+    const now = this.clock();
+    const entry = this.takeovers.get(deviceId) ?? { at: [], reportedAt: Number.NEGATIVE_INFINITY };
+    entry.at = [...entry.at.filter((t) => now - t < CONFLICT_WINDOW_MS), now];
+    this.takeovers.set(deviceId, entry);
+    if (entry.at.length >= CONFLICT_TAKEOVERS && now - entry.reportedAt > CONFLICT_REPORT_EVERY_MS) {
+      entry.reportedAt = now;
+      this.recordEvent(
+        deviceId,
+        "CLIENT_ID_CONFLICT",
+        "warning",
+        `${entry.at.length} connections took over this device's session within a minute: two gateways may share one certificate`,
+      );
     }
   }
 
