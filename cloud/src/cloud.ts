@@ -12,6 +12,8 @@ import { ApiCredentials } from "./credentials/api-credentials.js";
 import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
+import { FirmwareKeys } from "./firmware/firmware-keys.js";
+import { FirmwareStore } from "./firmware/firmware-store.js";
 import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
@@ -66,6 +68,8 @@ export class Cloud {
       credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
 
     const validator = new SchemaValidator();
+    const firmwareKeys = new FirmwareKeys(this.config.firmwareSigningKey);
+    fs.mkdirSync(this.config.firmwareDir, { recursive: true, mode: 0o755 });
     const types = new DeviceTypes(db);
     const policy = new AccessPolicy();
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger);
@@ -99,7 +103,7 @@ export class Cloud {
       },
       {
         registry,
-        enrollment: new EnrollmentService(db, registry, ca),
+        enrollment: new EnrollmentService(db, registry, ca, Date.now, () => firmwareKeys.publicKeyPem()),
         credentials,
         users: new UserDirectory(db),
         groups,
@@ -107,6 +111,7 @@ export class Cloud {
         policy,
         deviceConfigs,
         deviceLogs: new DeviceLogs(db),
+        firmware: new FirmwareStore(db, this.config.firmwareDir, this.config.firmwareMaxSize, firmwareKeys),
         bulk: new BulkOperations({
           db,
           registry,

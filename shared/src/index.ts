@@ -2,6 +2,7 @@ export * from "./bulk-schemas.js";
 export * from "./config-schemas.js";
 export * from "./duration.js";
 export * from "./errors.js";
+export * from "./firmware-schemas.js";
 export * from "./fleet-schemas.js";
 export * from "./schemas.js";
 export * from "./topics.js";

@@ -197,6 +197,8 @@ export const EnrollResponse = Type.Object({
   renewAfter: Iso,
   mqttUrl: Type.String(),
   apiUrl: Type.String(),
+  // Optional so that an agent still accepts answers from clouds without a firmware signing key.
+  firmwarePublicKey: Type.Optional(Type.String({ description: "the firmware signing public key, PEM (Ed25519)" })),
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
 

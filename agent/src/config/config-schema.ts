@@ -44,7 +44,14 @@ export const AgentConfigFile = Type.Object(
       { additionalProperties: false },
     ),
     // Firmware updates (issue #5) run only where this says so; `doctor` reports it.
-    updates: Type.Object({ enabled: Type.Boolean({ default: false }) }, { additionalProperties: false, default: {} }),
+    updates: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false }),
+        // A firmware public key (PEM) trusted besides the one learned at enrollment.
+        publicKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     health: Type.Object(
       {
         reportInterval: Duration("5m"),
@@ -152,7 +159,7 @@ export interface AgentConfig {
     readonly syntheticRate: number;
   };
   readonly outbox: { readonly maxRows: number; readonly policy: "drop-oldest" };
-  readonly updates: { readonly enabled: boolean };
+  readonly updates: { readonly enabled: boolean; readonly publicKeyFile?: string };
   readonly health: {
     readonly reportIntervalMs: number;
     readonly checkIntervalMs: number;

@@ -136,7 +136,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const merged = structuredClone(raw);
 
   // Relative paths in the file mean "next to the file"; paths from the environment mean "from the cwd".
-  for (const p of [["dataDir"], ["cloud", "caFile"], ["enrollment", "factoryKeyFile"], ["localApi", "socket"]]) {
+  for (const p of [
+    ["dataDir"],
+    ["cloud", "caFile"],
+    ["enrollment", "factoryKeyFile"],
+    ["localApi", "socket"],
+    ["updates", "publicKeyFile"],
+  ]) {
     const v = getPath(merged, p);
     if (typeof v === "string" && v.length > 0) setPath(merged, p, resolve(baseDir, v));
   }
@@ -149,7 +155,11 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     const text = env[name];
     if (text === undefined || text === "") continue;
     let value = coerceEnv(leaf.schema, text);
-    if (["dataDir", "cloud.caFile", "enrollment.factoryKeyFile", "localApi.socket"].includes(leaf.path.join("."))) {
+    if (
+      ["dataDir", "cloud.caFile", "enrollment.factoryKeyFile", "localApi.socket", "updates.publicKeyFile"].includes(
+        leaf.path.join("."),
+      )
+    ) {
       value = resolve(text);
     }
     setPath(merged, leaf.path, value);
@@ -266,7 +276,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       syntheticRate: file.telemetry.syntheticRate,
     },
     outbox: { maxRows: file.outbox.maxRows, policy: file.outbox.policy },
-    updates: { enabled: file.updates.enabled },
+    updates: {
+      enabled: file.updates.enabled,
+      ...(file.updates.publicKeyFile !== undefined && { publicKeyFile: file.updates.publicKeyFile }),
+    },
     health: {
       reportIntervalMs: duration("health.reportInterval", h.reportInterval),
       checkIntervalMs: duration("health.checkInterval", h.checkInterval),

@@ -13,6 +13,8 @@ export interface IdentityInfo {
   mqttUrl: string;
   apiUrl: string;
   enrolledAt: string;
+  /** The firmware signing public key (PEM) the cloud handed over at enrollment, if it had one. */
+  firmwarePublicKey?: string;
 }
 
 /** The operational identity, loaded: PEMs for mTLS plus the recorded info. */
@@ -87,6 +89,7 @@ export class IdentityStore {
       mqttUrl: response.mqttUrl,
       apiUrl: response.apiUrl,
       enrolledAt: now.toISOString(),
+      ...(response.firmwarePublicKey !== undefined && { firmwarePublicKey: response.firmwarePublicKey }),
     };
     writeFileAtomic(this.paths.info, `${JSON.stringify(info, null, 2)}\n`, 0o644);
     return { ...info, keyPem, certPem: response.certificate, caPem: response.caCertificate };

@@ -85,6 +85,15 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "GET /api/v1/users/:id": { scope: "org", permission: "users:read" },
   "PATCH /api/v1/users/:id": { scope: "org", permission: "users:write" },
   "DELETE /api/v1/users/:id": { scope: "org", permission: "users:write" },
+
+  // Images belong to an organization, not a group: handlers scope rows to the principal's org.
+  "POST /api/v1/firmware": { scope: "list", permission: "firmware:write" },
+  "GET /api/v1/firmware": { scope: "list", permission: "firmware:read" },
+  "GET /api/v1/firmware/:name/:version": { scope: "list", permission: "firmware:read" },
+  "DELETE /api/v1/firmware/:name/:version": { scope: "list", permission: "firmware:write" },
+  // Devices fetch only images of their organization that list their type's firmware-compat id.
+  "GET /api/v1/firmware/:name/:version/manifest": { scope: "device-mtls" },
+  "GET /api/v1/firmware/:name/:version/image": { scope: "device-mtls" },
 };
 
 export function routeKey(method: string, url: string): string {

@@ -11,6 +11,7 @@ import { registerDeviceExportRoutes } from "./routes/device-export-routes.js";
 import { registerDeviceLogRoutes } from "./routes/device-log-routes.js";
 import { registerDeviceRoutes } from "./routes/device-routes.js";
 import { registerDeviceTypeRoutes } from "./routes/device-type-routes.js";
+import { registerFirmwareRoutes } from "./routes/firmware-routes.js";
 import { registerGroupRoutes } from "./routes/group-routes.js";
 import { registerOrganizationRoutes } from "./routes/organization-routes.js";
 import type { RouteContext } from "./routes/route-context.js";
@@ -39,6 +40,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   registerBulkRoutes,
   registerDeviceLogRoutes,
   registerDeviceConfigRoutes,
+  registerFirmwareRoutes,
 ];
 
 /** The HTTPS API under /api/v1, with access control from ROUTE_RIGHTS and OpenAPI. */

@@ -135,6 +135,62 @@ export class ApiClient {
     });
   }
 
+  /**
+   * Streams a file from disk as `application/octet-stream` with its Content-Length (firmware
+   * images): never read whole into memory. `onProgress` gets the bytes sent so far.
+   */
+  async upload<T>(
+    file: string,
+    path: string,
+    onProgress: (sent: number, total: number) => void = () => {},
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const url = new URL(path, this.baseUrl);
+    const total = fs.statSync(file).size;
+    return new Promise<T>((resolve, reject) => {
+      const req = https.request(
+        url,
+        {
+          method: "POST",
+          ca: this.ca,
+          headers: {
+            ...(this.authorization && { authorization: this.authorization }),
+            accept: "application/json",
+            "content-type": "application/octet-stream",
+            "content-length": total,
+            ...headers,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const json = safeJson(Buffer.concat(chunks).toString("utf8"));
+            if ((res.statusCode ?? 500) >= 400) {
+              const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)
+                ?.error;
+              const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
+              reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+              return;
+            }
+            resolve(json as T);
+          });
+        },
+      );
+      req.on("error", (err) =>
+        reject(new FieldgateError("CLOUD_UNREACHABLE", `cannot reach ${this.baseUrl.origin}: ${err.message}`, "url")),
+      );
+      let sent = 0;
+      const source = fs.createReadStream(file);
+      source.on("data", (chunk) => {
+        sent += chunk.length;
+        onProgress(sent, total);
+      });
+      source.on("error", (err) => req.destroy(err));
+      source.pipe(req);
+    });
+  }
+
   /** GETs `path` and pipes a successful body into `sink` as it arrives (it is not ended); errors are coded. */
   async download(path: string, sink: NodeJS.WritableStream): Promise<void> {
     const url = new URL(path, this.baseUrl);

@@ -9,6 +9,7 @@ import { withConnection } from "./cli-support.js";
 import { credentialsCommand } from "./credentials-command.js";
 import { deviceTypesCommand } from "./device-types-command.js";
 import { devicesCommand } from "./devices-command.js";
+import { firmwareCommand } from "./firmware-command.js";
 import { groupsCommand } from "./groups-command.js";
 import { organizationsCommand } from "./organizations-command.js";
 import { sessionCommands, usersCommand } from "./users-command.js";
@@ -33,6 +34,8 @@ function buildProgram(): Command {
   const program = new Command("fieldgate-cloud")
     .description("fieldgate cloud: CA, device registry, enrollment, mTLS MQTT broker and REST API")
     .version(version)
+    // Root options only before the subcommand: `firmware upload --version 1.2.3` is the image's version.
+    .enablePositionalOptions()
     .exitOverride();
 
   program
@@ -63,6 +66,12 @@ function buildProgram(): Command {
     .option(
       "--log-retention <duration>",
       "how long device log lines are kept (env FIELDGATE_LOG_RETENTION, default 7d)",
+    )
+    .option("--firmware-dir <dir>", "firmware store (env FIELDGATE_FIRMWARE_DIR, default ./firmware-images)")
+    .option("--firmware-max-size <size>", "largest firmware upload (env FIELDGATE_FIRMWARE_MAX_SIZE, default 1GiB)")
+    .option(
+      "--firmware-signing-key <file>",
+      "Ed25519 firmware signing key, or its public key for offline signing (env FIELDGATE_FIRMWARE_SIGNING_KEY, default <data-dir>/firmware-signing.key)",
     )
     .action(async (opts) => {
       const config = resolveCloudConfig(opts);
@@ -97,6 +106,7 @@ function buildProgram(): Command {
   program.addCommand(usersCommand(print));
   for (const command of sessionCommands(print)) program.addCommand(command);
   program.addCommand(organizationsCommand(print));
+  program.addCommand(firmwareCommand(print));
 
   const org = new Command("org").description("organization settings");
   withConnection(org.command("show").description("show the organization's settings")).action(

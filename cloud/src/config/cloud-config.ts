@@ -18,6 +18,12 @@ export interface CloudConfig {
   readonly keepaliveCheckMs: number;
   /** How long forwarded device log lines are kept. */
   readonly logRetentionMs: number;
+  /** The firmware store: images and signed manifests (firmware-images/README.md). */
+  readonly firmwareDir: string;
+  /** The largest image an upload may bring, in bytes. */
+  readonly firmwareMaxSize: number;
+  /** The Ed25519 firmware signing key (or, for offline signing, its public key), PEM. */
+  readonly firmwareSigningKey: string;
 }
 
 /** Raw option values, from flags with environment fallbacks already applied. */
@@ -34,6 +40,9 @@ export interface CloudConfigInput {
   keepaliveUnit?: string;
   keepaliveCheck?: string;
   logRetention?: string;
+  firmwareDir?: string;
+  firmwareMaxSize?: string;
+  firmwareSigningKey?: string;
 }
 
 /** Every serve flag and the environment variable that sets it when the flag is absent. */
@@ -50,6 +59,9 @@ export const CLOUD_ENV = {
   keepaliveUnit: "FIELDGATE_KEEPALIVE_UNIT",
   keepaliveCheck: "FIELDGATE_KEEPALIVE_CHECK",
   logRetention: "FIELDGATE_LOG_RETENTION",
+  firmwareDir: "FIELDGATE_FIRMWARE_DIR",
+  firmwareMaxSize: "FIELDGATE_FIRMWARE_MAX_SIZE",
+  firmwareSigningKey: "FIELDGATE_FIRMWARE_SIGNING_KEY",
 } as const satisfies Record<keyof CloudConfigInput, string>;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -86,6 +98,11 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   if (logRetentionMs === undefined || logRetentionMs < 1000) {
     throw invalid("log-retention", retentionText, "a duration of at least 1s, like 7d or 12h");
   }
+  const maxSizeText = pick("firmwareMaxSize") ?? "1GiB";
+  const firmwareMaxSize = parseSize(maxSizeText);
+  if (firmwareMaxSize === undefined || firmwareMaxSize < 1) {
+    throw invalid("firmware-max-size", maxSizeText, "a size in bytes, or with KiB, MiB or GiB, like 512MiB");
+  }
   const logLevel = pick("logLevel") ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw invalid("log-level", logLevel, `one of ${LOG_LEVELS.join(", ")}`);
   const mqttUrl = pick("mqttUrl");
@@ -99,8 +116,9 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   for (const h of hostnames) {
     if (!/^[A-Za-z0-9.:-]+$/.test(h)) throw invalid("hostname", h, "a DNS name or IP address");
   }
+  const dataDir = path.resolve(pick("dataDir") ?? "./data");
   return Object.freeze({
-    dataDir: path.resolve(pick("dataDir") ?? "./data"),
+    dataDir,
     host: pick("host") ?? "0.0.0.0",
     httpPort: port("http-port", pick("httpPort") ?? "8443"),
     mqttPort: port("mqtt-port", pick("mqttPort") ?? "8883"),
@@ -112,7 +130,19 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
     keepaliveUnitMs,
     keepaliveCheckMs,
     logRetentionMs,
+    // "firmware-images/ by default": relative to the working directory, like the data dir.
+    firmwareDir: path.resolve(pick("firmwareDir") ?? "./firmware-images"),
+    firmwareMaxSize,
+    firmwareSigningKey: path.resolve(pick("firmwareSigningKey") ?? path.join(dataDir, "firmware-signing.key")),
   });
+}
+
+/** `1073741824`, `512MiB`, `64KiB`, `1GiB` (binary units; a bare number is bytes). */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d+)(B|KiB|MiB|GiB)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] ?? "B"] ?? 1;
+  return Number(m[1]) * unit;
 }
 
 function port(name: string, text: string): number {

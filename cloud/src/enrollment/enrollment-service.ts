@@ -35,6 +35,8 @@ export class EnrollmentService {
     private readonly registry: DeviceRegistry,
     private readonly ca: CertificateAuthority,
     private readonly clock: () => number = Date.now,
+    /** The firmware signing public key handed to devices, when the cloud has one (issue #5). */
+    private readonly firmwarePublicKey: () => string | undefined = () => undefined,
   ) {}
 
   async enroll(request: EnrollRequest, endpoints: EnrollmentEndpoints): Promise<EnrollResponse> {
@@ -70,7 +72,9 @@ export class EnrollmentService {
   }
 
   private answer(uuid: string, issued: IssuedCertificate, endpoints: EnrollmentEndpoints): EnrollResponse {
+    const firmwarePublicKey = this.firmwarePublicKey();
     return {
+      ...(firmwarePublicKey !== undefined && { firmwarePublicKey }),
       v: SCHEMA_VERSION,
       uuid,
       certificate: issued.pem,

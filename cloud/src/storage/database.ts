@@ -232,6 +232,35 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX device_logs_ts ON device_logs(ts);
     `,
   },
+  {
+    version: 7,
+    // Firmware images (issue #5): the files live in the firmware store, this row is the index.
+    // Rollouts come later; the table exists now so that deleting an image can already refuse one
+    // an active rollout uses.
+    sql: `
+      CREATE TABLE firmware_images (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        compatible TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        min_agent_version TEXT,
+        key_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (org_id, name, version)
+      );
+      CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        firmware_id INTEGER NOT NULL REFERENCES firmware_images(id),
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX rollouts_firmware ON rollouts(firmware_id, state);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

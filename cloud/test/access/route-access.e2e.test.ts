@@ -21,7 +21,7 @@ describe("access control, enumerated over every route and role", () => {
   const creds: Record<string, string> = {};
   const admin = <T>(method: string, url: string, body?: unknown) => cloud.api<T>(method, url, body);
   const call = async (c: Call, auth: string): Promise<Answer> => {
-    if (c.contentType === "text/csv") {
+    if (c.contentType === "text/csv" || c.contentType === "application/octet-stream") {
       const res = await fetchCsv(cloud, c, auth);
       return res;
     }
@@ -195,6 +195,25 @@ describe("access control, enumerated over every route and role", () => {
       body: { name: "x" },
     }),
     "DELETE /api/v1/users/:id": async () => ({ method: "DELETE", url: `/api/v1/users/${await make.user()}` }),
+    // Firmware images belong to the organization; this cloud has no signing key, so an allowed upload
+    // answers FIRMWARE_SIGNING_KEY_MISSING and the others FIRMWARE_NOT_FOUND: neither 401 nor 403.
+    "POST /api/v1/firmware": async () => ({
+      method: "POST",
+      url: `/api/v1/firmware?name=${unique("fw")}&version=1.0.0&compatible=t1`,
+      body: "image bytes",
+      contentType: "application/octet-stream",
+    }),
+    "GET /api/v1/firmware": async () => ({ method: "GET", url: "/api/v1/firmware" }),
+    "GET /api/v1/firmware/:name/:version": async () => ({ method: "GET", url: "/api/v1/firmware/none/1.0.0" }),
+    "DELETE /api/v1/firmware/:name/:version": async () => ({ method: "DELETE", url: "/api/v1/firmware/none/1.0.0" }),
+    "GET /api/v1/firmware/:name/:version/manifest": async () => ({
+      method: "GET",
+      url: "/api/v1/firmware/none/1.0.0/manifest",
+    }),
+    "GET /api/v1/firmware/:name/:version/image": async () => ({
+      method: "GET",
+      url: "/api/v1/firmware/none/1.0.0/image",
+    }),
   };
 
   beforeAll(async () => {
@@ -342,7 +361,7 @@ async function fetchCsv(cloud: CloudProcess, c: Call, auth: string): Promise<Ans
       method: c.method,
       ca: cloud.caPem,
       headers: {
-        "content-type": "text/csv",
+        "content-type": c.contentType ?? "text/csv",
         "content-length": payload.length,
         ...(auth ? { authorization: auth } : {}),
       },

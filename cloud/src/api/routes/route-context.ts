@@ -7,6 +7,7 @@ import type { ApiCredentials } from "../../credentials/api-credentials.js";
 import type { DeviceConfigs } from "../../device-config/device-configs.js";
 import type { DeviceTypes } from "../../device-types/device-types.js";
 import type { EnrollmentService } from "../../enrollment/enrollment-service.js";
+import type { FirmwareStore } from "../../firmware/firmware-store.js";
 import type { GroupRow, GroupTree } from "../../groups/group-tree.js";
 import type { DeviceLogs } from "../../logs/device-logs.js";
 import type { DeviceRegistry, DeviceRow } from "../../registry/device-registry.js";
@@ -24,6 +25,7 @@ export interface RouteContext {
   policy: AccessPolicy;
   deviceConfigs: DeviceConfigs;
   deviceLogs: DeviceLogs;
+  firmware: FirmwareStore;
   version: string;
   mqttPort: () => number;
   mqttUrl: string | undefined;

@@ -1,0 +1,176 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { request } from "node:https";
+import { join } from "node:path";
+import { FieldgateError, SchemaValidator, SignedManifest } from "@fieldgate/shared";
+import { apiUrl, type HttpsTrust } from "../transport/https-json.js";
+
+/** Where and how to reach the cloud: its API URL and the device's mTLS material. */
+export interface DownloadEndpoint {
+  apiUrl: string;
+  trust: Required<HttpsTrust>;
+  timeoutMs?: number;
+}
+
+/**
+ * Fetches manifests and images over mTLS. Images go to `<dataDir>/staging/<sha256>.part` and
+ * resume with HTTP Range after a dropped connection; nothing is written outside `staging/`, and
+ * never more than the manifest's size: extra bytes abort the download.
+ */
+export class FirmwareDownloader {
+  private readonly validator = new SchemaValidator();
+  readonly stagingDir: string;
+
+  constructor(
+    dataDir: string,
+    private readonly endpoint: DownloadEndpoint,
+  ) {
+    this.stagingDir = join(dataDir, "staging");
+  }
+
+  /** The signed manifest, validated against the schema (its signature is checked before install). */
+  async manifest(name: string, version: string): Promise<SignedManifest> {
+    const { status, body } = await this.get(`${imagePath(name, version)}/manifest`);
+    if (status !== 200) throw codedAnswer(status, body);
+    return this.validator.parse(SignedManifest, JSON.parse(body.toString("utf8")), "manifest");
+  }
+
+  /** The staging file an image downloads to: named by its sha256, so one image has one file. */
+  partPath(signed: SignedManifest): string {
+    // The schema already requires 64 hex digits; checked again because the name becomes a path.
+    if (!/^[0-9a-f]{64}$/.test(signed.manifest.sha256)) throw new FieldgateError("VALIDATION_FAILED", "bad sha256");
+    return join(this.stagingDir, `${signed.manifest.sha256}.part`);
+  }
+
+  /** Downloads (or finishes downloading) the image; returns the staging file, exactly `size` bytes long. */
+  async download(signed: SignedManifest): Promise<string> {
+    const { name, version, size } = signed.manifest;
+    mkdirSync(this.stagingDir, { recursive: true, mode: 0o700 });
+    const part = this.partPath(signed);
+    let have = existsSize(part);
+    if (have > size) {
+      rmSync(part, { force: true });
+      have = 0;
+    }
+    if (have === size) return part;
+    const url = apiUrl(this.endpoint.apiUrl, `${imagePath(name, version)}/image`);
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: "GET",
+          headers: have > 0 ? { range: `bytes=${have}-` } : {},
+          ca: this.endpoint.trust.ca,
+          key: this.endpoint.trust.key,
+          cert: this.endpoint.trust.cert,
+          timeout: this.endpoint.timeoutMs ?? 30_000,
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          let offset: number;
+          if (status === 206 && contentRangeStart(res.headers["content-range"]) === have) offset = have;
+          else if (status === 200) offset = 0;
+          else {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () => reject(codedAnswer(status, Buffer.concat(chunks))));
+            return;
+          }
+          const fd = openSync(part, offset === 0 ? "w" : "r+", 0o600);
+          let position = offset;
+          let done = false;
+          const finish = (err?: Error) => {
+            if (done) return;
+            done = true;
+            try {
+              fsyncSync(fd);
+            } finally {
+              closeSync(fd);
+            }
+            if (err) reject(err);
+            else resolve();
+          };
+          res.on("data", (chunk: Buffer) => {
+            if (done) return;
+            const room = size - position;
+            writeSync(fd, chunk, 0, Math.min(room, chunk.length), position);
+            position += Math.min(room, chunk.length);
+            if (chunk.length > room) {
+              // The manifest's size is the contract: stop reading at it, keep nothing beyond it.
+              req.destroy();
+              finish(
+                new FieldgateError(
+                  "FIRMWARE_SIZE_MISMATCH",
+                  `the cloud sent more than the manifest's ${size} bytes; the download was stopped`,
+                ),
+              );
+            }
+          });
+          res.on("aborted", () => finish(unreachable(url, new Error(`connection dropped at byte ${position}`))));
+          res.on("error", (err) => finish(unreachable(url, err)));
+          res.on("end", () => {
+            if (position < size) finish(unreachable(url, new Error(`connection ended at byte ${position}`)));
+            else finish();
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("no data in time")));
+      req.on("error", (err) => reject(unreachable(url, err)));
+      req.end();
+    });
+    truncateSync(part, Math.min(existsSize(part), size));
+    return part;
+  }
+
+  private get(path: string): Promise<{ status: number; body: Buffer }> {
+    const url = apiUrl(this.endpoint.apiUrl, path);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        { method: "GET", ...this.endpoint.trust, timeout: this.endpoint.timeoutMs ?? 30_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on("error", (err) => reject(unreachable(url, err)));
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("no answer in time")));
+      req.on("error", (err) => reject(unreachable(url, err)));
+      req.end();
+    });
+  }
+}
+
+function imagePath(name: string, version: string): string {
+  return `/api/v1/firmware/${encodeURIComponent(name)}/${encodeURIComponent(version)}`;
+}
+
+function existsSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function contentRangeStart(header: string | undefined): number | undefined {
+  const m = /^bytes (\d+)-\d+\/\d+$/.exec(header ?? "");
+  return m ? Number(m[1]) : undefined;
+}
+
+function codedAnswer(status: number, body: Buffer): FieldgateError {
+  let error: { code?: string; message?: string } | undefined;
+  try {
+    error = (JSON.parse(body.toString("utf8")) as { error?: { code?: string; message?: string } }).error;
+  } catch {
+    error = undefined;
+  }
+  if (error?.code === "FIRMWARE_NOT_FOUND") return new FieldgateError("FIRMWARE_NOT_FOUND", error.message);
+  if (error?.code === "CERT_REVOKED" || error?.code === "CERT_UNKNOWN" || error?.code === "CERT_EXPIRED")
+    return new FieldgateError(error.code, error.message);
+  return new FieldgateError("CLOUD_UNREACHABLE", `the cloud answered ${status}: ${error?.message ?? "no details"}`);
+}
+
+function unreachable(url: URL, err: Error): FieldgateError {
+  return new FieldgateError("CLOUD_UNREACHABLE", `firmware download from ${url.origin}: ${err.message}`);
+}

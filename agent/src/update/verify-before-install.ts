@@ -1,0 +1,90 @@
+import { createHash } from "node:crypto";
+import { createReadStream, statSync } from "node:fs";
+import { compareVersions, FieldgateError, type SignedManifest, verifyManifestSignature } from "@fieldgate/shared";
+
+/** What the agent checks an image against before anything is installed. */
+export interface VerifyInput {
+  signed: SignedManifest;
+  /** The downloaded image. */
+  imagePath: string;
+  /** Trusted firmware public keys (PEM): from enrollment and from `updates.publicKeyFile`. */
+  publicKeys: readonly string[];
+  /** This device type's firmware compatibility id. */
+  deviceFirmwareCompat: string;
+  /** The installed firmware version, or undefined when none was ever recorded. */
+  installedVersion: string | undefined;
+  /** This agent's own version, for `minAgentVersion`. */
+  agentVersion: string;
+}
+
+/**
+ * Every check DESIGN.md asks for before an install, cheapest first: signature, compatibility,
+ * anti-rollback, agent version, then exact size and sha256 of the file. Throws a coded error at
+ * the first failure; returns only when the image may be installed.
+ */
+export async function verifyBeforeInstall(input: VerifyInput): Promise<void> {
+  const { signed, imagePath } = input;
+  const m = signed.manifest;
+  if (!input.publicKeys.some((key) => verifyManifestSignature(signed, key))) {
+    throw new FieldgateError(
+      "FIRMWARE_SIGNATURE_INVALID",
+      `the manifest of ${m.name}@${m.version} is not signed by a trusted firmware key (key id ${signed.keyId})`,
+    );
+  }
+  if (!m.compatible.includes(input.deviceFirmwareCompat)) {
+    throw new FieldgateError(
+      "FIRMWARE_INCOMPATIBLE",
+      `${m.name}@${m.version} is for ${m.compatible.join(", ")}, not ${input.deviceFirmwareCompat}`,
+    );
+  }
+  if (input.installedVersion !== undefined && compareVersions(m.version, input.installedVersion) <= 0) {
+    throw new FieldgateError(
+      "FIRMWARE_NOT_NEWER",
+      `${m.version} is not newer than the installed ${input.installedVersion} (anti-rollback)`,
+    );
+  }
+  if (m.minAgentVersion !== undefined && compareVersions(input.agentVersion, m.minAgentVersion) < 0) {
+    throw new FieldgateError(
+      "AGENT_TOO_OLD",
+      `the image needs agent ${m.minAgentVersion}; this is ${input.agentVersion}`,
+    );
+  }
+  const size = statSync(imagePath).size;
+  if (size !== m.size) {
+    throw new FieldgateError("FIRMWARE_SIZE_MISMATCH", `the image has ${size} bytes; the manifest says ${m.size}`);
+  }
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(imagePath)) hash.update(chunk as Buffer);
+  const sha256 = hash.digest("hex");
+  if (sha256 !== m.sha256) {
+    throw new FieldgateError(
+      "FIRMWARE_HASH_MISMATCH",
+      `the image's sha256 is ${sha256}; the manifest says ${m.sha256}`,
+    );
+  }
+}
+
+/**
+ * The firmware keys the agent trusts: the one learned at enrollment and the one named by
+ * `updates.publicKeyFile`. An unreadable configured file is an error, not a silent empty list.
+ */
+export function trustedFirmwareKeys(
+  identity: { firmwarePublicKey?: string } | undefined,
+  config: { publicKeyFile?: string },
+  read: (file: string) => string,
+): string[] {
+  const keys: string[] = [];
+  if (identity?.firmwarePublicKey) keys.push(identity.firmwarePublicKey);
+  if (config.publicKeyFile) {
+    try {
+      keys.push(read(config.publicKeyFile));
+    } catch (err) {
+      throw new FieldgateError(
+        "CONFIG_INVALID",
+        `updates.publicKeyFile ${config.publicKeyFile}: ${(err as Error).message}`,
+        "updates.publicKeyFile",
+      );
+    }
+  }
+  return keys;
+}

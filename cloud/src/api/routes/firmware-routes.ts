@@ -1,0 +1,232 @@
+import fs from "node:fs";
+import type { Readable } from "node:stream";
+import {
+  ErrorResponse,
+  FIRMWARE_COMPAT_PATTERN,
+  FieldgateError,
+  FirmwareName,
+  SemverString,
+  SignedManifest,
+} from "@fieldgate/shared";
+import { type Static, Type } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FirmwareRecord } from "../../firmware/firmware-store.js";
+import type { DeviceRow } from "../../registry/device-registry.js";
+import { errorResponses, operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+
+const errors = { ...errorResponses, 413: ErrorResponse };
+const compatList = FIRMWARE_COMPAT_PATTERN.slice(1, -1);
+
+const UploadQuery = Type.Object(
+  {
+    name: FirmwareName,
+    version: SemverString,
+    compatible: Type.String({ pattern: `^${compatList}(,${compatList})*$`, description: "device type ids, a,b" }),
+    minAgentVersion: Type.Optional(SemverString),
+  },
+  { additionalProperties: false },
+);
+type UploadQuery = Static<typeof UploadQuery>;
+
+const ImageParams = Type.Object({ name: FirmwareName, version: SemverString });
+type ImageParams = Static<typeof ImageParams>;
+
+const FirmwareImage = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  compatible: Type.Array(Type.String()),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  minAgentVersion: Type.Optional(Type.String()),
+  keyId: Type.String(),
+  created: Type.String(),
+  inUse: Type.Boolean(),
+});
+
+/** Header carrying an offline-signed manifest (base64 of its JSON) with an upload. */
+export const SIGNED_MANIFEST_HEADER = "x-fieldgate-signed-manifest";
+
+/** Firmware images: operators upload, list, show and delete; devices fetch manifests and images over mTLS. */
+export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { firmware } = ctx;
+  const view = (r: FirmwareRecord) => ({
+    name: r.name,
+    version: r.version,
+    compatible: r.compatible,
+    size: r.size,
+    sha256: r.sha256,
+    ...(r.minAgentVersion !== undefined && { minAgentVersion: r.minAgentVersion }),
+    keyId: r.keyId,
+    created: new Date(r.createdAt).toISOString(),
+    inUse: firmware.inUse(r),
+  });
+
+  // Encapsulated so the raw-stream parser applies to the upload only: the image goes to disk as it
+  // arrives and is never held in memory.
+  void app.register(async (scope) => {
+    scope.addContentTypeParser("application/octet-stream", (_request, payload, done) => done(null, payload));
+    scope.post<{ Querystring: UploadQuery }>(
+      "/api/v1/firmware",
+      {
+        bodyLimit: firmware.maxSize,
+        schema: {
+          tags: ["firmware"],
+          summary: "Upload an image (raw bytes, application/octet-stream); the cloud writes and signs its manifest",
+          security: operatorSecurity,
+          querystring: UploadQuery,
+          response: { 201: FirmwareImage, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const principal = principalOf(request);
+        const q = request.query;
+        const length = request.headers["content-length"];
+        const record = await firmware.add(
+          principal.orgId,
+          {
+            name: q.name,
+            version: q.version,
+            compatible: q.compatible.split(","),
+            minAgentVersion: q.minAgentVersion,
+            declaredSize: length === undefined ? undefined : Number(length),
+            offlineSigned: offlineSignature(request),
+          },
+          request.body as Readable,
+        );
+        request.log.info({ name: record.name, version: record.version, size: record.size }, "firmware uploaded");
+        return reply.status(201).send(view(record));
+      },
+    );
+  });
+
+  app.get(
+    "/api/v1/firmware",
+    {
+      schema: {
+        tags: ["firmware"],
+        security: operatorSecurity,
+        response: { 200: Type.Object({ items: Type.Array(FirmwareImage) }), ...errors },
+      },
+    },
+    async (request) => ({ items: firmware.list(principalOf(request).orgId).map(view) }),
+  );
+
+  app.get<{ Params: ImageParams }>(
+    "/api/v1/firmware/:name/:version",
+    {
+      schema: {
+        tags: ["firmware"],
+        summary: "An image's signed manifest",
+        security: operatorSecurity,
+        params: ImageParams,
+        response: { 200: Type.Object({ image: FirmwareImage, signed: SignedManifest }), ...errors },
+      },
+    },
+    async (request) => {
+      const record = firmware.get(principalOf(request).orgId, request.params.name, request.params.version);
+      return { image: view(record), signed: firmware.signed(record) };
+    },
+  );
+
+  app.delete<{ Params: ImageParams }>(
+    "/api/v1/firmware/:name/:version",
+    {
+      schema: {
+        tags: ["firmware"],
+        summary: "Delete an image no active rollout uses",
+        security: operatorSecurity,
+        params: ImageParams,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      firmware.delete(principalOf(request).orgId, request.params.name, request.params.version);
+      request.log.info({ name: request.params.name, version: request.params.version }, "firmware deleted");
+      return reply.status(204).send();
+    },
+  );
+
+  app.get<{ Params: ImageParams }>(
+    "/api/v1/firmware/:name/:version/manifest",
+    {
+      schema: {
+        tags: ["firmware"],
+        summary: "For a device (mTLS): the signed manifest of an image made for its type",
+        params: ImageParams,
+        response: { 200: SignedManifest, ...errors },
+      },
+    },
+    async (request) =>
+      firmware.signed(firmware.forDevice(deviceOf(request), request.params.name, request.params.version)),
+  );
+
+  app.get<{ Params: ImageParams }>(
+    "/api/v1/firmware/:name/:version/image",
+    {
+      schema: {
+        tags: ["firmware"],
+        summary: "For a device (mTLS): the image bytes, with HTTP Range for resuming",
+        params: ImageParams,
+        response: { 416: ErrorResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const record = firmware.forDevice(deviceOf(request), request.params.name, request.params.version);
+      const range = parseRange(request.headers.range, record.size);
+      void reply.header("accept-ranges", "bytes").header("etag", `"${record.sha256}"`);
+      if (range === "invalid") {
+        void reply.header("content-range", `bytes */${record.size}`);
+        throw new FieldgateError("FIRMWARE_RANGE_INVALID", `the image has ${record.size} bytes`, "range");
+      }
+      void reply.type("application/octet-stream");
+      const file = firmware.imagePath(record);
+      if (!range) {
+        void reply.header("content-length", record.size);
+        return reply.status(200).send(fs.createReadStream(file));
+      }
+      void reply
+        .header("content-length", range.end - range.start + 1)
+        .header("content-range", `bytes ${range.start}-${range.end}/${record.size}`);
+      return reply.status(206).send(fs.createReadStream(file, { start: range.start, end: range.end }));
+    },
+  );
+}
+
+function deviceOf(request: FastifyRequest): DeviceRow {
+  // HEAD requests bypass the rights table's lookup, so the device is checked here too.
+  const caller = request.deviceCertificate;
+  if (!caller) throw new FieldgateError("CERT_UNKNOWN", "present the device certificate (mTLS)");
+  return caller.device;
+}
+
+function offlineSignature(request: FastifyRequest): unknown {
+  const header = request.headers[SIGNED_MANIFEST_HEADER];
+  if (typeof header !== "string") return undefined;
+  try {
+    return JSON.parse(Buffer.from(header, "base64").toString("utf8"));
+  } catch {
+    throw new FieldgateError("VALIDATION_FAILED", "the signed manifest is not base64 JSON", "signature");
+  }
+}
+
+/**
+ * One `bytes=a-b`, `bytes=a-` or `bytes=-n` range (RFC 9110 §14.1.2); multiple ranges are not
+ * served. Undefined means the whole image; "invalid" answers 416.
+ */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | undefined | "invalid" {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return "invalid";
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return "invalid";
+  return { start, end };
+}

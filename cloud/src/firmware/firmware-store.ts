@@ -1,0 +1,324 @@
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import {
+  FieldgateError,
+  type FirmwareManifest,
+  SchemaValidator,
+  SignedManifest,
+  verifyManifestSignature,
+} from "@fieldgate/shared";
+import type Database from "better-sqlite3";
+import type { DeviceRow } from "../registry/device-registry.js";
+import type { FirmwareKeys } from "./firmware-keys.js";
+
+/** An image's index row, as the API shows it. */
+export interface FirmwareRecord {
+  id: number;
+  orgId: number;
+  name: string;
+  version: string;
+  compatible: string[];
+  size: number;
+  sha256: string;
+  minAgentVersion: string | undefined;
+  keyId: string;
+  createdAt: number;
+}
+
+/** What an upload names; size and sha256 come from the bytes. */
+export interface FirmwareUpload {
+  name: string;
+  version: string;
+  compatible: string[];
+  minAgentVersion?: string | undefined;
+  /** The Content-Length, when sent: checked against the limit before any byte is read. */
+  declaredSize?: number | undefined;
+  /** A manifest signed offline; its size and sha256 must match the bytes, and it must verify. */
+  offlineSigned?: unknown;
+}
+
+interface ImageRow {
+  id: number;
+  org_id: number;
+  name: string;
+  version: string;
+  compatible: string;
+  size: number;
+  sha256: string;
+  min_agent_version: string | null;
+  key_id: string;
+  created_at: number;
+}
+
+/** Rollout states that hold on to their image. Rollouts (a later slice) write this table. */
+export const ACTIVE_ROLLOUT_STATES = ["scheduled", "running", "paused"] as const;
+
+/**
+ * The firmware store: `<dir>/<org id>/<name>/<version>/image.bin` and `manifest.json` (the signed
+ * manifest), indexed by `firmware_images`. Images are immutable; an upload is streamed to a temp
+ * directory while hashed and counted, and renamed into place only when complete and signed.
+ */
+export class FirmwareStore {
+  private readonly validator = new SchemaValidator();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly dir: string,
+    readonly maxSize: number,
+    private readonly keys: FirmwareKeys,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async add(orgId: number, upload: FirmwareUpload, body: Readable): Promise<FirmwareRecord> {
+    // Fail before reading the body where the answer is already known.
+    if (upload.declaredSize !== undefined && upload.declaredSize > this.maxSize) throw this.tooLarge();
+    if (!this.keys.publicKeyPem()) throw new FieldgateError("FIRMWARE_SIGNING_KEY_MISSING");
+    if (upload.offlineSigned === undefined && !this.keys.canSign()) {
+      throw new FieldgateError(
+        "FIRMWARE_SIGNING_KEY_MISSING",
+        "the cloud holds only the public firmware key (offline signing); upload with --signature",
+      );
+    }
+    const offline =
+      upload.offlineSigned === undefined
+        ? undefined
+        : this.validator.parse(SignedManifest, upload.offlineSigned, "signature");
+    if (offline) checkSameImage(offline.manifest, upload);
+    if (this.find(orgId, upload.name, upload.version)) throw exists(upload);
+
+    const incoming = path.join(this.dir, ".incoming", `${Date.now()}-${randomBytes(6).toString("hex")}`);
+    fs.mkdirSync(incoming, { recursive: true, mode: 0o700 });
+    try {
+      const { size, sha256 } = await this.receive(body, path.join(incoming, "image.bin"));
+      const manifest: FirmwareManifest = offline?.manifest ?? {
+        v: 1,
+        name: upload.name,
+        version: upload.version,
+        compatible: upload.compatible,
+        size,
+        sha256,
+        created: new Date(this.clock()).toISOString(),
+        ...(upload.minAgentVersion !== undefined && { minAgentVersion: upload.minAgentVersion }),
+      };
+      let signed: SignedManifest;
+      if (offline) {
+        if (offline.manifest.size !== size || offline.manifest.sha256 !== sha256) {
+          throw new FieldgateError(
+            "FIRMWARE_HASH_MISMATCH",
+            `the signed manifest says ${offline.manifest.size} bytes with sha256 ${offline.manifest.sha256}; the upload is ${size} bytes with ${sha256}`,
+            "signature",
+          );
+        }
+        if (!verifyManifestSignature(offline, this.keys.publicKeyPem() ?? "")) {
+          throw new FieldgateError(
+            "FIRMWARE_SIGNATURE_INVALID",
+            "the offline signature does not verify with this cloud's firmware public key",
+            "signature",
+          );
+        }
+        signed = offline;
+      } else signed = this.keys.sign(manifest);
+      fs.writeFileSync(path.join(incoming, "manifest.json"), `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
+
+      const final = this.imageDir(orgId, upload.name, upload.version);
+      fs.mkdirSync(path.dirname(final), { recursive: true, mode: 0o755 });
+      const id = this.db.transaction(() => {
+        const inserted = Number(
+          this.db
+            .prepare(
+              `INSERT INTO firmware_images (org_id, name, version, compatible, size, sha256, min_agent_version, key_id, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            )
+            .run(
+              orgId,
+              manifest.name,
+              manifest.version,
+              JSON.stringify(manifest.compatible),
+              size,
+              sha256,
+              manifest.minAgentVersion ?? null,
+              signed.keyId,
+              Date.parse(manifest.created),
+            ).lastInsertRowid,
+        );
+        // Inside the transaction: if the rename fails, the row goes too.
+        if (fs.existsSync(final)) throw exists(upload);
+        fs.renameSync(incoming, final);
+        return inserted;
+      })();
+      return this.record(this.db.prepare("SELECT * FROM firmware_images WHERE id = ?").get(id) as ImageRow);
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw exists(upload);
+      throw err;
+    } finally {
+      fs.rmSync(incoming, { recursive: true, force: true });
+    }
+  }
+
+  list(orgId: number): FirmwareRecord[] {
+    return (
+      this.db
+        .prepare("SELECT * FROM firmware_images WHERE org_id = ? ORDER BY name, created_at, id")
+        .all(orgId) as ImageRow[]
+    ).map((r) => this.record(r));
+  }
+
+  /** The image in the caller's organization; another organization's answers as a missing one does. */
+  get(orgId: number, name: string, version: string): FirmwareRecord {
+    const row = this.find(orgId, name, version);
+    if (!row) throw new FieldgateError("FIRMWARE_NOT_FOUND", `no image ${name}@${version}`);
+    return row;
+  }
+
+  /** For a device: its organization's image, and only if its device type's compat id is listed. */
+  forDevice(device: DeviceRow, name: string, version: string): FirmwareRecord {
+    const row = this.find(device.org_id, name, version);
+    const compat =
+      device.type_id === null
+        ? undefined
+        : (
+            this.db.prepare("SELECT firmware_compat FROM device_types WHERE id = ?").get(device.type_id) as
+              | { firmware_compat: string }
+              | undefined
+          )?.firmware_compat;
+    if (!row || compat === undefined || !row.compatible.includes(compat)) {
+      throw new FieldgateError("FIRMWARE_NOT_FOUND", `no image ${name}@${version} for this device`);
+    }
+    return row;
+  }
+
+  signed(record: FirmwareRecord): SignedManifest {
+    const text = fs.readFileSync(path.join(this.imageDir(record.orgId, record.name, record.version), "manifest.json"));
+    return JSON.parse(text.toString("utf8")) as SignedManifest;
+  }
+
+  imagePath(record: FirmwareRecord): string {
+    return path.join(this.imageDir(record.orgId, record.name, record.version), "image.bin");
+  }
+
+  /** True while a rollout in an active state uses the image. */
+  inUse(record: FirmwareRecord): boolean {
+    const states = ACTIVE_ROLLOUT_STATES.map(() => "?").join(",");
+    return (
+      this.db
+        .prepare(`SELECT 1 FROM rollouts WHERE firmware_id = ? AND state IN (${states}) LIMIT 1`)
+        .get(record.id, ...ACTIVE_ROLLOUT_STATES) !== undefined
+    );
+  }
+
+  delete(orgId: number, name: string, version: string): void {
+    const record = this.get(orgId, name, version);
+    if (this.inUse(record)) {
+      throw new FieldgateError(
+        "FIRMWARE_IN_USE",
+        `an active rollout uses ${name}@${version}; abort or finish it first`,
+      );
+    }
+    const dir = this.imageDir(orgId, name, version);
+    const trash = path.join(this.dir, ".incoming", `deleted-${randomBytes(6).toString("hex")}`);
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM rollouts WHERE firmware_id = ?").run(record.id);
+      this.db.prepare("DELETE FROM firmware_images WHERE id = ?").run(record.id);
+      // Renamed away inside the transaction, so a half-deleted image never stays listed.
+      fs.mkdirSync(path.dirname(trash), { recursive: true, mode: 0o700 });
+      if (fs.existsSync(dir)) fs.renameSync(dir, trash);
+    })();
+    fs.rmSync(trash, { recursive: true, force: true });
+  }
+
+  private find(orgId: number, name: string, version: string): FirmwareRecord | undefined {
+    const row = this.db
+      .prepare("SELECT * FROM firmware_images WHERE org_id = ? AND name = ? AND version = ?")
+      .get(orgId, name, version) as ImageRow | undefined;
+    return row && this.record(row);
+  }
+
+  private imageDir(orgId: number, name: string, version: string): string {
+    return path.join(this.dir, String(orgId), name, version);
+  }
+
+  /**
+   * Streams the body to `file`, hashing and counting; stops at the limit. Events rather than
+   * for-await: leaving a for-await early destroys the request, and with it the socket the answer needs.
+   */
+  private async receive(body: Readable, file: string): Promise<{ size: number; sha256: string }> {
+    const hash = createHash("sha256");
+    const out = fs.createWriteStream(file, { mode: 0o644 });
+    let size = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const fail = (err: Error) => {
+          body.off("data", onData);
+          body.resume(); // discard the rest so that the client still reads the answer
+          reject(err);
+        };
+        const onData = (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > this.maxSize) return fail(this.tooLarge());
+          hash.update(chunk);
+          if (!out.write(chunk)) {
+            body.pause();
+            out.once("drain", () => body.resume());
+          }
+        };
+        body.on("data", onData);
+        body.once("error", fail);
+        body.once("aborted", () => fail(new FieldgateError("VALIDATION_FAILED", "the upload was cut off", "body")));
+        out.once("error", fail);
+        body.once("end", () => out.end(() => resolve()));
+      });
+      const fd = fs.openSync(file, "r");
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    } catch (err) {
+      out.destroy();
+      throw err;
+    }
+    return { size, sha256: hash.digest("hex") };
+  }
+
+  private tooLarge(): FieldgateError {
+    return new FieldgateError(
+      "FIRMWARE_TOO_LARGE",
+      `the image is larger than the limit of ${this.maxSize} bytes (--firmware-max-size)`,
+      "body",
+    );
+  }
+
+  private record(row: ImageRow): FirmwareRecord {
+    return {
+      id: row.id,
+      orgId: row.org_id,
+      name: row.name,
+      version: row.version,
+      compatible: JSON.parse(row.compatible) as string[],
+      size: row.size,
+      sha256: row.sha256,
+      minAgentVersion: row.min_agent_version ?? undefined,
+      keyId: row.key_id,
+      createdAt: row.created_at,
+    };
+  }
+}
+
+function exists(upload: { name: string; version: string }): FieldgateError {
+  return new FieldgateError("FIRMWARE_EXISTS", `${upload.name}@${upload.version} is already in the store`, "version");
+}
+
+/** An offline-signed manifest must describe the image the query names. */
+function checkSameImage(manifest: FirmwareManifest, upload: FirmwareUpload): void {
+  const same =
+    manifest.name === upload.name &&
+    manifest.version === upload.version &&
+    manifest.compatible.join(",") === upload.compatible.join(",") &&
+    manifest.minAgentVersion === upload.minAgentVersion;
+  if (!same) {
+    throw new FieldgateError(
+      "VALIDATION_FAILED",
+      "the signed manifest names another image (name, version, compatible or minAgentVersion differ)",
+      "signature",
+    );
+  }
+}
