@@ -83,6 +83,14 @@ export const ERROR_CODES = {
   FIRMWARE_INCOMPATIBLE: { status: 400, message: "The image is not made for this device type" },
   FIRMWARE_NOT_NEWER: { status: 409, message: "The image is not newer than the installed version (anti-rollback)" },
   AGENT_TOO_OLD: { status: 409, message: "The image needs a newer agent than the one installed" },
+  // Update job reasons (issue #5): they travel in job status reports; the status says what kind of failure.
+  UPDATES_DISABLED: { status: 403, message: "Firmware updates are disabled in the agent configuration" },
+  DISK_FULL: { status: 507, message: "Not enough free disk space for the image (twice its size is needed)" },
+  INSTALL_FAILED: { status: 500, message: "The installer failed; the old version is kept" },
+  HEALTH_NOT_OK: { status: 504, message: "The device's health did not reach ok within the confirm deadline" },
+  CONFIRM_FAILED: { status: 500, message: "The configured confirmation command failed" },
+  JOB_TIMEOUT: { status: 504, message: "The update job did not finish within its timeout" },
+  UPDATE_INTERRUPTED: { status: 500, message: "The agent stopped during a step that cannot resume; it was undone" },
   // An event code, not an API answer: 504 because the device, like an upstream, did not answer in time.
   KEEPALIVE_MISSED: { status: 504, message: "The device sent nothing for longer than its type's keep-alive" },
   INTERNAL: { status: 500, message: "Internal error" },

@@ -49,6 +49,32 @@ export const AgentConfigFile = Type.Object(
         enabled: Type.Boolean({ default: false }),
         // A firmware public key (PEM) trusted besides the one learned at enrollment.
         publicKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+        // How an image is put in place (docs/updates.md); without one, jobs fail at INSTALLING.
+        installer: Type.Optional(
+          Type.Union([
+            Type.Object(
+              {
+                type: Type.Literal("script"),
+                command: Type.Array(Type.String({ minLength: 1 }), {
+                  minItems: 1,
+                  description: "argv, run without a shell; {image} becomes the image path",
+                }),
+                // Optional, not defaulted: defaults are not filled inside a union.
+                timeout: Type.Optional(Type.String({ minLength: 1, description: "duration, default 10m" })),
+              },
+              { additionalProperties: false },
+            ),
+            Type.Object(
+              { type: Type.Literal("ab-slots"), root: Type.String({ minLength: 1 }) },
+              { additionalProperties: false },
+            ),
+          ]),
+        ),
+        confirmDeadline: Duration("5m"),
+        confirmCommand: Type.Optional(
+          Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: "argv, run without a shell" }),
+        ),
+        jobTimeout: Duration("60m"),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -159,7 +185,14 @@ export interface AgentConfig {
     readonly syntheticRate: number;
   };
   readonly outbox: { readonly maxRows: number; readonly policy: "drop-oldest" };
-  readonly updates: { readonly enabled: boolean; readonly publicKeyFile?: string };
+  readonly updates: {
+    readonly enabled: boolean;
+    readonly publicKeyFile?: string;
+    readonly installer?: UpdateInstallerConfig;
+    readonly confirmDeadlineMs: number;
+    readonly confirmCommand?: readonly string[];
+    readonly jobTimeoutMs: number;
+  };
   readonly health: {
     readonly reportIntervalMs: number;
     readonly checkIntervalMs: number;
@@ -185,6 +218,11 @@ export interface AgentConfig {
     readonly journal: boolean;
   };
 }
+
+/** `updates.installer`, resolved: a script's argv and timeout, or the ab-slots root directory. */
+export type UpdateInstallerConfig =
+  | { readonly type: "script"; readonly command: readonly string[]; readonly timeoutMs: number }
+  | { readonly type: "ab-slots"; readonly root: string };
 
 /** The thresholds of the built-in health checks (`health.*` in the configuration). */
 export interface HealthThresholds {

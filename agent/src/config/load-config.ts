@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
 import type { TSchema } from "@sinclair/typebox";
-import { type AgentConfig, AgentConfigFile } from "./config-schema.js";
+import { type AgentConfig, AgentConfigFile, type UpdateInstallerConfig } from "./config-schema.js";
 import { deriveDeviceUuid } from "./device-uuid.js";
 
 /** Prefix of every environment override; `FIELDGATE_AGENT_CONFIG` is reserved for the config file path. */
@@ -142,6 +142,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     ["enrollment", "factoryKeyFile"],
     ["localApi", "socket"],
     ["updates", "publicKeyFile"],
+    ["updates", "installer", "root"],
   ]) {
     const v = getPath(merged, p);
     if (typeof v === "string" && v.length > 0) setPath(merged, p, resolve(baseDir, v));
@@ -252,6 +253,18 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     };
   });
 
+  const inst = file.updates.installer;
+  const installer: UpdateInstallerConfig | undefined =
+    inst === undefined
+      ? undefined
+      : inst.type === "script"
+        ? {
+            type: "script",
+            command: [...inst.command],
+            timeoutMs: duration("updates.installer.timeout", inst.timeout ?? "10m"),
+          }
+        : { type: "ab-slots", root: inst.root };
+
   const uuid = (file.uuid ?? deriveDeviceUuid(options.machineIdFile)).toLowerCase();
 
   const config: AgentConfig = {
@@ -279,6 +292,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     updates: {
       enabled: file.updates.enabled,
       ...(file.updates.publicKeyFile !== undefined && { publicKeyFile: file.updates.publicKeyFile }),
+      ...(installer !== undefined && { installer }),
+      confirmDeadlineMs: duration("updates.confirmDeadline", file.updates.confirmDeadline),
+      ...(file.updates.confirmCommand !== undefined && { confirmCommand: [...file.updates.confirmCommand] }),
+      jobTimeoutMs: duration("updates.jobTimeout", file.updates.jobTimeout),
     },
     health: {
       reportIntervalMs: duration("health.reportInterval", h.reportInterval),

@@ -1,0 +1,163 @@
+import { chmodSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { isUpdateState, type UpdateState } from "./update-states.js";
+
+/** One update job as persisted: enough to resume or roll back after a crash. */
+export interface UpdateJobRow {
+  jobId: string;
+  state: UpdateState;
+  /** The signed manifest, as JSON. */
+  manifestJson: string;
+  imagePath: string | null;
+  /** The installed version when the job started (what a rollback returns to). */
+  previousVersion: string | null;
+  /** The installer's plan (JSON), persisted before the install writes anything. */
+  installPlan: string | null;
+  /** How often the agent (re)entered a working state; grows with each resume. */
+  attempt: number;
+  /** Epoch ms after which the job may no longer be IN_PROGRESS. */
+  deadline: number;
+  reason: string | null;
+  message: string | null;
+  /** Installer output (≤ 8 KiB), for the report. */
+  output: string | null;
+  /** 0 while a terminal state's effects (commit or rollback) are not yet applied. */
+  finalized: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type UpdateJobPatch = Partial<
+  Pick<
+    UpdateJobRow,
+    | "state"
+    | "imagePath"
+    | "previousVersion"
+    | "installPlan"
+    | "attempt"
+    | "reason"
+    | "message"
+    | "output"
+    | "finalized"
+  >
+>;
+
+const COLUMNS: Record<keyof UpdateJobPatch, string> = {
+  state: "state",
+  imagePath: "image_path",
+  previousVersion: "previous_version",
+  installPlan: "install_plan",
+  attempt: "attempt",
+  reason: "reason",
+  message: "message",
+  output: "output",
+  finalized: "finalized",
+};
+
+interface DbRow {
+  job_id: string;
+  state: string;
+  manifest_json: string;
+  image_path: string | null;
+  previous_version: string | null;
+  install_plan: string | null;
+  attempt: number;
+  deadline: number;
+  reason: string | null;
+  message: string | null;
+  output: string | null;
+  finalized: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/**
+ * Update jobs in their own table `update_jobs` of the agent database (`<dataDir>/agent.db`), WAL
+ * with `synchronous=FULL`: a state is on disk before the side effect it announces starts.
+ * A job id is stored once and never deleted, which is the "seen" guard: a job delivered twice is
+ * applied once.
+ */
+export class UpdateJobStore {
+  private readonly db: Database.Database;
+
+  constructor(readonly path: string) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.db = new Database(path);
+    chmodSync(path, 0o600);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("busy_timeout = 5000");
+    // Its own table; the outbox owns user_version of this file, so it is left alone here.
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS update_jobs (
+        job_id TEXT PRIMARY KEY, state TEXT NOT NULL, manifest_json TEXT NOT NULL,
+        image_path TEXT, previous_version TEXT, install_plan TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0, deadline INTEGER NOT NULL,
+        reason TEXT, message TEXT, output TEXT, finalized INTEGER NOT NULL DEFAULT 1,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+    `);
+  }
+
+  /** Stores a new job in QUEUED; false when the id was seen before (nothing changes then). */
+  insert(job: { jobId: string; manifestJson: string; deadline: number; now: number }): boolean {
+    const r = this.db
+      .prepare(
+        `INSERT OR IGNORE INTO update_jobs (job_id, state, manifest_json, deadline, created_at, updated_at)
+         VALUES (?, 'QUEUED', ?, ?, ?, ?)`,
+      )
+      .run(job.jobId, job.manifestJson, job.deadline, job.now, job.now);
+    return r.changes === 1;
+  }
+
+  get(jobId: string): UpdateJobRow | undefined {
+    const row = this.db.prepare("SELECT * FROM update_jobs WHERE job_id = ?").get(jobId) as DbRow | undefined;
+    return row && toRow(row);
+  }
+
+  update(jobId: string, patch: UpdateJobPatch, now: number): UpdateJobRow {
+    const keys = Object.keys(patch) as (keyof UpdateJobPatch)[];
+    const sets = keys.map((k) => `${COLUMNS[k]} = @${k}`);
+    this.db
+      .prepare(`UPDATE update_jobs SET ${[...sets, "updated_at = @now"].join(", ")} WHERE job_id = @jobId`)
+      .run({ ...patch, now, jobId });
+    const row = this.get(jobId);
+    if (!row) throw new Error(`update job ${jobId} is not stored`);
+    return row;
+  }
+
+  /** Jobs still working or whose end was not applied yet, oldest first: what a boot must look at. */
+  unfinished(): UpdateJobRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM update_jobs WHERE finalized = 0
+           OR state NOT IN ('SUCCEEDED', 'FAILED', 'ROLLED_BACK', 'REJECTED') ORDER BY created_at, rowid`,
+      )
+      .all() as DbRow[];
+    return rows.map(toRow);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toRow(r: DbRow): UpdateJobRow {
+  if (!isUpdateState(r.state)) throw new Error(`update job ${r.job_id} has an unknown state ${r.state}`);
+  return {
+    jobId: r.job_id,
+    state: r.state,
+    manifestJson: r.manifest_json,
+    imagePath: r.image_path,
+    previousVersion: r.previous_version,
+    installPlan: r.install_plan,
+    attempt: r.attempt,
+    deadline: r.deadline,
+    reason: r.reason,
+    message: r.message,
+    output: r.output,
+    finalized: r.finalized,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}

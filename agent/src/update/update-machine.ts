@@ -1,0 +1,406 @@
+import { rmSync, statfsSync } from "node:fs";
+import {
+  compareVersions,
+  type ErrorCode,
+  FieldgateError,
+  type JobStatus,
+  type SignedManifest,
+} from "@fieldgate/shared";
+import type { Logger } from "pino";
+import { type InstallContext, type Installer, type InstallPlan, runCommand } from "./installers.js";
+import type { UpdateJobRow, UpdateJobStore } from "./update-job-store.js";
+import {
+  bootAction,
+  isTerminal,
+  nextState,
+  type UpdateEvent,
+  type UpdateState,
+  WORKING_STATES,
+} from "./update-states.js";
+import type { VerifyInput } from "./verify-before-install.js";
+
+/** An update job as delivered: a unique id and the signed manifest of the image to install. */
+export interface UpdateJob {
+  jobId: string;
+  signed: SignedManifest;
+}
+
+/** Something with the agent's health: `HealthMonitor` fits. */
+export interface HealthSource {
+  snapshot(): { status: string };
+  on(event: "change", listener: (snap: { status: string }) => void): unknown;
+  off(event: "change", listener: (snap: { status: string }) => void): unknown;
+}
+
+/** Dependencies of the machine; each is a seam a test can replace. */
+export interface UpdateMachineDeps {
+  store: UpdateJobStore;
+  installer: Installer;
+  downloader: { download(signed: SignedManifest): Promise<string> };
+  /** `verifyBeforeInstall` from the previous slice. */
+  verify: (input: VerifyInput) => Promise<void>;
+  health: HealthSource;
+  installedVersions: { get(): string | undefined; set(version: string): void };
+  /** Publishes on `jobs/{id}/status`; a failure is logged, never fatal to the job. */
+  reporter: (jobId: string, status: JobStatus) => Promise<void>;
+  clock: { now(): number };
+  logger: Logger;
+  /** `updates.enabled`, the firmware keys and the device facts CHECKING_PERMISSIONS needs. */
+  updatesEnabled: boolean;
+  publicKeys: () => readonly string[];
+  deviceFirmwareCompat: string;
+  agentVersion: string;
+  /** The device certificate's expiry (epoch ms), or undefined when there is no certificate. */
+  certificateNotAfter: () => number | undefined;
+  /** Free bytes where the image is downloaded and installed; default: statfs of `diskPath`. */
+  freeBytes?: () => number;
+  diskPath?: string;
+  options: { confirmDeadlineMs: number; jobTimeoutMs: number; confirmCommand?: readonly string[] };
+  /** Test seam: called right after a state is persisted and right after its work is done. */
+  onPersist?: (state: UpdateState, moment: "persisted" | "done") => void;
+}
+
+const STEP_COUNT = WORKING_STATES.length - 1;
+const MAX_MESSAGE = 2048;
+
+/**
+ * Runs firmware update jobs through the table in `update-states.ts`, one at a time. Every state is
+ * persisted before the work it names starts, so `resumeOnBoot` can resume or roll back per the
+ * table after a crash. An ending (SUCCEEDED, ROLLED_BACK, FAILED) is persisted first and applied
+ * second (commit or rollback, marked `finalized`), so a crash between the two re-applies it.
+ */
+export class UpdateMachine {
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly deps: UpdateMachineDeps) {}
+
+  /** Recovers persisted jobs (see `resumeOnBoot`); jobs submitted afterwards queue behind them. */
+  start(): Promise<void> {
+    this.stopped = false;
+    return this.resumeOnBoot();
+  }
+
+  /** Stops between steps; the persisted state resumes on the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.chain;
+  }
+
+  /**
+   * Accepts a job. Job ids are unique, so an id seen before is ignored (false). An older job after
+   * a newer one is REJECTED with FIRMWARE_NOT_NEWER at CHECKING_PERMISSIONS. Resolves when the job ends.
+   */
+  async submit(job: UpdateJob): Promise<boolean> {
+    const now = this.deps.clock.now();
+    const fresh = this.deps.store.insert({
+      jobId: job.jobId,
+      manifestJson: JSON.stringify(job.signed),
+      deadline: now + this.deps.options.jobTimeoutMs,
+      now,
+    });
+    if (!fresh) {
+      this.deps.logger.info({ jobId: job.jobId }, "update job seen before; ignored");
+      return false;
+    }
+    this.deps.onPersist?.("QUEUED", "persisted");
+    await this.report(job.jobId, { v: 1, ts: now, status: "QUEUED", step: "QUEUED" });
+    await this.enqueue(job.jobId);
+    return true;
+  }
+
+  /**
+   * Crash recovery: for every job not finished, re-applies a persisted ending, ends a job past its
+   * deadline (JOB_TIMEOUT), or resumes or rolls back per the table's boot column.
+   */
+  async resumeOnBoot(): Promise<void> {
+    for (const row of this.deps.store.unfinished()) {
+      await this.enqueue(row.jobId, true);
+    }
+  }
+
+  private enqueue(jobId: string, boot = false): Promise<void> {
+    const run = this.chain.then(() => this.drive(jobId, boot));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async drive(jobId: string, boot: boolean): Promise<void> {
+    let row = this.row(jobId);
+    if (boot && !isTerminal(row.state)) {
+      if (this.deps.clock.now() >= row.deadline) {
+        row = await this.transition(row, "timeout", "JOB_TIMEOUT", "the job's timeout passed while the agent was down");
+      } else if (bootAction(row.state) === "rollback") {
+        row = await this.transition(row, "boot", "UPDATE_INTERRUPTED", `the agent stopped during ${row.state}`);
+      } else {
+        this.deps.logger.info({ jobId, state: row.state }, "resuming update job");
+      }
+    }
+    while (!isTerminal(row.state)) {
+      if (this.stopped) return;
+      row = this.deps.store.update(jobId, { attempt: row.attempt + 1 }, this.deps.clock.now());
+      let event: UpdateEvent = "ok";
+      let code: ErrorCode | undefined;
+      let message: string | undefined;
+      try {
+        if (this.deps.clock.now() >= row.deadline) throw new FieldgateError("JOB_TIMEOUT");
+        row = await this.work(row);
+      } catch (err) {
+        code = err instanceof FieldgateError ? err.code : "INTERNAL";
+        message = (err as Error).message;
+        event = code === "FIRMWARE_NOT_NEWER" ? "reject" : code === "JOB_TIMEOUT" ? "timeout" : "fail";
+        this.deps.logger.warn({ jobId, state: row.state, code, err: message }, "update step failed");
+      }
+      if (event === "ok") this.deps.onPersist?.(row.state, "done");
+      row = await this.transition(row, event, code, message);
+    }
+    if (row.finalized === 0) await this.finalize(row);
+  }
+
+  /** Persists the next state (and the reason), then reports it; an ending is applied by `finalize`. */
+  private async transition(
+    row: UpdateJobRow,
+    event: UpdateEvent,
+    code?: ErrorCode,
+    message?: string,
+  ): Promise<UpdateJobRow> {
+    const next = nextState(row.state, event);
+    const terminal = isTerminal(next);
+    const updated = this.deps.store.update(
+      row.jobId,
+      {
+        state: next,
+        ...(code !== undefined && { reason: code, message: message ?? null }),
+        finalized: terminal ? 0 : 1,
+      },
+      this.deps.clock.now(),
+    );
+    this.deps.onPersist?.(next, "persisted");
+    if (!terminal) await this.reportProgress(updated);
+    return updated;
+  }
+
+  /** The work of the row's state. Returns the row with whatever the work recorded. */
+  private async work(row: UpdateJobRow): Promise<UpdateJobRow> {
+    const signed = JSON.parse(row.manifestJson) as SignedManifest;
+    const m = signed.manifest;
+    const now = () => this.deps.clock.now();
+    switch (row.state) {
+      case "QUEUED":
+        return row;
+      case "CHECKING_PERMISSIONS": {
+        this.checkPermissions(signed);
+        const installed = this.deps.installedVersions.get();
+        return this.deps.store.update(row.jobId, { previousVersion: installed ?? null }, now());
+      }
+      case "DOWNLOADING": {
+        const imagePath = await this.withDeadline(this.deps.downloader.download(signed), row.deadline);
+        const updated = this.deps.store.update(row.jobId, { imagePath }, now());
+        await this.report(row.jobId, {
+          v: 1,
+          ts: now(),
+          status: "IN_PROGRESS",
+          step: "DOWNLOADING",
+          progress: { done: m.size, total: m.size },
+        });
+        return updated;
+      }
+      case "VERIFYING":
+        await this.withDeadline(
+          this.deps.verify({
+            signed,
+            imagePath: required(row.imagePath, "image path"),
+            publicKeys: this.deps.publicKeys(),
+            deviceFirmwareCompat: this.deps.deviceFirmwareCompat,
+            installedVersion: row.previousVersion ?? undefined,
+            agentVersion: this.deps.agentVersion,
+          }),
+          row.deadline,
+        );
+        return row;
+      case "INSTALLING": {
+        // The plan is persisted before the first byte is written, so recovery knows what to wipe.
+        let updated = row;
+        if (row.installPlan === null) {
+          updated = this.deps.store.update(
+            row.jobId,
+            { installPlan: JSON.stringify(this.deps.installer.plan()) },
+            now(),
+          );
+        }
+        const output = await this.deps.installer.install(
+          required(updated.imagePath, "image path"),
+          this.context(updated),
+        );
+        return output === undefined ? updated : this.deps.store.update(row.jobId, { output }, now());
+      }
+      case "ACTIVATING":
+        await this.deps.installer.activate(this.context(row));
+        return row;
+      case "CONFIRMING":
+        await this.confirm(row);
+        return row;
+      default:
+        throw new Error(`no work for ${row.state}`);
+    }
+  }
+
+  private checkPermissions(signed: SignedManifest): void {
+    const m = signed.manifest;
+    const d = this.deps;
+    if (!d.updatesEnabled) throw new FieldgateError("UPDATES_DISABLED", "updates.enabled is false on this device");
+    const notAfter = d.certificateNotAfter();
+    if (notAfter === undefined) throw new FieldgateError("CERT_UNKNOWN", "the device has no valid certificate");
+    if (notAfter <= d.clock.now()) throw new FieldgateError("CERT_EXPIRED", "the device certificate has expired");
+    if (!m.compatible.includes(d.deviceFirmwareCompat)) {
+      throw new FieldgateError(
+        "FIRMWARE_INCOMPATIBLE",
+        `${m.name}@${m.version} is for ${m.compatible.join(", ")}, not ${d.deviceFirmwareCompat}`,
+      );
+    }
+    const installed = d.installedVersions.get();
+    if (installed !== undefined && compareVersions(m.version, installed) <= 0) {
+      throw new FieldgateError("FIRMWARE_NOT_NEWER", `${m.version} is not newer than the installed ${installed}`);
+    }
+    if (m.minAgentVersion !== undefined && compareVersions(d.agentVersion, m.minAgentVersion) < 0) {
+      throw new FieldgateError(
+        "AGENT_TOO_OLD",
+        `the image needs agent ${m.minAgentVersion}; this is ${d.agentVersion}`,
+      );
+    }
+    // The download and the installed copy both live on the device for a moment: twice the size.
+    const free = d.freeBytes ? d.freeBytes() : diskFree(d.diskPath ?? ".");
+    if (free < m.size * 2) {
+      throw new FieldgateError("DISK_FULL", `${free} bytes free; the image needs ${m.size * 2} (twice its size)`);
+    }
+  }
+
+  /** Health ok, then the confirm command, within `confirmDeadlineMs` (and the job's deadline). */
+  private async confirm(row: UpdateJobRow): Promise<void> {
+    const { confirmDeadlineMs, confirmCommand } = this.deps.options;
+    const deadline = Math.min(row.deadline, this.deps.clock.now() + confirmDeadlineMs);
+    const health = this.deps.health;
+    if (health.snapshot().status !== "ok") {
+      await new Promise<void>((resolve, reject) => {
+        const onChange = (snap: { status: string }) => {
+          if (snap.status !== "ok") return;
+          cleanup();
+          resolve();
+        };
+        const timer = setTimeout(
+          () => {
+            cleanup();
+            reject(
+              new FieldgateError(
+                "HEALTH_NOT_OK",
+                `health was ${health.snapshot().status}, not ok, ${confirmDeadlineMs} ms after activation`,
+              ),
+            );
+          },
+          Math.max(0, deadline - this.deps.clock.now()),
+        );
+        const cleanup = () => {
+          clearTimeout(timer);
+          health.off("change", onChange);
+        };
+        health.on("change", onChange);
+      });
+    }
+    if (confirmCommand && confirmCommand.length > 0) {
+      const r = await runCommand(confirmCommand, Math.max(1, deadline - this.deps.clock.now()));
+      if (r.code !== 0) {
+        const why = r.timedOut ? "did not finish before the confirm deadline" : `exited with ${r.code ?? "an error"}`;
+        throw new FieldgateError("CONFIRM_FAILED", `confirm command ${why}: ${r.output.trim()}`);
+      }
+    }
+  }
+
+  /** Applies a persisted ending, marks it applied, then reports it. Idempotent. */
+  private async finalize(row: UpdateJobRow): Promise<void> {
+    const signed = JSON.parse(row.manifestJson) as SignedManifest;
+    if (row.state === "SUCCEEDED") {
+      this.deps.installedVersions.set(signed.manifest.version);
+      await this.deps.installer.commit(this.context(row));
+    } else if (row.installPlan !== null) {
+      await this.deps.installer.rollback(this.context(row));
+    }
+    if (row.imagePath) rmSync(row.imagePath, { force: true });
+    const done = this.deps.store.update(row.jobId, { finalized: 1 }, this.deps.clock.now());
+    const status = done.state as JobStatus["status"];
+    const message = done.state === "SUCCEEDED" ? (done.output ?? undefined) : (done.message ?? undefined);
+    await this.report(row.jobId, {
+      v: 1,
+      ts: this.deps.clock.now(),
+      status,
+      step: done.state === "SUCCEEDED" ? "CONFIRMING" : undefined,
+      ...(done.reason !== null && done.state !== "SUCCEEDED" && { reason: done.reason }),
+      ...(message && { message: message.slice(0, MAX_MESSAGE) }),
+    });
+  }
+
+  private async reportProgress(row: UpdateJobRow): Promise<void> {
+    const index = WORKING_STATES.indexOf(row.state as (typeof WORKING_STATES)[number]);
+    await this.report(row.jobId, {
+      v: 1,
+      ts: this.deps.clock.now(),
+      status: "IN_PROGRESS",
+      step: row.state,
+      progress:
+        row.state === "DOWNLOADING"
+          ? { done: 0, total: (JSON.parse(row.manifestJson) as SignedManifest).manifest.size }
+          : { done: index, total: STEP_COUNT },
+    });
+  }
+
+  private async report(jobId: string, status: JobStatus): Promise<void> {
+    const clean = Object.fromEntries(Object.entries(status).filter(([, v]) => v !== undefined)) as JobStatus;
+    try {
+      await this.deps.reporter(jobId, clean);
+    } catch (err) {
+      this.deps.logger.warn({ jobId, err: (err as Error).message }, "update status report failed");
+    }
+  }
+
+  private context(row: UpdateJobRow): InstallContext {
+    const signed = JSON.parse(row.manifestJson) as SignedManifest;
+    return {
+      jobId: row.jobId,
+      version: signed.manifest.version,
+      plan: JSON.parse(required(row.installPlan, "install plan")) as InstallPlan,
+    };
+  }
+
+  private row(jobId: string): UpdateJobRow {
+    return required(this.deps.store.get(jobId), `update job ${jobId}`);
+  }
+
+  /** Waits for a step, but never past the job's deadline (the step's result is then ignored). */
+  private withDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new FieldgateError("JOB_TIMEOUT", "the job's timeout passed during this step")),
+        Math.max(0, deadline - this.deps.clock.now()),
+      );
+      work.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+}
+
+function required<T>(value: T | null | undefined, what: string): T {
+  if (value === null || value === undefined) throw new Error(`${what} is missing`);
+  return value;
+}
+
+function diskFree(path: string): number {
+  const s = statfsSync(path);
+  return s.bavail * s.bsize;
+}

@@ -1,0 +1,153 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { JobStatus, SchemaValidator } from "@fieldgate/shared";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { UpdateState } from "../../src/update/update-states.js";
+import { tempDir } from "../helpers/tmp.js";
+import { Crash, Device, FakeHealth, NEW_IMAGE, OLD_IMAGE, publicPem, signedImage } from "./update-harness.js";
+
+type End = "new" | "old";
+interface CrashCase {
+  state: UpdateState;
+  moment: "persisted" | "done";
+  /** Health during the first run: "warn" makes CONFIRMING fail, to reach ROLLED_BACK. */
+  health?: string;
+  end: End;
+  status: "SUCCEEDED" | "FAILED" | "ROLLED_BACK";
+  reason?: string;
+}
+
+// In the manner of mender's state_test.cpp: one row per crash point, each with the end it must reach.
+const CASES: CrashCase[] = [
+  { state: "QUEUED", moment: "persisted", end: "new", status: "SUCCEEDED" },
+  { state: "QUEUED", moment: "done", end: "new", status: "SUCCEEDED" },
+  { state: "CHECKING_PERMISSIONS", moment: "persisted", end: "new", status: "SUCCEEDED" },
+  { state: "CHECKING_PERMISSIONS", moment: "done", end: "new", status: "SUCCEEDED" },
+  { state: "DOWNLOADING", moment: "persisted", end: "new", status: "SUCCEEDED" },
+  { state: "DOWNLOADING", moment: "done", end: "new", status: "SUCCEEDED" },
+  { state: "VERIFYING", moment: "persisted", end: "new", status: "SUCCEEDED" },
+  { state: "VERIFYING", moment: "done", end: "new", status: "SUCCEEDED" },
+  { state: "INSTALLING", moment: "persisted", end: "old", status: "FAILED", reason: "UPDATE_INTERRUPTED" },
+  // The slot is fully written but activation never started: the written slot is wiped.
+  { state: "INSTALLING", moment: "done", end: "old", status: "FAILED", reason: "UPDATE_INTERRUPTED" },
+  { state: "ACTIVATING", moment: "persisted", end: "old", status: "ROLLED_BACK", reason: "UPDATE_INTERRUPTED" },
+  // The link already points to the new slot: recovery flips it back.
+  { state: "ACTIVATING", moment: "done", end: "old", status: "ROLLED_BACK", reason: "UPDATE_INTERRUPTED" },
+  { state: "CONFIRMING", moment: "persisted", end: "old", status: "ROLLED_BACK", reason: "UPDATE_INTERRUPTED" },
+  { state: "CONFIRMING", moment: "done", end: "old", status: "ROLLED_BACK", reason: "UPDATE_INTERRUPTED" },
+  // The ending is persisted but not applied (installed version not yet written): boot applies it.
+  { state: "SUCCEEDED", moment: "persisted", end: "new", status: "SUCCEEDED" },
+  // Health failed, ROLLED_BACK persisted, the link not yet flipped back: boot finishes the rollback.
+  {
+    state: "ROLLED_BACK",
+    moment: "persisted",
+    health: "warn",
+    end: "old",
+    status: "ROLLED_BACK",
+    reason: "HEALTH_NOT_OK",
+  },
+];
+
+const validator = new SchemaValidator();
+
+describe("UpdateMachine crash injection (ab-slots)", () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let dev: Device;
+  const signed = signedImage("2.0.0", NEW_IMAGE);
+
+  beforeEach(() => {
+    tmp = tempDir();
+    dev = new Device(tmp.dir);
+    dev.publish(signed, NEW_IMAGE);
+  });
+  afterEach(() => {
+    dev.close();
+    tmp.cleanup();
+  });
+
+  it.each(CASES)("crash at $state ($moment) ends with the $end version, $status", async (c) => {
+    const first = dev.machine({
+      onPersist: Device.crashAt(c.state, c.moment),
+      health: new FakeHealth(c.health ?? "ok"),
+      options: { confirmDeadlineMs: 50, jobTimeoutMs: 60_000 },
+    });
+    await expect(first.submit({ jobId: "job-1", signed })).rejects.toBeInstanceOf(Crash);
+    // SIGKILL: the first machine and its store are simply dropped; a new agent opens the same files.
+    const second = dev.machine();
+    await second.resumeOnBoot();
+
+    await expectEnd(dev, c);
+  });
+});
+
+/** After recovery: the reports' end, the slots and the installed version agree with the case. */
+async function expectEnd(dev: Device, c: CrashCase): Promise<void> {
+  const last = dev.last("job-1");
+  expect(last?.status).toBe(c.status);
+  if (c.reason) expect(last?.reason).toBe(c.reason);
+  else expect(last?.reason).toBeUndefined();
+  if (c.end === "new") {
+    expect(dev.current()).toBe("b");
+    expect(dev.slotImage("b")?.equals(NEW_IMAGE)).toBe(true);
+    expect(dev.versions.get()).toBe("2.0.0");
+  } else {
+    expect(dev.current()).toBe("a");
+    expect(dev.slotImage("b")).toBeUndefined();
+    expect(dev.versions.get()).toBe("1.0.0");
+  }
+  // The old slot is never written, whatever happened.
+  expect(dev.slotImage("a")?.equals(OLD_IMAGE)).toBe(true);
+  // No half-written file or half-made link is left behind.
+  expect(existsSync(join(dev.root, ".current.tmp"))).toBe(false);
+  expect(existsSync(join(dev.root, "b", ".image.bin.tmp"))).toBe(false);
+  // Nothing more to do on a further boot, and every report is a valid JobStatus.
+  const reports = dev.reports.length;
+  await dev.machine().resumeOnBoot();
+  expect(dev.reports.length).toBe(reports);
+  for (const r of dev.reports) validator.parse(JobStatus, r.status, "status");
+  expect(dev.statuses("job-1").filter((s) => s !== "IN_PROGRESS" && s !== "QUEUED")).toEqual([c.status]);
+}
+
+// The same table with a real process and a real SIGKILL (the built dist, as the agent runs it);
+// the reports of the killed process are not kept, so only the recovery's final report is checked.
+describe("UpdateMachine crash injection with a real SIGKILL", () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let dev: Device;
+  const signed = signedImage("2.0.0", NEW_IMAGE);
+
+  beforeEach(() => {
+    tmp = tempDir();
+    dev = new Device(tmp.dir);
+    dev.publish(signed, NEW_IMAGE);
+  });
+  afterEach(() => {
+    dev.close();
+    tmp.cleanup();
+  });
+
+  it.each(CASES)("SIGKILL at $state ($moment) ends with the $end version, $status", async (c) => {
+    const config = join(tmp.dir, "child.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        ...c,
+        health: c.health ?? "ok",
+        dataDir: dev.dataDir,
+        dbPath: dev.dbPath,
+        root: dev.root,
+        sources: dev.sources,
+        publicPem,
+        signed,
+        jobId: "job-1",
+      }),
+    );
+    const child = spawnSync(process.execPath, [join(import.meta.dirname, "fixtures", "sigkill-child.mjs"), config], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(child.signal, child.stderr).toBe("SIGKILL");
+    await dev.machine().resumeOnBoot();
+    await expectEnd(dev, c);
+  });
+});
