@@ -22,11 +22,14 @@ import { SqliteOutboxStore } from "./outbox/sqlite-outbox-store.js";
 import { type AgentState, StatusFile } from "./status/status-file.js";
 import { SystemSampler } from "./telemetry/system-sampler.js";
 import { MqttSession } from "./transport/mqtt-session.js";
+import { UpdateService } from "./update/update-service.js";
 
 /** Seams for tests; production passes none. */
 export interface AgentOverrides {
   enroller?: Enroller;
   random?: () => number;
+  /** The version checked against an image's `minAgentVersion`; default: the agent package's. */
+  agentVersion?: string;
 }
 
 /** The outbox database file inside a data directory. */
@@ -57,6 +60,7 @@ export class Agent {
   private identity: Identity | undefined;
   private health: AgentHealth | undefined;
   private localApi: LocalApi | undefined;
+  private updates: UpdateService | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -115,6 +119,16 @@ export class Agent {
       },
     });
     this.desiredConfig.start();
+    // Built even with updates disabled: a job then ends FAILED UPDATES_DISABLED instead of hanging.
+    this.updates = new UpdateService({
+      config,
+      identityStore: this.identityStore,
+      health: (this.health as AgentHealth).monitor,
+      dbPath: outboxPath(config.dataDir),
+      agentVersion: this.overrides.agentVersion ?? packageVersion(),
+      logger,
+    });
+    this.updates.start();
     logger.info(
       { uuid: config.uuid, dataDir: config.dataDir, stream: this.store.stream, backlog: this.store.backlog().rows },
       `fieldgate-agent starting as ${config.uuid}`,
@@ -171,6 +185,7 @@ export class Agent {
     await this.localApi?.stop();
     this.enrollLoop?.stop();
     this.renewer?.stop();
+    await this.updates?.stop();
     await this.publisher?.stop(2000);
     await this.logForwarding?.stop(1000);
     await this.session?.stop();
@@ -270,6 +285,12 @@ export class Agent {
     this.logForwarding?.attach(session);
     this.desiredConfig?.attach(session);
     session.on("message", (topic, payload) => void this.desiredConfig?.handle(topic, payload));
+    this.updates?.attach(session);
+    session.on("message", (topic, payload) => {
+      this.updates
+        ?.handle(topic, payload)
+        .catch((err: Error) => logger.warn({ err: err.message }, "jobs/notify failed"));
+    });
     this.session = session;
     this.publisher = publisher;
     publisher.start();
@@ -350,5 +371,15 @@ export class Agent {
       ...(config.enrollment.token && { token: config.enrollment.token }),
       ...(factoryKey && { factoryKey }),
     });
+  }
+}
+
+/** The agent package's version (`minAgentVersion` is checked against it). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
   }
 }

@@ -17,6 +17,7 @@ import { FirmwareStore } from "./firmware/firmware-store.js";
 import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
+import { DeviceJobs } from "./jobs/device-jobs.js";
 import { KeepaliveMonitor } from "./keepalive/keepalive-monitor.js";
 import { DeviceLogs } from "./logs/device-logs.js";
 import { LogRetention } from "./logs/log-retention.js";
@@ -25,6 +26,9 @@ import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
 import { openDatabase } from "./storage/database.js";
 import { UserDirectory } from "./users/user-directory.js";
+
+/** How long a device has to finish an update job: the agent's default `updates.jobTimeout`. */
+const JOB_TIMEOUT_MS = 60 * 60_000;
 
 /** The cloud's composition root: wires storage, CA, registry, enrollment, broker and API. */
 export class Cloud {
@@ -72,7 +76,19 @@ export class Cloud {
     fs.mkdirSync(this.config.firmwareDir, { recursive: true, mode: 0o755 });
     const types = new DeviceTypes(db);
     const policy = new AccessPolicy();
-    const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger);
+    const firmware = new FirmwareStore(db, this.config.firmwareDir, this.config.firmwareMaxSize, firmwareKeys);
+    // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
+    const jobs = new DeviceJobs({
+      db,
+      firmware,
+      timeoutMs: JOB_TIMEOUT_MS,
+      notify: (uuid, message) => {
+        this.broker
+          ?.publishToDevice(uuid, deviceTopic(uuid, { kind: "jobs/notify" }), JSON.stringify(message))
+          .catch((err: Error) => this.logger.warn({ uuid, err: err.message }, "publishing a job notify failed"));
+      },
+    });
+    const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs);
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(db, (uuid, message) => {
       this.broker
@@ -87,6 +103,7 @@ export class Cloud {
         port: this.config.mqttPort,
         tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() },
         desiredConfig: (deviceId) => deviceConfigs.message(deviceId),
+        deviceReady: (deviceId) => jobs.resend(deviceId),
       },
       registry,
       ingest,
@@ -111,7 +128,8 @@ export class Cloud {
         policy,
         deviceConfigs,
         deviceLogs: new DeviceLogs(db),
-        firmware: new FirmwareStore(db, this.config.firmwareDir, this.config.firmwareMaxSize, firmwareKeys),
+        firmware,
+        jobs,
         bulk: new BulkOperations({
           db,
           registry,

@@ -89,6 +89,7 @@ export const ERROR_CODES = {
   INSTALL_FAILED: { status: 500, message: "The installer failed; the old version is kept" },
   HEALTH_NOT_OK: { status: 504, message: "The device's health did not reach ok within the confirm deadline" },
   CONFIRM_FAILED: { status: 500, message: "The configured confirmation command failed" },
+  JOB_NOT_FOUND: { status: 404, message: "No such update job on this device" },
   JOB_TIMEOUT: { status: 504, message: "The update job did not finish within its timeout" },
   UPDATE_INTERRUPTED: { status: 500, message: "The agent stopped during a step that cannot resume; it was undone" },
   // An event code, not an API answer: 504 because the device, like an upstream, did not answer in time.

@@ -45,6 +45,20 @@ export const SignedManifest = Type.Object(
 );
 export type SignedManifest = Static<typeof SignedManifest>;
 
+/** Cloud → device on `jobs/notify`: run this image. The device fetches the signed manifest itself. */
+export const JobNotify = Type.Object(
+  {
+    v: Type.Literal(1),
+    jobId: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+    firmware: Type.Object({ name: FirmwareName, version: SemverString }, { additionalProperties: false }),
+    // The device's type's compat id, as the cloud knows it: the device has no other source for it.
+    firmwareCompat: Type.String({ pattern: FIRMWARE_COMPAT_PATTERN }),
+    timeoutS: Type.Integer({ minimum: 1, description: "seconds the job has, from when it was created" }),
+  },
+  { additionalProperties: false },
+);
+export type JobNotify = Static<typeof JobNotify>;
+
 /**
  * The bytes that are signed: JSON with object keys sorted by UTF-16 code unit at every level, no
  * whitespace, absent optional fields omitted, arrays in their given order. Any change to a field

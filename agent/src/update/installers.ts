@@ -186,3 +186,25 @@ function fsyncPath(path: string): void {
     closeSync(fd);
   }
 }
+
+/**
+ * Stands in when `updates.installer` is not configured, so a job still gets an answer: it passes
+ * the checks and the download (the image is verified) and fails at INSTALLING with INSTALL_FAILED,
+ * having touched nothing.
+ */
+export class MissingInstaller implements Installer {
+  plan(): InstallPlan {
+    return { target: "none" };
+  }
+
+  async install(): Promise<string | undefined> {
+    throw new FieldgateError(
+      "INSTALL_FAILED",
+      "no updates.installer is configured on this device; nothing was installed",
+    );
+  }
+
+  async activate(): Promise<void> {}
+  async rollback(): Promise<void> {}
+  async commit(): Promise<void> {}
+}

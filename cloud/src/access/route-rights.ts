@@ -60,6 +60,10 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "GET /api/v1/devices/:uuid/logs": { scope: "device", permission: "devices:read" },
   "GET /api/v1/devices/:uuid/config": { scope: "device", permission: "devices:read" },
   "PUT /api/v1/devices/:uuid/config": { scope: "device", permission: "devices:write" },
+  // Single-device update jobs: starting one needs firmware:write on the device's group.
+  "POST /api/v1/devices/:uuid/jobs": { scope: "device", permission: "firmware:write" },
+  "GET /api/v1/devices/:uuid/jobs": { scope: "device", permission: "devices:read" },
+  "GET /api/v1/devices/:uuid/jobs/:id": { scope: "device", permission: "devices:read" },
 
   "POST /api/v1/groups": { scope: "list", permission: "groups:write", target: "parent" },
   "GET /api/v1/groups": { scope: "list", permission: "groups:read" },

@@ -8,6 +8,7 @@ import { registerBulkRoutes } from "./routes/bulk-routes.js";
 import { registerCredentialRoutes } from "./routes/credential-routes.js";
 import { registerDeviceConfigRoutes } from "./routes/device-config-routes.js";
 import { registerDeviceExportRoutes } from "./routes/device-export-routes.js";
+import { registerDeviceJobRoutes } from "./routes/device-job-routes.js";
 import { registerDeviceLogRoutes } from "./routes/device-log-routes.js";
 import { registerDeviceRoutes } from "./routes/device-routes.js";
 import { registerDeviceTypeRoutes } from "./routes/device-type-routes.js";
@@ -41,6 +42,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   registerDeviceLogRoutes,
   registerDeviceConfigRoutes,
   registerFirmwareRoutes,
+  registerDeviceJobRoutes,
 ];
 
 /** The HTTPS API under /api/v1, with access control from ROUTE_RIGHTS and OpenAPI. */

@@ -21,6 +21,8 @@ export interface MqttBrokerOptions {
   tls: { key: string; cert: string; ca: string };
   /** The device's current desired config, re-published (retained) each time it connects. */
   desiredConfig?: (deviceId: number) => DesiredConfigMessage | undefined;
+  /** Called each time a device (re)subscribes to `jobs/notify`: re-sends its unfinished update jobs. */
+  deviceReady?: (deviceId: number) => void;
 }
 
 /** Per-connection facts settled at CONNECT, from the verified client certificate. */
@@ -82,6 +84,15 @@ export class MqttBroker {
           this.logger.warn({ uuid: session.uuid, err: err.message }, "re-publishing the desired config failed"),
         );
       }
+    });
+    // Unfinished jobs go out when the device subscribes to jobs/notify, not at clientReady: a
+    // non-retained message published before the first subscription would be dropped. The agent
+    // subscribes on every connect, so this runs once per connection.
+    aedes.on("subscribe", (subscriptions, client) => {
+      const session = client ? this.sessions.get(client) : undefined;
+      if (!session) return;
+      const notify = deviceTopic(session.uuid, { kind: "jobs/notify" });
+      if (subscriptions.some((s) => s.topic === notify)) this.options.deviceReady?.(session.deviceId);
     });
     aedes.on("clientDisconnect", (client) => {
       const session = this.sessions.get(client);

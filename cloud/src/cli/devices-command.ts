@@ -19,6 +19,7 @@ import {
 import { ApiClient } from "./api-client.js";
 import { addBulkCommands } from "./bulk-commands.js";
 import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
+import { addDeviceJobsCommands } from "./device-jobs-command.js";
 import { addDeviceLogsCommands } from "./device-logs-command.js";
 import { paintStatus, statusWord, useColour } from "./health-colours.js";
 import { renderFields, renderTable } from "./table.js";
@@ -217,6 +218,7 @@ export function devicesCommand(print: (text: string) => void): Command {
 
   addBulkCommands(devices, print);
   addDeviceLogsCommands(devices, print);
+  addDeviceJobsCommands(devices, print);
   return devices;
 }
 

@@ -6,6 +6,7 @@ import {
   type ErrorCode,
   FieldgateError,
   type HealthReport,
+  type JobStatus,
   type LogBatch,
   parseDeviceTopic,
   type SchemaValidator,
@@ -46,6 +47,8 @@ export class DeviceIngest {
     private readonly telemetry: TelemetryWriter,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
+    /** Stores a job status; false when the job is not the device's. */
+    private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): boolean },
   ) {
     this.insertEvent = db.prepare(
       "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -74,7 +77,8 @@ export class DeviceIngest {
    * stored; rejects only on a storage failure, so the broker withholds the PUBACK and the device resends.
    */
   async handle(source: IngestSource, topic: string, payload: Buffer): Promise<void> {
-    const kind = parseDeviceTopic(topic)?.topic.kind;
+    const parsed = parseDeviceTopic(topic)?.topic;
+    const kind = parsed?.kind;
     if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return;
     // Any message is a sign of life (the keep-alive watches last_seen); telemetry sets it in its own commit.
     if (kind !== "telemetry") this.markSeen.run(this.clock(), source.deviceId);
@@ -128,8 +132,23 @@ export class DeviceIngest {
           }
         })();
         return;
+      case "jobs/status": {
+        const jobId = parsed?.kind === "jobs/status" ? parsed.jobId : "";
+        if (this.jobs && !this.jobs.report(source.deviceId, jobId, value as JobStatus)) {
+          // A device may only report on its own jobs; anything else is noted, never stored.
+          this.recordEvent(
+            source.deviceId,
+            "JOB_NOT_FOUND",
+            "warning",
+            `status for unknown job ${jobId}`,
+            undefined,
+            topic,
+          );
+        }
+        return;
+      }
       default:
-        // presence and job status are validated here; their handling belongs to later capabilities.
+        // presence is validated here; its handling belongs to the presence tracker.
         return;
     }
   }

@@ -261,6 +261,42 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX rollouts_firmware ON rollouts(firmware_id, state);
     `,
   },
+  {
+    version: 8,
+    // Single-device update jobs (issue #5): the cloud's view of each job, and every status the
+    // device reported for it (the job's report). Timestamps are epoch ms.
+    sql: `
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        -- No foreign key: deleting an image must not fail on (or erase) the jobs that used it.
+        firmware_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        step TEXT,
+        progress_done INTEGER,
+        progress_total INTEGER,
+        reason TEXT,
+        message TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        timeout_at INTEGER NOT NULL
+      );
+      CREATE INDEX jobs_device ON jobs(device_id, created_at);
+      CREATE TABLE job_steps (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        step TEXT,
+        progress_done INTEGER,
+        progress_total INTEGER,
+        reason TEXT,
+        message TEXT
+      );
+      CREATE INDEX job_steps_job ON job_steps(job_id, id);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

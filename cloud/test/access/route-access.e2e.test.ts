@@ -124,6 +124,20 @@ describe("access control, enumerated over every route and role", () => {
       url: `/api/v1/devices/${await make.device(g)}/config`,
       body: { logLevel: "info" },
     }),
+    // No such image: an allowed caller gets 404 FIRMWARE_NOT_FOUND, a refused one 403.
+    "POST /api/v1/devices/:uuid/jobs": async (g) => ({
+      method: "POST",
+      url: `/api/v1/devices/${await make.device(g)}/jobs`,
+      body: { firmware: "none@1.0.0" },
+    }),
+    "GET /api/v1/devices/:uuid/jobs": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/jobs`,
+    }),
+    "GET /api/v1/devices/:uuid/jobs/:id": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/jobs/job-none`,
+    }),
     "POST /api/v1/devices/bulk/import": async (g) => csv("import", `uuid,group\n${newUuid()},${g}\n`),
     "POST /api/v1/devices/bulk/edit": async (g) => csv("edit", `uuid,name\n${await make.device(g)},x\n`),
     "POST /api/v1/devices/bulk/transfer": async (g) => csv(`transfer?toGroup=${g}`, `uuid\n${await make.device(g)}\n`),

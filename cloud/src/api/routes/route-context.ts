@@ -9,6 +9,7 @@ import type { DeviceTypes } from "../../device-types/device-types.js";
 import type { EnrollmentService } from "../../enrollment/enrollment-service.js";
 import type { FirmwareStore } from "../../firmware/firmware-store.js";
 import type { GroupRow, GroupTree } from "../../groups/group-tree.js";
+import type { DeviceJobs } from "../../jobs/device-jobs.js";
 import type { DeviceLogs } from "../../logs/device-logs.js";
 import type { DeviceRegistry, DeviceRow } from "../../registry/device-registry.js";
 import type { UserDirectory } from "../../users/user-directory.js";
@@ -26,6 +27,7 @@ export interface RouteContext {
   deviceConfigs: DeviceConfigs;
   deviceLogs: DeviceLogs;
   firmware: FirmwareStore;
+  jobs: DeviceJobs;
   version: string;
   mqttPort: () => number;
   mqttUrl: string | undefined;

@@ -1,0 +1,204 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  deviceTopic,
+  FieldgateError,
+  JobNotify,
+  type JobStatus,
+  parseDeviceTopic,
+  SchemaValidator,
+  type SignedManifest,
+} from "@fieldgate/shared";
+import type { Logger } from "pino";
+import type { AgentConfig } from "../config/config-schema.js";
+import { writeFileAtomic } from "../identity/atomic-file.js";
+import type { IdentityStore } from "../identity/identity-store.js";
+import type { MessageSink } from "../transport/mqtt-session.js";
+import { FirmwareDownloader } from "./firmware-downloader.js";
+import { InstalledVersionStore } from "./installed-version-store.js";
+import { AbSlotsInstaller, type Installer, MissingInstaller, ScriptInstaller } from "./installers.js";
+import { UpdateJobStore } from "./update-job-store.js";
+import { type HealthSource, UpdateMachine } from "./update-machine.js";
+import { trustedFirmwareKeys, verifyBeforeInstall } from "./verify-before-install.js";
+
+/** What the update service needs from the agent. */
+export interface UpdateServiceDeps {
+  config: AgentConfig;
+  identityStore: IdentityStore;
+  health: HealthSource;
+  /** The agent database file, where `update_jobs` lives. */
+  dbPath: string;
+  agentVersion: string;
+  logger: Logger;
+}
+
+const validator = new SchemaValidator();
+
+/**
+ * Wires the update machine to MQTT: `jobs/notify` in (validated, manifest fetched over mTLS, job
+ * submitted), `jobs/{id}/status` out at QoS 1. Reports sent while offline are kept, the latest
+ * per job, and sent on the next connect. The machine runs even with `updates.enabled` false, so a
+ * job gets an answer (FAILED `UPDATES_DISABLED`) rather than silence.
+ */
+export class UpdateService {
+  readonly machine: UpdateMachine;
+  private readonly store: UpdateJobStore;
+  private readonly unsent = new Map<string, JobStatus>();
+  private sink: MessageSink | undefined;
+  private compat: string | undefined;
+  private readonly compatFile: string;
+
+  constructor(private readonly deps: UpdateServiceDeps) {
+    const { config, identityStore, logger } = deps;
+    this.store = new UpdateJobStore(deps.dbPath);
+    // The device learns its type's compat id from the cloud's notify; kept so a resumed job has it.
+    this.compatFile = join(config.dataDir, "firmware-compat");
+    this.compat = readOptional(this.compatFile);
+    const self = this;
+    this.machine = new UpdateMachine({
+      store: this.store,
+      installer: installerFrom(config),
+      downloader: { download: (signed: SignedManifest) => this.downloader().download(signed) },
+      verify: verifyBeforeInstall,
+      health: deps.health,
+      installedVersions: new InstalledVersionStore(config.dataDir),
+      reporter: (jobId, status) => this.report(jobId, status),
+      clock: { now: Date.now },
+      logger,
+      updatesEnabled: config.updates.enabled,
+      publicKeys: () => trustedFirmwareKeys(identityStore.loadInfo(), config.updates, (f) => readFileSync(f, "utf8")),
+      get deviceFirmwareCompat() {
+        return self.compat ?? "";
+      },
+      agentVersion: deps.agentVersion,
+      certificateNotAfter: () => {
+        const notAfter = identityStore.loadInfo()?.notAfter;
+        return notAfter === undefined ? undefined : Date.parse(notAfter);
+      },
+      diskPath: config.dataDir,
+      options: {
+        confirmDeadlineMs: config.updates.confirmDeadlineMs,
+        jobTimeoutMs: config.updates.jobTimeoutMs,
+        ...(config.updates.confirmCommand && { confirmCommand: config.updates.confirmCommand }),
+      },
+    });
+  }
+
+  /** Recovers jobs a crash interrupted (resume or roll back). Runs in the background. */
+  start(): void {
+    this.machine.start().catch((err: Error) => this.deps.logger.error({ err: err.message }, "update recovery failed"));
+  }
+
+  /** Waits up to `timeoutMs` for the running step; the persisted state resumes on the next start. */
+  async stop(timeoutMs = 2000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([
+      this.machine.stop().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    // A step still running uses the database; the process exit closes it then.
+    if (stopped) this.store.close();
+  }
+
+  /** Reports go out through this session; what waited while offline is sent on each connect. */
+  attach(sink: MessageSink): void {
+    this.sink = sink;
+    sink.on("connected", () => this.flush());
+  }
+
+  /** Acts on `jobs/notify`; other topics are ignored. */
+  async handle(topic: string, payload: Buffer): Promise<void> {
+    if (parseDeviceTopic(topic)?.topic.kind !== "jobs/notify") return;
+    const { logger } = this.deps;
+    let notify: JobNotify;
+    try {
+      notify = validator.parse(JobNotify, JSON.parse(payload.toString("utf8")), "jobs/notify");
+    } catch (err) {
+      logger.warn({ topic, err: (err as Error).message }, "ignored an invalid jobs/notify");
+      return;
+    }
+    // The cloud re-sends unfinished jobs on every connect: a job seen before is not fetched again.
+    if (this.store.get(notify.jobId)) return;
+    if (notify.firmwareCompat !== this.compat) {
+      this.compat = notify.firmwareCompat;
+      writeFileAtomic(this.compatFile, notify.firmwareCompat, 0o644);
+    }
+    const { name, version } = notify.firmware;
+    logger.info({ jobId: notify.jobId, name, version }, `update job ${notify.jobId} received: ${name}@${version}`);
+    let signed: SignedManifest;
+    try {
+      signed = await this.downloader().manifest(name, version);
+    } catch (err) {
+      const code = err instanceof FieldgateError ? err.code : "INTERNAL";
+      logger.warn({ jobId: notify.jobId, code, err: (err as Error).message }, "fetching the job's manifest failed");
+      // Unreachable: the cloud sends the job again on the next connect. Anything else is final.
+      if (code !== "CLOUD_UNREACHABLE") {
+        await this.report(notify.jobId, {
+          v: 1,
+          ts: Date.now(),
+          status: "FAILED",
+          step: "DOWNLOADING",
+          reason: code,
+          message: (err as Error).message.slice(0, 2048),
+        });
+      }
+      return;
+    }
+    this.machine
+      .submit({ jobId: notify.jobId, signed })
+      .catch((err: Error) =>
+        logger.error({ jobId: notify.jobId, err: err.message }, "the update job failed unexpectedly"),
+      );
+  }
+
+  /** Publishes at QoS 1 when connected; otherwise keeps it (only the latest per job) for the next connect. */
+  private async report(jobId: string, status: JobStatus): Promise<void> {
+    this.unsent.set(jobId, status);
+    if (this.sink?.connected) await this.send(jobId, status);
+  }
+
+  private flush(): void {
+    for (const [jobId, status] of this.unsent) void this.send(jobId, status);
+  }
+
+  private async send(jobId: string, status: JobStatus): Promise<void> {
+    const topic = deviceTopic(this.deps.config.uuid, { kind: "jobs/status", jobId });
+    try {
+      await this.sink?.publish(topic, JSON.stringify(status), { qos: 1 });
+      if (this.unsent.get(jobId) === status) this.unsent.delete(jobId);
+    } catch (err) {
+      this.deps.logger.debug({ jobId, err: (err as Error).message }, "job status kept for the next connect");
+    }
+  }
+
+  /** Built per use from the identity on disk, so a renewed certificate is picked up. */
+  private downloader(): FirmwareDownloader {
+    const identity = this.deps.identityStore.load();
+    if (!identity) throw new FieldgateError("CERT_UNKNOWN", "the device is not enrolled");
+    const ca = this.deps.config.cloud.caFile ? readFileSync(this.deps.config.cloud.caFile, "utf8") : identity.caPem;
+    return new FirmwareDownloader(this.deps.config.dataDir, {
+      apiUrl: this.deps.config.cloud.url,
+      trust: { ca, key: identity.keyPem, cert: identity.certPem },
+    });
+  }
+}
+
+function installerFrom(config: AgentConfig): Installer {
+  const installer = config.updates.installer;
+  if (installer?.type === "script") {
+    return new ScriptInstaller({ command: installer.command, timeoutMs: installer.timeoutMs });
+  }
+  if (installer?.type === "ab-slots") return new AbSlotsInstaller(installer.root);
+  return new MissingInstaller();
+}
+
+function readOptional(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,95 @@
+import { ERROR_CODES, type ErrorCode, FieldgateError } from "@fieldgate/shared";
+import type { Command } from "commander";
+import { FINISHED_JOB_STATUSES, type JobStepView, type JobView } from "../jobs/device-jobs.js";
+import { clientOf, wantsJson, withConnection } from "./cli-support.js";
+import { renderFields, renderTable } from "./table.js";
+
+const WAIT_POLL_MS = 1000;
+
+/** `devices update` and `devices jobs`: single-device firmware update jobs (issue #5). */
+export function addDeviceJobsCommands(devices: Command, print: (text: string) => void): void {
+  withConnection(
+    devices
+      .command("update <uuid>")
+      .description("start a firmware update of one device; it runs now, or when the device next connects")
+      .requiredOption("--firmware <name@version>", "an uploaded image made for the device's type")
+      .option("--wait", "print each step as the device reports it, until the job ends; exit 1 unless it SUCCEEDED"),
+  ).action(async (uuid: string, opts: { firmware: string; wait?: boolean }, cmd: Command) => {
+    const client = clientOf(cmd);
+    const json = wantsJson(cmd);
+    const base = `/api/v1/devices/${encodeURIComponent(uuid)}/jobs`;
+    let job = await client.request<JobView>("POST", base, { firmware: opts.firmware });
+    if (!opts.wait) return print(json ? JSON.stringify(job, null, 2) : `job ${job.id} created for ${uuid}`);
+    if (!json) print(`job ${job.id} created for ${uuid}; waiting for the device (Ctrl-C stops waiting, not the job)`);
+    let shown = 0;
+    for (;;) {
+      job = await client.request<JobView>("GET", `${base}/${encodeURIComponent(job.id)}`);
+      const steps = job.steps ?? [];
+      if (!json) for (const s of steps.slice(shown)) print(stepLine(s));
+      shown = steps.length;
+      if (isFinished(job.status)) break;
+      await sleep(WAIT_POLL_MS);
+    }
+    if (json) print(JSON.stringify(job, null, 2));
+    if (job.status !== "SUCCEEDED") {
+      const code = job.reason !== null && job.reason in ERROR_CODES ? (job.reason as ErrorCode) : "INTERNAL";
+      throw new FieldgateError(code, `job ${job.id} ended ${job.status}: ${job.message ?? job.reason ?? "no details"}`);
+    }
+  });
+
+  withConnection(
+    devices
+      .command("jobs <uuid> [jobId]")
+      .description("list the device's update jobs, newest first; with a job id, that job and its report"),
+  ).action(async (uuid: string, jobId: string | undefined, _opts: unknown, cmd: Command) => {
+    const client = clientOf(cmd);
+    const base = `/api/v1/devices/${encodeURIComponent(uuid)}/jobs`;
+    if (jobId !== undefined) {
+      const job = await client.request<JobView>("GET", `${base}/${encodeURIComponent(jobId)}`);
+      if (wantsJson(cmd)) return print(JSON.stringify(job, null, 2));
+      print(
+        renderFields([
+          ["id", job.id],
+          ["firmware", `${job.firmware.name ?? "?"}@${job.firmware.version ?? "?"}`],
+          ["status", job.status],
+          ["reason", job.reason ?? ""],
+          ["message", job.message ?? ""],
+          ["created", job.created],
+          ["timeout", job.timeoutAt],
+        ]),
+      );
+      for (const s of job.steps ?? []) print(stepLine(s));
+      return;
+    }
+    const page = await client.request<{ items: JobView[] }>("GET", base);
+    if (wantsJson(cmd)) return print(JSON.stringify(page, null, 2));
+    print(
+      renderTable(
+        ["ID", "FIRMWARE", "STATUS", "STEP", "REASON", "CREATED"],
+        page.items.map((j) => [
+          j.id,
+          `${j.firmware.name ?? "?"}@${j.firmware.version ?? "?"}`,
+          j.status,
+          j.step ?? "",
+          j.reason ?? "",
+          j.created,
+        ]),
+      ),
+    );
+  });
+}
+
+function isFinished(status: string): boolean {
+  return (FINISHED_JOB_STATUSES as readonly string[]).includes(status);
+}
+
+function stepLine(s: JobStepView): string {
+  const progress = s.progress ? ` ${s.progress.done}/${s.progress.total}` : "";
+  const why = s.reason ? ` ${s.reason}` : "";
+  const message = s.message ? `: ${s.message.split("\n")[0]}` : "";
+  return `${s.ts} ${s.status.padEnd(11)} ${s.step ?? ""}${progress}${why}${message}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,266 @@
+import { randomBytes } from "node:crypto";
+import { FieldgateError, type JobNotify, type JobStatus } from "@fieldgate/shared";
+import type Database from "better-sqlite3";
+import type { FirmwareStore } from "../firmware/firmware-store.js";
+import type { DeviceRow } from "../registry/device-registry.js";
+
+/** Job statuses after which the device does nothing more for the job. */
+export const FINISHED_JOB_STATUSES = ["SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED"] as const;
+
+/** One reported status of a job, as stored in `job_steps`. */
+export interface JobStepView {
+  ts: string;
+  status: string;
+  step: string | null;
+  progress: { done: number; total: number } | null;
+  reason: string | null;
+  message: string | null;
+}
+
+/** A job as the API shows it; `steps` (the report) only on the single-job answer. */
+export interface JobView {
+  id: string;
+  device: string;
+  firmware: { name: string | null; version: string | null };
+  status: string;
+  step: string | null;
+  progress: { done: number; total: number } | null;
+  reason: string | null;
+  message: string | null;
+  created: string;
+  updated: string;
+  timeoutAt: string;
+  steps?: JobStepView[];
+}
+
+interface JobRow {
+  id: string;
+  org_id: number;
+  device_id: number;
+  firmware_id: number;
+  status: string;
+  step: string | null;
+  progress_done: number | null;
+  progress_total: number | null;
+  reason: string | null;
+  message: string | null;
+  created_at: number;
+  updated_at: number;
+  timeout_at: number;
+  fw_name: string | null;
+  fw_version: string | null;
+  compat: string | null;
+  uuid: string;
+}
+
+interface StepRow {
+  ts: number;
+  status: string;
+  step: string | null;
+  progress_done: number | null;
+  progress_total: number | null;
+  reason: string | null;
+  message: string | null;
+}
+
+/** Dependencies of the job service; `notify` sends a `JobNotify` to the device (QoS 1). */
+export interface DeviceJobsDeps {
+  db: Database.Database;
+  firmware: FirmwareStore;
+  notify: (uuid: string, message: JobNotify) => void;
+  /** How long a device has to finish a job, from its creation. */
+  timeoutMs: number;
+  clock?: () => number;
+}
+
+const SELECT_JOB = `
+  SELECT j.*, f.name AS fw_name, f.version AS fw_version, t.firmware_compat AS compat, d.uuid AS uuid
+  FROM jobs j
+  JOIN devices d ON d.id = j.device_id
+  LEFT JOIN firmware_images f ON f.id = j.firmware_id
+  LEFT JOIN device_types t ON t.id = d.type_id`;
+
+/**
+ * Single-device firmware update jobs (issue #5). The cloud creates a job, tells the device on
+ * `jobs/notify`, and stores what the device reports on `jobs/{id}/status`. A job the device has not
+ * finished is sent again each time it connects, until it ends or its timeout passes (then the
+ * cloud marks it FAILED `JOB_TIMEOUT`; the agent enforces the same deadline on its side).
+ */
+export class DeviceJobs {
+  private readonly clock: () => number;
+
+  constructor(private readonly deps: DeviceJobsDeps) {
+    this.clock = deps.clock ?? Date.now;
+  }
+
+  /** Creates a job for `name@version` on the device and notifies it. */
+  create(device: DeviceRow, ref: string): JobView {
+    const at = ref.lastIndexOf("@");
+    if (at <= 0 || at === ref.length - 1) {
+      throw new FieldgateError("VALIDATION_FAILED", `firmware must be name@version, not ${ref}`, "firmware");
+    }
+    const name = ref.slice(0, at);
+    const version = ref.slice(at + 1);
+    const record = this.deps.firmware.get(device.org_id, name, version);
+    const compat = this.compatOf(device);
+    if (compat === undefined) {
+      throw new FieldgateError("FIRMWARE_INCOMPATIBLE", "the device has no device type, so no firmware-compat id");
+    }
+    if (!record.compatible.includes(compat)) {
+      throw new FieldgateError(
+        "FIRMWARE_INCOMPATIBLE",
+        `${name}@${version} is for ${record.compatible.join(", ")}, not ${compat}`,
+        "firmware",
+      );
+    }
+    const now = this.clock();
+    const id = `job-${randomBytes(8).toString("hex")}`;
+    this.deps.db
+      .prepare(
+        `INSERT INTO jobs (id, org_id, device_id, firmware_id, status, created_at, updated_at, timeout_at)
+         VALUES (?, ?, ?, ?, 'CREATED', ?, ?, ?)`,
+      )
+      .run(id, device.org_id, device.id, record.id, now, now, now + this.deps.timeoutMs);
+    const row = this.row(id);
+    this.send(row);
+    return view(row);
+  }
+
+  list(device: DeviceRow): JobView[] {
+    return (
+      this.deps.db
+        .prepare(`${SELECT_JOB} WHERE j.device_id = ? ORDER BY j.created_at DESC, j.rowid DESC`)
+        .all(device.id) as JobRow[]
+    ).map(view);
+  }
+
+  /** One job of the device, with its report. */
+  get(device: DeviceRow, id: string): JobView {
+    const row = this.deps.db.prepare(`${SELECT_JOB} WHERE j.id = ? AND j.device_id = ?`).get(id, device.id) as
+      | JobRow
+      | undefined;
+    if (!row) throw new FieldgateError("JOB_NOT_FOUND", `no job ${id} on this device`);
+    const steps = this.deps.db.prepare("SELECT * FROM job_steps WHERE job_id = ? ORDER BY id").all(id) as StepRow[];
+    return { ...view(row), steps: steps.map(stepView) };
+  }
+
+  /**
+   * Stores a status the device reported. False when the job is not this device's (the caller
+   * records an event). A report after the job ended is kept in the report but does not reopen it.
+   */
+  report(deviceId: number, jobId: string, status: JobStatus): boolean {
+    const job = this.deps.db.prepare("SELECT status, device_id FROM jobs WHERE id = ?").get(jobId) as
+      | { status: string; device_id: number }
+      | undefined;
+    if (!job || job.device_id !== deviceId) return false;
+    const fields = [
+      status.step ?? null,
+      status.progress?.done ?? null,
+      status.progress?.total ?? null,
+      status.reason ?? null,
+      status.message ?? null,
+    ];
+    this.deps.db.transaction(() => {
+      this.deps.db
+        .prepare(
+          `INSERT INTO job_steps (job_id, ts, status, step, progress_done, progress_total, reason, message)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(jobId, status.ts, status.status, ...fields);
+      if (!isFinished(job.status)) {
+        this.deps.db
+          .prepare(
+            `UPDATE jobs SET status = ?, step = ?, progress_done = ?, progress_total = ?, reason = ?, message = ?,
+             updated_at = ? WHERE id = ?`,
+          )
+          .run(status.status, ...fields, this.clock(), jobId);
+      }
+    })();
+    return true;
+  }
+
+  /**
+   * On connect: every unfinished job of the device again (the agent ignores ids it has seen), and
+   * the ones past their timeout are marked FAILED `JOB_TIMEOUT` instead.
+   */
+  resend(deviceId: number): void {
+    const rows = this.deps.db
+      .prepare(
+        `${SELECT_JOB} WHERE j.device_id = ? AND j.status NOT IN (${FINISHED_JOB_STATUSES.map(() => "?").join(",")})
+         ORDER BY j.created_at, j.rowid`,
+      )
+      .all(deviceId, ...FINISHED_JOB_STATUSES) as JobRow[];
+    const now = this.clock();
+    for (const row of rows) {
+      if (now >= row.timeout_at) {
+        this.deps.db
+          .prepare(
+            "UPDATE jobs SET status = 'FAILED', reason = 'JOB_TIMEOUT', message = ?, updated_at = ? WHERE id = ?",
+          )
+          .run("the job's timeout passed before the device finished it", now, row.id);
+        continue;
+      }
+      this.send(row);
+    }
+  }
+
+  private send(row: JobRow): void {
+    if (row.fw_name === null || row.fw_version === null || row.compat === null) return;
+    this.deps.notify(row.uuid, {
+      v: 1,
+      jobId: row.id,
+      firmware: { name: row.fw_name, version: row.fw_version },
+      firmwareCompat: row.compat,
+      timeoutS: Math.max(1, Math.ceil((row.timeout_at - this.clock()) / 1000)),
+    });
+  }
+
+  private row(id: string): JobRow {
+    return this.deps.db.prepare(`${SELECT_JOB} WHERE j.id = ?`).get(id) as JobRow;
+  }
+
+  private compatOf(device: DeviceRow): string | undefined {
+    if (device.type_id === null) return undefined;
+    const row = this.deps.db.prepare("SELECT firmware_compat FROM device_types WHERE id = ?").get(device.type_id) as
+      | { firmware_compat: string }
+      | undefined;
+    return row?.firmware_compat;
+  }
+}
+
+function isFinished(status: string): boolean {
+  return (FINISHED_JOB_STATUSES as readonly string[]).includes(status);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function progressOf(done: number | null, total: number | null): { done: number; total: number } | null {
+  return done === null || total === null ? null : { done, total };
+}
+
+function view(row: JobRow): JobView {
+  return {
+    id: row.id,
+    device: row.uuid,
+    firmware: { name: row.fw_name, version: row.fw_version },
+    status: row.status,
+    step: row.step,
+    progress: progressOf(row.progress_done, row.progress_total),
+    reason: row.reason,
+    message: row.message,
+    created: iso(row.created_at),
+    updated: iso(row.updated_at),
+    timeoutAt: iso(row.timeout_at),
+  };
+}
+
+function stepView(row: StepRow): JobStepView {
+  return {
+    ts: iso(row.ts),
+    status: row.status,
+    step: row.step,
+    progress: progressOf(row.progress_done, row.progress_total),
+    reason: row.reason,
+    message: row.message,
+  };
+}

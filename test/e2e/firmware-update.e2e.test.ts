@@ -1,0 +1,160 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import https from "node:https";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AgentProcess, startAgent, writeAgentConfig } from "../support/agent-process.js";
+import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "../support/cloud-process.js";
+import { registerDevice } from "../support/device-identity.js";
+
+type Step = { status: string; step: string | null; reason: string | null };
+type Job = { id: string; status: string; reason: string | null; message: string | null; steps?: Step[] };
+
+/** Issue #5 end to end: an operator starts a job, the real agent runs it, the cloud keeps the report. */
+describe("single-device firmware update, real cloud and agents", () => {
+  let cloud: CloudProcess;
+  const agents: AgentProcess[] = [];
+  let work: string;
+  const image = randomBytes(30_000);
+  const sha256 = createHash("sha256").update(image).digest("hex");
+
+  // Lenient health: CONFIRMING waits for `ok`, and a busy CI host must not roll the update back.
+  const health = {
+    diskFreeWarnPct: 0,
+    diskFreeCritPct: 0,
+    memoryUsedWarnPct: 100,
+    memoryUsedCritPct: 100,
+    loadPerCoreWarn: 1000,
+    loadPerCoreCrit: 1000,
+    checkInterval: "500ms",
+  };
+
+  const startDevice = async (name: string, updates: Record<string, unknown>) => {
+    const { uuid, token } = await registerDevice(cloud, { type: "gw-a" });
+    const dir = tempDir(name);
+    const configFile = writeAgentConfig(dir, {
+      uuid,
+      dataDir: path.join(dir, "data"),
+      cloud: { url: cloud.url, caFile: cloud.caFile },
+      enrollment: { retryMin: "200ms", retryMax: "1s" },
+      telemetry: { sampleInterval: "1h" },
+      mqtt: { reconnectMin: "200ms", reconnectMax: "1s" },
+      health,
+      updates,
+    });
+    const agent = startAgent(configFile, { FIELDGATE_AGENT_ENROLLMENT_TOKEN: token });
+    agents.push(agent);
+    await agent.waitForLog(/connected to /, 20_000);
+    return uuid;
+  };
+  const job = async (uuid: string, id: string) =>
+    (await cloud.api<Job>("GET", `/api/v1/devices/${uuid}/jobs/${id}`)).body;
+  const ended = (uuid: string, id: string) =>
+    eventually(
+      async () => {
+        const j = await job(uuid, id);
+        return ["SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED"].includes(j.status) ? j : undefined;
+      },
+      30_000,
+      `job ${id} to end`,
+    );
+
+  beforeAll(async () => {
+    const dataDir = tempDir("upd-cloud");
+    work = tempDir("upd-work");
+    execFileSync(process.execPath, [cloudBin, "firmware", "keygen", "--data-dir", dataDir], { stdio: "pipe" });
+    cloud = await startCloud({ dataDir, args: ["--firmware-dir", path.join(work, "store")] });
+    const type = await cloud.api("POST", "/api/v1/device-types", { name: "gw-a", firmwareCompat: "acme-gw-a" });
+    expect(type.status).toBe(201);
+    const up = await upload("name=gw-os&version=2.0.0&compatible=acme-gw-a", image);
+    expect(up.status, up.text).toBe(201);
+  });
+  afterAll(async () => {
+    for (const a of agents) await a.stop();
+    await cloud?.stop();
+  });
+
+  it("runs a job to SUCCEEDED: every step is in the cloud's report and the script got the image", {
+    timeout: 60_000,
+  }, async () => {
+    const out = path.join(work, "installed");
+    fs.mkdirSync(out);
+    const script = path.join(work, "install.sh");
+    fs.writeFileSync(script, `#!/bin/sh\ncp "$1" "${out}/image.bin"\necho "installed $1"\n`, { mode: 0o755 });
+    const uuid = await startDevice("upd-agent", {
+      enabled: true,
+      installer: { type: "script", command: [script, "{image}"] },
+    });
+
+    const created = await cloud.api<Job>("POST", `/api/v1/devices/${uuid}/jobs`, { firmware: "gw-os@2.0.0" });
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.id).toMatch(/^job-/);
+
+    const done = await ended(uuid, created.body.id);
+    expect(done.status, JSON.stringify(done)).toBe("SUCCEEDED");
+    const steps = (done.steps ?? []).filter((s) => s.status === "IN_PROGRESS").map((s) => s.step);
+    for (const step of ["CHECKING_PERMISSIONS", "DOWNLOADING", "VERIFYING", "INSTALLING", "ACTIVATING", "CONFIRMING"]) {
+      expect(steps, step).toContain(step);
+    }
+    expect(done.steps?.[0]?.status).toBe("QUEUED");
+    const received = fs.readFileSync(path.join(out, "image.bin"));
+    expect(createHash("sha256").update(received).digest("hex")).toBe(sha256);
+
+    const list = await cloud.api<{ items: Job[] }>("GET", `/api/v1/devices/${uuid}/jobs`);
+    expect(list.body.items.map((j) => j.id)).toEqual([created.body.id]);
+  });
+
+  it("answers FAILED UPDATES_DISABLED from a device with updates off, visible in the cloud", async () => {
+    const uuid = await startDevice("upd-off", { enabled: false });
+    // Through the CLI: --wait prints the steps and exits non-zero with the job's reason.
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [cloudBin, ...args, "--data-dir", cloud.dataDir], { encoding: "utf8" });
+    const update = cli("devices", "update", uuid, "--firmware", "gw-os@2.0.0", "--wait");
+    expect(update.status, update.stdout + update.stderr).toBe(1);
+    expect(update.stdout).toMatch(/CHECKING_PERMISSIONS/);
+    expect(update.stderr).toMatch(/UPDATES_DISABLED/);
+    const jobs = cli("devices", "jobs", uuid, "--json");
+    expect(jobs.status, jobs.stderr).toBe(0);
+    const [listed] = (JSON.parse(jobs.stdout) as { items: Job[] }).items;
+    const done = await job(uuid, listed?.id ?? "");
+    expect(done).toMatchObject({ status: "FAILED", reason: "UPDATES_DISABLED" });
+    expect(done.steps?.map((s) => s.step)).toContain("CHECKING_PERMISSIONS");
+  });
+
+  it("refuses an unknown image and one not made for the device's type", async () => {
+    const { uuid } = await registerDevice(cloud, { type: "gw-a" });
+    const missing = await cloud.api<{ error: { code: string } }>("POST", `/api/v1/devices/${uuid}/jobs`, {
+      firmware: "gw-os@9.9.9",
+    });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe("FIRMWARE_NOT_FOUND");
+    const other = await upload("name=other&version=1.0.0&compatible=acme-gw-b", randomBytes(100));
+    expect(other.status).toBe(201);
+    const wrong = await cloud.api<{ error: { code: string } }>("POST", `/api/v1/devices/${uuid}/jobs`, {
+      firmware: "other@1.0.0",
+    });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error.code).toBe("FIRMWARE_INCOMPATIBLE");
+  });
+
+  function upload(query: string, body: Buffer): Promise<{ status: number; text: string }> {
+    const auth = `Basic ${Buffer.from(`${cloud.credential.id}:${cloud.credential.secret}`).toString("base64")}`;
+    return new Promise((resolve, reject) => {
+      const req = https.request(new URL(`/api/v1/firmware?${query}`, cloud.url), {
+        method: "POST",
+        ca: cloud.caPem,
+        headers: { "content-type": "application/octet-stream", "content-length": body.length, authorization: auth },
+      });
+      req.on("response", (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => {
+          text += c.toString("utf8");
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+});
