@@ -9,6 +9,7 @@ import {
   type JobStatus,
   type SignedManifest,
 } from "@fieldgate/shared";
+import { afterEach, beforeEach } from "vitest";
 import { InstalledVersionStore } from "../../src/update/installed-version-store.js";
 import { AbSlotsInstaller, type Installer } from "../../src/update/installers.js";
 import { UpdateJobStore } from "../../src/update/update-job-store.js";
@@ -16,6 +17,7 @@ import { UpdateMachine, type UpdateMachineDeps } from "../../src/update/update-m
 import type { UpdateState } from "../../src/update/update-states.js";
 import { verifyBeforeInstall } from "../../src/update/verify-before-install.js";
 import { memoryLogger } from "../helpers/logger.js";
+import { tempDir } from "../helpers/tmp.js";
 
 /** Thrown by the test hook to stand in for SIGKILL: the machine is dropped without any cleanup. */
 export class Crash extends Error {}
@@ -156,4 +158,33 @@ export class Device {
   close(): void {
     for (const s of this.stores) s.close();
   }
+}
+
+/**
+ * A device in a fresh temp dir for each test, with the signed 2.0.0 image published to it.
+ * Registers its own beforeEach/afterEach; read `dev` and `tmp` inside tests.
+ */
+export function useDevice() {
+  const signed = signedImage("2.0.0", NEW_IMAGE);
+  const state: { tmp?: ReturnType<typeof tempDir>; dev?: Device } = {};
+  beforeEach(() => {
+    state.tmp = tempDir();
+    state.dev = new Device(state.tmp.dir);
+    state.dev.publish(signed, NEW_IMAGE);
+  });
+  afterEach(() => {
+    state.dev?.close();
+    state.tmp?.cleanup();
+  });
+  return {
+    signed,
+    get dev(): Device {
+      if (!state.dev) throw new Error("useDevice: only inside a test");
+      return state.dev;
+    },
+    get tmp(): ReturnType<typeof tempDir> {
+      if (!state.tmp) throw new Error("useDevice: only inside a test");
+      return state.tmp;
+    },
+  };
 }

@@ -2,10 +2,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { JobStatus, SchemaValidator } from "@fieldgate/shared";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { UpdateState } from "../../src/update/update-states.js";
-import { tempDir } from "../helpers/tmp.js";
-import { Crash, Device, FakeHealth, NEW_IMAGE, OLD_IMAGE, publicPem, signedImage } from "./update-harness.js";
+import { Crash, Device, FakeHealth, NEW_IMAGE, OLD_IMAGE, publicPem, useDevice } from "./update-harness.js";
 
 type End = "new" | "old";
 interface CrashCase {
@@ -52,32 +51,20 @@ const CASES: CrashCase[] = [
 const validator = new SchemaValidator();
 
 describe("UpdateMachine crash injection (ab-slots)", () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let dev: Device;
-  const signed = signedImage("2.0.0", NEW_IMAGE);
-
-  beforeEach(() => {
-    tmp = tempDir();
-    dev = new Device(tmp.dir);
-    dev.publish(signed, NEW_IMAGE);
-  });
-  afterEach(() => {
-    dev.close();
-    tmp.cleanup();
-  });
+  const fx = useDevice();
 
   it.each(CASES)("crash at $state ($moment) ends with the $end version, $status", async (c) => {
-    const first = dev.machine({
+    const first = fx.dev.machine({
       onPersist: Device.crashAt(c.state, c.moment),
       health: new FakeHealth(c.health ?? "ok"),
       options: { confirmDeadlineMs: 50, jobTimeoutMs: 60_000 },
     });
-    await expect(first.submit({ jobId: "job-1", signed })).rejects.toBeInstanceOf(Crash);
+    await expect(first.submit({ jobId: "job-1", signed: fx.signed })).rejects.toBeInstanceOf(Crash);
     // SIGKILL: the first machine and its store are simply dropped; a new agent opens the same files.
-    const second = dev.machine();
+    const second = fx.dev.machine();
     await second.resumeOnBoot();
 
-    await expectEnd(dev, c);
+    await expectEnd(fx.dev, c);
   });
 });
 
@@ -112,33 +99,21 @@ async function expectEnd(dev: Device, c: CrashCase): Promise<void> {
 // The same table with a real process and a real SIGKILL (the built dist, as the agent runs it);
 // the reports of the killed process are not kept, so only the recovery's final report is checked.
 describe("UpdateMachine crash injection with a real SIGKILL", () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let dev: Device;
-  const signed = signedImage("2.0.0", NEW_IMAGE);
-
-  beforeEach(() => {
-    tmp = tempDir();
-    dev = new Device(tmp.dir);
-    dev.publish(signed, NEW_IMAGE);
-  });
-  afterEach(() => {
-    dev.close();
-    tmp.cleanup();
-  });
+  const fx = useDevice();
 
   it.each(CASES)("SIGKILL at $state ($moment) ends with the $end version, $status", async (c) => {
-    const config = join(tmp.dir, "child.json");
+    const config = join(fx.tmp.dir, "child.json");
     writeFileSync(
       config,
       JSON.stringify({
         ...c,
         health: c.health ?? "ok",
-        dataDir: dev.dataDir,
-        dbPath: dev.dbPath,
-        root: dev.root,
-        sources: dev.sources,
+        dataDir: fx.dev.dataDir,
+        dbPath: fx.dev.dbPath,
+        root: fx.dev.root,
+        sources: fx.dev.sources,
         publicPem,
-        signed,
+        signed: fx.signed,
         jobId: "job-1",
       }),
     );
@@ -147,7 +122,7 @@ describe("UpdateMachine crash injection with a real SIGKILL", () => {
       timeout: 20_000,
     });
     expect(child.signal, child.stderr).toBe("SIGKILL");
-    await dev.machine().resumeOnBoot();
-    await expectEnd(dev, c);
+    await fx.dev.machine().resumeOnBoot();
+    await expectEnd(fx.dev, c);
   });
 });

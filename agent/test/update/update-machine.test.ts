@@ -1,30 +1,17 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ScriptInstaller } from "../../src/update/installers.js";
 import { UpdateJobStore } from "../../src/update/update-job-store.js";
 import type { UpdateMachineDeps } from "../../src/update/update-machine.js";
-import { tempDir } from "../helpers/tmp.js";
-import { Device, FakeHealth, NEW_IMAGE, signedImage } from "./update-harness.js";
+import { FakeHealth, NEW_IMAGE, signedImage, useDevice } from "./update-harness.js";
 
 describe("UpdateMachine", () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let dev: Device;
-  const signed = signedImage("2.0.0", NEW_IMAGE);
-
-  beforeEach(() => {
-    tmp = tempDir();
-    dev = new Device(tmp.dir);
-    dev.publish(signed, NEW_IMAGE);
-  });
-  afterEach(() => {
-    dev.close();
-    tmp.cleanup();
-  });
+  const fx = useDevice();
 
   it("reports every step in order with progress, then SUCCEEDED", async () => {
-    expect(await dev.machine().submit({ jobId: "j1", signed })).toBe(true);
-    const steps = dev.reports.map((r) => `${r.status.status}:${r.status.step ?? ""}`);
+    expect(await fx.dev.machine().submit({ jobId: "j1", signed: fx.signed })).toBe(true);
+    const steps = fx.dev.reports.map((r) => `${r.status.status}:${r.status.step ?? ""}`);
     expect(steps).toEqual([
       "QUEUED:QUEUED",
       "IN_PROGRESS:CHECKING_PERMISSIONS",
@@ -36,27 +23,27 @@ describe("UpdateMachine", () => {
       "IN_PROGRESS:CONFIRMING",
       "SUCCEEDED:CONFIRMING",
     ]);
-    const downloads = dev.reports.filter((r) => r.status.step === "DOWNLOADING").map((r) => r.status.progress);
+    const downloads = fx.dev.reports.filter((r) => r.status.step === "DOWNLOADING").map((r) => r.status.progress);
     expect(downloads).toEqual([
       { done: 0, total: NEW_IMAGE.length },
       { done: NEW_IMAGE.length, total: NEW_IMAGE.length },
     ]);
-    expect(dev.reports.find((r) => r.status.step === "INSTALLING")?.status.progress).toEqual({ done: 4, total: 6 });
-    expect(dev.current()).toBe("b");
-    expect(dev.versions.get()).toBe("2.0.0");
+    expect(fx.dev.reports.find((r) => r.status.step === "INSTALLING")?.status.progress).toEqual({ done: 4, total: 6 });
+    expect(fx.dev.current()).toBe("b");
+    expect(fx.dev.versions.get()).toBe("2.0.0");
   });
 
   it("the script installer runs argv with {image} and puts its output in the report", async () => {
-    const out = join(tmp.dir, "installed.bin");
-    const script = join(tmp.dir, "install.mjs");
+    const out = join(fx.tmp.dir, "installed.bin");
+    const script = join(fx.tmp.dir, "install.mjs");
     writeFileSync(
       script,
       `import { copyFileSync } from "node:fs";\ncopyFileSync(process.argv[2], process.argv[3]);\nconsole.log("flashed", process.argv[2].length > 0);\n`,
     );
     const installer = new ScriptInstaller({ command: [process.execPath, script, "{image}", out], timeoutMs: 10_000 });
-    await dev.machine({}, installer).submit({ jobId: "s1", signed });
-    expect(dev.last("s1")).toMatchObject({ status: "SUCCEEDED", message: "flashed true\n" });
-    expect(dev.versions.get()).toBe("2.0.0");
+    await fx.dev.machine({}, installer).submit({ jobId: "s1", signed: fx.signed });
+    expect(fx.dev.last("s1")).toMatchObject({ status: "SUCCEEDED", message: "flashed true\n" });
+    expect(fx.dev.versions.get()).toBe("2.0.0");
     expect(readFileSync(out).equals(NEW_IMAGE)).toBe(true);
   });
 
@@ -65,43 +52,46 @@ describe("UpdateMachine", () => {
       command: [process.execPath, "-e", "console.error('no flash chip'); process.exit(3)", "{image}"],
       timeoutMs: 10_000,
     });
-    await dev.machine({}, installer).submit({ jobId: "s2", signed });
-    const last = dev.last("s2");
+    await fx.dev.machine({}, installer).submit({ jobId: "s2", signed: fx.signed });
+    const last = fx.dev.last("s2");
     expect(last).toMatchObject({ status: "FAILED", reason: "INSTALL_FAILED" });
     expect(last?.message).toContain("exited with 3: no flash chip");
-    expect(dev.versions.get()).toBe("1.0.0");
+    expect(fx.dev.versions.get()).toBe("1.0.0");
   });
 
   it("health never ok within the deadline: ROLLED_BACK with HEALTH_NOT_OK, old slot active", async () => {
-    const m = dev.machine({ health: new FakeHealth("warn"), options: { confirmDeadlineMs: 50, jobTimeoutMs: 60_000 } });
-    await m.submit({ jobId: "h1", signed });
-    expect(dev.last("h1")).toMatchObject({ status: "ROLLED_BACK", reason: "HEALTH_NOT_OK" });
-    expect(dev.current()).toBe("a");
-    expect(dev.slotImage("b")).toBeUndefined();
-    expect(dev.versions.get()).toBe("1.0.0");
+    const m = fx.dev.machine({
+      health: new FakeHealth("warn"),
+      options: { confirmDeadlineMs: 50, jobTimeoutMs: 60_000 },
+    });
+    await m.submit({ jobId: "h1", signed: fx.signed });
+    expect(fx.dev.last("h1")).toMatchObject({ status: "ROLLED_BACK", reason: "HEALTH_NOT_OK" });
+    expect(fx.dev.current()).toBe("a");
+    expect(fx.dev.slotImage("b")).toBeUndefined();
+    expect(fx.dev.versions.get()).toBe("1.0.0");
   });
 
   it("health turning ok before the deadline confirms", async () => {
     const health = new FakeHealth("warn");
-    const m = dev.machine({ health, options: { confirmDeadlineMs: 5_000, jobTimeoutMs: 60_000 } });
-    const done = m.submit({ jobId: "h2", signed });
+    const m = fx.dev.machine({ health, options: { confirmDeadlineMs: 5_000, jobTimeoutMs: 60_000 } });
+    const done = m.submit({ jobId: "h2", signed: fx.signed });
     await new Promise((r) => setTimeout(r, 50));
     health.set("ok");
     await done;
-    expect(dev.last("h2")?.status).toBe("SUCCEEDED");
+    expect(fx.dev.last("h2")?.status).toBe("SUCCEEDED");
   });
 
   it("a failing confirm command rolls back with CONFIRM_FAILED", async () => {
-    const m = dev.machine({
+    const m = fx.dev.machine({
       options: {
         confirmDeadlineMs: 5_000,
         jobTimeoutMs: 60_000,
         confirmCommand: [process.execPath, "-e", "process.exit(1)"],
       },
     });
-    await m.submit({ jobId: "c1", signed });
-    expect(dev.last("c1")).toMatchObject({ status: "ROLLED_BACK", reason: "CONFIRM_FAILED" });
-    expect(dev.current()).toBe("a");
+    await m.submit({ jobId: "c1", signed: fx.signed });
+    expect(fx.dev.last("c1")).toMatchObject({ status: "ROLLED_BACK", reason: "CONFIRM_FAILED" });
+    expect(fx.dev.current()).toBe("a");
   });
 
   const permissionCases: [string, Partial<UpdateMachineDeps>][] = [
@@ -113,73 +103,79 @@ describe("UpdateMachine", () => {
     ["AGENT_TOO_OLD", { agentVersion: "0.0.1" }],
   ];
   it.each(permissionCases)("CHECKING_PERMISSIONS fails with %s and touches nothing", async (reason, over) => {
-    const image = reason === "AGENT_TOO_OLD" ? signedImage("2.0.0", NEW_IMAGE, { minAgentVersion: "0.1.0" }) : signed;
-    await dev.machine(over).submit({ jobId: "p1", signed: image });
-    const steps = dev.reports.map((r) => r.status.step);
+    const image =
+      reason === "AGENT_TOO_OLD" ? signedImage("2.0.0", NEW_IMAGE, { minAgentVersion: "0.1.0" }) : fx.signed;
+    await fx.dev.machine(over).submit({ jobId: "p1", signed: image });
+    const steps = fx.dev.reports.map((r) => r.status.step);
     expect(steps.at(-2)).toBe("CHECKING_PERMISSIONS");
-    expect(dev.last("p1")).toMatchObject({ status: "FAILED", reason });
-    expect(dev.current()).toBe("a");
-    expect(dev.versions.get()).toBe("1.0.0");
+    expect(fx.dev.last("p1")).toMatchObject({ status: "FAILED", reason });
+    expect(fx.dev.current()).toBe("a");
+    expect(fx.dev.versions.get()).toBe("1.0.0");
   });
 
   it("a bad signature fails at VERIFYING, before any install", async () => {
-    await dev.machine({ publicKeys: () => [] }).submit({ jobId: "v1", signed });
-    expect(dev.last("v1")).toMatchObject({ status: "FAILED", reason: "FIRMWARE_SIGNATURE_INVALID" });
-    expect(dev.slotImage("b")).toBeUndefined();
+    await fx.dev.machine({ publicKeys: () => [] }).submit({ jobId: "v1", signed: fx.signed });
+    expect(fx.dev.last("v1")).toMatchObject({ status: "FAILED", reason: "FIRMWARE_SIGNATURE_INVALID" });
+    expect(fx.dev.slotImage("b")).toBeUndefined();
   });
 
   it("a job delivered twice is applied once; an older job after a newer one is REJECTED", async () => {
-    const m = dev.machine();
-    expect(await m.submit({ jobId: "d1", signed })).toBe(true);
-    expect(await m.submit({ jobId: "d1", signed })).toBe(false);
+    const m = fx.dev.machine();
+    expect(await m.submit({ jobId: "d1", signed: fx.signed })).toBe(true);
+    expect(await m.submit({ jobId: "d1", signed: fx.signed })).toBe(false);
     // Also across a restart: the id is remembered in SQLite.
-    expect(await dev.machine().submit({ jobId: "d1", signed })).toBe(false);
-    expect(dev.statuses("d1").filter((s) => s === "SUCCEEDED")).toHaveLength(1);
+    expect(await fx.dev.machine().submit({ jobId: "d1", signed: fx.signed })).toBe(false);
+    expect(fx.dev.statuses("d1").filter((s) => s === "SUCCEEDED")).toHaveLength(1);
     const older = signedImage("1.5.0", NEW_IMAGE);
     await m.submit({ jobId: "d0", signed: older });
-    expect(dev.last("d0")).toMatchObject({ status: "REJECTED", reason: "FIRMWARE_NOT_NEWER" });
-    expect(dev.versions.get()).toBe("2.0.0");
+    expect(fx.dev.last("d0")).toMatchObject({ status: "REJECTED", reason: "FIRMWARE_NOT_NEWER" });
+    expect(fx.dev.versions.get()).toBe("2.0.0");
   });
 
   it("jobs submitted together run one after the other", async () => {
-    const m = dev.machine();
+    const m = fx.dev.machine();
     const v3 = signedImage("3.0.0", Buffer.from("v3 image"));
-    dev.publish(v3, Buffer.from("v3 image"));
-    await Promise.all([m.submit({ jobId: "q1", signed }), m.submit({ jobId: "q2", signed: v3 })]);
-    expect(dev.last("q1")?.status).toBe("SUCCEEDED");
-    expect(dev.last("q2")?.status).toBe("SUCCEEDED");
-    expect(dev.current()).toBe("a");
-    expect(dev.slotImage("a")?.toString()).toBe("v3 image");
-    expect(dev.versions.get()).toBe("3.0.0");
+    fx.dev.publish(v3, Buffer.from("v3 image"));
+    await Promise.all([m.submit({ jobId: "q1", signed: fx.signed }), m.submit({ jobId: "q2", signed: v3 })]);
+    expect(fx.dev.last("q1")?.status).toBe("SUCCEEDED");
+    expect(fx.dev.last("q2")?.status).toBe("SUCCEEDED");
+    expect(fx.dev.current()).toBe("a");
+    expect(fx.dev.slotImage("a")?.toString()).toBe("v3 image");
+    expect(fx.dev.versions.get()).toBe("3.0.0");
   });
 
   it("a job past its timeout on boot ends with JOB_TIMEOUT instead of staying IN_PROGRESS", async () => {
-    const store = new UpdateJobStore(dev.dbPath);
-    store.insert({ jobId: "t1", manifestJson: JSON.stringify(signed), deadline: Date.now() - 1, now: Date.now() - 10 });
+    const store = new UpdateJobStore(fx.dev.dbPath);
+    store.insert({
+      jobId: "t1",
+      manifestJson: JSON.stringify(fx.signed),
+      deadline: Date.now() - 1,
+      now: Date.now() - 10,
+    });
     store.update("t1", { state: "DOWNLOADING" }, Date.now());
     store.close();
-    await dev.machine().resumeOnBoot();
-    expect(dev.last("t1")).toMatchObject({ status: "FAILED", reason: "JOB_TIMEOUT" });
+    await fx.dev.machine().resumeOnBoot();
+    expect(fx.dev.last("t1")).toMatchObject({ status: "FAILED", reason: "JOB_TIMEOUT" });
   });
 
   it("a step still running at the job's timeout ends the job (JOB_TIMEOUT)", async () => {
-    const m = dev.machine({
+    const m = fx.dev.machine({
       downloader: { download: () => new Promise<string>(() => undefined) },
       options: { confirmDeadlineMs: 50, jobTimeoutMs: 100 },
     });
-    await m.submit({ jobId: "t2", signed });
-    expect(dev.last("t2")).toMatchObject({ status: "FAILED", reason: "JOB_TIMEOUT" });
+    await m.submit({ jobId: "t2", signed: fx.signed });
+    expect(fx.dev.last("t2")).toMatchObject({ status: "FAILED", reason: "JOB_TIMEOUT" });
   });
 
   it("a failing reporter is logged and the job still completes", async () => {
-    await dev
+    await fx.dev
       .machine({
         reporter: async () => {
           throw new Error("offline");
         },
       })
-      .submit({ jobId: "r1", signed });
-    expect(dev.versions.get()).toBe("2.0.0");
-    expect(dev.log.lines.some((l) => l.msg === "update status report failed")).toBe(true);
+      .submit({ jobId: "r1", signed: fx.signed });
+    expect(fx.dev.versions.get()).toBe("2.0.0");
+    expect(fx.dev.log.lines.some((l) => l.msg === "update status report failed")).toBe(true);
   });
 });
