@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
+import { uptime } from "node:os";
 import { join } from "node:path";
-import { deviceTopic, FieldgateError } from "@fieldgate/shared";
+import { checkLinks, deviceTopic, FieldgateError } from "@fieldgate/shared";
 import type { Logger } from "pino";
 import type { AgentConfig } from "./config/config-schema.js";
 import { DesiredConfigHandler, FileDesiredConfigStore } from "./config/desired-config.js";
@@ -10,22 +11,40 @@ import { RejectedTokens } from "./enrollment/rejected-tokens.js";
 import { type AgentHealth, createAgentHealth } from "./health/agent-health.js";
 import type { HealthPublisher } from "./health/health-monitor.js";
 import { MqttTimeSync } from "./health/mqtt-time-sync.js";
+import { SqlitePostedStatusStore } from "./health/posted-status-store.js";
 import { CertificateRenewer } from "./identity/certificate-renewer.js";
 import { FactoryKey } from "./identity/factory-key.js";
 import { type Identity, IdentityStore } from "./identity/identity-store.js";
+import { bleLinkFactory } from "./links/ble/ble-link.js";
+import type { LinkFactories } from "./links/link.js";
+import { LinkHealth } from "./links/link-health.js";
+import { LinkManager } from "./links/link-manager.js";
+import { createSerialLink } from "./links/serial/serial-link.js";
 import { assertSocketFree, LocalApi } from "./local-api/local-api.js";
 import { logTeeOf } from "./log/logger.js";
 import { effectiveLogLevels, LogForwarding } from "./logs/log-forwarding.js";
+import { SqliteLogBuffer } from "./logs/sqlite-log-buffer.js";
 import { OutboxPublisher } from "./outbox/outbox-publisher.js";
 import { OutboxWriter } from "./outbox/outbox-writer.js";
 import { SqliteOutboxStore } from "./outbox/sqlite-outbox-store.js";
+import { DeviceStateReporter } from "./status/device-state-reporter.js";
 import { type AgentState, StatusFile } from "./status/status-file.js";
 import { SystemSampler } from "./telemetry/system-sampler.js";
 import { MqttSession } from "./transport/mqtt-session.js";
+import { InstalledVersionStore } from "./update/installed-version-store.js";
 import { UpdateService } from "./update/update-service.js";
+
+/** The link types this agent builds, by `type` (docs/links.md). */
+// noble loads with the first BLE link, never before (it throws on hosts without Bluetooth).
+/** The link types this agent runs; a call per agent, so the BLE adapter is never shared between agents. */
+function defaultLinkFactories(): LinkFactories {
+  return { serial: createSerialLink, ble: bleLinkFactory() };
+}
 
 /** Seams for tests; production passes none. */
 export interface AgentOverrides {
+  /** Link implementations by type; default `defaultLinkFactories()`. */
+  linkFactories?: LinkFactories;
   enroller?: Enroller;
   random?: () => number;
   /** The version checked against an image's `minAgentVersion`; default: the agent package's. */
@@ -56,11 +75,20 @@ export class Agent {
   private status: StatusFile | undefined;
   private running = false;
   private logForwarding: LogForwarding | undefined;
+  private logBuffer: SqliteLogBuffer | undefined;
+  private postedStatuses: SqlitePostedStatusStore | undefined;
   private desiredConfig: DesiredConfigHandler | undefined;
   private identity: Identity | undefined;
   private health: AgentHealth | undefined;
   private localApi: LocalApi | undefined;
   private updates: UpdateService | undefined;
+  private links: LinkManager | undefined;
+  private linkHealth: LinkHealth | undefined;
+  private onRestart: (() => void) | undefined;
+  /** Resolves when a capability asks for a restart (the agent updated itself); `run` then stops and exits. */
+  readonly restartRequested = new Promise<void>((resolve) => {
+    this.onRestart = resolve;
+  });
 
   constructor(
     private readonly config: AgentConfig,
@@ -102,10 +130,27 @@ export class Agent {
       logger,
     });
     this.sampler.start();
+    // Device links feed the outbox like the sampler; which links run is decided by the desired config below.
+    const links = new LinkManager({
+      factories: this.overrides.linkFactories ?? defaultLinkFactories(),
+      sink: this.writer,
+      logger,
+    });
+    this.links = links;
     await this.startHealth();
+    this.linkHealth = new LinkHealth({ links, target: (this.health as AgentHealth).monitor });
+    this.linkHealth.start();
     // Log forwarding buffers from the start (lines logged while enrolling are sent once connected);
     // the last applied desired config is re-applied before the cloud is reached.
-    const logForwarding = new LogForwarding({ uuid: config.uuid, config, logger, tee: logTeeOf(logger) });
+    // Lines wait on disk (own tables in agent.db), so a crash or a power cut loses none that were committed.
+    this.logBuffer = new SqliteLogBuffer(outboxPath(config.dataDir), { maxWaiting: config.logs.bufferMax });
+    const logForwarding = new LogForwarding({
+      uuid: config.uuid,
+      config,
+      logger,
+      tee: logTeeOf(logger),
+      store: this.logBuffer,
+    });
     this.logForwarding = logForwarding;
     logForwarding.start();
     this.desiredConfig = new DesiredConfigHandler({
@@ -113,9 +158,19 @@ export class Agent {
       store: new FileDesiredConfigStore(config.dataDir),
       logger,
       apply: (desired) => {
+        // Checked before anything changes: a refused config leaves links and levels as they were.
+        // The cloud's `links`, when given, replace the file's whole (docs/links.md).
+        const linkConfigs = desired.links === undefined ? [...config.links] : checkLinks(desired.links, "links");
         const levels = effectiveLogLevels(config, desired);
         logForwarding.apply(levels);
-        return { logLevel: levels.local, forwardLevel: levels.forward, maxLinesPerSecond: levels.maxLinesPerSecond };
+        links.apply(linkConfigs).catch((err: Error) => logger.error({ err: err.message }, "applying links failed"));
+        return {
+          logLevel: levels.local,
+          forwardLevel: levels.forward,
+          maxLinesPerSecond: levels.maxLinesPerSecond,
+          links: linkConfigs.filter((l) => l.enabled !== false).map((l) => l.id),
+          linksFrom: desired.links === undefined ? "file" : "cloud",
+        };
       },
     });
     this.desiredConfig.start();
@@ -127,6 +182,7 @@ export class Agent {
       dbPath: outboxPath(config.dataDir),
       agentVersion: this.overrides.agentVersion ?? packageVersion(),
       logger,
+      requestRestart: () => this.onRestart?.(),
     });
     this.updates.start();
     logger.info(
@@ -179,6 +235,8 @@ export class Agent {
     if (!this.running) return;
     this.running = false;
     this.sampler?.stop();
+    this.linkHealth?.stop();
+    await this.links?.stop();
     this.health?.clockSkew.stop();
     this.timeSync?.detach();
     this.health?.monitor.stop();
@@ -190,6 +248,8 @@ export class Agent {
     await this.logForwarding?.stop(1000);
     await this.session?.stop();
     this.store?.close();
+    this.logBuffer?.close();
+    this.postedStatuses?.close();
     this.status?.setState("stopped");
     this.logger.info({ uuid: this.config.uuid }, "fieldgate-agent stopped");
   }
@@ -211,12 +271,15 @@ export class Agent {
         current()?.publish(topic, JSON.stringify(report), { qos: 1 }) ??
         Promise.reject(new FieldgateError("CLOUD_UNREACHABLE", "not connected to the broker")),
     };
+    // Statuses posted through the local API outlive a restart (own table in agent.db).
+    this.postedStatuses = new SqlitePostedStatusStore(outboxPath(config.dataDir));
     const health = createAgentHealth({
       config,
       identityStore: this.identityStore,
       backlog: () => store.backlog(),
       publisher,
       logger,
+      postedStatuses: this.postedStatuses,
     });
     this.health = health;
     health.monitor.on("change", (snapshot) => this.status?.setHealth(snapshot));
@@ -234,6 +297,7 @@ export class Agent {
       ...(config.localApi.port !== undefined && { port: config.localApi.port }),
       sink: this.writer as OutboxWriter,
       health: health.monitor,
+      ...(this.links && { links: this.links }),
       logger,
     });
     this.localApi = localApi;
@@ -279,6 +343,16 @@ export class Agent {
     });
     publisher.on("acked", (e) => this.status?.published(e.at));
     session.on("connected", () => this.health?.monitor.connected());
+    const stateReporter = new DeviceStateReporter(
+      config.uuid,
+      {
+        agentVersion: this.overrides.agentVersion ?? packageVersion(),
+        firmwareVersion: () => new InstalledVersionStore(config.dataDir).get(),
+        uptimeS: () => uptime(),
+      },
+      logger,
+    );
+    session.on("connected", () => void stateReporter.send(session));
     this.timeSync?.attach(session);
     // CONNACK "not authorized" means this certificate is no longer the device's current one.
     session.on("refused", () => void this.loseIdentity(new FieldgateError("CERT_REVOKED")));

@@ -24,11 +24,12 @@ import { LogRetention } from "./logs/log-retention.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
+import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
+import { Rollouts } from "./rollouts/rollouts.js";
 import { openDatabase } from "./storage/database.js";
 import { UserDirectory } from "./users/user-directory.js";
 
 /** How long a device has to finish an update job: the agent's default `updates.jobTimeout`. */
-const JOB_TIMEOUT_MS = 60 * 60_000;
 
 /** The cloud's composition root: wires storage, CA, registry, enrollment, broker and API. */
 export class Cloud {
@@ -36,6 +37,7 @@ export class Cloud {
   private broker: MqttBroker | undefined;
   private api: ApiServer | undefined;
   private keepalive: KeepaliveMonitor | undefined;
+  private rolloutScheduler: RolloutScheduler | undefined;
   private logRetention: LogRetention | undefined;
 
   constructor(
@@ -78,16 +80,34 @@ export class Cloud {
     const policy = new AccessPolicy();
     const firmware = new FirmwareStore(db, this.config.firmwareDir, this.config.firmwareMaxSize, firmwareKeys);
     // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
+    // Job ends move their rollout on; the rollouts service exists only after the jobs, hence the late binding.
+    let rollouts: Rollouts | undefined;
     const jobs = new DeviceJobs({
       db,
       firmware,
-      timeoutMs: JOB_TIMEOUT_MS,
+      timeoutMs: this.config.jobTimeoutMs,
+      onFinished: (jobId, rolloutId) => rollouts?.jobFinished(jobId, rolloutId),
       notify: (uuid, message) => {
         this.broker
           ?.publishToDevice(uuid, deviceTopic(uuid, { kind: "jobs/notify" }), JSON.stringify(message))
           .catch((err: Error) => this.logger.warn({ uuid, err: err.message }, "publishing a job notify failed"));
       },
     });
+    rollouts = new Rollouts({
+      db,
+      registry,
+      policy,
+      firmware,
+      jobs,
+      validator,
+      logger: this.logger.child({ component: "rollouts" }),
+      defaultJobTimeoutMs: this.config.jobTimeoutMs,
+    });
+    this.rolloutScheduler = new RolloutScheduler(
+      rollouts,
+      this.logger.child({ component: "rollouts" }),
+      this.config.rolloutTickMs,
+    );
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs);
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(db, (uuid, message) => {
@@ -130,6 +150,7 @@ export class Cloud {
         deviceLogs: new DeviceLogs(db),
         firmware,
         jobs,
+        rollouts,
         bulk: new BulkOperations({
           db,
           registry,
@@ -149,6 +170,7 @@ export class Cloud {
       throw listenError(err, "http-port", this.config.httpPort);
     });
     this.keepalive.start();
+    this.rolloutScheduler.start();
     this.logRetention = new LogRetention(
       db,
       { retentionMs: this.config.logRetentionMs },
@@ -186,6 +208,7 @@ export class Cloud {
     await this.api?.stop();
     await this.broker?.stop();
     this.keepalive?.stop();
+    this.rolloutScheduler?.stop();
     this.logRetention?.stop();
     this.db?.close();
     fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });

@@ -1,9 +1,10 @@
 /**
  * The desired-config channel (cloud → device on `config/desired`, acknowledged on
- * `config/reported`) and the device-log API. The desired config grows per capability (links
- * come later); unknown keys are refused so a typo never silently does nothing.
+ * `config/reported`) and the device-log API. The desired config grows per capability (log
+ * levels, device links); unknown keys are refused so a typo never silently does nothing.
  */
 import { type Static, Type } from "@sinclair/typebox";
+import { Links } from "./link-schemas.js";
 import { SCHEMA_VERSION, Uuid } from "./schemas.js";
 
 /** Log levels a device forwards and an operator can set, lowest first (pino's order). */
@@ -32,6 +33,8 @@ const desiredProperties = {
       { additionalProperties: false },
     ),
   ),
+  // Device links (issue #6): when present, they replace the agent config file's `links` whole.
+  links: Type.Optional(Links),
 };
 
 /** What an operator sets with `PUT /api/v1/devices/:uuid/config`: the whole desired config. */

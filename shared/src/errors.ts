@@ -70,7 +70,7 @@ export const ERROR_CODES = {
   },
   FIRMWARE_NOT_FOUND: { status: 404, message: "No such firmware image for this caller" },
   FIRMWARE_EXISTS: { status: 409, message: "An image with this name and version already exists" },
-  FIRMWARE_IN_USE: { status: 409, message: "An active rollout uses this image" },
+  FIRMWARE_IN_USE: { status: 409, message: "An active rollout or an unfinished job uses this image" },
   FIRMWARE_RANGE_INVALID: { status: 416, message: "The Range header asks for bytes the image does not have" },
   FIRMWARE_TOO_LARGE: { status: 413, message: "The image is larger than the cloud's firmware size limit" },
   FIRMWARE_SIGNING_KEY_MISSING: {
@@ -91,9 +91,57 @@ export const ERROR_CODES = {
   CONFIRM_FAILED: { status: 500, message: "The configured confirmation command failed" },
   JOB_NOT_FOUND: { status: 404, message: "No such update job on this device" },
   JOB_TIMEOUT: { status: 504, message: "The update job did not finish within its timeout" },
+  JOB_CANCELLED: { status: 409, message: "The cloud cancelled the update job before anything was installed" },
   UPDATE_INTERRUPTED: { status: 500, message: "The agent stopped during a step that cannot resume; it was undone" },
+  UPDATE_BOOT_FAILED: {
+    status: 500,
+    message: "After activation the new version did not come up and confirm; the old version was restored",
+  },
+  // Rollouts (issue #5).
+  ROLLOUT_NOT_FOUND: { status: 404, message: "No such rollout" },
+  ROLLOUT_NO_DEVICES: { status: 400, message: "The rollout's target selects no device this credential may update" },
+  ROLLOUT_STATE: { status: 409, message: "The rollout is not in a state that allows this" },
+  FAILURE_THRESHOLD: { status: 409, message: "The rollout's failures crossed its failure threshold; it was aborted" },
+  SUCCESS_THRESHOLD_NOT_MET: {
+    status: 409,
+    message: "A phase finished below the success threshold; the rollout holds",
+  },
+  ROLLBACK_UNAVAILABLE: { status: 409, message: "The device's previous version is unknown or no longer in the store" },
   // An event code, not an API answer: 504 because the device, like an upstream, did not answer in time.
   KEEPALIVE_MISSED: { status: 504, message: "The device sent nothing for longer than its type's keep-alive" },
+  // BLE link troubles (issue #6): they travel as a link's lastError, never as API answers.
+  LINK_BLE_UNAVAILABLE: {
+    status: 503,
+    message: "Bluetooth is not usable on this host: no adapter, no permission, or the adapter is off",
+  },
+  LINK_BLE_CONNECT_TIMEOUT: {
+    status: 504,
+    message: "The BLE peripheral did not complete the connection in time (powered off or out of range)",
+  },
+  LINK_BLE_DISCONNECTED: { status: 503, message: "The BLE peripheral disconnected or stopped answering" },
+  LINK_BLE_GATT_FAILED: {
+    status: 502,
+    message: "A configured service or characteristic is missing on the peripheral, or a read or subscribe failed",
+  },
+  LINK_BLE_DECODE_FAILED: { status: 422, message: "A characteristic value does not fit its decoder (too short)" },
+  // Serial link troubles and the link manager (issue #6): a link's lastError, and the `links` CLI.
+  LINK_PORT_UNAVAILABLE: {
+    status: 503,
+    message:
+      "The serial port cannot be opened, closed by itself, or vanished (unplugged?); it is reopened with backoff",
+  },
+  LINK_STALE: { status: 504, message: "Nothing arrived on the link for longer than its staleAfter; it was reopened" },
+  LINK_FRAMING: {
+    status: 422,
+    message: "Bytes that do not decode were dropped: garbage, an over-long line, a truncated frame or a CRC error",
+  },
+  LINK_TIMEOUT: { status: 504, message: "A Modbus unit did not answer a request within the timeout" },
+  LINK_MODBUS_EXCEPTION: { status: 502, message: "A Modbus unit answered a request with an exception" },
+  LINK_START_FAILED: { status: 500, message: "The link could not be built or started; the agent retries with backoff" },
+  LINK_AGENT_UNREACHABLE: {
+    status: 503,
+    message: "The agent's local API does not answer; is the daemon running with localApi.enabled?",
+  },
   INTERNAL: { status: 500, message: "Internal error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -54,6 +54,11 @@ export const JobNotify = Type.Object(
     // The device's type's compat id, as the cloud knows it: the device has no other source for it.
     firmwareCompat: Type.String({ pattern: FIRMWARE_COMPAT_PATTERN }),
     timeoutS: Type.Integer({ minimum: 1, description: "seconds the job has, from when it was created" }),
+    // A rollout's auto-rollback: the agent accepts this older version only if it is exactly the
+    // one its last successful update replaced (anti-rollback still refuses any other).
+    rollback: Type.Optional(Type.Boolean()),
+    // An aborted rollout: stop this job if it has not reached INSTALLING; otherwise it runs to its end.
+    cancel: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

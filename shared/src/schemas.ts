@@ -3,6 +3,7 @@
  * the broker's ingest and the agent. Every MQTT message carries `v`, the schema version.
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { LINK_ID_PATTERN } from "./link-common.js";
 import { UUID_PATTERN } from "./topics.js";
 
 export const SCHEMA_VERSION = 1 as const;
@@ -21,6 +22,8 @@ export const Reading = Type.Object(
     ts: Timestamp,
     value: Type.Union([Type.Number(), Type.String({ maxLength: 1024 }), Type.Boolean()]),
     unit: Type.Optional(Type.String({ maxLength: 32 })),
+    /** The device link that produced the reading (its id); absent for the agent's own readings. */
+    source: Type.Optional(Type.String({ pattern: LINK_ID_PATTERN, description: "link id (issue #6)" })),
   },
   { additionalProperties: false },
 );
@@ -72,9 +75,16 @@ export const Presence = Type.Object(
 export type Presence = Static<typeof Presence>;
 
 const LogLevel = Type.Union(["trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)));
+/**
+ * A batch of log lines. `stream` and `seq` (optional, sent together by agents with a durable log
+ * buffer) name the batch like a telemetry batch's, so the cloud stores a resent batch once; a
+ * batch without them is stored as it comes.
+ */
 export const LogBatch = Type.Object(
   {
     v: V,
+    stream: Type.Optional(Type.String({ pattern: "^[0-9a-f]{16,32}$" })),
+    seq: Type.Optional(Type.Integer({ minimum: 1 })),
     entries: Type.Array(
       Type.Object(
         { ts: Timestamp, level: LogLevel, msg: Type.String({ maxLength: 8192 }) },
@@ -401,6 +411,9 @@ export const TelemetryQuery = Type.Object(
     from: Type.Optional(Iso),
     to: Type.Optional(Iso),
     name: Type.Optional(Name),
+    source: Type.Optional(
+      Type.String({ pattern: LINK_ID_PATTERN, description: "only readings of this device link (its id)" }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
   },
   { additionalProperties: false },
@@ -412,6 +425,7 @@ export const StoredReading = Type.Object({
   name: Type.String(),
   value: Type.Union([Type.Number(), Type.String(), Type.Boolean()]),
   unit: Type.Union([Type.String(), Type.Null()]),
+  source: Type.Union([Type.String(), Type.Null()], { description: "the device link's id; null for the agent's own" }),
   stream: Type.String(),
   seq: Type.Integer(),
 });

@@ -1,12 +1,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
-import https from "node:https";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, startAgent, writeAgentConfig } from "../support/agent-process.js";
 import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "../support/cloud-process.js";
 import { registerDevice } from "../support/device-identity.js";
+import { LENIENT_HEALTH, uploadImage } from "../support/firmware.js";
 
 type Step = { status: string; step: string | null; reason: string | null };
 type Job = { id: string; status: string; reason: string | null; message: string | null; steps?: Step[] };
@@ -19,16 +19,7 @@ describe("single-device firmware update, real cloud and agents", () => {
   const image = randomBytes(30_000);
   const sha256 = createHash("sha256").update(image).digest("hex");
 
-  // Lenient health: CONFIRMING waits for `ok`, and a busy CI host must not roll the update back.
-  const health = {
-    diskFreeWarnPct: 0,
-    diskFreeCritPct: 0,
-    memoryUsedWarnPct: 100,
-    memoryUsedCritPct: 100,
-    loadPerCoreWarn: 1000,
-    loadPerCoreCrit: 1000,
-    checkInterval: "500ms",
-  };
+  const health = LENIENT_HEALTH;
 
   const startDevice = async (name: string, updates: Record<string, unknown>) => {
     const { uuid, token } = await registerDevice(cloud, { type: "gw-a" });
@@ -67,7 +58,7 @@ describe("single-device firmware update, real cloud and agents", () => {
     cloud = await startCloud({ dataDir, args: ["--firmware-dir", path.join(work, "store")] });
     const type = await cloud.api("POST", "/api/v1/device-types", { name: "gw-a", firmwareCompat: "acme-gw-a" });
     expect(type.status).toBe(201);
-    const up = await upload("name=gw-os&version=2.0.0&compatible=acme-gw-a", image);
+    const up = await uploadImage(cloud, "name=gw-os&version=2.0.0&compatible=acme-gw-a", image);
     expect(up.status, up.text).toBe(201);
   });
   afterAll(async () => {
@@ -129,7 +120,7 @@ describe("single-device firmware update, real cloud and agents", () => {
     });
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe("FIRMWARE_NOT_FOUND");
-    const other = await upload("name=other&version=1.0.0&compatible=acme-gw-b", randomBytes(100));
+    const other = await uploadImage(cloud, "name=other&version=1.0.0&compatible=acme-gw-b", randomBytes(100));
     expect(other.status).toBe(201);
     const wrong = await cloud.api<{ error: { code: string } }>("POST", `/api/v1/devices/${uuid}/jobs`, {
       firmware: "other@1.0.0",
@@ -137,24 +128,4 @@ describe("single-device firmware update, real cloud and agents", () => {
     expect(wrong.status).toBe(400);
     expect(wrong.body.error.code).toBe("FIRMWARE_INCOMPATIBLE");
   });
-
-  function upload(query: string, body: Buffer): Promise<{ status: number; text: string }> {
-    const auth = `Basic ${Buffer.from(`${cloud.credential.id}:${cloud.credential.secret}`).toString("base64")}`;
-    return new Promise((resolve, reject) => {
-      const req = https.request(new URL(`/api/v1/firmware?${query}`, cloud.url), {
-        method: "POST",
-        ca: cloud.caPem,
-        headers: { "content-type": "application/octet-stream", "content-length": body.length, authorization: auth },
-      });
-      req.on("response", (res) => {
-        let text = "";
-        res.on("data", (c: Buffer) => {
-          text += c.toString("utf8");
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on("error", reject);
-      req.end(body);
-    });
-  }
 });

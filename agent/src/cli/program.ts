@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { type ErrorCode, FieldgateError, formatDuration } from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
 import { Agent, outboxPath } from "../agent.js";
@@ -9,12 +9,14 @@ import { enrollmentAdvice } from "../enrollment/enrollment-advice.js";
 import { EnrollmentClient } from "../enrollment/enrollment-client.js";
 import { generateFactoryKey } from "../identity/factory-key.js";
 import { IdentityStore } from "../identity/identity-store.js";
+import type { LinkView } from "../links/link-manager.js";
+import { getFromLocalApi } from "../local-api/local-api-client.js";
 import { createLogger } from "../log/logger.js";
 import { SqliteOutboxStore } from "../outbox/sqlite-outbox-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
 
 /** Exit codes of every command. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, restart: 75 } as const;
 
 /** Where a command writes; tests capture it. */
 export interface CliIo {
@@ -117,8 +119,12 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
         fail(err);
         return;
       }
-      const signal = await stopRequested;
-      io.err(`received ${signal}, stopping`);
+      const signal = await Promise.race([stopRequested, agent.restartRequested.then(() => undefined)]);
+      if (signal === undefined) {
+        // The agent updated itself: exit (75, EX_TEMPFAIL) so the service manager starts the new one.
+        io.err("restarting into the new agent version");
+        exitCode = EXIT.restart;
+      } else io.err(`received ${signal}, stopping`);
       await agent.stop();
     });
 
@@ -280,6 +286,39 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
     });
 
   program
+    .command("links")
+    .description("list the device links: state, last reading, counters and last error (asks the running daemon)")
+    .option("-c, --config <file>", "config file (to find the local API socket)")
+    .option("--data-dir <dir>", `data directory, for <dir>/agent.sock (default ${DEFAULT_DATA_DIR})`)
+    .option("--json", "print as JSON")
+    .action(async (opts: { config?: string; dataDir?: string; json?: boolean }) => {
+      try {
+        const socket = resolveSocket(opts, io.env);
+        let links: LinkView[];
+        try {
+          links = (await getFromLocalApi<{ links: LinkView[] }>(socket, "/v1/links")).links;
+        } catch (err) {
+          throw new FieldgateError(
+            "LINK_AGENT_UNREACHABLE",
+            `cannot reach the agent on ${socket} (${(err as { code?: string }).code ?? (err as Error).message}); is the daemon running?`,
+          );
+        }
+        if (opts.json) {
+          io.out(JSON.stringify({ links }));
+          return;
+        }
+        if (links.length === 0) {
+          io.out("no links configured (see docs/links.md)");
+          return;
+        }
+        const now = io.now?.() ?? Date.now();
+        for (const l of links) io.out(linkText(l, now));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
     .command("doctor")
     .description("diagnose this gateway: config, network, TLS, clock, registration, certificate, broker, disk")
     .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`)
@@ -356,6 +395,34 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
       return exitCode;
     },
   };
+}
+
+/** The local API socket a command talks to: the config's, else `<data dir>/agent.sock`. */
+function resolveSocket(opts: { config?: string; dataDir?: string }, env: NodeJS.ProcessEnv): string {
+  const file = opts.dataDir ? undefined : (opts.config ?? env.FIELDGATE_AGENT_CONFIG);
+  if (file) return loadConfig({ file, env }).config.localApi.socket;
+  return join(resolveDataDir(opts, env), "agent.sock");
+}
+
+/** One link for humans: a summary line, then its last reading, reason and last error. */
+function linkText(l: LinkView, now: number): string {
+  const ago = (ts: number) => `${formatDuration(now - ts)} ago`;
+  const c = l.counters;
+  const lines = [
+    `${l.id}  ${l.type}  ${l.enabled ? l.state : "disabled"} since ${ago(l.since)}`,
+    `  counters     readings ${c.readings}, framing errors ${c.framingErrors}, reconnects ${c.reconnects}, exceptions ${c.exceptions}, timeouts ${c.timeouts}`,
+  ];
+  if (l.reason) lines.push(`  reason       ${l.reason}`);
+  if (l.lastReading) {
+    const values = l.lastReading.readings
+      .slice(0, 8)
+      .map((r) => `${r.name}=${String(r.value)}${r.unit ? ` ${r.unit}` : ""}`)
+      .join(", ");
+    const more = l.lastReading.readings.length > 8 ? `, … (${l.lastReading.readings.length} in all)` : "";
+    lines.push(`  last reading ${values}${more} (${ago(l.lastReading.ts)})`);
+  } else lines.push("  last reading none yet");
+  if (l.lastError) lines.push(`  last error   ${l.lastError.code}: ${l.lastError.message} (${ago(l.lastError.ts)})`);
+  return lines.join("\n");
 }
 
 function readCa(file: string): Buffer {

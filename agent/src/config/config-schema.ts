@@ -1,4 +1,4 @@
-import { type LogLevelName, UUID_PATTERN } from "@fieldgate/shared";
+import { LinkConfig, type LogLevelName, MAX_LINKS, UUID_PATTERN } from "@fieldgate/shared";
 import { type Static, Type } from "@sinclair/typebox";
 
 const Duration = (def: string) =>
@@ -61,11 +61,32 @@ export const AgentConfigFile = Type.Object(
                 }),
                 // Optional, not defaulted: defaults are not filled inside a union.
                 timeout: Type.Optional(Type.String({ minLength: 1, description: "duration, default 10m" })),
+                // "reboot": after CONFIRMING is persisted the agent runs rebootCommand and confirms
+                // after the device comes back, if versionCommand then prints the new version.
+                activation: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("reboot")])),
+                rebootCommand: Type.Optional(
+                  Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: "argv, run without a shell" }),
+                ),
+                versionCommand: Type.Optional(
+                  Type.Array(Type.String({ minLength: 1 }), {
+                    minItems: 1,
+                    description: "argv printing the running firmware version",
+                  }),
+                ),
               },
               { additionalProperties: false },
             ),
             Type.Object(
               { type: Type.Literal("ab-slots"), root: Type.String({ minLength: 1 }) },
+              { additionalProperties: false },
+            ),
+            // The agent updates itself: two install slots under root, run through root/launcher.mjs.
+            Type.Object(
+              {
+                type: Type.Literal("agent"),
+                root: Type.String({ minLength: 1 }),
+                maxBoots: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: "default 3" })),
+              },
               { additionalProperties: false },
             ),
           ]),
@@ -75,6 +96,10 @@ export const AgentConfigFile = Type.Object(
           Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: "argv, run without a shell" }),
         ),
         jobTimeout: Duration("60m"),
+        // Bytes per second for image downloads, such as 512KiB/s or 2MB/s; none means unlimited.
+        downloadRateLimit: Type.Optional(Type.String({ minLength: 1, description: "rate such as 512KiB/s" })),
+        // A random delay in [0, startJitter) before a download starts, so a fleet spreads out.
+        startJitter: Type.String({ minLength: 1, default: "0s", description: "duration such as 30s or 0s" }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -159,6 +184,12 @@ export const AgentConfigFile = Type.Object(
       },
       { additionalProperties: false },
     ),
+    // Device links (issue #6, docs/links.md); a desired config from the cloud with `links` replaces these.
+    links: Type.Array(LinkConfig, {
+      default: [],
+      maxItems: MAX_LINKS,
+      description: "device links (serial, ble); ids must be unique",
+    }),
   },
   { additionalProperties: false },
 );
@@ -192,6 +223,9 @@ export interface AgentConfig {
     readonly confirmDeadlineMs: number;
     readonly confirmCommand?: readonly string[];
     readonly jobTimeoutMs: number;
+    /** Bytes per second; absent means unlimited. */
+    readonly downloadRateLimit?: number;
+    readonly startJitterMs: number;
   };
   readonly health: {
     readonly reportIntervalMs: number;
@@ -217,12 +251,22 @@ export interface AgentConfig {
     readonly files: readonly string[];
     readonly journal: boolean;
   };
+  /** Device links from the file, checked by `checkLinks` (durations stay text; each link resolves its own). */
+  readonly links: readonly LinkConfig[];
 }
 
-/** `updates.installer`, resolved: a script's argv and timeout, or the ab-slots root directory. */
+/** `updates.installer`, resolved: a script's argv and timeout, or the root directory of ab-slots or agent slots. */
 export type UpdateInstallerConfig =
-  | { readonly type: "script"; readonly command: readonly string[]; readonly timeoutMs: number }
-  | { readonly type: "ab-slots"; readonly root: string };
+  | {
+      readonly type: "script";
+      readonly command: readonly string[];
+      readonly timeoutMs: number;
+      readonly activation: "none" | "reboot";
+      readonly rebootCommand?: readonly string[];
+      readonly versionCommand?: readonly string[];
+    }
+  | { readonly type: "ab-slots"; readonly root: string }
+  | { readonly type: "agent"; readonly root: string; readonly maxBoots: number };
 
 /** The thresholds of the built-in health checks (`health.*` in the configuration). */
 export interface HealthThresholds {

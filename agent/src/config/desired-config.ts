@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type ConfigReported,
+  checkLinks,
   type DesiredConfig,
   DesiredConfigMessage,
   deviceTopic,
@@ -148,6 +149,9 @@ export class DesiredConfigHandler {
         throw new FieldgateError("PAYLOAD_MALFORMED", "the desired config is not valid JSON");
       }
       try {
+        // Links first, item by item against their own type, so the error names the right field.
+        const links = (json as { links?: unknown } | null)?.links;
+        if (links !== undefined) checkLinks(links, "links");
         message = validator.parse(DesiredConfigMessage, json);
       } catch (err) {
         const version = (json as { version?: unknown } | null)?.version;

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
+import { checkLinks, FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
 import type { TSchema } from "@sinclair/typebox";
+import { parseByteRate } from "../update/token-bucket.js";
 import { type AgentConfig, AgentConfigFile, type UpdateInstallerConfig } from "./config-schema.js";
 import { deriveDeviceUuid } from "./device-uuid.js";
 
@@ -89,6 +90,14 @@ function coerceEnv(schema: TSchema, text: string): unknown {
     return Number(text);
   }
   if (schema.type === "boolean" && /^(true|false)$/i.test(text.trim())) return text.trim().toLowerCase() === "true";
+  // Lists of objects (links) come as JSON from the environment.
+  if (schema.type === "array" && text.trim().startsWith("[")) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
   // Lists (logs.files) come comma-separated from the environment.
   if (schema.type === "array")
     return text
@@ -171,6 +180,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
 
   fillDefaults(AgentConfigFile, merged);
+  // Links are checked item by item against their own type first, so an error names the right field.
+  const links = checkLinks(merged.links, "links", "CONFIG_INVALID");
   let file: AgentConfigFile;
   try {
     file = validator.parse(AgentConfigFile, merged);
@@ -253,17 +264,27 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     };
   });
 
-  const inst = file.updates.installer;
-  const installer: UpdateInstallerConfig | undefined =
-    inst === undefined
-      ? undefined
-      : inst.type === "script"
-        ? {
-            type: "script",
-            command: [...inst.command],
-            timeoutMs: duration("updates.installer.timeout", inst.timeout ?? "10m"),
-          }
-        : { type: "ab-slots", root: inst.root };
+  const installer = updateInstaller(file.updates.installer, duration);
+  let downloadRateLimit: number | undefined;
+  if (file.updates.downloadRateLimit !== undefined) {
+    downloadRateLimit = parseByteRate(file.updates.downloadRateLimit);
+    if (downloadRateLimit === undefined) {
+      const field = "updates.downloadRateLimit";
+      const source = fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "";
+      throw invalid(
+        field,
+        `must be a rate such as 512KiB/s, 2MB/s or 100000B/s, got ${describeValue(file.updates.downloadRateLimit)}${source}`,
+      );
+    }
+  }
+  const startJitterMs = parseDuration(file.updates.startJitter);
+  if (startJitterMs === undefined || startJitterMs < 0) {
+    const source = fromEnv.has("updates.startJitter") ? ` (from ${fromEnv.get("updates.startJitter")})` : "";
+    throw invalid(
+      "updates.startJitter",
+      `must be a duration such as 0s, 30s or 5m, got ${describeValue(file.updates.startJitter)}${source}`,
+    );
+  }
 
   const uuid = (file.uuid ?? deriveDeviceUuid(options.machineIdFile)).toLowerCase();
 
@@ -296,6 +317,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       confirmDeadlineMs: duration("updates.confirmDeadline", file.updates.confirmDeadline),
       ...(file.updates.confirmCommand !== undefined && { confirmCommand: [...file.updates.confirmCommand] }),
       jobTimeoutMs: duration("updates.jobTimeout", file.updates.jobTimeout),
+      ...(downloadRateLimit !== undefined && { downloadRateLimit }),
+      startJitterMs,
     },
     health: {
       reportIntervalMs: duration("health.reportInterval", h.reportInterval),
@@ -320,8 +343,36 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       files: file.logs.files.map((f) => resolve(baseDir, f)),
       journal: file.logs.journal,
     },
+    links,
   };
   return { config: deepFreeze(config), warnings };
+}
+
+/** `updates.installer` resolved: durations in ms, defaults filled, the pairs a reboot needs checked. */
+function updateInstaller(
+  inst: AgentConfigFile["updates"]["installer"],
+  duration: (field: string, text: string) => number,
+): UpdateInstallerConfig | undefined {
+  if (inst === undefined) return undefined;
+  if (inst.type === "ab-slots") return { type: "ab-slots", root: inst.root };
+  if (inst.type === "agent") return { type: "agent", root: inst.root, maxBoots: inst.maxBoots ?? 3 };
+  const activation = inst.activation ?? "none";
+  if (activation === "reboot") {
+    // Without them the agent could neither restart the device nor tell which version came back.
+    for (const key of ["rebootCommand", "versionCommand"] as const) {
+      if (inst[key] === undefined) {
+        throw invalid(`updates.installer.${key}`, `is required with updates.installer.activation "reboot"`);
+      }
+    }
+  }
+  return {
+    type: "script",
+    command: [...inst.command],
+    timeoutMs: duration("updates.installer.timeout", inst.timeout ?? "10m"),
+    activation,
+    ...(inst.rebootCommand !== undefined && { rebootCommand: [...inst.rebootCommand] }),
+    ...(inst.versionCommand !== undefined && { versionCommand: [...inst.versionCommand] }),
+  };
 }
 
 /** Freezes an object graph so no capability can change configuration after validation. */

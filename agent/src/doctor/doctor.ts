@@ -6,11 +6,13 @@ import tls from "node:tls";
 import { ENROLL_CHECK_DIGEST, type EnrollCheckResponse, type FieldgateError } from "@fieldgate/shared";
 import mqtt from "mqtt";
 import type { AgentConfig } from "../config/config-schema.js";
+import { FileDesiredConfigStore } from "../config/desired-config.js";
 import { loadConfig } from "../config/load-config.js";
 import { FactoryKey } from "../identity/factory-key.js";
 import { type Identity, IdentityStore } from "../identity/identity-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
 import { apiUrl, postJson } from "../transport/https-json.js";
+import { checkBluetooth } from "./bluetooth-check.js";
 
 export type DoctorStatus = "ok" | "warning" | "fail";
 
@@ -36,8 +38,9 @@ const CLOCK_WARN_MS = 60_000;
 
 /**
  * A field engineer's diagnosis of the gateway, one check after another, each with a fix: config,
- * DNS, TCP, TLS, clock, registration and window, certificate, broker, updates, disk. Later checks
- * that depend on a failed one are reported as skipped (warning) rather than failing twice.
+ * DNS, TCP, TLS, clock, registration and window, certificate, broker, updates, Bluetooth (when BLE
+ * links are configured), disk. Later checks that depend on a failed one are reported as skipped
+ * (warning) rather than failing twice.
  */
 export class Doctor {
   private readonly now: () => number;
@@ -96,6 +99,10 @@ export class Doctor {
         ? "software updates are enabled (updates.enabled)"
         : "software updates are disabled (updates.enabled: false)",
     });
+    // Only with BLE links configured; the cloud's links, once applied, replace the file's.
+    const links = new FileDesiredConfigStore(config.dataDir).load()?.desired.links ?? config.links;
+    const bluetooth = await checkBluetooth(links);
+    if (bluetooth) add(bluetooth);
     add(this.disk(config));
     return results;
   }

@@ -15,6 +15,7 @@ import {
 import { ClockSkew } from "./clock-skew.js";
 import { CommandCheck } from "./command-check.js";
 import { HealthMonitor, type HealthPublisher } from "./health-monitor.js";
+import type { PostedStatusStore } from "./posted-status-store.js";
 
 /** What the agent's health capability needs from the rest of the agent. */
 export interface AgentHealthDeps {
@@ -23,6 +24,8 @@ export interface AgentHealthDeps {
   backlog: () => Backlog;
   publisher: HealthPublisher;
   logger: Logger;
+  /** Keeps statuses posted through the local API across restarts. */
+  postedStatuses?: PostedStatusStore;
 }
 
 /** The monitor with every built-in and configured check, and the clock measurement it judges. */
@@ -74,6 +77,7 @@ export function createAgentHealth(deps: AgentHealthDeps): AgentHealth {
     publisher,
     logger,
     options: { reportIntervalMs: config.health.reportIntervalMs, checkIntervalMs: config.health.checkIntervalMs },
+    ...(deps.postedStatuses && { postedStore: deps.postedStatuses }),
   });
   // Judge the clock as soon as a measurement lands, not at the next check round.
   clockSkew.on("measured", () => void monitor.runNow("clock"));

@@ -9,6 +9,7 @@ import {
   clampMessage,
   type HealthCheck,
 } from "./health-check.js";
+import type { PostedStatusStore } from "./posted-status-store.js";
 
 /** Where reports go: the MQTT session's `health` topic in the agent. */
 export interface HealthPublisher {
@@ -41,6 +42,8 @@ export interface HealthMonitorDeps {
   logger: Logger;
   options: HealthMonitorOptions;
   clock?: { now(): number };
+  /** Keeps posted statuses across restarts; without it they live in memory only. */
+  postedStore?: PostedStatusStore;
 }
 
 /** Events of the monitor. */
@@ -51,6 +54,8 @@ export interface HealthMonitorEvents {
 
 /** The longest time-to-live a posted status may ask for (a timer's limit is about 24.8 days). */
 export const MAX_TTL_MS = 7 * 86_400_000;
+
+const CHECK_STATUSES: readonly CheckStatus[] = ["ok", "warning", "critical", "unknown"];
 
 interface Posted {
   timer: NodeJS.Timeout | undefined;
@@ -89,10 +94,11 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     return (this.deps.clock ?? Date).now();
   }
 
-  /** Runs every check now and then on its interval, and starts the periodic report. */
+  /** Restores the posted statuses kept before a restart, runs every check now and then on its interval, and starts the periodic report. */
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.restorePosted();
     for (const check of this.deps.checks) {
       void this.runCheck(check);
       const timer = setInterval(() => void this.runCheck(check), check.intervalMs ?? this.deps.options.checkIntervalMs);
@@ -123,6 +129,24 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   }
 
   /**
+   * Runs every scheduled check and resolves once each has a result from a run started after the
+   * call: an update's confirmation must not rest on a result from before its activation.
+   */
+  async runAll(): Promise<void> {
+    const settled = async (name: string) => {
+      while (this.running.has(name)) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    await Promise.all(
+      this.deps.checks.map(async (c) => {
+        // A run under way may have started before the call: let it end, then run again.
+        await settled(c.name);
+        await this.runCheck(c);
+        await settled(c.name);
+      }),
+    );
+  }
+
+  /**
    * Sets a pushed status (the local API's). With `ttlMs`, it turns `unknown` unless posted again in time.
    * Throws `VALIDATION_FAILED` for a bad name, a name owned by a scheduled check, or too many statuses.
    */
@@ -146,30 +170,51 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
         "ttl",
       );
     }
+    const result: CheckResult = { name, status, message: clampMessage(message) };
+    const expiresAt = ttlMs === undefined ? undefined : this.now() + ttlMs;
+    // Stored first: a status the API acknowledged must be there after a restart.
+    this.deps.postedStore?.save({ ...result, ttlMs: ttlMs ?? null, expiresAt: expiresAt ?? null });
     const entry = this.posted.get(name) ?? { timer: undefined };
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = undefined;
     this.posted.set(name, entry);
-    const result: CheckResult = { name, status, message: clampMessage(message) };
     this.update(result);
-    if (ttlMs === undefined) return result;
-    entry.timer = setTimeout(() => {
-      entry.timer = undefined;
-      this.update({ name, status: "unknown", message: `no update within ttl (${formatDuration(ttlMs)})` });
-    }, ttlMs);
-    entry.timer.unref();
-    return { ...result, expiresAt: this.now() + ttlMs };
+    if (ttlMs === undefined || expiresAt === undefined) return result;
+    this.expireLater(name, entry, ttlMs, ttlMs);
+    return { ...result, expiresAt };
   }
 
   /** Removes a pushed status; `false` if there was none. */
   remove(name: string): boolean {
     const entry = this.posted.get(name);
     if (!entry) return false;
+    this.deps.postedStore?.remove(name);
     if (entry.timer) clearTimeout(entry.timer);
     this.posted.delete(name);
     this.results.delete(name);
     this.changed();
     return true;
+  }
+
+  /**
+   * Sets a check that another capability judges on its own schedule (a device link's state, as
+   * `link.<id>`). Unlike `post`, such checks do not count against `maxPosted`; `drop` removes one.
+   */
+  set(result: CheckResult): void {
+    if (
+      !CHECK_NAME_PATTERN.test(result.name) ||
+      this.deps.checks.some((c) => c.name === result.name) ||
+      this.posted.has(result.name)
+    ) {
+      throw new TypeError(`check name ${JSON.stringify(result.name)} is invalid or owned by another check`);
+    }
+    this.update({ name: result.name, status: result.status, message: clampMessage(result.message) });
+  }
+
+  /** Removes a check set with `set`; scheduled and posted checks are left alone. */
+  drop(name: string): void {
+    if (this.posted.has(name) || this.deps.checks.some((c) => c.name === name)) return;
+    if (this.results.delete(name)) this.changed();
   }
 
   /** The latest result of one check. */
@@ -193,6 +238,60 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   /** Call on every (re)connect: the cloud gets the current state even if nothing changed meanwhile. */
   connected(): void {
     void this.publish();
+  }
+
+  /** Turns a posted status `unknown` in `delayMs` unless it is posted again. */
+  private expireLater(name: string, entry: Posted, ttlMs: number, delayMs: number): void {
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      this.update({ name, status: "unknown", message: expiredMessage(ttlMs) });
+    }, delayMs);
+    entry.timer.unref();
+  }
+
+  /**
+   * Brings back the statuses posted before a restart: one whose ttl ran out (while the agent was
+   * down, too) is `unknown` as it would have been; the rest keep their remaining ttl, never more
+   * than the ttl itself (a clock set back at boot must not stretch it). Damaged rows are skipped.
+   */
+  private restorePosted(): void {
+    const store = this.deps.postedStore;
+    if (!store) return;
+    let rows: ReturnType<PostedStatusStore["all"]>;
+    try {
+      rows = store.all();
+    } catch (err) {
+      this.deps.logger.warn({ err: (err as Error).message }, "posted statuses could not be read; they start empty");
+      return;
+    }
+    const now = this.now();
+    const max = this.deps.options.maxPosted ?? 128;
+    for (const row of rows) {
+      const { name, ttlMs, expiresAt } = row;
+      const status = row.status as CheckStatus;
+      const valid =
+        CHECK_NAME_PATTERN.test(name) &&
+        CHECK_STATUSES.includes(status) &&
+        !this.deps.checks.some((c) => c.name === name) &&
+        (ttlMs === null || (ttlMs > 0 && ttlMs <= MAX_TTL_MS && expiresAt !== null));
+      if (!valid || this.posted.has(name) || this.posted.size >= max) continue;
+      const entry: Posted = { timer: undefined };
+      this.posted.set(name, entry);
+      const result: CheckResult = { name, status, message: clampMessage(String(row.message)) };
+      if (ttlMs === null || expiresAt === null) {
+        this.update(result);
+        continue;
+      }
+      const remaining = Math.min(ttlMs, expiresAt - now);
+      if (remaining <= 0) {
+        this.update({ name, status: "unknown", message: expiredMessage(ttlMs) });
+        continue;
+      }
+      this.update(result);
+      this.expireLater(name, entry, ttlMs, remaining);
+    }
+    if (this.posted.size > 0)
+      this.deps.logger.info({ count: this.posted.size }, `restored ${this.posted.size} posted statuses`);
   }
 
   private async runCheck(check: HealthCheck): Promise<void> {
@@ -266,4 +365,8 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
       await this.publish();
     }
   }
+}
+
+function expiredMessage(ttlMs: number): string {
+  return `no update within ttl (${formatDuration(ttlMs)})`;
 }

@@ -5,6 +5,7 @@ import { FieldgateError, parseDuration, Reading, SchemaValidator } from "@fieldg
 import type { Logger } from "pino";
 import type { CheckResult, CheckStatus } from "../health/health-check.js";
 import type { HealthSnapshot } from "../health/health-monitor.js";
+import type { LinkView } from "../links/link-manager.js";
 import type { ReadingSink } from "../outbox/outbox-writer.js";
 import { LOCAL_STATUS_NAME, LocalStatusBody, LocalTelemetryBody } from "./local-api-schemas.js";
 
@@ -24,6 +25,8 @@ export interface LocalApiOptions {
   port?: number;
   sink: Pick<ReadingSink, "append">;
   health: LocalStatusTarget;
+  /** Device links for `GET /v1/links` (`fieldgate-agent links`); absent: an empty list. */
+  links?: { list(): LinkView[] };
   logger: Logger;
   now?: () => number;
 }
@@ -137,6 +140,7 @@ export class LocalApi {
     const method = req.method ?? "GET";
     if (path === "/v1/telemetry" && method === "POST") return this.telemetry(await readJson(req), res);
     if (path === "/v1/status" && method === "GET") return send(res, 200, this.options.health.snapshot());
+    if (path === "/v1/links" && method === "GET") return send(res, 200, { links: this.options.links?.list() ?? [] });
     const named = /^\/v1\/status\/([^/]+)$/.exec(path);
     if (named) {
       const name = statusName(named[1] as string);

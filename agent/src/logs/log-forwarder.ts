@@ -1,6 +1,7 @@
 import { deviceTopic, type LogBatch, type LogLevelName } from "@fieldgate/shared";
 import type { MessageSink } from "../transport/mqtt-session.js";
 import { LEVEL_VALUES, type LogEntry, truncateMsg } from "./log-entry.js";
+import type { LogBuffer, LogDrops } from "./sqlite-log-buffer.js";
 
 /** Tuning of the forwarder (from `logs.*` in the agent config). */
 export interface LogForwarderOptions {
@@ -9,12 +10,20 @@ export interface LogForwarderOptions {
   batchMax: number;
   flushIntervalMs: number;
   maxLinesPerSecond: number;
+  /** Lines waiting to be batched beyond which the oldest are dropped (the buffer's own cap should match). */
   bufferMax: number;
+  /** The durable buffer (`SqliteLogBuffer` in the agent database). */
+  store: LogBuffer;
+  /** How long accepted lines are staged before one commit; default `DEFAULT_PERSIST_DELAY_MS`. */
+  persistDelayMs?: number;
+  /** Told when the buffer fails, once per distinct message (the forwarder itself never logs). */
+  onStoreError?: (message: string) => void;
   clock?: () => number;
 }
 
 /** Counters for status and tests. */
 export interface LogForwarderStats {
+  /** Lines accepted and not yet acknowledged by the broker (on disk or about to be). */
   buffered: number;
   forwarded: number;
   droppedRateLimit: number;
@@ -25,37 +34,50 @@ export interface LogForwarderStats {
 const MAX_BATCH_BYTES = 512 * 1024;
 /** LogBatch allows at most 1000 entries. */
 const MAX_BATCH_ENTRIES = 1000;
+/**
+ * How long accepted lines wait in memory before they are committed together: one fsync per
+ * commit, so a chatty tick costs one transaction, not one per line. A crash loses at most this.
+ */
+export const DEFAULT_PERSIST_DELAY_MS = 100;
 
 /**
- * Forwards log entries to the cloud's `logs` topic in batches, at QoS 1.
+ * Forwards log entries to the cloud's `logs` topic in batches, at QoS 1, through a durable buffer.
  *
  * - entries below `minLevel` are ignored (not a drop: the operator did not ask for them);
  * - a token bucket (`maxLinesPerSecond`, burst of one second's worth) drops and counts the excess,
  *   so a log storm cannot saturate the uplink;
- * - while offline, entries wait in a bounded buffer (`bufferMax`); beyond it the oldest go, counted;
- * - each flush that has drops to report prepends a warn entry "dropped N log lines (reason)"; the
- *   counters are cleared only once that batch is acknowledged, so a drop is never lost silently.
+ * - accepted entries are committed to the buffer (SQLite) together within `persistDelayMs`, or at
+ *   once when `batchMax` wait; there at most `bufferMax` lines wait, beyond it the oldest go, counted;
+ * - a batch is persisted with its identity (`stream`, `seq`) before it is published and deleted only
+ *   after its PUBACK; until then it is sent again, identical, after a failure, a reconnect or a
+ *   restart, and the cloud stores it once;
+ * - each batch formed while drops are pending begins with a warn entry "dropped N log lines
+ *   (reason)"; the counts are persisted and move into the batch, so a drop is never lost silently.
  *
- * Logs are best effort by design: unlike telemetry they live in memory, so a restart loses what
- * was buffered.
+ * It never throws to its callers and never logs (a log line about logging would feed itself):
+ * a buffer failure goes to `onStoreError`, and the lines wait in memory until the buffer works again.
  */
 export class LogForwarder {
-  private buffer: LogEntry[] = [];
+  private staged: LogEntry[] = [];
+  private readonly stagedDrops: LogDrops = { rate: 0, buffer: 0 };
   private sink: MessageSink | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private persistTimer: NodeJS.Timeout | undefined;
   private inFlight = false;
   private tokens: number;
   private lastRefill: number;
   private minValue: number;
   private rate: number;
-  private pendingDrops = { rate: 0, buffer: 0 };
+  private lastStoreError: string | undefined;
   private readonly totals: LogForwarderStats = { buffered: 0, forwarded: 0, droppedRateLimit: 0, droppedBufferFull: 0 };
   private readonly clock: () => number;
   private readonly topic: string;
+  private readonly store: LogBuffer;
   private readonly onConnected = () => void this.flush();
 
   constructor(private readonly options: LogForwarderOptions) {
     this.clock = options.clock ?? Date.now;
+    this.store = options.store;
     this.topic = deviceTopic(options.uuid, { kind: "logs" });
     this.minValue = LEVEL_VALUES[options.minLevel];
     this.rate = options.maxLinesPerSecond;
@@ -77,7 +99,7 @@ export class LogForwarder {
   }
 
   stats(): LogForwarderStats {
-    return { ...this.totals, buffered: this.buffer.length };
+    return { ...this.totals, buffered: this.store.stored + this.staged.length };
   }
 
   /** Where batches go; until a sink is attached (enrolling) entries wait in the buffer. */
@@ -94,11 +116,13 @@ export class LogForwarder {
     this.timer.unref();
   }
 
-  /** Stops the timer, then tries one last flush for up to `timeoutMs`. */
+  /** Stops the timer, commits what is staged, then tries one last flush for up to `timeoutMs`. */
   async stop(timeoutMs = 1000): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.persist();
     await Promise.race([this.flush(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    this.persist();
     this.sink?.off("connected", this.onConnected);
   }
 
@@ -106,80 +130,101 @@ export class LogForwarder {
   accept(entry: LogEntry): void {
     if (LEVEL_VALUES[entry.level] < this.minValue) return;
     if (!this.takeToken()) {
-      this.pendingDrops.rate++;
+      this.stagedDrops.rate++;
       this.totals.droppedRateLimit++;
+      this.schedulePersist();
       return;
     }
-    this.push({ ts: entry.ts, level: entry.level, msg: truncateMsg(entry.msg) });
-    if (this.buffer.length >= this.options.batchMax) void this.flush();
+    this.staged.push({ ts: entry.ts, level: entry.level, msg: truncateMsg(entry.msg) });
+    if (this.staged.length >= this.options.batchMax) {
+      this.persist();
+      if (this.store.waiting >= this.options.batchMax) void this.flush();
+    } else {
+      this.schedulePersist();
+    }
   }
 
-  /** Publishes what is buffered, one batch at a time, while connected; one flush runs at a time. */
+  /**
+   * Publishes the pending batch (again) or forms the next one, one at a time, while connected;
+   * a batch is deleted from the buffer only after its PUBACK.
+   */
   async flush(): Promise<void> {
     const sink = this.sink;
     if (this.inFlight || !sink?.connected) return;
-    const reports = this.dropReports();
-    if (this.buffer.length === 0 && reports.length === 0) return;
     this.inFlight = true;
+    let sentOne = false;
     try {
-      const drops = { ...this.pendingDrops };
-      const entries = [...reports, ...this.takeBatch(reports)];
-      const batch: LogBatch = { v: 1, entries };
-      const sent = entries.length - reports.length;
+      this.persist();
+      const batch = this.guard(
+        () => this.store.pendingBatch() ?? this.store.nextBatch(this.batchLimit(), MAX_BATCH_BYTES, this.clock()),
+      );
+      if (!batch) return;
+      const message: LogBatch = { v: 1, stream: this.store.stream, seq: batch.seq, entries: batch.entries };
       try {
-        await sink.publish(this.topic, JSON.stringify(batch), { qos: 1 });
+        await sink.publish(this.topic, JSON.stringify(message), { qos: 1 });
       } catch {
-        // Back to the front of the queue; the drop counts stay pending for the next report.
-        this.buffer.unshift(...entries.slice(reports.length));
-        this.trimOverflow();
+        // The batch stays in the buffer as it is, and goes again with the next flush or connect.
         return;
       }
-      this.pendingDrops.rate -= drops.rate;
-      this.pendingDrops.buffer -= drops.buffer;
-      this.totals.forwarded += sent;
+      this.guard(() => this.store.ack(batch.seq));
+      this.totals.forwarded += batch.lines;
+      sentOne = true;
     } finally {
       this.inFlight = false;
     }
-    // A backlog (after an outage) drains batch after batch, not one per interval.
-    if (this.buffer.length >= this.options.batchMax) await this.flush();
+    // A backlog (after an outage or a restart) drains batch after batch, not one per interval.
+    if (sentOne && this.store.waiting >= this.options.batchMax) await this.flush();
   }
 
-  private dropReports(): LogEntry[] {
-    const now = this.clock();
-    const reports: LogEntry[] = [];
-    if (this.pendingDrops.rate > 0) {
-      reports.push({ ts: now, level: "warn", msg: `dropped ${this.pendingDrops.rate} log lines (rate limit)` });
+  /** Commits the staged lines and drop counts in one transaction; on failure they stay staged (bounded). */
+  private persist(): void {
+    if (this.persistTimer) clearTimeout(this.persistTimer);
+    this.persistTimer = undefined;
+    if (this.staged.length === 0 && this.stagedDrops.rate === 0 && this.stagedDrops.buffer === 0) return;
+    const result = this.guard(() => this.store.append(this.staged, this.stagedDrops));
+    if (!result) {
+      this.trimStaged();
+      return;
     }
-    if (this.pendingDrops.buffer > 0) {
-      reports.push({ ts: now, level: "warn", msg: `dropped ${this.pendingDrops.buffer} log lines (buffer full)` });
+    this.staged = [];
+    this.stagedDrops.rate = 0;
+    this.stagedDrops.buffer = 0;
+    this.totals.droppedBufferFull += result.dropped;
+  }
+
+  private schedulePersist(): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => this.persist(), this.options.persistDelayMs ?? DEFAULT_PERSIST_DELAY_MS);
+    this.persistTimer.unref();
+  }
+
+  /** While the buffer fails, memory holds at most `bufferMax` lines; the oldest go, counted. */
+  private trimStaged(): void {
+    const excess = this.staged.length - this.options.bufferMax;
+    if (excess > 0) {
+      this.staged.splice(0, excess);
+      this.stagedDrops.buffer += excess;
+      this.totals.droppedBufferFull += excess;
     }
-    return reports;
+    this.schedulePersist();
   }
 
-  private takeBatch(reports: LogEntry[]): LogEntry[] {
-    const max = Math.min(this.options.batchMax, MAX_BATCH_ENTRIES) - reports.length;
-    let bytes = reports.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)) + 1, 32);
-    let count = 0;
-    while (count < max && count < this.buffer.length) {
-      const size = Buffer.byteLength(JSON.stringify(this.buffer[count])) + 1;
-      if (count > 0 && bytes + size > MAX_BATCH_BYTES) break;
-      bytes += size;
-      count++;
+  /** Runs a buffer operation; a failure (a damaged or full disk) is reported once per message, never thrown. */
+  private guard<T>(operation: () => T): T | undefined {
+    try {
+      const result = operation();
+      this.lastStoreError = undefined;
+      return result;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== this.lastStoreError) this.options.onStoreError?.(message);
+      this.lastStoreError = message;
+      return undefined;
     }
-    return this.buffer.splice(0, count);
   }
 
-  private push(entry: LogEntry): void {
-    this.buffer.push(entry);
-    this.trimOverflow();
-  }
-
-  private trimOverflow(): void {
-    const excess = this.buffer.length - this.options.bufferMax;
-    if (excess <= 0) return;
-    this.buffer.splice(0, excess);
-    this.pendingDrops.buffer += excess;
-    this.totals.droppedBufferFull += excess;
+  private batchLimit(): number {
+    return Math.min(this.options.batchMax, MAX_BATCH_ENTRIES);
   }
 
   private takeToken(): boolean {

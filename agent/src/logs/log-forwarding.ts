@@ -7,6 +7,7 @@ import { FileTail } from "./file-tail.js";
 import { JournalSource } from "./journal-source.js";
 import { entryFromPinoLine, guessLevel, LEVEL_VALUES } from "./log-entry.js";
 import { LogForwarder } from "./log-forwarder.js";
+import type { LogBuffer } from "./sqlite-log-buffer.js";
 
 /** The levels in force: what the agent writes locally, what it forwards, and how fast. */
 export interface EffectiveLogLevels {
@@ -44,6 +45,8 @@ export interface LogForwardingOptions {
   logger: Logger;
   /** The tee behind `logger`; without it the agent's own lines are not forwarded (test loggers). */
   tee: LogTee | undefined;
+  /** The durable buffer of forwarded lines (a `SqliteLogBuffer` on the agent database); the caller closes it. */
+  store: LogBuffer;
   clock?: () => number;
 }
 
@@ -69,6 +72,8 @@ export class LogForwarding {
       flushIntervalMs: config.logs.flushIntervalMs,
       maxLinesPerSecond: config.logs.maxLinesPerSecond,
       bufferMax: config.logs.bufferMax,
+      store: options.store,
+      onStoreError: (message) => this.problem(`the log buffer failed; lines wait in memory: ${message}`),
       ...(options.clock && { clock: options.clock }),
     });
   }

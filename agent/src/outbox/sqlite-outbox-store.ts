@@ -18,6 +18,7 @@ interface ReadingRow {
   ts: number;
   value: string;
   unit: string | null;
+  source: string | null;
 }
 
 const validator = new SchemaValidator();
@@ -58,6 +59,10 @@ export class SqliteOutboxStore implements OutboxStore {
       CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);
       PRAGMA user_version = ${SCHEMA_VERSION};
     `);
+    // Device links (issue #6) tag readings with their link id. The column is added in place, without
+    // a version bump: an older agent (after a firmware rollback) still reads and writes this database.
+    const columns = this.db.prepare("SELECT name FROM pragma_table_info('readings')").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "source")) this.db.exec("ALTER TABLE readings ADD COLUMN source TEXT");
     const insertMeta = this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)");
     this.db.transaction(() => {
       // The stream id is born with the database: a new database is a new stream, so its seq 1 never collides.
@@ -71,17 +76,17 @@ export class SqliteOutboxStore implements OutboxStore {
       setMeta: this.db.prepare<[string, string]>(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
       ),
-      insert: this.db.prepare<[string, number, string, string | null]>(
-        "INSERT INTO readings (name, ts, value, unit) VALUES (?, ?, ?, ?)",
+      insert: this.db.prepare<[string, number, string, string | null, string | null]>(
+        "INSERT INTO readings (name, ts, value, unit, source) VALUES (?, ?, ?, ?, ?)",
       ),
       dropOldest: this.db.prepare<[number, number]>(
         "DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE id > ? ORDER BY id LIMIT ?)",
       ),
       unbatched: this.db.prepare<[number, number], { id: number } & ReadingRow>(
-        "SELECT id, name, ts, value, unit FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+        "SELECT id, name, ts, value, unit, source FROM readings WHERE id > ? ORDER BY id LIMIT ?",
       ),
       range: this.db.prepare<[number, number], ReadingRow>(
-        "SELECT name, ts, value, unit FROM readings WHERE id BETWEEN ? AND ? ORDER BY id",
+        "SELECT name, ts, value, unit, source FROM readings WHERE id BETWEEN ? AND ? ORDER BY id",
       ),
       batches: this.db.prepare<[], { seq: number; first_id: number; last_id: number }>(
         "SELECT seq, first_id, last_id FROM batches ORDER BY seq",
@@ -125,7 +130,9 @@ export class SqliteOutboxStore implements OutboxStore {
     // A reading the cloud would refuse must fail here, at its producer, not poison a batch forever.
     for (const [i, r] of readings.entries()) validator.parse(Reading, r, `readings[${i}]`);
     return this.db.transaction(() => {
-      for (const r of readings) this.stmt.insert.run(r.name, r.ts, JSON.stringify(r.value), r.unit ?? null);
+      for (const r of readings) {
+        this.stmt.insert.run(r.name, r.ts, JSON.stringify(r.value), r.unit ?? null, r.source ?? null);
+      }
       this.rows += readings.length;
       return { appended: readings.length, dropped: this.enforceCap() };
     })();
@@ -139,7 +146,7 @@ export class SqliteOutboxStore implements OutboxStore {
       let value = Number(this.stmt.getMeta.get(key)?.value ?? 0);
       for (let i = 0; i < count; i++) {
         value += 1;
-        this.stmt.insert.run(name, ts, JSON.stringify(value), null);
+        this.stmt.insert.run(name, ts, JSON.stringify(value), null, null);
       }
       this.stmt.setMeta.run(key, String(value));
       this.rows += count;
@@ -214,5 +221,6 @@ export class SqliteOutboxStore implements OutboxStore {
 function toReading(row: ReadingRow): Reading {
   const reading: Reading = { name: row.name, ts: row.ts, value: JSON.parse(row.value) as Reading["value"] };
   if (row.unit !== null) reading.unit = row.unit;
+  if (row.source !== null) reading.source = row.source;
   return reading;
 }

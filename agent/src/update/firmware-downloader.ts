@@ -3,6 +3,7 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { FieldgateError, SchemaValidator, SignedManifest } from "@fieldgate/shared";
 import { apiUrl, type HttpsTrust } from "../transport/https-json.js";
+import { type BucketClock, realClock, TokenBucket } from "./token-bucket.js";
 
 /** Where and how to reach the cloud: its API URL and the device's mTLS material. */
 export interface DownloadEndpoint {
@@ -11,10 +12,27 @@ export interface DownloadEndpoint {
   timeoutMs?: number;
 }
 
+/** How an image download behaves; every field is optional. */
+export interface DownloadOptions {
+  /** Bytes per second (`updates.downloadRateLimit`); absent means unlimited. */
+  rateLimit?: number;
+  /** How often a dropped or failed connection is retried (with Range) within one `download`; default 0. */
+  retries?: number;
+  /** The first retry's delay; it doubles with each retry, up to 30 s. Default 1 s. */
+  retryDelayMs?: number;
+  /** Time for the rate limit and the retry delays; tests inject a fake one. */
+  clock?: BucketClock;
+  /** Told about each retry, for the log. */
+  onRetry?: (info: { attempt: number; have: number; delayMs: number; error: Error }) => void;
+}
+
+const MAX_RETRY_DELAY_MS = 30_000;
+
 /**
  * Fetches manifests and images over mTLS. Images go to `<dataDir>/staging/<sha256>.part` and
  * resume with HTTP Range after a dropped connection; nothing is written outside `staging/`, and
- * never more than the manifest's size: extra bytes abort the download.
+ * never more than the manifest's size: extra bytes abort the download. With a rate limit, every
+ * chunk passes one token bucket per `download` call, so the limit also holds across resumes.
  */
 export class FirmwareDownloader {
   private readonly validator = new SchemaValidator();
@@ -23,6 +41,7 @@ export class FirmwareDownloader {
   constructor(
     dataDir: string,
     private readonly endpoint: DownloadEndpoint,
+    private readonly options: DownloadOptions = {},
   ) {
     this.stagingDir = join(dataDir, "staging");
   }
@@ -41,8 +60,28 @@ export class FirmwareDownloader {
     return join(this.stagingDir, `${signed.manifest.sha256}.part`);
   }
 
-  /** Downloads (or finishes downloading) the image; returns the staging file, exactly `size` bytes long. */
+  /**
+   * Downloads (or finishes downloading) the image; returns the staging file, exactly `size` bytes
+   * long. An unreachable cloud or a dropped connection is retried (`retries`), resuming with Range;
+   * any other error is final.
+   */
   async download(signed: SignedManifest): Promise<string> {
+    const { rateLimit, retries = 0, retryDelayMs = 1000, onRetry } = this.options;
+    const clock = this.options.clock ?? realClock;
+    const bucket = rateLimit === undefined ? undefined : new TokenBucket(rateLimit, { clock });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.attempt(signed, bucket);
+      } catch (err) {
+        if (!(err instanceof FieldgateError) || err.code !== "CLOUD_UNREACHABLE" || attempt > retries) throw err;
+        const delayMs = Math.min(MAX_RETRY_DELAY_MS, retryDelayMs * 2 ** (attempt - 1));
+        onRetry?.({ attempt, have: existsSize(this.partPath(signed)), delayMs, error: err });
+        await clock.sleep(delayMs);
+      }
+    }
+  }
+
+  private async attempt(signed: SignedManifest, bucket: TokenBucket | undefined): Promise<string> {
     const { name, version, size } = signed.manifest;
     mkdirSync(this.stagingDir, { recursive: true, mode: 0o700 });
     const part = this.partPath(signed);
@@ -78,6 +117,9 @@ export class FirmwareDownloader {
           const fd = openSync(part, offset === 0 ? "w" : "r+", 0o600);
           let position = offset;
           let done = false;
+          // With a rate limit each chunk waits for its tokens with the response paused; `end`
+          // waits for the chunks still queued here.
+          let queued: Promise<void> = Promise.resolve();
           const finish = (err?: Error) => {
             if (done) return;
             done = true;
@@ -89,7 +131,7 @@ export class FirmwareDownloader {
             if (err) reject(err);
             else resolve();
           };
-          res.on("data", (chunk: Buffer) => {
+          const write = (chunk: Buffer) => {
             if (done) return;
             const room = size - position;
             writeSync(fd, chunk, 0, Math.min(room, chunk.length), position);
@@ -104,12 +146,28 @@ export class FirmwareDownloader {
                 ),
               );
             }
+          };
+          res.on("data", (chunk: Buffer) => {
+            if (done) return;
+            if (!bucket) {
+              write(chunk);
+              return;
+            }
+            res.pause();
+            queued = queued
+              .then(() => bucket.take(chunk.length))
+              .then(() => {
+                write(chunk);
+                if (!done) res.resume();
+              });
           });
           res.on("aborted", () => finish(unreachable(url, new Error(`connection dropped at byte ${position}`))));
           res.on("error", (err) => finish(unreachable(url, err)));
           res.on("end", () => {
-            if (position < size) finish(unreachable(url, new Error(`connection ended at byte ${position}`)));
-            else finish();
+            void queued.then(() => {
+              if (position < size) finish(unreachable(url, new Error(`connection ended at byte ${position}`)));
+              else finish();
+            });
           });
         },
       );

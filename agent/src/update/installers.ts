@@ -11,14 +11,19 @@ import {
   symlinkSync,
 } from "node:fs";
 import { join } from "node:path";
-import { FieldgateError } from "@fieldgate/shared";
+import { type ErrorCode, FieldgateError } from "@fieldgate/shared";
 
 /** What an installer is told about the job; `plan` is what `plan()` returned, persisted before install. */
 export interface InstallContext {
   jobId: string;
   version: string;
   plan: InstallPlan;
+  /** Epoch ms by which the new version must confirm; set from ACTIVATING on. */
+  confirmBy?: number;
 }
+
+/** After a boot: the new version runs, or it does not and why (a coded reason for the report). */
+export type VersionCheck = { running: true } | { running: false; code?: ErrorCode; message: string };
 
 /** Where the image goes, decided before anything is written so recovery knows what to undo. */
 export interface InstallPlan {
@@ -40,6 +45,13 @@ export interface Installer {
   activate(job: InstallContext): Promise<void>;
   rollback(job: InstallContext): Promise<void>;
   commit(job: InstallContext): Promise<void>;
+  /**
+   * Only for installers whose activation restarts the agent or the device ("after reboot"): called
+   * once CONFIRMING is persisted; the agent or the device is expected to go down afterwards.
+   */
+  restart?(job: InstallContext): Promise<void>;
+  /** With `restart`: whether the new version is what runs now, asked at boot and before confirming. */
+  checkRunning?(job: InstallContext): Promise<VersionCheck>;
 }
 
 /** Output kept from a command: enough to diagnose, small enough for a report. */
@@ -108,6 +120,45 @@ export class ScriptInstaller implements Installer {
   async activate(): Promise<void> {}
   async rollback(): Promise<void> {}
   async commit(): Promise<void> {}
+}
+
+/**
+ * `script` with `activation: "reboot"`: the install command flashes and switches what boots, as
+ * above; once CONFIRMING is persisted the agent runs `rebootCommand`, and after the device comes
+ * back `versionCommand` (its first line) tells whether the new version runs. If it does, the
+ * agent confirms it with the deadline that is left; if not, the job ends ROLLED_BACK.
+ */
+export class RebootingScriptInstaller extends ScriptInstaller {
+  constructor(
+    options: { command: readonly string[]; timeoutMs: number },
+    private readonly reboot: { rebootCommand: readonly string[]; versionCommand: readonly string[] },
+  ) {
+    super(options);
+  }
+
+  async restart(): Promise<void> {
+    const r = await runCommand(this.reboot.rebootCommand, 60_000);
+    if (r.code !== 0) {
+      throw new FieldgateError(
+        "UPDATE_BOOT_FAILED",
+        `reboot command exited with ${r.code ?? "an error"}: ${r.output.trim()}`,
+      );
+    }
+  }
+
+  async checkRunning(job: InstallContext): Promise<VersionCheck> {
+    const r = await runCommand(this.reboot.versionCommand, 60_000);
+    const running = r.output.trim().split("\n")[0]?.trim() ?? "";
+    if (r.code === 0 && running === job.version) return { running: true };
+    return {
+      running: false,
+      code: "UPDATE_BOOT_FAILED",
+      message:
+        r.code === 0
+          ? `the device runs ${running || "(nothing printed)"}, not ${job.version}`
+          : `the version command exited with ${r.code ?? "an error"}: ${r.output.trim()}`,
+    };
+  }
 }
 
 const SLOTS = ["a", "b"] as const;

@@ -18,6 +18,12 @@ export interface UpdateJobRow {
   attempt: number;
   /** Epoch ms after which the job may no longer be IN_PROGRESS. */
   deadline: number;
+  /** Epoch ms by which the new version must confirm, set when activation starts; kept across restarts. */
+  confirmBy: number | null;
+  /** A rollout's auto-rollback job (`JobNotify.rollback`). */
+  rollback: boolean;
+  /** For a rollback job: the version the last install replaced when the job arrived, the one it may return to. */
+  rollbackTo: string | null;
   reason: string | null;
   message: string | null;
   /** Installer output (≤ 8 KiB), for the report. */
@@ -36,6 +42,7 @@ export type UpdateJobPatch = Partial<
     | "previousVersion"
     | "installPlan"
     | "attempt"
+    | "confirmBy"
     | "reason"
     | "message"
     | "output"
@@ -49,6 +56,7 @@ const COLUMNS: Record<keyof UpdateJobPatch, string> = {
   previousVersion: "previous_version",
   installPlan: "install_plan",
   attempt: "attempt",
+  confirmBy: "confirm_by",
   reason: "reason",
   message: "message",
   output: "output",
@@ -64,6 +72,9 @@ interface DbRow {
   install_plan: string | null;
   attempt: number;
   deadline: number;
+  confirm_by: number | null;
+  rollback: number | null;
+  rollback_to: string | null;
   reason: string | null;
   message: string | null;
   output: string | null;
@@ -97,16 +108,41 @@ export class UpdateJobStore {
         reason TEXT, message TEXT, output TEXT, finalized INTEGER NOT NULL DEFAULT 1,
         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
     `);
+    // Added with "after reboot" confirmation; a database from before gets the column here.
+    const columns = this.db.prepare("PRAGMA table_info(update_jobs)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "confirm_by"))
+      this.db.exec("ALTER TABLE update_jobs ADD COLUMN confirm_by INTEGER");
+    // Added with rollouts' auto-rollback.
+    if (!columns.some((c) => c.name === "rollback")) {
+      this.db.exec("ALTER TABLE update_jobs ADD COLUMN rollback INTEGER NOT NULL DEFAULT 0");
+      this.db.exec("ALTER TABLE update_jobs ADD COLUMN rollback_to TEXT");
+    }
   }
 
   /** Stores a new job in QUEUED; false when the id was seen before (nothing changes then). */
-  insert(job: { jobId: string; manifestJson: string; deadline: number; now: number }): boolean {
+  insert(job: {
+    jobId: string;
+    manifestJson: string;
+    deadline: number;
+    now: number;
+    rollback?: boolean;
+    rollbackTo?: string | undefined;
+  }): boolean {
     const r = this.db
       .prepare(
-        `INSERT OR IGNORE INTO update_jobs (job_id, state, manifest_json, deadline, created_at, updated_at)
-         VALUES (?, 'QUEUED', ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO update_jobs (job_id, state, manifest_json, deadline, created_at, updated_at,
+           rollback, rollback_to)
+         VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?)`,
       )
-      .run(job.jobId, job.manifestJson, job.deadline, job.now, job.now);
+      .run(
+        job.jobId,
+        job.manifestJson,
+        job.deadline,
+        job.now,
+        job.now,
+        job.rollback ? 1 : 0,
+        job.rollback ? (job.rollbackTo ?? null) : null,
+      );
     return r.changes === 1;
   }
 
@@ -153,6 +189,9 @@ function toRow(r: DbRow): UpdateJobRow {
     installPlan: r.install_plan,
     attempt: r.attempt,
     deadline: r.deadline,
+    confirmBy: r.confirm_by ?? null,
+    rollback: r.rollback === 1,
+    rollbackTo: r.rollback_to ?? null,
     reason: r.reason,
     message: r.message,
     output: r.output,

@@ -7,22 +7,27 @@ import {
   type SignedManifest,
 } from "@fieldgate/shared";
 import type { Logger } from "pino";
-import { type InstallContext, type Installer, type InstallPlan, runCommand } from "./installers.js";
+import { type InstallContext, type Installer, type InstallPlan, runCommand, type VersionCheck } from "./installers.js";
 import type { UpdateJobRow, UpdateJobStore } from "./update-job-store.js";
 import {
+  asksWhichVersionRuns,
   bootAction,
+  bootEvent,
+  cancellable,
   isTerminal,
   nextState,
   type UpdateEvent,
   type UpdateState,
   WORKING_STATES,
 } from "./update-states.js";
-import type { VerifyInput } from "./verify-before-install.js";
+import { assertVersionAllowed, type VerifyInput } from "./verify-before-install.js";
 
 /** An update job as delivered: a unique id and the signed manifest of the image to install. */
 export interface UpdateJob {
   jobId: string;
   signed: SignedManifest;
+  /** A rollout's auto-rollback: may return to the version the last install replaced, and only to it. */
+  rollback?: boolean;
 }
 
 /** Something with the agent's health: `HealthMonitor` fits. */
@@ -30,6 +35,8 @@ export interface HealthSource {
   snapshot(): { status: string };
   on(event: "change", listener: (snap: { status: string }) => void): unknown;
   off(event: "change", listener: (snap: { status: string }) => void): unknown;
+  /** Runs the checks now, so a confirmation never rests on results from before the activation. */
+  runAll?(): Promise<unknown>;
 }
 
 /** Dependencies of the machine; each is a seam a test can replace. */
@@ -40,7 +47,7 @@ export interface UpdateMachineDeps {
   /** `verifyBeforeInstall` from the previous slice. */
   verify: (input: VerifyInput) => Promise<void>;
   health: HealthSource;
-  installedVersions: { get(): string | undefined; set(version: string): void };
+  installedVersions: { get(): string | undefined; set(version: string): void; previous(): string | undefined };
   /** Publishes on `jobs/{id}/status`; a failure is logged, never fatal to the job. */
   reporter: (jobId: string, status: JobStatus) => Promise<void>;
   clock: { now(): number };
@@ -55,10 +62,29 @@ export interface UpdateMachineDeps {
   /** Free bytes where the image is downloaded and installed; default: statfs of `diskPath`. */
   freeBytes?: () => number;
   diskPath?: string;
-  options: { confirmDeadlineMs: number; jobTimeoutMs: number; confirmCommand?: readonly string[] };
+  options: {
+    confirmDeadlineMs: number;
+    jobTimeoutMs: number;
+    confirmCommand?: readonly string[];
+    /** `updates.startJitter`: a random delay in [0, startJitterMs) before a download starts. */
+    startJitterMs?: number;
+  };
+  /** For the start jitter; default Math.random. */
+  random?: () => number;
   /** Test seam: called right after a state is persisted and right after its work is done. */
   onPersist?: (state: UpdateState, moment: "persisted" | "done") => void;
 }
+
+/** The delay before a download: uniform in [0, jitterMs), whole milliseconds. */
+export function startJitterDelay(jitterMs: number, random: () => number = Math.random): number {
+  if (jitterMs <= 0) return 0;
+  return Math.min(jitterMs - 1, Math.floor(random() * jitterMs));
+}
+
+/** The machine was stopped while a step waited: the persisted state resumes on the next start. */
+class MachineStopped extends Error {}
+
+const CANCELLED_MESSAGE = "cancelled by the cloud (the rollout was aborted) before anything was installed";
 
 const STEP_COUNT = WORKING_STATES.length - 1;
 const MAX_MESSAGE = 2048;
@@ -72,18 +98,35 @@ const MAX_MESSAGE = 2048;
 export class UpdateMachine {
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
+  private stopping = new AbortController();
+  /** Jobs the cloud cancelled (an aborted rollout); honoured at the next step boundary before INSTALLING. */
+  private readonly cancelRequests = new Set<string>();
 
   constructor(private readonly deps: UpdateMachineDeps) {}
+
+  /**
+   * Cancels a job while nothing on the device was touched (its state lists `cancel` in the table):
+   * it ends FAILED `JOB_CANCELLED` when its current step ends, or at once if it waits in the queue.
+   * From INSTALLING on it runs to its end. Returns whether the cancel will be honoured.
+   */
+  cancel(jobId: string): boolean {
+    const row = this.deps.store.get(jobId);
+    if (!row || !cancellable(row.state)) return false;
+    this.cancelRequests.add(jobId);
+    return true;
+  }
 
   /** Recovers persisted jobs (see `resumeOnBoot`); jobs submitted afterwards queue behind them. */
   start(): Promise<void> {
     this.stopped = false;
+    this.stopping = new AbortController();
     return this.resumeOnBoot();
   }
 
   /** Stops between steps; the persisted state resumes on the next start. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     await this.chain;
   }
 
@@ -98,6 +141,8 @@ export class UpdateMachine {
       manifestJson: JSON.stringify(job.signed),
       deadline: now + this.deps.options.jobTimeoutMs,
       now,
+      rollback: job.rollback === true,
+      rollbackTo: job.rollback === true ? this.deps.installedVersions.previous() : undefined,
     });
     if (!fresh) {
       this.deps.logger.info({ jobId: job.jobId }, "update job seen before; ignored");
@@ -130,14 +175,16 @@ export class UpdateMachine {
     if (boot && !isTerminal(row.state)) {
       if (this.deps.clock.now() >= row.deadline) {
         row = await this.transition(row, "timeout", "JOB_TIMEOUT", "the job's timeout passed while the agent was down");
-      } else if (bootAction(row.state) === "rollback") {
-        row = await this.transition(row, "boot", "UPDATE_INTERRUPTED", `the agent stopped during ${row.state}`);
       } else {
-        this.deps.logger.info({ jobId, state: row.state }, "resuming update job");
+        row = await this.boot(row);
       }
     }
     while (!isTerminal(row.state)) {
       if (this.stopped) return;
+      if (this.cancelRequested(row)) {
+        row = await this.transition(row, "cancel", "JOB_CANCELLED", CANCELLED_MESSAGE);
+        continue;
+      }
       row = this.deps.store.update(jobId, { attempt: row.attempt + 1 }, this.deps.clock.now());
       let event: UpdateEvent = "ok";
       let code: ErrorCode | undefined;
@@ -146,15 +193,59 @@ export class UpdateMachine {
         if (this.deps.clock.now() >= row.deadline) throw new FieldgateError("JOB_TIMEOUT");
         row = await this.work(row);
       } catch (err) {
+        if (err instanceof MachineStopped) return;
         code = err instanceof FieldgateError ? err.code : "INTERNAL";
         message = (err as Error).message;
         event = code === "FIRMWARE_NOT_NEWER" ? "reject" : code === "JOB_TIMEOUT" ? "timeout" : "fail";
         this.deps.logger.warn({ jobId, state: row.state, code, err: message }, "update step failed");
       }
       if (event === "ok") this.deps.onPersist?.(row.state, "done");
+      // A cancel that came during the step wins over its success: the next step would touch the device.
+      if (event === "ok" && this.cancelRequested(row)) {
+        event = "cancel";
+        code = "JOB_CANCELLED";
+        message = CANCELLED_MESSAGE;
+      }
       row = await this.transition(row, event, code, message);
     }
+    this.cancelRequests.delete(jobId);
     if (row.finalized === 0) await this.finalize(row);
+  }
+
+  private cancelRequested(row: UpdateJobRow): boolean {
+    return this.cancelRequests.has(row.jobId) && cancellable(row.state);
+  }
+
+  /**
+   * A job found unfinished at boot: the table decides. Where the row lists `boot_new`, the
+   * installer is asked whether the new version runs (a planned restart); otherwise, or when it
+   * does not, the plain `boot` applies (resume before INSTALLING, roll back from it on).
+   */
+  private async boot(row: UpdateJobRow): Promise<UpdateJobRow> {
+    const state = row.state as (typeof WORKING_STATES)[number];
+    let code: ErrorCode = "UPDATE_INTERRUPTED";
+    let message = `the agent stopped during ${state}`;
+    let running = false;
+    const installer = this.deps.installer;
+    if (asksWhichVersionRuns(state) && installer.checkRunning && row.installPlan !== null) {
+      const check = await installer
+        .checkRunning(this.context(row))
+        .catch(
+          (err: Error): VersionCheck => ({ running: false, message: `the running version is unknown: ${err.message}` }),
+        );
+      if (check.running) running = true;
+      else {
+        code = check.code ?? code;
+        message = `${message}; ${check.message}`;
+      }
+    }
+    const event = bootEvent(state, running);
+    if (bootAction(state, event) === "rollback") return this.transition(row, event, code, message);
+    this.deps.logger.info(
+      { jobId: row.jobId, state },
+      event === "boot_new" ? "the new version runs after the restart; confirming it" : "resuming update job",
+    );
+    return nextState(state, event) === state ? row : this.transition(row, event);
   }
 
   /** Persists the next state (and the reason), then reports it; an ending is applied by `finalize`. */
@@ -189,11 +280,19 @@ export class UpdateMachine {
       case "QUEUED":
         return row;
       case "CHECKING_PERMISSIONS": {
-        this.checkPermissions(signed);
+        this.checkPermissions(signed, row);
         const installed = this.deps.installedVersions.get();
         return this.deps.store.update(row.jobId, { previousVersion: installed ?? null }, now());
       }
       case "DOWNLOADING": {
+        const jitter = startJitterDelay(this.deps.options.startJitterMs ?? 0, this.deps.random);
+        if (jitter > 0) {
+          this.deps.logger.info(
+            { jobId: row.jobId, delayMs: jitter },
+            `download starts in ${jitter} ms (start jitter)`,
+          );
+          await this.withDeadline(this.sleep(jitter), row.deadline);
+        }
         const imagePath = await this.withDeadline(this.deps.downloader.download(signed), row.deadline);
         const updated = this.deps.store.update(row.jobId, { imagePath }, now());
         await this.report(row.jobId, {
@@ -213,6 +312,8 @@ export class UpdateMachine {
             publicKeys: this.deps.publicKeys(),
             deviceFirmwareCompat: this.deps.deviceFirmwareCompat,
             installedVersion: row.previousVersion ?? undefined,
+            rollback: row.rollback,
+            rollbackTo: row.rollbackTo ?? undefined,
             agentVersion: this.deps.agentVersion,
           }),
           row.deadline,
@@ -234,10 +335,17 @@ export class UpdateMachine {
         );
         return output === undefined ? updated : this.deps.store.update(row.jobId, { output }, now());
       }
-      case "ACTIVATING":
-        await this.deps.installer.activate(this.context(row));
-        return row;
+      case "ACTIVATING": {
+        // The confirm deadline is fixed before the switch, so a restart in between keeps it.
+        const updated =
+          row.confirmBy === null
+            ? this.deps.store.update(row.jobId, { confirmBy: now() + this.deps.options.confirmDeadlineMs }, now())
+            : row;
+        await this.deps.installer.activate(this.context(updated));
+        return updated;
+      }
       case "CONFIRMING":
+        await this.restartIfPlanned(row);
         await this.confirm(row);
         return row;
       default:
@@ -245,7 +353,7 @@ export class UpdateMachine {
     }
   }
 
-  private checkPermissions(signed: SignedManifest): void {
+  private checkPermissions(signed: SignedManifest, row: UpdateJobRow): void {
     const m = signed.manifest;
     const d = this.deps;
     if (!d.updatesEnabled) throw new FieldgateError("UPDATES_DISABLED", "updates.enabled is false on this device");
@@ -258,10 +366,11 @@ export class UpdateMachine {
         `${m.name}@${m.version} is for ${m.compatible.join(", ")}, not ${d.deviceFirmwareCompat}`,
       );
     }
-    const installed = d.installedVersions.get();
-    if (installed !== undefined && compareVersions(m.version, installed) <= 0) {
-      throw new FieldgateError("FIRMWARE_NOT_NEWER", `${m.version} is not newer than the installed ${installed}`);
-    }
+    assertVersionAllowed(m.version, {
+      installedVersion: d.installedVersions.get(),
+      rollback: row.rollback,
+      rollbackTo: row.rollbackTo ?? undefined,
+    });
     if (m.minAgentVersion !== undefined && compareVersions(d.agentVersion, m.minAgentVersion) < 0) {
       throw new FieldgateError(
         "AGENT_TOO_OLD",
@@ -275,11 +384,61 @@ export class UpdateMachine {
     }
   }
 
-  /** Health ok, then the confirm command, within `confirmDeadlineMs` (and the job's deadline). */
+  /**
+   * For installers whose activation restarts the agent or the device: unless the new version
+   * already runs, restart and wait. The wait ends with the stop that the restart brings (the next
+   * boot confirms), or at the confirm deadline if nothing restarted.
+   */
+  private async restartIfPlanned(row: UpdateJobRow): Promise<void> {
+    const { installer, logger } = this.deps;
+    if (!installer.restart || !installer.checkRunning) return;
+    const context = this.context(row);
+    if ((await installer.checkRunning(context)).running) return;
+    logger.info({ jobId: row.jobId }, "restarting into the new version; the next start confirms it");
+    await installer.restart(context);
+    const confirmBy = row.confirmBy ?? this.deps.clock.now() + this.deps.options.confirmDeadlineMs;
+    await this.sleep(Math.max(0, Math.min(row.deadline, confirmBy) - this.deps.clock.now()));
+    throw new FieldgateError(
+      "UPDATE_BOOT_FAILED",
+      "the restart into the new version did not happen before the confirm deadline",
+    );
+  }
+
+  /** Resolves after `ms`, or rejects with MachineStopped when the machine stops first. */
+  private sleep(ms: number): Promise<void> {
+    const signal = this.stopping.signal;
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(new MachineStopped());
+        return;
+      }
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(new MachineStopped());
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Health ok, then the confirm command, by the confirm deadline set at activation (and the job's deadline). */
   private async confirm(row: UpdateJobRow): Promise<void> {
     const { confirmDeadlineMs, confirmCommand } = this.deps.options;
-    const deadline = Math.min(row.deadline, this.deps.clock.now() + confirmDeadlineMs);
+    const deadline = Math.min(row.deadline, row.confirmBy ?? this.deps.clock.now() + confirmDeadlineMs);
     const health = this.deps.health;
+    if (health.runAll) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        health.runAll(),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, deadline - this.deps.clock.now()));
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     if (health.snapshot().status !== "ok") {
       await new Promise<void>((resolve, reject) => {
         const onChange = (snap: { status: string }) => {
@@ -367,6 +526,7 @@ export class UpdateMachine {
       jobId: row.jobId,
       version: signed.manifest.version,
       plan: JSON.parse(required(row.installPlan, "install plan")) as InstallPlan,
+      ...(row.confirmBy !== null && { confirmBy: row.confirmBy }),
     };
   }
 

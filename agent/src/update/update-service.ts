@@ -14,11 +14,19 @@ import type { AgentConfig } from "../config/config-schema.js";
 import { writeFileAtomic } from "../identity/atomic-file.js";
 import type { IdentityStore } from "../identity/identity-store.js";
 import type { MessageSink } from "../transport/mqtt-session.js";
+import { AgentInstaller } from "./agent-installer.js";
 import { FirmwareDownloader } from "./firmware-downloader.js";
 import { InstalledVersionStore } from "./installed-version-store.js";
-import { AbSlotsInstaller, type Installer, MissingInstaller, ScriptInstaller } from "./installers.js";
-import { UpdateJobStore } from "./update-job-store.js";
+import {
+  AbSlotsInstaller,
+  type Installer,
+  MissingInstaller,
+  RebootingScriptInstaller,
+  ScriptInstaller,
+} from "./installers.js";
+import { type UpdateJobRow, UpdateJobStore } from "./update-job-store.js";
 import { type HealthSource, UpdateMachine } from "./update-machine.js";
+import { isTerminal } from "./update-states.js";
 import { trustedFirmwareKeys, verifyBeforeInstall } from "./verify-before-install.js";
 
 /** What the update service needs from the agent. */
@@ -30,6 +38,8 @@ export interface UpdateServiceDeps {
   dbPath: string;
   agentVersion: string;
   logger: Logger;
+  /** Stops the agent and exits so the service manager starts it again (the `agent` installer). */
+  requestRestart?: () => void;
 }
 
 const validator = new SchemaValidator();
@@ -57,7 +67,7 @@ export class UpdateService {
     const self = this;
     this.machine = new UpdateMachine({
       store: this.store,
-      installer: installerFrom(config),
+      installer: installerFrom(config, () => deps.requestRestart?.()),
       downloader: { download: (signed: SignedManifest) => this.downloader().download(signed) },
       verify: verifyBeforeInstall,
       health: deps.health,
@@ -80,6 +90,7 @@ export class UpdateService {
         confirmDeadlineMs: config.updates.confirmDeadlineMs,
         jobTimeoutMs: config.updates.jobTimeoutMs,
         ...(config.updates.confirmCommand && { confirmCommand: config.updates.confirmCommand }),
+        startJitterMs: config.updates.startJitterMs,
       },
     });
   }
@@ -120,8 +131,22 @@ export class UpdateService {
       logger.warn({ topic, err: (err as Error).message }, "ignored an invalid jobs/notify");
       return;
     }
+    if (notify.cancel) {
+      const honoured = this.machine.cancel(notify.jobId);
+      logger.info(
+        { jobId: notify.jobId, honoured },
+        honoured ? "update job cancelled by the cloud" : "cancel ignored: the job is unknown, ended, or past VERIFYING",
+      );
+      return;
+    }
     // The cloud re-sends unfinished jobs on every connect: a job seen before is not fetched again.
-    if (this.store.get(notify.jobId)) return;
+    // One that ended here but not in the cloud lost its last report (a restart while offline, or
+    // the restart into a new agent): it is sent again.
+    const seen = this.store.get(notify.jobId);
+    if (seen) {
+      if (isTerminal(seen.state) && seen.finalized === 1) await this.report(seen.jobId, endReport(seen));
+      return;
+    }
     if (notify.firmwareCompat !== this.compat) {
       this.compat = notify.firmwareCompat;
       writeFileAtomic(this.compatFile, notify.firmwareCompat, 0o644);
@@ -148,7 +173,7 @@ export class UpdateService {
       return;
     }
     this.machine
-      .submit({ jobId: notify.jobId, signed })
+      .submit({ jobId: notify.jobId, signed, rollback: notify.rollback === true })
       .catch((err: Error) =>
         logger.error({ jobId: notify.jobId, err: err.message }, "the update job failed unexpectedly"),
       );
@@ -179,20 +204,55 @@ export class UpdateService {
     const identity = this.deps.identityStore.load();
     if (!identity) throw new FieldgateError("CERT_UNKNOWN", "the device is not enrolled");
     const ca = this.deps.config.cloud.caFile ? readFileSync(this.deps.config.cloud.caFile, "utf8") : identity.caPem;
-    return new FirmwareDownloader(this.deps.config.dataDir, {
-      apiUrl: this.deps.config.cloud.url,
-      trust: { ca, key: identity.keyPem, cert: identity.certPem },
-    });
+    const { updates } = this.deps.config;
+    return new FirmwareDownloader(
+      this.deps.config.dataDir,
+      { apiUrl: this.deps.config.cloud.url, trust: { ca, key: identity.keyPem, cert: identity.certPem } },
+      {
+        ...(updates.downloadRateLimit !== undefined && { rateLimit: updates.downloadRateLimit }),
+        // A dropped connection resumes with Range; the job's timeout bounds the whole download.
+        retries: 8,
+        onRetry: ({ attempt, have, delayMs, error }) =>
+          this.deps.logger.warn(
+            { attempt, have, delayMs, err: error.message },
+            `firmware download interrupted at byte ${have}; resuming in ${delayMs} ms`,
+          ),
+      },
+    );
   }
 }
 
-function installerFrom(config: AgentConfig): Installer {
+function installerFrom(config: AgentConfig, requestRestart: () => void): Installer {
   const installer = config.updates.installer;
   if (installer?.type === "script") {
-    return new ScriptInstaller({ command: installer.command, timeoutMs: installer.timeoutMs });
+    const options = { command: installer.command, timeoutMs: installer.timeoutMs };
+    if (installer.activation === "reboot" && installer.rebootCommand && installer.versionCommand) {
+      return new RebootingScriptInstaller(options, {
+        rebootCommand: installer.rebootCommand,
+        versionCommand: installer.versionCommand,
+      });
+    }
+    return new ScriptInstaller(options);
   }
   if (installer?.type === "ab-slots") return new AbSlotsInstaller(installer.root);
+  if (installer?.type === "agent") {
+    return new AgentInstaller({ root: installer.root, maxBoots: installer.maxBoots, requestRestart });
+  }
   return new MissingInstaller();
+}
+
+/** The final report of an ended job, rebuilt from its row. */
+function endReport(row: UpdateJobRow): JobStatus {
+  const succeeded = row.state === "SUCCEEDED";
+  const message = succeeded ? row.output : row.message;
+  return {
+    v: 1,
+    ts: Date.now(),
+    status: row.state as JobStatus["status"],
+    ...(succeeded && { step: "CONFIRMING" }),
+    ...(!succeeded && row.reason !== null && { reason: row.reason as JobStatus["reason"] }),
+    ...(message && { message: message.slice(0, 2048) }),
+  } as JobStatus;
 }
 
 function readOptional(file: string): string | undefined {

@@ -13,6 +13,10 @@ export interface VerifyInput {
   deviceFirmwareCompat: string;
   /** The installed firmware version, or undefined when none was ever recorded. */
   installedVersion: string | undefined;
+  /** For a rollback job only: the version the last install replaced, the one it may return to. */
+  rollbackTo?: string | undefined;
+  /** True for a rollout's auto-rollback job (`JobNotify.rollback`). */
+  rollback?: boolean;
   /** This agent's own version, for `minAgentVersion`. */
   agentVersion: string;
 }
@@ -37,12 +41,7 @@ export async function verifyBeforeInstall(input: VerifyInput): Promise<void> {
       `${m.name}@${m.version} is for ${m.compatible.join(", ")}, not ${input.deviceFirmwareCompat}`,
     );
   }
-  if (input.installedVersion !== undefined && compareVersions(m.version, input.installedVersion) <= 0) {
-    throw new FieldgateError(
-      "FIRMWARE_NOT_NEWER",
-      `${m.version} is not newer than the installed ${input.installedVersion} (anti-rollback)`,
-    );
-  }
+  assertVersionAllowed(m.version, input);
   if (m.minAgentVersion !== undefined && compareVersions(input.agentVersion, m.minAgentVersion) < 0) {
     throw new FieldgateError(
       "AGENT_TOO_OLD",
@@ -60,6 +59,34 @@ export async function verifyBeforeInstall(input: VerifyInput): Promise<void> {
     throw new FieldgateError(
       "FIRMWARE_HASH_MISMATCH",
       `the image's sha256 is ${sha256}; the manifest says ${m.sha256}`,
+    );
+  }
+}
+
+/**
+ * Anti-rollback: an image must be newer than the installed one. The one exception is a rollout's
+ * auto-rollback, which may return to exactly the version the last install replaced, no other.
+ */
+export function assertVersionAllowed(
+  version: string,
+  input: { installedVersion: string | undefined; rollback?: boolean; rollbackTo?: string | undefined },
+): void {
+  const installed = input.installedVersion;
+  if (input.rollback) {
+    if (input.rollbackTo === undefined || version !== input.rollbackTo || installed === undefined) {
+      throw new FieldgateError(
+        "FIRMWARE_NOT_NEWER",
+        input.rollbackTo === undefined
+          ? `a rollback to ${version} is refused: no earlier version is recorded (anti-rollback)`
+          : `a rollback may only return to ${input.rollbackTo}, the version the last update replaced, not ${version}`,
+      );
+    }
+    return;
+  }
+  if (installed !== undefined && compareVersions(version, installed) <= 0) {
+    throw new FieldgateError(
+      "FIRMWARE_NOT_NEWER",
+      `${version} is not newer than the installed ${installed} (anti-rollback)`,
     );
   }
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import type { ConfigReported } from "@fieldgate/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -6,6 +7,7 @@ import type { AgentConfig } from "../../src/config/config-schema.js";
 import { DesiredConfigHandler, FileDesiredConfigStore } from "../../src/config/desired-config.js";
 import { createLogger, logTeeOf } from "../../src/log/logger.js";
 import { effectiveLogLevels, LogForwarding } from "../../src/logs/log-forwarding.js";
+import { SqliteLogBuffer } from "../../src/logs/sqlite-log-buffer.js";
 import { memoryLogger } from "../helpers/logger.js";
 import { tempDir } from "../helpers/tmp.js";
 import { FakeSink } from "../logs/fake-sink.js";
@@ -153,7 +155,9 @@ describe("log levels applied live", () => {
     });
     const logger = createLogger("info", out as unknown as Parameters<typeof createLogger>[1]);
     const sink = new FakeSink();
-    const forwarding = new LogForwarding({ uuid: UUID, config: logsConfig, logger, tee: logTeeOf(logger) });
+    const tmp = tempDir();
+    const store = new SqliteLogBuffer(join(tmp.dir, "agent.db"), { maxWaiting: logsConfig.logs.bufferMax });
+    const forwarding = new LogForwarding({ uuid: UUID, config: logsConfig, logger, tee: logTeeOf(logger), store });
     forwarding.start();
     forwarding.attach(sink);
     logger.debug("before");
@@ -178,5 +182,7 @@ describe("log levels applied live", () => {
     expect(printed).not.toContain("before");
     expect(printed).toContain("both");
     await forwarding.stop(0);
+    store.close();
+    tmp.cleanup();
   });
 });

@@ -21,7 +21,12 @@ describe("loadConfig: updates", () => {
   };
 
   it("defaults: disabled, no installer, confirm deadline 5m, job timeout 60m", () => {
-    expect(load(undefined)).toEqual({ enabled: false, confirmDeadlineMs: 300_000, jobTimeoutMs: 3_600_000 });
+    expect(load(undefined)).toEqual({
+      enabled: false,
+      confirmDeadlineMs: 300_000,
+      jobTimeoutMs: 3_600_000,
+      startJitterMs: 0,
+    });
   });
 
   it("reads a script installer with its timeout (default 10m) and a confirm command", () => {
@@ -35,10 +40,11 @@ describe("loadConfig: updates", () => {
       }),
     ).toEqual({
       enabled: true,
-      installer: { type: "script", command: ["/usr/bin/flash", "{image}"], timeoutMs: 600_000 },
+      installer: { type: "script", command: ["/usr/bin/flash", "{image}"], timeoutMs: 600_000, activation: "none" },
       confirmCommand: ["/usr/bin/selftest"],
       confirmDeadlineMs: 30_000,
       jobTimeoutMs: 7_200_000,
+      startJitterMs: 0,
     });
     expect(load({ installer: { type: "script", command: ["x"], timeout: "5s" } }).installer).toMatchObject({
       timeoutMs: 5000,
@@ -52,15 +58,69 @@ describe("loadConfig: updates", () => {
     });
   });
 
+  it("reads the agent installer (maxBoots default 3) and a script installer that reboots", () => {
+    expect(load({ installer: { type: "agent", root: "agent" } }).installer).toEqual({
+      type: "agent",
+      root: join(tmp.dir, "agent"),
+      maxBoots: 3,
+    });
+    expect(
+      load({
+        installer: {
+          type: "script",
+          command: ["/usr/bin/flash", "{image}"],
+          activation: "reboot",
+          rebootCommand: ["/sbin/reboot"],
+          versionCommand: ["/usr/bin/fw-version"],
+        },
+      }).installer,
+    ).toEqual({
+      type: "script",
+      command: ["/usr/bin/flash", "{image}"],
+      timeoutMs: 600_000,
+      activation: "reboot",
+      rebootCommand: ["/sbin/reboot"],
+      versionCommand: ["/usr/bin/fw-version"],
+    });
+  });
+
+  it("reads a download rate limit and a start jitter", () => {
+    expect(load({ downloadRateLimit: "512KiB/s", startJitter: "2m" })).toMatchObject({
+      downloadRateLimit: 512 * 1024,
+      startJitterMs: 120_000,
+    });
+    expect(load({ downloadRateLimit: "2MB/s" }).downloadRateLimit).toBe(2_000_000);
+  });
+
+  const err = (updates: unknown, env: NodeJS.ProcessEnv = {}) => {
+    try {
+      const file = join(tmp.dir, "agent.json");
+      writeFileSync(file, JSON.stringify({ uuid: UUID, cloud: { url: "https://x:1" }, updates }));
+      loadConfig({ file, env });
+    } catch (e) {
+      return e as FieldgateError;
+    }
+    throw new Error("expected CONFIG_INVALID");
+  };
+
+  it("names a bad rate limit or jitter, with the value and what is expected", () => {
+    const rate = err({ downloadRateLimit: "fast" });
+    expect(rate).toMatchObject({ code: "CONFIG_INVALID", field: "updates.downloadRateLimit" });
+    expect(rate.message).toMatch(/512KiB\/s.*"fast"/);
+    const fromEnv = err(undefined, { FIELDGATE_AGENT_UPDATES_DOWNLOAD_RATE_LIMIT: "0B/s" });
+    expect(fromEnv.field).toBe("updates.downloadRateLimit");
+    expect(fromEnv.message).toContain("FIELDGATE_AGENT_UPDATES_DOWNLOAD_RATE_LIMIT");
+    expect(err({ startJitter: "soon" })).toMatchObject({ code: "CONFIG_INVALID", field: "updates.startJitter" });
+  });
+
+  it("a script installer that reboots needs rebootCommand and versionCommand", () => {
+    const base = { type: "script", command: ["x"], activation: "reboot" };
+    expect(err({ installer: { ...base, versionCommand: ["v"] } }).field).toBe("updates.installer.rebootCommand");
+    expect(err({ installer: { ...base, rebootCommand: ["r"] } }).field).toBe("updates.installer.versionCommand");
+    expect(err({ installer: { type: "agent", root: "x", maxBoots: 0 } }).code).toBe("CONFIG_INVALID");
+  });
+
   it("names a bad installer or duration", () => {
-    const err = (updates: unknown) => {
-      try {
-        load(updates);
-      } catch (e) {
-        return e as FieldgateError;
-      }
-      throw new Error("expected CONFIG_INVALID");
-    };
     expect(err({ installer: { type: "nfs" } }).code).toBe("CONFIG_INVALID");
     expect(err({ installer: { type: "script", command: [] } }).field).toContain("updates.installer");
     expect(err({ jobTimeout: "soon" }).field).toBe("updates.jobTimeout");

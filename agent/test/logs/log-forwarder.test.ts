@@ -1,7 +1,10 @@
+import { join } from "node:path";
 import type { LogBatch } from "@fieldgate/shared";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { entryFromPinoLine, MAX_MSG_CHARS } from "../../src/logs/log-entry.js";
 import { LogForwarder, type LogForwarderOptions } from "../../src/logs/log-forwarder.js";
+import { SqliteLogBuffer } from "../../src/logs/sqlite-log-buffer.js";
+import { tempDir } from "../helpers/tmp.js";
 import { FakeSink } from "./fake-sink.js";
 
 const UUID = "0f1e2d3c-4b5a-4968-8776-655443322110";
@@ -9,8 +12,13 @@ const TOPIC = `fieldgate/v1/${UUID}/logs`;
 
 describe("LogForwarder", () => {
   let sink: FakeSink;
+  let tmp: { dir: string; cleanup: () => void };
+  const stores: SqliteLogBuffer[] = [];
   const make = (o: Partial<LogForwarderOptions> = {}) => {
+    const store = new SqliteLogBuffer(join(tmp.dir, "agent.db"), { maxWaiting: o.bufferMax ?? 5000 });
+    stores.push(store);
     const f = new LogForwarder({
+      store,
       uuid: UUID,
       minLevel: "info",
       batchMax: 100,
@@ -31,8 +39,13 @@ describe("LogForwarder", () => {
   beforeEach(() => {
     vi.useFakeTimers({ now: 1_700_000_000_000 });
     sink = new FakeSink();
+    tmp = tempDir();
   });
-  afterEach(() => vi.useRealTimers());
+  afterEach(() => {
+    vi.useRealTimers();
+    for (const s of stores.splice(0)) s.close();
+    tmp.cleanup();
+  });
 
   it("batches lines and publishes them on the logs topic at each flush interval", async () => {
     const f = make();

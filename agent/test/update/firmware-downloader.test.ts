@@ -176,6 +176,92 @@ describe("FirmwareDownloader against a misbehaving server", () => {
   });
 });
 
+describe("FirmwareDownloader rate limit across a Range resume", () => {
+  let pki: TestPki;
+  let server: https.Server;
+  let requests = 0;
+  const ranges: (string | undefined)[] = [];
+  const manifest: SignedManifest = {
+    manifest: {
+      v: 1,
+      name: "gw-os",
+      version: "2.0.0",
+      compatible: ["gw-a"],
+      size: image.length,
+      sha256,
+      created: "2026-01-01T00:00:00.000Z",
+    },
+    signature: "AAAA",
+    keyId: "0".repeat(16),
+  };
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    // The first request is cut after 100 000 bytes; later ones honour Range.
+    server = https.createServer({ key: pki.server.keyPem, cert: pki.server.certPem }, (req, res) => {
+      requests += 1;
+      ranges.push(req.headers.range);
+      if (requests === 1) {
+        res.writeHead(200, { "content-length": image.length });
+        res.write(image.subarray(0, 100_000), () => res.socket?.destroy());
+        return;
+      }
+      const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
+      res.writeHead(start ? 206 : 200, {
+        "content-length": image.length - start,
+        ...(start && { "content-range": `bytes ${start}-${image.length - 1}/${image.length}` }),
+      });
+      res.end(image.subarray(start));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it("never lets more than burst + rate × elapsed through, before and after the resume", async () => {
+    const { dir, cleanup } = agentDir();
+    try {
+      const client = await pki.issueClient("device");
+      // A virtual clock: each wait of the bucket advances it at once, and samples the part file,
+      // whose length is every byte that passed, the first attempt's included.
+      let now = 0;
+      const samples: { at: number; bytes: number }[] = [];
+      const retries: number[] = [];
+      let part = "";
+      const clock = {
+        now: () => now,
+        sleep: async (ms: number) => {
+          samples.push({ at: now, bytes: fs.existsSync(part) ? fs.statSync(part).size : 0 });
+          now += ms;
+          await new Promise((r) => setImmediate(r));
+        },
+      };
+      const rate = 100_000;
+      const d = new FirmwareDownloader(
+        dir,
+        {
+          apiUrl: `https://localhost:${(server.address() as AddressInfo).port}`,
+          trust: { ca: pki.caPem, key: client.keyPem, cert: client.certPem },
+        },
+        { rateLimit: rate, retries: 2, retryDelayMs: 0, clock, onRetry: ({ have }) => retries.push(have) },
+      );
+      part = d.partPath(manifest);
+      const file = await d.download(manifest);
+      expect(fs.readFileSync(file).equals(image)).toBe(true);
+      // It was cut once and resumed where it stopped, not from the start.
+      expect(retries).toHaveLength(1);
+      expect(ranges).toEqual([undefined, `bytes=${retries[0]}-`]);
+      const burst = Math.max(16 * 1024, rate / 4);
+      const chunk = 64 * 1024;
+      for (const s of samples) expect(s.bytes).toBeLessThanOrEqual(burst + (rate * s.at) / 1000 + chunk);
+      // 300 000 bytes at 100 000 B/s: close to 2.75 s of waiting (the burst passes at once).
+      expect(now).toBeGreaterThanOrEqual(((image.length - burst - chunk) * 1000) / rate);
+      expect(now).toBeLessThan(((image.length + chunk) * 1000) / rate);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
 function agentDir() {
   const dir = tempDir("dl-agent");
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };

@@ -3,6 +3,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { JobStatus, SchemaValidator } from "@fieldgate/shared";
 import { describe, expect, it } from "vitest";
+import { AbSlotsInstaller, type InstallContext, type VersionCheck } from "../../src/update/installers.js";
 import type { UpdateState } from "../../src/update/update-states.js";
 import { Crash, Device, FakeHealth, NEW_IMAGE, OLD_IMAGE, publicPem, useDevice } from "./update-harness.js";
 
@@ -124,5 +125,132 @@ describe("UpdateMachine crash injection with a real SIGKILL", () => {
     expect(child.signal, child.stderr).toBe("SIGKILL");
     await fx.dev.machine().resumeOnBoot();
     await expectEnd(fx.dev, c);
+  });
+});
+
+/**
+ * ab-slots whose activation needs a reboot, as a script installer with `activation: "reboot"` or
+ * the agent installer has it: the "device" runs the slot `current` pointed to when it booted
+ * (when this installer was made), and the reboot takes the agent down (a Crash). `fallBack`
+ * makes the bootloader come back on the old slot.
+ */
+class RebootingSlots extends AbSlotsInstaller {
+  private readonly runs: string | undefined;
+
+  constructor(
+    root: string,
+    private readonly fallBack = false,
+  ) {
+    super(root);
+    this.runs = this.active();
+  }
+
+  /** What the reboot does to the running agent: the real one stops its machine and exits. */
+  onReboot: () => void = () => undefined;
+
+  async restart(job: InstallContext): Promise<void> {
+    if (this.fallBack && job.plan.previous) await super.rollback(job);
+    this.onReboot();
+  }
+
+  async checkRunning(job: InstallContext): Promise<VersionCheck> {
+    return this.runs === job.plan.target ? { running: true } : { running: false, message: `slot ${this.runs} runs` };
+  }
+}
+
+interface RestartCase extends CrashCase {
+  /** Where the first run dies: a state hook, or the planned reboot itself. */
+  moment: "persisted" | "done";
+  reboot?: boolean;
+  fallBack?: boolean;
+}
+
+// "After reboot": the same crash points with an installer whose activation restarts. Where the
+// new version is what came back, confirming resumes; otherwise the job rolls back.
+const RESTART_CASES: RestartCase[] = [
+  { state: "INSTALLING", moment: "done", end: "old", status: "FAILED", reason: "UPDATE_INTERRUPTED" },
+  // The link was not flipped yet: the old version came back.
+  { state: "ACTIVATING", moment: "persisted", end: "old", status: "ROLLED_BACK", reason: "UPDATE_INTERRUPTED" },
+  // Flipped, then the agent died before CONFIRMING was written: the new version runs, so it confirms.
+  { state: "ACTIVATING", moment: "done", end: "new", status: "SUCCEEDED" },
+  { state: "CONFIRMING", moment: "persisted", end: "new", status: "SUCCEEDED" },
+  // The planned reboot: the next start confirms the new version with the deadline that is left.
+  { state: "CONFIRMING", moment: "done", reboot: true, end: "new", status: "SUCCEEDED" },
+  // The device came back on the old version (bootloader fallback): roll back.
+  {
+    state: "CONFIRMING",
+    moment: "done",
+    reboot: true,
+    fallBack: true,
+    end: "old",
+    status: "ROLLED_BACK",
+    reason: "UPDATE_INTERRUPTED",
+  },
+];
+
+describe("UpdateMachine crash injection (activation restarts: after reboot)", () => {
+  const fx = useDevice();
+
+  it.each(RESTART_CASES)(
+    "crash at $state ($moment, reboot $reboot, fallBack $fallBack) ends $end, $status",
+    async (c) => {
+      const installer = new RebootingSlots(fx.dev.root, c.fallBack);
+      const first = fx.dev.machine(
+        {
+          ...(!c.reboot && { onPersist: Device.crashAt(c.state, c.moment) }),
+          options: { confirmDeadlineMs: 5_000, jobTimeoutMs: 60_000 },
+        },
+        installer,
+      );
+      installer.onReboot = () => void first.stop();
+      if (c.reboot) {
+        // The planned restart stops the machine in CONFIRMING; nothing is reported as ended yet.
+        await first.submit({ jobId: "job-1", signed: fx.signed });
+        expect(fx.dev.statuses("job-1").at(-1)).toBe("IN_PROGRESS");
+      } else {
+        await expect(first.submit({ jobId: "job-1", signed: fx.signed })).rejects.toBeInstanceOf(Crash);
+      }
+      await fx.dev.machine({}, new RebootingSlots(fx.dev.root)).resumeOnBoot();
+      await expectEnd(fx.dev, c);
+    },
+  );
+
+  it("resumed confirming keeps the deadline set at activation: past it, ROLLED_BACK HEALTH_NOT_OK at once", async () => {
+    const installer = new RebootingSlots(fx.dev.root);
+    const first = fx.dev.machine({ options: { confirmDeadlineMs: 300, jobTimeoutMs: 60_000 } }, installer);
+    installer.onReboot = () => void first.stop();
+    await first.submit({ jobId: "job-1", signed: fx.signed });
+    await new Promise((r) => setTimeout(r, 400));
+    const started = Date.now();
+    // A fresh confirm deadline would be a minute: only the persisted one can end this quickly.
+    await fx.dev
+      .machine(
+        { health: new FakeHealth("warn"), options: { confirmDeadlineMs: 60_000, jobTimeoutMs: 60_000 } },
+        new RebootingSlots(fx.dev.root),
+      )
+      .resumeOnBoot();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await expectEnd(fx.dev, {
+      state: "CONFIRMING",
+      moment: "done",
+      end: "old",
+      status: "ROLLED_BACK",
+      reason: "HEALTH_NOT_OK",
+    });
+  });
+
+  it("a restart that never happens ends ROLLED_BACK UPDATE_BOOT_FAILED at the confirm deadline", async () => {
+    const installer = new RebootingSlots(fx.dev.root);
+    await fx.dev.machine({ options: { confirmDeadlineMs: 200, jobTimeoutMs: 60_000 } }, installer).submit({
+      jobId: "job-1",
+      signed: fx.signed,
+    });
+    await expectEnd(fx.dev, {
+      state: "CONFIRMING",
+      moment: "done",
+      end: "old",
+      status: "ROLLED_BACK",
+      reason: "UPDATE_BOOT_FAILED",
+    });
   });
 });

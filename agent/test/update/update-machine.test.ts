@@ -1,9 +1,9 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { ScriptInstaller } from "../../src/update/installers.js";
+import { describe, expect, it, vi } from "vitest";
+import { RebootingScriptInstaller, ScriptInstaller } from "../../src/update/installers.js";
 import { UpdateJobStore } from "../../src/update/update-job-store.js";
-import type { UpdateMachineDeps } from "../../src/update/update-machine.js";
+import { startJitterDelay, type UpdateMachineDeps } from "../../src/update/update-machine.js";
 import { FakeHealth, NEW_IMAGE, signedImage, useDevice } from "./update-harness.js";
 
 describe("UpdateMachine", () => {
@@ -31,6 +31,56 @@ describe("UpdateMachine", () => {
     expect(fx.dev.reports.find((r) => r.status.step === "INSTALLING")?.status.progress).toEqual({ done: 4, total: 6 });
     expect(fx.dev.current()).toBe("b");
     expect(fx.dev.versions.get()).toBe("2.0.0");
+  });
+
+  it("a rollout's rollback job returns to the version the last update replaced, and to no other", async () => {
+    await fx.dev.machine().submit({ jobId: "up", signed: fx.signed });
+    expect(fx.dev.versions.get()).toBe("2.0.0");
+    const back = Buffer.from("old firmware 1.0.0 ".repeat(40));
+    const older = Buffer.from("older firmware 0.9.0 ".repeat(40));
+    const signedBack = signedImage("1.0.0", back);
+    fx.dev.publish(signedBack, back);
+    fx.dev.publish(signedImage("0.9.0", older), older);
+    // Not marked rollback: anti-rollback refuses the downgrade as ever.
+    await fx.dev.machine().submit({ jobId: "plain", signed: signedBack });
+    expect(fx.dev.last("plain")).toMatchObject({ status: "REJECTED", reason: "FIRMWARE_NOT_NEWER" });
+    // Marked rollback, but to a version this device never replaced.
+    await fx.dev.machine().submit({ jobId: "far", signed: signedImage("0.9.0", older), rollback: true });
+    expect(fx.dev.last("far")).toMatchObject({ status: "REJECTED", reason: "FIRMWARE_NOT_NEWER" });
+    await fx.dev.machine().submit({ jobId: "back", signed: signedBack, rollback: true });
+    expect(fx.dev.last("back")).toMatchObject({ status: "SUCCEEDED" });
+    expect(fx.dev.versions.get()).toBe("1.0.0");
+    // The rollback is spent: the way back to 2.0.0 is an ordinary (newer) update again.
+    expect(fx.dev.versions.previous()).toBe("2.0.0");
+  });
+
+  it("a cancel from the cloud stops a job before INSTALLING, and is ignored once it installs", async () => {
+    // Cancelled while its download runs: the download ends, the install never starts.
+    const honoured: boolean[] = [];
+    const m = fx.dev.machine({
+      onPersist: (state, moment) => {
+        if (state === "DOWNLOADING" && moment === "persisted") honoured.push(m.cancel("c1"));
+      },
+    });
+    await m.submit({ jobId: "c1", signed: fx.signed });
+    expect(honoured).toEqual([true]);
+    expect(fx.dev.last("c1")).toMatchObject({ status: "FAILED", reason: "JOB_CANCELLED" });
+    expect(fx.dev.reports.filter((r) => r.jobId === "c1").map((r) => r.status.step)).not.toContain("INSTALLING");
+    expect(fx.dev.versions.get()).toBe("1.0.0");
+    expect(fx.dev.current()).toBe("a");
+    // Unknown and ended jobs are not cancellable.
+    expect(m.cancel("nobody")).toBe(false);
+    expect(m.cancel("c1")).toBe(false);
+    // Once INSTALLING is persisted the cancel is refused and the update completes.
+    const refused: boolean[] = [];
+    const late = fx.dev.machine({
+      onPersist: (state, moment) => {
+        if (state === "INSTALLING" && moment === "persisted") refused.push(late.cancel("c2"));
+      },
+    });
+    await late.submit({ jobId: "c2", signed: fx.signed });
+    expect(refused).toEqual([false]);
+    expect(fx.dev.last("c2")).toMatchObject({ status: "SUCCEEDED" });
   });
 
   it("the script installer runs argv with {image} and puts its output in the report", async () => {
@@ -92,6 +142,70 @@ describe("UpdateMachine", () => {
     await m.submit({ jobId: "c1", signed: fx.signed });
     expect(fx.dev.last("c1")).toMatchObject({ status: "ROLLED_BACK", reason: "CONFIRM_FAILED" });
     expect(fx.dev.current()).toBe("a");
+  });
+
+  describe("a script installer that reboots", () => {
+    /** The "device": a file holding the version it boots; the reboot command writes what was flashed. */
+    const rebooting = (comesBackOn: string, powerOn = true) => {
+      const booted = join(fx.tmp.dir, "booted-version");
+      const rebooted = join(fx.tmp.dir, "rebooted");
+      if (powerOn) writeFileSync(booted, "1.0.0\n");
+      const installer = new RebootingScriptInstaller(
+        { command: [process.execPath, "-e", "console.log('flashed')", "{image}"], timeoutMs: 10_000 },
+        {
+          rebootCommand: [
+            process.execPath,
+            "-e",
+            `const fs = require("node:fs"); fs.writeFileSync(${JSON.stringify(booted)}, ${JSON.stringify(comesBackOn)}); fs.writeFileSync(${JSON.stringify(rebooted)}, "")`,
+          ],
+          versionCommand: [
+            process.execPath,
+            "-e",
+            `process.stdout.write(require("node:fs").readFileSync(${JSON.stringify(booted)}, "utf8"))`,
+          ],
+        },
+      );
+      return { installer, rebooted };
+    };
+    /** Runs the job up to the reboot, then "powers off" (stops the machine) and boots a new one. */
+    const throughReboot = async (comesBackOn: string) => {
+      const { installer, rebooted } = rebooting(comesBackOn);
+      const first = fx.dev.machine({ options: { confirmDeadlineMs: 30_000, jobTimeoutMs: 60_000 } }, installer);
+      const running = first.submit({ jobId: "rb", signed: fx.signed });
+      while (!existsSync(rebooted)) await new Promise((r) => setTimeout(r, 20));
+      await first.stop();
+      await running;
+      expect(fx.dev.statuses("rb").at(-1)).toBe("IN_PROGRESS");
+      await fx.dev.machine({}, rebooting(comesBackOn, false).installer).resumeOnBoot();
+    };
+
+    it("confirms after the device comes back on the new version", async () => {
+      await throughReboot("2.0.0");
+      expect(fx.dev.last("rb")).toMatchObject({ status: "SUCCEEDED" });
+      expect(fx.dev.versions.get()).toBe("2.0.0");
+    });
+
+    it("rolls back when the device comes back on another version (UPDATE_BOOT_FAILED)", async () => {
+      await throughReboot("1.0.0");
+      const last = fx.dev.last("rb");
+      expect(last).toMatchObject({ status: "ROLLED_BACK", reason: "UPDATE_BOOT_FAILED" });
+      expect(last?.message).toContain("the device runs 1.0.0, not 2.0.0");
+      expect(fx.dev.versions.get()).toBe("1.0.0");
+    });
+
+    it("a failing reboot command rolls back with its output", async () => {
+      const installer = new RebootingScriptInstaller(
+        { command: [process.execPath, "-e", "", "{image}"], timeoutMs: 10_000 },
+        {
+          rebootCommand: [process.execPath, "-e", "console.error('not permitted'); process.exit(1)"],
+          versionCommand: [process.execPath, "-e", "console.log('1.0.0')"],
+        },
+      );
+      await fx.dev.machine({}, installer).submit({ jobId: "rb2", signed: fx.signed });
+      const last = fx.dev.last("rb2");
+      expect(last).toMatchObject({ status: "ROLLED_BACK", reason: "UPDATE_BOOT_FAILED" });
+      expect(last?.message).toContain("not permitted");
+    });
   });
 
   const permissionCases: [string, Partial<UpdateMachineDeps>][] = [
@@ -165,6 +279,46 @@ describe("UpdateMachine", () => {
     });
     await m.submit({ jobId: "t2", signed: fx.signed });
     expect(fx.dev.last("t2")).toMatchObject({ status: "FAILED", reason: "JOB_TIMEOUT" });
+  });
+
+  it("start jitter: the download starts after a random delay in [0, startJitter) (fake timers)", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"], now: 1_000_000 });
+    try {
+      const startedAt: number[] = [];
+      const downloader = {
+        download: async () => {
+          startedAt.push(Date.now());
+          throw new Error("stop here");
+        },
+      };
+      const m = fx.dev.machine({
+        downloader,
+        random: () => 0.25,
+        options: { confirmDeadlineMs: 50, jobTimeoutMs: 3_600_000, startJitterMs: 60_000 },
+      });
+      const done = m.submit({ jobId: "jit", signed: fx.signed });
+      await vi.advanceTimersByTimeAsync(14_999);
+      expect(startedAt).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      await done;
+      expect(startedAt).toEqual([1_000_000 + 15_000]);
+      expect(fx.dev.log.lines.some((l) => String(l.msg).includes("start jitter"))).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("start jitter stays within [0, jitter) whatever the random source says", () => {
+    for (const r of [0, 1e-9, 0.5, 0.999_999_999, 1]) {
+      const d = startJitterDelay(10_000, () => r);
+      expect(d).toBeGreaterThanOrEqual(0);
+      expect(d).toBeLessThan(10_000);
+    }
+    for (let i = 0; i < 1000; i++) {
+      const d = startJitterDelay(250);
+      expect(Number.isInteger(d) && d >= 0 && d < 250).toBe(true);
+    }
+    expect(startJitterDelay(0, () => 0.9)).toBe(0);
   });
 
   it("a failing reporter is logged and the job still completes", async () => {

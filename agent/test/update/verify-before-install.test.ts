@@ -90,6 +90,16 @@ describe("verifyBeforeInstall", () => {
     expect(await codeOf(input({ installedVersion: "2.0.1" }))).toBe("FIRMWARE_NOT_NEWER");
   });
 
+  it("lets a rollback return to exactly the version the last update replaced, and nowhere else", async () => {
+    // The device runs 3.0.0, which replaced 2.0.0; the image is 2.0.0.
+    const back = { installedVersion: "3.0.0", rollback: true };
+    expect(await codeOf(input({ ...back, rollbackTo: "2.0.0" }))).toBe("accepted");
+    expect(await codeOf(input({ ...back, rollbackTo: "1.0.0" }))).toBe("FIRMWARE_NOT_NEWER");
+    expect(await codeOf(input({ ...back, rollbackTo: undefined }))).toBe("FIRMWARE_NOT_NEWER");
+    // Without the rollback flag the recorded previous version buys nothing.
+    expect(await codeOf(input({ installedVersion: "3.0.0", rollbackTo: "2.0.0" }))).toBe("FIRMWARE_NOT_NEWER");
+  });
+
   it("rejects an image for another device type", async () => {
     expect(await codeOf(input({ deviceFirmwareCompat: "gw-b" }))).toBe("FIRMWARE_INCOMPATIBLE");
   });
@@ -108,8 +118,13 @@ describe("InstalledVersionStore", () => {
       expect(new InstalledVersionStore(tmp.dir).get()).toBeUndefined();
       new InstalledVersionStore(tmp.dir).set("1.4.0");
       expect(new InstalledVersionStore(tmp.dir).get()).toBe("1.4.0");
+      expect(new InstalledVersionStore(tmp.dir).previous()).toBeUndefined();
+      new InstalledVersionStore(tmp.dir).set("1.5.0");
+      expect(new InstalledVersionStore(tmp.dir).previous()).toBe("1.4.0");
+      new InstalledVersionStore(tmp.dir).set("1.4.0");
+      expect(new InstalledVersionStore(tmp.dir).previous()).toBe("1.5.0");
       const file = join(tmp.dir, "firmware", "installed.json");
-      expect(JSON.parse(readFileSync(file, "utf8")).version).toBe("1.4.0");
+      expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ version: "1.4.0", previous: "1.5.0" });
       writeFileSync(file, "{garbage");
       expect(() => new InstalledVersionStore(tmp.dir).get()).toThrow(/damaged/);
     } finally {

@@ -7,6 +7,7 @@ import type { Permission } from "./roles.js";
  * - `device-mtls`: a device, by its current client certificate (renewal);
  * - `org`: the organization's root group (organization settings, users);
  * - `device`, `group`, `type`, `credential`: the group of the resource named in the path;
+ * - `rollout`: every group the rollout's devices are in (the right on a rollout is the right on all of them);
  * - `list`: the handler filters rows to the principal's scopes; the principal must hold the
  *   permission somewhere.
  * `target` names a body field holding a group the request also writes into (create in, move to).
@@ -20,6 +21,7 @@ export type RouteScope =
   | "group"
   | "type"
   | "credential"
+  | "rollout"
   | "list";
 
 export interface RouteRight {
@@ -98,6 +100,13 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   // Devices fetch only images of their organization that list their type's firmware-compat id.
   "GET /api/v1/firmware/:name/:version/manifest": { scope: "device-mtls" },
   "GET /api/v1/firmware/:name/:version/image": { scope: "device-mtls" },
+  // Rollouts: created over the devices the caller may update; steered with the right on all of them.
+  "POST /api/v1/rollouts": { scope: "list", permission: "firmware:write" },
+  "GET /api/v1/rollouts": { scope: "list", permission: "firmware:read" },
+  "GET /api/v1/rollouts/:id": { scope: "rollout", permission: "firmware:read" },
+  "POST /api/v1/rollouts/:id/pause": { scope: "rollout", permission: "firmware:write" },
+  "POST /api/v1/rollouts/:id/resume": { scope: "rollout", permission: "firmware:write" },
+  "POST /api/v1/rollouts/:id/abort": { scope: "rollout", permission: "firmware:write" },
 };
 
 export function routeKey(method: string, url: string): string {

@@ -7,6 +7,7 @@ import type { ApiCredentials } from "../credentials/api-credentials.js";
 import type { DeviceTypes } from "../device-types/device-types.js";
 import type { GroupRow, GroupTree } from "../groups/group-tree.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
+import type { Rollouts } from "../rollouts/rollouts.js";
 import type { UserDirectory } from "../users/user-directory.js";
 
 declare module "fastify" {
@@ -28,6 +29,7 @@ export interface AccessDeps {
   groups: GroupTree;
   types: DeviceTypes;
   registry: DeviceRegistry;
+  rollouts: Rollouts;
 }
 
 /**
@@ -80,6 +82,11 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
         break;
       case "credential":
         policy.require(principal, right.permission, deps.credentials.get(principal.orgId, String(params.id)).groupPath);
+        break;
+      case "rollout":
+        for (const path of deps.rollouts.groupPaths(principal.orgId, Number(params.id))) {
+          policy.require(principal, right.permission, path);
+        }
         break;
       case "list":
         if (policy.scopes(principal, right.permission).length === 0) {

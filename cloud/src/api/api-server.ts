@@ -15,6 +15,7 @@ import { registerDeviceTypeRoutes } from "./routes/device-type-routes.js";
 import { registerFirmwareRoutes } from "./routes/firmware-routes.js";
 import { registerGroupRoutes } from "./routes/group-routes.js";
 import { registerOrganizationRoutes } from "./routes/organization-routes.js";
+import { registerRolloutRoutes } from "./routes/rollout-routes.js";
 import type { RouteContext } from "./routes/route-context.js";
 import { registerServiceRoutes } from "./routes/service-routes.js";
 import { registerUserRoutes } from "./routes/user-routes.js";
@@ -43,6 +44,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   registerDeviceConfigRoutes,
   registerFirmwareRoutes,
   registerDeviceJobRoutes,
+  registerRolloutRoutes,
 ];
 
 /** The HTTPS API under /api/v1, with access control from ROUTE_RIGHTS and OpenAPI. */

@@ -60,7 +60,13 @@ export class MqttBroker {
   async start(): Promise<number> {
     const aedes = await Aedes.createBroker({
       authenticate: (client, _user, _pass, done) => this.authenticate(client, done),
-      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet.topic, packet.payload, done),
+      authorizePublish: (client, packet, done) => {
+        // Devices publish only to the cloud, which stores what it needs in this hook. A retained
+        // copy (presence, the will) would serve no subscriber, and aedes' memory persistence matches
+        // every new subscription against every retained message: a reconnect storm went quadratic.
+        if (client) packet.retain = false;
+        this.authorizePublish(client, packet.topic, packet.payload, done);
+      },
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
       authorizeForward: (client, packet) => {
         const session = this.sessions.get(client);
@@ -122,7 +128,9 @@ export class MqttBroker {
     const server = this.server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.options.port, this.options.host, () => resolve());
+      // A fleet reconnecting at once overflows Node's default accept queue of 511 and the kernel
+      // drops SYNs (clients retry 1 s, 3 s later); the kernel caps this at net.core.somaxconn.
+      server.listen({ port: this.options.port, host: this.options.host, backlog: 4096 }, () => resolve());
     });
     return (server.address() as AddressInfo).port;
   }

@@ -79,6 +79,70 @@ export function addDeviceJobsCommands(devices: Command, print: (text: string) =>
   });
 }
 
+/** The steps of an update, in order: what `devices show` lists for the latest job, as Proficloud does. */
+const UPDATE_STEPS = [
+  "CHECKING_PERMISSIONS",
+  "DOWNLOADING",
+  "VERIFYING",
+  "INSTALLING",
+  "ACTIVATING",
+  "CONFIRMING",
+] as const;
+
+/**
+ * The latest job as a step list: each step done, running, failed or not reached, with its progress;
+ * then, once the job ended, its outcome and reason.
+ */
+export function renderUpdateSteps(job: JobView): string {
+  const steps = job.steps ?? [];
+  const reached = new Set(steps.map((s) => s.step ?? s.status));
+  const finished = isFinished(job.status);
+  const lastStep = [...steps].reverse().find((s) => (UPDATE_STEPS as readonly string[]).includes(s.step ?? ""))?.step;
+  const lines = [`update ${job.id}: ${job.firmware.name ?? "?"}@${job.firmware.version ?? "?"} (${job.status})`];
+  UPDATE_STEPS.forEach((step, i) => {
+    let mark = "  ";
+    if (step === lastStep && !finished) mark = "..";
+    else if (step === lastStep && job.status !== "SUCCEEDED") mark = "!!";
+    else if (reached.has(step)) mark = "ok";
+    const progress = step === lastStep && job.progress ? ` ${job.progress.done}/${job.progress.total}` : "";
+    lines.push(`  ${mark} ${i + 1}. ${step.toLowerCase().replace("_", " ")}${progress}`);
+  });
+  if (finished) {
+    lines.push(
+      `  result: ${job.status}${job.reason ? ` ${job.reason}` : ""}${job.message ? `: ${job.message.split("\n")[0]}` : ""}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Prints the device's latest job; with `follow`, each new report line until the job ends. */
+export async function showLatestJob(
+  client: { request<T>(method: string, path: string): Promise<T> },
+  uuid: string,
+  print: (text: string) => void,
+  follow: boolean,
+): Promise<void> {
+  const base = `/api/v1/devices/${encodeURIComponent(uuid)}/jobs`;
+  const { items } = await client.request<{ items: JobView[] }>("GET", base);
+  const latest = items[0];
+  if (!latest) return print("update: none yet");
+  let job = await client.request<JobView>("GET", `${base}/${encodeURIComponent(latest.id)}`);
+  if (!follow || isFinished(job.status)) return print(renderUpdateSteps(job));
+  print(
+    `update ${job.id}: ${job.firmware.name ?? "?"}@${job.firmware.version ?? "?"}, live (Ctrl-C stops watching, not the job)`,
+  );
+  let shown = 0;
+  for (;;) {
+    const steps = job.steps ?? [];
+    for (const s of steps.slice(shown)) print(stepLine(s));
+    shown = steps.length;
+    if (isFinished(job.status)) break;
+    await sleep(WAIT_POLL_MS);
+    job = await client.request<JobView>("GET", `${base}/${encodeURIComponent(job.id)}`);
+  }
+  print(renderUpdateSteps(job));
+}
+
 function isFinished(status: string): boolean {
   return (FINISHED_JOB_STATUSES as readonly string[]).includes(status);
 }

@@ -156,6 +156,21 @@ function logLine(e: DeviceLogEntry, json: boolean): string {
   return json ? JSON.stringify(e) : `${e.ts} ${e.level.toUpperCase().padEnd(5)} ${e.msg}`;
 }
 
+/** The desired links by id and type, and which links the device reports in force (and from where). */
+function linksText(view: DeviceConfigView): string {
+  const desired = view.desired.links;
+  const wanted =
+    desired === undefined
+      ? "not set (the device uses its own config file)"
+      : desired.length === 0
+        ? "none"
+        : desired.map((l) => `${l.id} (${l.type}${l.enabled === false ? ", disabled" : ""})`).join(", ");
+  const reported = view.reported as { links?: unknown; linksFrom?: unknown } | null;
+  if (!reported || !Array.isArray(reported.links)) return wanted;
+  const inForce = reported.links.length === 0 ? "none" : reported.links.join(", ");
+  return `${wanted}; in force: ${inForce} (from ${String(reported.linksFrom ?? "?")})`;
+}
+
 function configText(view: DeviceConfigView): string {
   const r = view.reported;
   return renderFields([
@@ -166,6 +181,7 @@ function configText(view: DeviceConfigView): string {
     ["reported version", r ? String(r.version) : "nothing reported"],
     ["reported at", r?.ts ?? "-"],
     ["in force", r ? `log level ${r.logLevel ?? "?"}, forwarding ${r.forwardLevel ?? "?"} and above` : "-"],
+    ["links", linksText(view)],
     ["state", view.state + (r?.error ? ` (${r.error})` : "")],
   ]);
 }

@@ -19,7 +19,7 @@ import {
 import { ApiClient } from "./api-client.js";
 import { addBulkCommands } from "./bulk-commands.js";
 import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
-import { addDeviceJobsCommands } from "./device-jobs-command.js";
+import { addDeviceJobsCommands, showLatestJob } from "./device-jobs-command.js";
 import { addDeviceLogsCommands } from "./device-logs-command.js";
 import { paintStatus, statusWord, useColour } from "./health-colours.js";
 import { renderFields, renderTable } from "./table.js";
@@ -114,29 +114,34 @@ export function devicesCommand(print: (text: string) => void): Command {
     print(`${page.items.length} of ${page.total} device(s)`);
   });
 
-  withConnection(devices.command("show <uuid>").description("show one device")).action(
-    async (uuid: string, _opts: unknown, cmd: Command) => {
-      const d = await client(cmd).request<Device>("GET", `/api/v1/devices/${encodeURIComponent(uuid)}`);
-      if (json(cmd)) return print(JSON.stringify(d, null, 2));
-      print(
-        renderFields([
-          ["uuid", d.uuid],
-          ["name", d.name || "-"],
-          ["organization", d.organization],
-          ["location", d.location || "-"],
-          ["tags", d.tags.join(", ") || "-"],
-          ["status", useColour() ? paintStatus(d, statusWord(d)) : statusWord(d)],
-          ["offline reason", d.online ? "-" : (d.offlineReason ?? "-")],
-          ["last seen", d.lastSeen ?? "never"],
-          ["certificate", d.certificate ? `serial ${d.certificate.serial}` : "none (not enrolled)"],
-          ["cert expires", d.certificate ? d.certificate.notAfter : "-"],
-          ["window", windowText(d)],
-          ["factory key", d.hasFactoryKey ? "registered" : "none"],
-          ["readings", String(d.telemetryCount)],
-        ]),
-      );
-    },
-  );
+  withConnection(
+    devices
+      .command("show <uuid>")
+      .description("show one device and its latest firmware update, step by step")
+      .option("--follow", "keep printing the latest update's steps as the device reports them, until it ends"),
+  ).action(async (uuid: string, opts: { follow?: boolean }, cmd: Command) => {
+    const d = await client(cmd).request<Device>("GET", `/api/v1/devices/${encodeURIComponent(uuid)}`);
+    if (json(cmd)) return print(JSON.stringify(d, null, 2));
+    print(
+      renderFields([
+        ["uuid", d.uuid],
+        ["name", d.name || "-"],
+        ["organization", d.organization],
+        ["location", d.location || "-"],
+        ["tags", d.tags.join(", ") || "-"],
+        ["status", useColour() ? paintStatus(d, statusWord(d)) : statusWord(d)],
+        ["offline reason", d.online ? "-" : (d.offlineReason ?? "-")],
+        ["last seen", d.lastSeen ?? "never"],
+        ["certificate", d.certificate ? `serial ${d.certificate.serial}` : "none (not enrolled)"],
+        ["cert expires", d.certificate ? d.certificate.notAfter : "-"],
+        ["window", windowText(d)],
+        ["factory key", d.hasFactoryKey ? "registered" : "none"],
+        ["readings", String(d.telemetryCount)],
+        ["firmware", d.firmwareVersion ?? "unknown"],
+      ]),
+    );
+    await showLatestJob(client(cmd), d.uuid, print, opts.follow === true);
+  });
 
   withConnection(
     withDeviceFields(devices.command("edit <uuid>").description("edit a device's fields; the uuid cannot change")),
@@ -179,10 +184,11 @@ export function devicesCommand(print: (text: string) => void): Command {
       .option("--from <iso>", "from this time (inclusive)")
       .option("--to <iso>", "to this time (exclusive)")
       .option("--name <reading>", "only this reading name")
+      .option("--source <link>", "only readings of this device link (its id)")
       .option("--limit <n>", "at most this many", "50"),
-  ).action(async (uuid: string, opts: { from?: string; to?: string; name?: string; limit: string }, cmd: Command) => {
+  ).action(async (uuid: string, opts: TelemetryOptions, cmd: Command) => {
     const params = new URLSearchParams({ limit: opts.limit });
-    for (const key of ["from", "to", "name"] as const) if (opts[key]) params.set(key, opts[key] ?? "");
+    for (const key of ["from", "to", "name", "source"] as const) if (opts[key]) params.set(key, opts[key] ?? "");
     const page = await client(cmd).request<TelemetryPage>(
       "GET",
       `/api/v1/devices/${encodeURIComponent(uuid)}/telemetry?${params}`,
@@ -190,8 +196,8 @@ export function devicesCommand(print: (text: string) => void): Command {
     if (json(cmd)) return print(JSON.stringify(page, null, 2));
     print(
       renderTable(
-        ["TIME", "NAME", "VALUE", "UNIT"],
-        page.items.map((r) => [r.ts, r.name, String(r.value), r.unit ?? ""]),
+        ["TIME", "SOURCE", "NAME", "VALUE", "UNIT"],
+        page.items.map((r) => [r.ts, r.source ?? "", r.name, String(r.value), r.unit ?? ""]),
       ),
     );
     print(`${page.items.length} shown, ${page.count} stored`);
@@ -220,6 +226,14 @@ export function devicesCommand(print: (text: string) => void): Command {
   addDeviceLogsCommands(devices, print);
   addDeviceJobsCommands(devices, print);
   return devices;
+}
+
+interface TelemetryOptions {
+  from?: string;
+  to?: string;
+  name?: string;
+  source?: string;
+  limit: string;
 }
 
 interface DeviceFieldOptions {

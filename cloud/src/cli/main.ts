@@ -12,6 +12,7 @@ import { devicesCommand } from "./devices-command.js";
 import { firmwareCommand } from "./firmware-command.js";
 import { groupsCommand } from "./groups-command.js";
 import { organizationsCommand } from "./organizations-command.js";
+import { rolloutsCommand } from "./rollouts-command.js";
 import { sessionCommands, usersCommand } from "./users-command.js";
 
 const version = (
@@ -67,6 +68,14 @@ function buildProgram(): Command {
       "--log-retention <duration>",
       "how long device log lines are kept (env FIELDGATE_LOG_RETENTION, default 7d)",
     )
+    .option(
+      "--job-timeout <duration>",
+      "time a device has to finish an update job (env FIELDGATE_JOB_TIMEOUT, default 60m)",
+    )
+    .option(
+      "--rollout-tick <duration>",
+      "how often rollouts start installs and time out jobs (env FIELDGATE_ROLLOUT_TICK, default 1s)",
+    )
     .option("--firmware-dir <dir>", "firmware store (env FIELDGATE_FIRMWARE_DIR, default ./firmware-images)")
     .option("--firmware-max-size <size>", "largest firmware upload (env FIELDGATE_FIRMWARE_MAX_SIZE, default 1GiB)")
     .option(
@@ -107,6 +116,7 @@ function buildProgram(): Command {
   for (const command of sessionCommands(print)) program.addCommand(command);
   program.addCommand(organizationsCommand(print));
   program.addCommand(firmwareCommand(print));
+  program.addCommand(rolloutsCommand(print));
 
   const org = new Command("org").description("organization settings");
   withConnection(org.command("show").description("show the organization's settings")).action(

@@ -24,6 +24,10 @@ export interface CloudConfig {
   readonly firmwareMaxSize: number;
   /** The Ed25519 firmware signing key (or, for offline signing, its public key), PEM. */
   readonly firmwareSigningKey: string;
+  /** How long a device has to finish an update job that names no timeout of its own. */
+  readonly jobTimeoutMs: number;
+  /** How often rollouts start installs and overdue jobs time out. */
+  readonly rolloutTickMs: number;
 }
 
 /** Raw option values, from flags with environment fallbacks already applied. */
@@ -43,6 +47,8 @@ export interface CloudConfigInput {
   firmwareDir?: string;
   firmwareMaxSize?: string;
   firmwareSigningKey?: string;
+  jobTimeout?: string;
+  rolloutTick?: string;
 }
 
 /** Every serve flag and the environment variable that sets it when the flag is absent. */
@@ -62,6 +68,8 @@ export const CLOUD_ENV = {
   firmwareDir: "FIELDGATE_FIRMWARE_DIR",
   firmwareMaxSize: "FIELDGATE_FIRMWARE_MAX_SIZE",
   firmwareSigningKey: "FIELDGATE_FIRMWARE_SIGNING_KEY",
+  jobTimeout: "FIELDGATE_JOB_TIMEOUT",
+  rolloutTick: "FIELDGATE_ROLLOUT_TICK",
 } as const satisfies Record<keyof CloudConfigInput, string>;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -103,6 +111,16 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   if (firmwareMaxSize === undefined || firmwareMaxSize < 1) {
     throw invalid("firmware-max-size", maxSizeText, "a size in bytes, or with KiB, MiB or GiB, like 512MiB");
   }
+  const jobTimeoutText = pick("jobTimeout") ?? "60m";
+  const jobTimeoutMs = parseDuration(jobTimeoutText);
+  if (jobTimeoutMs === undefined || jobTimeoutMs < 1000) {
+    throw invalid("job-timeout", jobTimeoutText, "a duration of at least 1s, like 60m");
+  }
+  const tickText = pick("rolloutTick") ?? "1s";
+  const rolloutTickMs = parseDuration(tickText);
+  if (rolloutTickMs === undefined || rolloutTickMs < 10 || rolloutTickMs > 60_000) {
+    throw invalid("rollout-tick", tickText, "a duration from 10ms to 1m, like 1s");
+  }
   const logLevel = pick("logLevel") ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw invalid("log-level", logLevel, `one of ${LOG_LEVELS.join(", ")}`);
   const mqttUrl = pick("mqttUrl");
@@ -134,6 +152,8 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
     firmwareDir: path.resolve(pick("firmwareDir") ?? "./firmware-images"),
     firmwareMaxSize,
     firmwareSigningKey: path.resolve(pick("firmwareSigningKey") ?? path.join(dataDir, "firmware-signing.key")),
+    jobTimeoutMs,
+    rolloutTickMs,
   });
 }
 

@@ -10,6 +10,7 @@ import {
   verifyManifestSignature,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import { FINISHED_JOB_STATUSES } from "../jobs/device-jobs.js";
 import type { DeviceRow } from "../registry/device-registry.js";
 import type { FirmwareKeys } from "./firmware-keys.js";
 
@@ -53,7 +54,7 @@ interface ImageRow {
 }
 
 /** Rollout states that hold on to their image. Rollouts (a later slice) write this table. */
-export const ACTIVE_ROLLOUT_STATES = ["scheduled", "running", "paused"] as const;
+export const ACTIVE_ROLLOUT_STATES = ["running", "paused"] as const;
 
 /**
  * The firmware store: `<dir>/<org id>/<name>/<version>/image.bin` and `manifest.json` (the signed
@@ -198,13 +199,17 @@ export class FirmwareStore {
     return path.join(this.imageDir(record.orgId, record.name, record.version), "image.bin");
   }
 
-  /** True while a rollout in an active state uses the image. */
+  /** True while a rollout in an active state, or a job a device has not finished, uses the image. */
   inUse(record: FirmwareRecord): boolean {
     const states = ACTIVE_ROLLOUT_STATES.map(() => "?").join(",");
+    const finished = FINISHED_JOB_STATUSES.map(() => "?").join(",");
     return (
       this.db
-        .prepare(`SELECT 1 FROM rollouts WHERE firmware_id = ? AND state IN (${states}) LIMIT 1`)
-        .get(record.id, ...ACTIVE_ROLLOUT_STATES) !== undefined
+        .prepare(
+          `SELECT 1 FROM rollouts WHERE firmware_id = ? AND state IN (${states})
+           UNION ALL SELECT 1 FROM jobs WHERE firmware_id = ? AND status NOT IN (${finished}) LIMIT 1`,
+        )
+        .get(record.id, ...ACTIVE_ROLLOUT_STATES, record.id, ...FINISHED_JOB_STATUSES) !== undefined
     );
   }
 
@@ -213,7 +218,7 @@ export class FirmwareStore {
     if (this.inUse(record)) {
       throw new FieldgateError(
         "FIRMWARE_IN_USE",
-        `an active rollout uses ${name}@${version}; abort or finish it first`,
+        `an active rollout or an unfinished job uses ${name}@${version}; abort or finish it first`,
       );
     }
     const dir = this.imageDir(orgId, name, version);
@@ -228,10 +233,16 @@ export class FirmwareStore {
     fs.rmSync(trash, { recursive: true, force: true });
   }
 
-  private find(orgId: number, name: string, version: string): FirmwareRecord | undefined {
+  /** The image, or undefined when there is none (see `get` for the throwing form). */
+  find(orgId: number, name: string, version: string): FirmwareRecord | undefined {
     const row = this.db
       .prepare("SELECT * FROM firmware_images WHERE org_id = ? AND name = ? AND version = ?")
       .get(orgId, name, version) as ImageRow | undefined;
+    return row && this.record(row);
+  }
+
+  byId(id: number): FirmwareRecord | undefined {
+    const row = this.db.prepare("SELECT * FROM firmware_images WHERE id = ?").get(id) as ImageRow | undefined;
     return row && this.record(row);
   }
 

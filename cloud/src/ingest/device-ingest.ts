@@ -35,6 +35,7 @@ export class DeviceIngest {
   private readonly insertEvent: Database.Statement;
   private readonly insertDeadLetter: Database.Statement;
   private readonly insertLog: Database.Statement;
+  private readonly insertLogBatch: Database.Statement;
   private readonly upsertState: Database.Statement;
   private readonly setHealth: Database.Statement;
   private readonly getHealth: Database.Statement;
@@ -62,6 +63,9 @@ export class DeviceIngest {
     this.setFirmware = db.prepare("UPDATE devices SET firmware_version = ? WHERE id = ?");
     this.markSeen = db.prepare("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?");
     this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
+    this.insertLogBatch = db.prepare(
+      "INSERT OR IGNORE INTO log_batches (device_id, stream, seq, received_at) VALUES (?, ?, ?, ?)",
+    );
     this.upsertState = db.prepare(
       `INSERT INTO device_state (device_id, health, health_json, state_json, config_reported_json, updated_at)
        VALUES (@deviceId, @health, @healthJson, @stateJson, @configJson, @now)
@@ -120,11 +124,17 @@ export class DeviceIngest {
       case "config/reported":
         this.state(source, { configJson: JSON.stringify(value) });
         return;
-      case "logs":
+      case "logs": {
+        const batch = value as LogBatch;
         this.db.transaction(() => {
-          for (const e of (value as LogBatch).entries) this.insertLog.run(source.deviceId, e.ts, e.level, e.msg);
+          // A named batch seen before is a resend (its PUBACK was lost, or the agent restarted): stored once.
+          if (batch.stream !== undefined && batch.seq !== undefined) {
+            if (this.insertLogBatch.run(source.deviceId, batch.stream, batch.seq, this.clock()).changes === 0) return;
+          }
+          for (const e of batch.entries) this.insertLog.run(source.deviceId, e.ts, e.level, e.msg);
         })();
         return;
+      }
       case "events":
         this.db.transaction(() => {
           for (const e of (value as DeviceEvents).events) {

@@ -29,23 +29,38 @@ export class TelemetryWriter {
       "INSERT OR IGNORE INTO telemetry_batches (device_id, stream, seq, received_at) VALUES (?, ?, ?, ?)",
     );
     this.insertReading = db.prepare(
-      "INSERT INTO telemetry (device_id, ts, name, value, kind, unit, stream, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO telemetry (device_id, ts, name, value, kind, unit, stream, seq, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.bumpDevice = db.prepare(
       "UPDATE devices SET telemetry_count = telemetry_count + ?, last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?",
     );
     this.commit = db.transaction((items: Pending[]) => {
       const now = this.clock();
-      return items.map(({ deviceId, batch }) => {
+      // One counter update per device per commit, not per batch: with one reading per message the
+      // device row was rewritten for every message.
+      const counts = new Map<number, number>();
+      const stored = items.map(({ deviceId, batch }) => {
         if (this.insertBatch.run(deviceId, batch.stream, batch.seq, now).changes === 0) return false;
         for (const r of batch.readings) {
           const [value, kind] =
             typeof r.value === "boolean" ? [r.value ? 1 : 0, 2] : [r.value, typeof r.value === "string" ? 1 : 0];
-          this.insertReading.run(deviceId, r.ts, r.name, value, kind, r.unit ?? null, batch.stream, batch.seq);
+          this.insertReading.run(
+            deviceId,
+            r.ts,
+            r.name,
+            value,
+            kind,
+            r.unit ?? null,
+            batch.stream,
+            batch.seq,
+            r.source ?? null,
+          );
         }
-        this.bumpDevice.run(batch.readings.length, now, deviceId);
+        counts.set(deviceId, (counts.get(deviceId) ?? 0) + batch.readings.length);
         return true;
       });
+      for (const [deviceId, count] of counts) this.bumpDevice.run(count, now, deviceId);
+      return stored;
     });
   }
 

@@ -1,11 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { FieldgateError, type JobNotify, type JobStatus } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
-import type { FirmwareStore } from "../firmware/firmware-store.js";
+import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
 import type { DeviceRow } from "../registry/device-registry.js";
 
 /** Job statuses after which the device does nothing more for the job. */
-export const FINISHED_JOB_STATUSES = ["SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED"] as const;
+export const FINISHED_JOB_STATUSES = ["SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED", "CANCELLED"] as const;
+
+/** How a job is made: a rollout sets its own timeout and marks its jobs. */
+export interface JobOptions {
+  timeoutMs?: number;
+  rolloutId?: number;
+  /** Auto-rollback to the version the device had (see `JobNotify.rollback`). */
+  rollback?: boolean;
+}
 
 /** One reported status of a job, as stored in `job_steps`. */
 export interface JobStepView {
@@ -47,6 +55,9 @@ interface JobRow {
   created_at: number;
   updated_at: number;
   timeout_at: number;
+  rollout_id: number | null;
+  rollback: number;
+  cancel_requested: number;
   fw_name: string | null;
   fw_version: string | null;
   compat: string | null;
@@ -71,6 +82,8 @@ export interface DeviceJobsDeps {
   /** How long a device has to finish a job, from its creation. */
   timeoutMs: number;
   clock?: () => number;
+  /** Called after a job reaches a finished status (reported, timed out or cancelled). */
+  onFinished?: (jobId: string, rolloutId: number | null) => void;
 }
 
 const SELECT_JOB = `
@@ -94,14 +107,13 @@ export class DeviceJobs {
   }
 
   /** Creates a job for `name@version` on the device and notifies it. */
-  create(device: DeviceRow, ref: string): JobView {
-    const at = ref.lastIndexOf("@");
-    if (at <= 0 || at === ref.length - 1) {
-      throw new FieldgateError("VALIDATION_FAILED", `firmware must be name@version, not ${ref}`, "firmware");
-    }
-    const name = ref.slice(0, at);
-    const version = ref.slice(at + 1);
-    const record = this.deps.firmware.get(device.org_id, name, version);
+  create(device: DeviceRow, ref: string, options: JobOptions = {}): JobView {
+    const { name, version } = parseFirmwareRef(ref);
+    return this.createFor(device, this.deps.firmware.get(device.org_id, name, version), options);
+  }
+
+  /** Creates a job for an image already looked up; FIRMWARE_INCOMPATIBLE unless made for the device's type. */
+  createFor(device: DeviceRow, record: FirmwareRecord, options: JobOptions = {}): JobView {
     const compat = this.compatOf(device);
     if (compat === undefined) {
       throw new FieldgateError("FIRMWARE_INCOMPATIBLE", "the device has no device type, so no firmware-compat id");
@@ -109,7 +121,7 @@ export class DeviceJobs {
     if (!record.compatible.includes(compat)) {
       throw new FieldgateError(
         "FIRMWARE_INCOMPATIBLE",
-        `${name}@${version} is for ${record.compatible.join(", ")}, not ${compat}`,
+        `${record.name}@${record.version} is for ${record.compatible.join(", ")}, not ${compat}`,
         "firmware",
       );
     }
@@ -117,13 +129,76 @@ export class DeviceJobs {
     const id = `job-${randomBytes(8).toString("hex")}`;
     this.deps.db
       .prepare(
-        `INSERT INTO jobs (id, org_id, device_id, firmware_id, status, created_at, updated_at, timeout_at)
-         VALUES (?, ?, ?, ?, 'CREATED', ?, ?, ?)`,
+        `INSERT INTO jobs (id, org_id, device_id, firmware_id, status, created_at, updated_at, timeout_at,
+           rollout_id, rollback)
+         VALUES (?, ?, ?, ?, 'CREATED', ?, ?, ?, ?, ?)`,
       )
-      .run(id, device.org_id, device.id, record.id, now, now, now + this.deps.timeoutMs);
+      .run(
+        id,
+        device.org_id,
+        device.id,
+        record.id,
+        now,
+        now,
+        now + (options.timeoutMs ?? this.deps.timeoutMs),
+        options.rolloutId ?? null,
+        options.rollback ? 1 : 0,
+      );
     const row = this.row(id);
     this.send(row);
     return view(row);
+  }
+
+  /** The job's status and rollout, or undefined. */
+  statusOf(jobId: string): { status: string; reason: string | null; message: string | null } | undefined {
+    return this.deps.db.prepare("SELECT status, reason, message FROM jobs WHERE id = ?").get(jobId) as
+      | { status: string; reason: string | null; message: string | null }
+      | undefined;
+  }
+
+  /**
+   * Cancels unfinished jobs. One the device has not reported on (CREATED) ends CANCELLED at once and
+   * is never offered again; every one is also sent a cancel, which the agent honours until it begins
+   * INSTALLING (then the job ends FAILED `JOB_CANCELLED`); past that the install runs to its end,
+   * as with AWS IoT Jobs without `force`. The cancel is sent again on each connect while it matters.
+   * Returns the ids that ended CANCELLED here.
+   */
+  cancel(jobIds: readonly string[]): string[] {
+    const { db } = this.deps;
+    const now = this.clock();
+    const request = db.prepare("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?");
+    const cancel = db.prepare(
+      "UPDATE jobs SET status = 'CANCELLED', message = ?, updated_at = ? WHERE id = ? AND status = 'CREATED'",
+    );
+    const ended = db.transaction(() =>
+      jobIds.filter((id) => {
+        request.run(now, id);
+        return cancel.run("the rollout was aborted before the device started", now, id).changes > 0;
+      }),
+    )();
+    for (const id of jobIds) this.sendCancel(this.row(id));
+    return ended;
+  }
+
+  /** Marks every unfinished job past its timeout FAILED `JOB_TIMEOUT`; returns how many. */
+  expireOverdue(): number {
+    const now = this.clock();
+    // The statuses are inlined, not bound, so that SQLite can use the partial index `jobs_open`.
+    const rows = this.deps.db
+      .prepare(
+        `SELECT id, rollout_id FROM jobs WHERE timeout_at <= ?
+         AND status NOT IN (${FINISHED_JOB_STATUSES.map((s) => `'${s}'`).join(", ")})`,
+      )
+      .all(now) as { id: string; rollout_id: number | null }[];
+    for (const row of rows) this.expire(row.id, now);
+    for (const row of rows) this.deps.onFinished?.(row.id, row.rollout_id);
+    return rows.length;
+  }
+
+  private expire(jobId: string, now: number): void {
+    this.deps.db
+      .prepare("UPDATE jobs SET status = 'FAILED', reason = 'JOB_TIMEOUT', message = ?, updated_at = ? WHERE id = ?")
+      .run("the job's timeout passed before the device finished it", now, jobId);
   }
 
   list(device: DeviceRow): JobView[] {
@@ -149,8 +224,8 @@ export class DeviceJobs {
    * records an event). A report after the job ended is kept in the report but does not reopen it.
    */
   report(deviceId: number, jobId: string, status: JobStatus): boolean {
-    const job = this.deps.db.prepare("SELECT status, device_id FROM jobs WHERE id = ?").get(jobId) as
-      | { status: string; device_id: number }
+    const job = this.deps.db.prepare("SELECT status, device_id, rollout_id FROM jobs WHERE id = ?").get(jobId) as
+      | { status: string; device_id: number; rollout_id: number | null }
       | undefined;
     if (!job || job.device_id !== deviceId) return false;
     const fields = [
@@ -176,6 +251,15 @@ export class DeviceJobs {
           .run(status.status, ...fields, this.clock(), jobId);
       }
     })();
+    if (!isFinished(job.status) && status.status === "SUCCEEDED") {
+      // The device now runs the job's version: rollouts skip it and auto-rollback knows where it came from.
+      this.deps.db
+        .prepare(
+          "UPDATE devices SET firmware_version = (SELECT version FROM firmware_images WHERE id = (SELECT firmware_id FROM jobs WHERE id = ?)) WHERE id = ?",
+        )
+        .run(jobId, deviceId);
+    }
+    if (!isFinished(job.status) && isFinished(status.status)) this.deps.onFinished?.(jobId, job.rollout_id);
     return true;
   }
 
@@ -184,6 +268,14 @@ export class DeviceJobs {
    * the ones past their timeout are marked FAILED `JOB_TIMEOUT` instead.
    */
   resend(deviceId: number): void {
+    // Cancels first: a device that took a job before its rollout aborted must hear of it.
+    const cancels = this.deps.db
+      .prepare(
+        `${SELECT_JOB} WHERE j.device_id = ? AND j.cancel_requested = 1 AND j.timeout_at > ?
+         AND (j.status = 'CANCELLED' OR j.status NOT IN (${FINISHED_JOB_STATUSES.map(() => "?").join(",")}))`,
+      )
+      .all(deviceId, this.clock(), ...FINISHED_JOB_STATUSES) as JobRow[];
+    for (const row of cancels) this.sendCancel(row);
     const rows = this.deps.db
       .prepare(
         `${SELECT_JOB} WHERE j.device_id = ? AND j.status NOT IN (${FINISHED_JOB_STATUSES.map(() => "?").join(",")})
@@ -193,14 +285,11 @@ export class DeviceJobs {
     const now = this.clock();
     for (const row of rows) {
       if (now >= row.timeout_at) {
-        this.deps.db
-          .prepare(
-            "UPDATE jobs SET status = 'FAILED', reason = 'JOB_TIMEOUT', message = ?, updated_at = ? WHERE id = ?",
-          )
-          .run("the job's timeout passed before the device finished it", now, row.id);
+        this.expire(row.id, now);
+        this.deps.onFinished?.(row.id, row.rollout_id);
         continue;
       }
-      this.send(row);
+      if (row.cancel_requested === 0) this.send(row);
     }
   }
 
@@ -212,6 +301,19 @@ export class DeviceJobs {
       firmware: { name: row.fw_name, version: row.fw_version },
       firmwareCompat: row.compat,
       timeoutS: Math.max(1, Math.ceil((row.timeout_at - this.clock()) / 1000)),
+      ...(row.rollback === 1 && { rollback: true }),
+    });
+  }
+
+  private sendCancel(row: JobRow): void {
+    if (row.fw_name === null || row.fw_version === null || row.compat === null) return;
+    this.deps.notify(row.uuid, {
+      v: 1,
+      jobId: row.id,
+      firmware: { name: row.fw_name, version: row.fw_version },
+      firmwareCompat: row.compat,
+      timeoutS: Math.max(1, Math.ceil((row.timeout_at - this.clock()) / 1000)),
+      cancel: true,
     });
   }
 
@@ -228,7 +330,16 @@ export class DeviceJobs {
   }
 }
 
-function isFinished(status: string): boolean {
+/** `name@version` split at the last `@`. */
+export function parseFirmwareRef(ref: string): { name: string; version: string } {
+  const at = ref.lastIndexOf("@");
+  if (at <= 0 || at === ref.length - 1) {
+    throw new FieldgateError("VALIDATION_FAILED", `firmware must be name@version, not ${ref}`, "firmware");
+  }
+  return { name: ref.slice(0, at), version: ref.slice(at + 1) };
+}
+
+export function isFinished(status: string): boolean {
   return (FINISHED_JOB_STATUSES as readonly string[]).includes(status);
 }
 

@@ -33,6 +33,7 @@ export class LogRetention {
   private readonly overCap: Database.Statement<[number], { device_id: number }>;
   private readonly threshold: Database.Statement<[number, number], { id: number }>;
   private readonly trim: Database.Statement<[number, number]>;
+  private readonly forgetBatches: Database.Statement<[number, number]>;
   private readonly clock: () => number;
   readonly intervalMs: number;
   readonly maxRowsPerDevice: number;
@@ -51,6 +52,12 @@ export class LogRetention {
     this.overCap = db.prepare("SELECT device_id FROM device_logs GROUP BY device_id HAVING count(*) > ?");
     this.threshold = db.prepare("SELECT id FROM device_logs WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?");
     this.trim = db.prepare("DELETE FROM device_logs WHERE device_id = ? AND id <= ?");
+    // A resend comes within minutes of the original (a lost PUBACK, a restart); a key older than the
+    // retention guards nothing.
+    this.forgetBatches = db.prepare(
+      `DELETE FROM log_batches WHERE (device_id, stream, seq) IN
+         (SELECT device_id, stream, seq FROM log_batches WHERE received_at < ? LIMIT ?)`,
+    );
   }
 
   start(): void {
@@ -74,6 +81,9 @@ export class LogRetention {
       const n = this.expire.run(cutoff, CHUNK).changes;
       expired += n;
       if (n < CHUNK) break;
+    }
+    for (;;) {
+      if (this.forgetBatches.run(cutoff, CHUNK).changes < CHUNK) break;
     }
     let capped = 0;
     for (const { device_id } of this.overCap.all(this.maxRowsPerDevice)) {

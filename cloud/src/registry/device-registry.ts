@@ -80,6 +80,8 @@ export type RevocationListener = (uuid: string, reason: string) => void;
 export class DeviceRegistry {
   private readonly revocationListeners: RevocationListener[] = [];
   private insertStatement: Database.Statement | undefined;
+  /** Statements of the connect and enrollment paths, prepared once: a storm runs them thousands of times. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(
     private readonly db: Database.Database,
@@ -179,7 +181,7 @@ export class DeviceRegistry {
 
   /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */
   findByUuid(uuid: string): DeviceRow | undefined {
-    return this.db.prepare("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
+    return this.statement("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
   }
 
   /** The device row in this organization, or DEVICE_NOT_FOUND. */
@@ -352,27 +354,32 @@ export class DeviceRegistry {
   /** Records presence; false when the device is gone (deleted while connected), with nothing to update. */
   setPresence(deviceId: number, online: boolean, at: number, offlineReason: string | null): boolean {
     return (
-      this.db
-        .prepare(
-          "UPDATE devices SET online = ?, last_seen = ?, presence_changed_at = ?, offline_reason = ? WHERE id = ?",
-        )
-        .run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0
+      this.statement(
+        "UPDATE devices SET online = ?, last_seen = ?, presence_changed_at = ?, offline_reason = ? WHERE id = ?",
+      ).run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0
     );
+  }
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   /** The serial of the device's current certificate: the newest unrevoked one. */
   currentCertificate(deviceId: number): CertificateRow | undefined {
-    return this.db
-      .prepare(
-        "SELECT serial, issued_at, not_after FROM certificates WHERE device_id = ? AND revoked_at IS NULL ORDER BY issued_at DESC, rowid DESC LIMIT 1",
-      )
-      .get(deviceId) as CertificateRow | undefined;
+    return this.statement(
+      "SELECT serial, issued_at, not_after FROM certificates WHERE device_id = ? AND revoked_at IS NULL ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+    ).get(deviceId) as CertificateRow | undefined;
   }
 
   telemetry(
     orgId: number,
     uuid: string,
-    query: { from?: string; to?: string; name?: string; limit?: number },
+    query: { from?: string; to?: string; name?: string; source?: string; limit?: number },
   ): TelemetryPage {
     const row = this.row(orgId, uuid);
     const where = ["device_id = ?"];
@@ -389,9 +396,13 @@ export class DeviceRegistry {
       where.push("name = ?");
       params.push(query.name);
     }
+    if (query.source) {
+      where.push("source = ?");
+      params.push(query.source);
+    }
     const rows = this.db
       .prepare(
-        `SELECT ts, name, value, kind, unit, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts DESC, rowid DESC LIMIT ?`,
+        `SELECT ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts DESC, rowid DESC LIMIT ?`,
       )
       .all(...params, query.limit ?? 1000) as {
       ts: number;
@@ -399,6 +410,7 @@ export class DeviceRegistry {
       value: number | string;
       kind: number;
       unit: string | null;
+      source: string | null;
       stream: string;
       seq: number;
     }[];
@@ -410,6 +422,7 @@ export class DeviceRegistry {
         name: r.name,
         value: r.kind === 2 ? r.value === 1 : r.value,
         unit: r.unit,
+        source: r.source,
         stream: r.stream,
         seq: r.seq,
       })),

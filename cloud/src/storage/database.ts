@@ -297,6 +297,94 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX job_steps_job ON job_steps(job_id, id);
     `,
   },
+  {
+    version: 9,
+    // Phased rollouts (issue #5). Version 7 made a placeholder `rollouts` table that nothing ever
+    // wrote, so it is replaced outright. The target set is a snapshot taken at creation, one row
+    // per device with its phase and position; jobs point back at their rollout.
+    sql: `
+      DROP INDEX IF EXISTS rollouts_firmware;
+      DROP TABLE IF EXISTS rollouts;
+      CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organizations(id),
+        firmware_id INTEGER NOT NULL REFERENCES firmware_images(id),
+        -- The groups of the targeted devices: a right on the rollout is that right on all of them.
+        group_paths_json TEXT NOT NULL,
+        target_json TEXT NOT NULL,
+        phases_json TEXT NOT NULL,
+        success_threshold REAL NOT NULL,
+        failure_threshold REAL NOT NULL,
+        rate_json TEXT,
+        window_json TEXT,
+        job_timeout_ms INTEGER NOT NULL,
+        retries INTEGER NOT NULL,
+        auto_rollback INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        stop_reason TEXT,
+        stop_message TEXT,
+        current_phase INTEGER NOT NULL,
+        last_start_at INTEGER,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX rollouts_firmware ON rollouts(firmware_id, state);
+      CREATE INDEX rollouts_state ON rollouts(state);
+      CREATE TABLE rollout_devices (
+        rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        phase INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        job_id TEXT,
+        from_version TEXT,
+        reason TEXT,
+        message TEXT,
+        started_at INTEGER,
+        finished_at INTEGER,
+        rollback_job_id TEXT,
+        rollback_state TEXT,
+        PRIMARY KEY (rollout_id, device_id)
+      );
+      CREATE INDEX rollout_devices_order ON rollout_devices(rollout_id, state, position);
+      CREATE UNIQUE INDEX rollout_devices_job ON rollout_devices(job_id) WHERE job_id IS NOT NULL;
+      ALTER TABLE jobs ADD COLUMN rollout_id INTEGER;
+      ALTER TABLE jobs ADD COLUMN rollback INTEGER NOT NULL DEFAULT 0;
+      -- Set when a rollout aborts: the device is told to drop the job if it has not begun installing.
+      ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+      -- Open jobs by deadline: the timeout sweep reads only these, however many jobs have ended.
+      CREATE INDEX jobs_open ON jobs(timeout_at)
+        WHERE status NOT IN ('SUCCEEDED', 'FAILED', 'ROLLED_BACK', 'REJECTED', 'CANCELLED');
+      CREATE INDEX jobs_firmware ON jobs(firmware_id, status);
+    `,
+  },
+  {
+    version: 10,
+    // Device links (issue #6): a reading's `source` is the id of the link that produced it (NULL
+    // for the agent's own). No index: a source filter runs inside one device's (device_id, ts)
+    // range, and every telemetry insert would pay for another index.
+    sql: `
+      ALTER TABLE telemetry ADD COLUMN source TEXT;
+    `,
+  },
+  {
+    version: 11,
+    // Durable log buffer on the agent: a log batch may come again after a lost PUBACK or a
+    // restart, named by (stream, seq); its key is kept so the lines are stored once. The keys are
+    // purged with the log retention (by arrival), hence the index.
+    sql: `
+      CREATE TABLE log_batches (
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        stream TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (device_id, stream, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX log_batches_received ON log_batches(received_at);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

@@ -1,5 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CloudProcess, startCloud } from "../../../test/support/cloud-process.js";
+import { type CloudProcess, cloudBin, startCloud, tempDir } from "../../../test/support/cloud-process.js";
 import { newUuid } from "../../../test/support/device-identity.js";
 import { ROLE_PERMISSIONS, ROLES, type Role } from "../../src/access/roles.js";
 import { ROUTE_RIGHTS } from "../../src/access/route-rights.js";
@@ -18,6 +19,7 @@ describe("access control, enumerated over every route and role", () => {
   const unique = (p: string) => `${p}-${Date.now().toString(36)}-${seq++}`;
   const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
   const ids = { root: 0, a: 0, b: 0 };
+  let rolloutTypeId = 0;
   const creds: Record<string, string> = {};
   const admin = <T>(method: string, url: string, body?: unknown) => cloud.api<T>(method, url, body);
   const call = async (c: Call, auth: string): Promise<Answer> => {
@@ -47,6 +49,17 @@ describe("access control, enumerated over every route and role", () => {
           role: "viewer",
         })
       ).body.credential.id,
+    /** A one-device rollout of the shared test image to a fresh device of group `g`. */
+    rollout: async (group: number) => {
+      const uuid = newUuid();
+      expect((await admin("POST", "/api/v1/devices", { uuid, group, type: rolloutTypeId })).status).toBe(201);
+      const made = await admin<{ id: number }>("POST", "/api/v1/rollouts", {
+        firmware: "rollout-fw@1.0.0",
+        target: { devices: [uuid] },
+      });
+      expect(made.status, made.text).toBe(201);
+      return made.body.id;
+    },
     user: async () =>
       (
         await admin<{ id: number }>("POST", "/api/v1/users", {
@@ -209,8 +222,8 @@ describe("access control, enumerated over every route and role", () => {
       body: { name: "x" },
     }),
     "DELETE /api/v1/users/:id": async () => ({ method: "DELETE", url: `/api/v1/users/${await make.user()}` }),
-    // Firmware images belong to the organization; this cloud has no signing key, so an allowed upload
-    // answers FIRMWARE_SIGNING_KEY_MISSING and the others FIRMWARE_NOT_FOUND: neither 401 nor 403.
+    // Firmware images belong to the organization: an allowed upload stores the image, the other
+    // routes on an absent image answer FIRMWARE_NOT_FOUND: neither 401 nor 403.
     "POST /api/v1/firmware": async () => ({
       method: "POST",
       url: `/api/v1/firmware?name=${unique("fw")}&version=1.0.0&compatible=t1`,
@@ -228,14 +241,50 @@ describe("access control, enumerated over every route and role", () => {
       method: "GET",
       url: "/api/v1/firmware/none/1.0.0/image",
     }),
+    // A rollout is created over the devices the caller may update: out of scope they are not found.
+    "POST /api/v1/rollouts": async (g) => ({
+      method: "POST",
+      url: "/api/v1/rollouts",
+      body: { firmware: "rollout-fw@1.0.0", target: { group: g } },
+    }),
+    "GET /api/v1/rollouts": async () => ({ method: "GET", url: "/api/v1/rollouts" }),
+    "GET /api/v1/rollouts/:id": async (g) => ({ method: "GET", url: `/api/v1/rollouts/${await make.rollout(g)}` }),
+    "POST /api/v1/rollouts/:id/pause": async (g) => ({
+      method: "POST",
+      url: `/api/v1/rollouts/${await make.rollout(g)}/pause`,
+    }),
+    "POST /api/v1/rollouts/:id/resume": async (g) => ({
+      method: "POST",
+      url: `/api/v1/rollouts/${await make.rollout(g)}/resume`,
+    }),
+    "POST /api/v1/rollouts/:id/abort": async (g) => ({
+      method: "POST",
+      url: `/api/v1/rollouts/${await make.rollout(g)}/abort`,
+    }),
   };
 
   beforeAll(async () => {
-    cloud = await startCloud();
+    const dataDir = tempDir("access");
+    execFileSync(process.execPath, [cloudBin, "firmware", "keygen", "--data-dir", dataDir], { stdio: "pipe" });
+    cloud = await startCloud({ dataDir, args: ["--firmware-dir", `${dataDir}/firmware`] });
     const tree = await admin<{ items: { id: number; parentId: number | null }[] }>("GET", "/api/v1/groups");
     ids.root = tree.body.items.find((g) => g.parentId === null)?.id ?? 0;
     ids.a = (await admin<{ id: number }>("POST", "/api/v1/groups", { name: "plant-a" })).body.id;
     ids.b = (await admin<{ id: number }>("POST", "/api/v1/groups", { name: "plant-b" })).body.id;
+    rolloutTypeId = (
+      await admin<{ id: number }>("POST", "/api/v1/device-types", { name: "rollout-type", firmwareCompat: "t1" })
+    ).body.id;
+    const uploaded = await fetchCsv(
+      cloud,
+      {
+        method: "POST",
+        url: "/api/v1/firmware?name=rollout-fw&version=1.0.0&compatible=t1",
+        body: "rollout image",
+        contentType: "application/octet-stream",
+      },
+      basic(cloud.credential.id, cloud.credential.secret),
+    );
+    expect(uploaded.status, uploaded.text).toBe(201);
     for (const role of ROLES) {
       for (const [where, group] of [
         ["root", ids.root],

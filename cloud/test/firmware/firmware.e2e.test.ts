@@ -268,16 +268,18 @@ describe("firmware images in the cloud", () => {
   });
 
   it("deletes an image, and refuses while an active rollout uses it", async () => {
-    const Database = (await import("better-sqlite3")).default;
-    const db = new Database(path.join(cloud.dataDir, "fieldgate.db"));
-    const id = (
-      db.prepare("SELECT id FROM firmware_images WHERE name = 'gw-os' AND version = '1.1.0'").get() as { id: number }
-    ).id;
-    db.prepare("INSERT INTO rollouts (org_id, firmware_id, state, created_at) VALUES (1, ?, 'running', 0)").run(id);
-    db.close();
+    const { uuid } = await registerDevice(cloud, { type: "gw-a" });
+    const rollout = await cloud.api<{ id: number }>("POST", "/api/v1/rollouts", {
+      firmware: "gw-os@1.1.0",
+      target: { devices: [uuid] },
+    });
+    expect(rollout.status, JSON.stringify(rollout.body)).toBe(201);
     const busy = await cloud.api<Err>("DELETE", "/api/v1/firmware/gw-os/1.1.0");
     expect(busy.status).toBe(409);
     expect(busy.body.error.code).toBe("FIRMWARE_IN_USE");
+    // Aborted, with its job cancelled before the device took it: the image is free again.
+    expect((await cloud.api("POST", `/api/v1/rollouts/${rollout.body.id}/abort`)).status).toBe(200);
+    expect((await cloud.api("DELETE", "/api/v1/firmware/gw-os/1.1.0")).status).toBe(204);
     expect(cli("firmware", "delete", "gw-os@1.0.0", "--yes")).toContain("deleted gw-os@1.0.0");
     expect(fs.existsSync(path.join(fwDir, "1", "gw-os", "1.0.0"))).toBe(false);
     expect((await cloud.api("GET", "/api/v1/firmware/gw-os/1.0.0")).status).toBe(404);

@@ -1,4 +1,4 @@
-import { DesiredConfig, DeviceConfigView, Uuid } from "@fieldgate/shared";
+import { checkLinks, DesiredConfig, DeviceConfigView, Uuid } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { deviceOf, errorResponses, operatorSecurity, type RouteContext } from "./route-context.js";
@@ -32,6 +32,12 @@ export function registerDeviceConfigRoutes(app: FastifyInstance, ctx: RouteConte
         params: UuidParams,
         body: DesiredConfig,
         response: { 200: DeviceConfigView, ...errorResponses },
+      },
+      // Links are checked item by item against their own type before the body schema, so the error
+      // names the field at fault (links[1].protocol.poll[0].count) and duplicate ids are refused.
+      preValidation: async (request) => {
+        const links = (request.body as { links?: unknown } | null)?.links;
+        if (links !== undefined) checkLinks(links, "links");
       },
     },
     async (request) => {

@@ -12,6 +12,7 @@ import type { GroupRow, GroupTree } from "../../groups/group-tree.js";
 import type { DeviceJobs } from "../../jobs/device-jobs.js";
 import type { DeviceLogs } from "../../logs/device-logs.js";
 import type { DeviceRegistry, DeviceRow } from "../../registry/device-registry.js";
+import type { Rollouts } from "../../rollouts/rollouts.js";
 import type { UserDirectory } from "../../users/user-directory.js";
 
 /** What every route module gets: the services, the policy, and the server's own settings. */
@@ -28,6 +29,7 @@ export interface RouteContext {
   deviceLogs: DeviceLogs;
   firmware: FirmwareStore;
   jobs: DeviceJobs;
+  rollouts: Rollouts;
   version: string;
   mqttPort: () => number;
   mqttUrl: string | undefined;

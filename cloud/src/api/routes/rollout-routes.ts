@@ -1,0 +1,80 @@
+import { CreateRolloutBody, RolloutList, RolloutView } from "@fieldgate/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import { errorResponses, operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+/**
+ * Phased rollouts (issue #5). Creating one needs `firmware:write` on every targeted device (the
+ * target is resolved inside the caller's scope); reading or steering one needs the right on every
+ * group its devices are in.
+ */
+export function registerRolloutRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.post<{ Body: CreateRolloutBody }>(
+    "/api/v1/rollouts",
+    {
+      schema: {
+        tags: ["rollouts"],
+        summary: "Start a phased rollout of an image to a set of devices",
+        security: operatorSecurity,
+        body: CreateRolloutBody,
+        response: { 201: RolloutView, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const rollout = ctx.rollouts.create(principalOf(request), request.body);
+      request.log.info({ rolloutId: rollout.id, firmware: request.body.firmware }, "rollout created");
+      return reply.status(201).send(rollout);
+    },
+  );
+
+  app.get(
+    "/api/v1/rollouts",
+    {
+      schema: {
+        tags: ["rollouts"],
+        summary: "The rollouts the caller may read, newest first (at most 200)",
+        security: operatorSecurity,
+        response: { 200: RolloutList, ...errorResponses },
+      },
+    },
+    async (request) => ({ items: ctx.rollouts.list(principalOf(request)) }),
+  );
+
+  app.get<{ Params: { id: number } }>(
+    "/api/v1/rollouts/:id",
+    {
+      schema: {
+        tags: ["rollouts"],
+        summary: "One rollout: counts per state and per phase, and the failing devices with their reasons",
+        security: operatorSecurity,
+        params: IdParams,
+        response: { 200: RolloutView, ...errorResponses },
+      },
+    },
+    async (request) => ctx.rollouts.show(principalOf(request).orgId, request.params.id),
+  );
+
+  const steer = (action: "pause" | "resume" | "abort", summary: string) =>
+    app.post<{ Params: { id: number } }>(
+      `/api/v1/rollouts/:id/${action}`,
+      {
+        schema: {
+          tags: ["rollouts"],
+          summary,
+          security: operatorSecurity,
+          params: IdParams,
+          response: { 200: RolloutView, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const view = ctx.rollouts[action](principalOf(request).orgId, request.params.id);
+        request.log.info({ rolloutId: request.params.id }, `rollout ${action}`);
+        return view;
+      },
+    );
+  steer("pause", "Stop starting new installs; those running go on");
+  steer("resume", "Start installs again; a phase held below the success threshold goes on to the next");
+  steer("abort", "Stop for good: cancel installs not yet taken, and with auto-rollback send updated devices back");
+}
