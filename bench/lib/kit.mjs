@@ -7,6 +7,7 @@ import net from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import readline from "node:readline";
+import tls from "node:tls";
 import Database from "better-sqlite3";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -354,12 +355,20 @@ export function p256SignRate(ms) {
   return { signaturesPerSecond: Math.round((count * 1000) / (performance.now() - started)) };
 }
 
-/** Loopback TCP throughput, one stream, sender here and receiver in another process. */
-export async function loopbackThroughput(ms) {
-  const sink = await startHelper("loopback-sink.mjs");
+/**
+ * Loopback throughput, one stream, sender here and receiver in another process: plain TCP, or TLS
+ * with the cloud's certificate and Node's default cipher when `tlsPki` names the PKI directory.
+ */
+export async function loopbackThroughput(ms, { tlsPki } = {}) {
+  const sink = await startHelper("loopback-sink.mjs", tlsPki ? [tlsPki] : []);
   const chunk = Buffer.alloc(256 * 1024, 1);
   const socket = await new Promise((resolve, reject) => {
-    const s = net.connect(sink.port, "127.0.0.1", () => resolve(s));
+    const s = tlsPki
+      ? tls.connect(
+          { port: sink.port, host: "127.0.0.1", servername: "localhost", ca: readFileSync(`${tlsPki}/ca.crt`) },
+          () => resolve(s),
+        )
+      : net.connect(sink.port, "127.0.0.1", () => resolve(s));
     s.on("error", reject);
   });
   let bytes = 0;

@@ -500,6 +500,7 @@ const fanout = {
       const uuids = JSON.parse(readFileSync(path.join(fleetDir, "fleet.json"), "utf8")).devices;
       for (const uuid of uuids) await cloud.api("POST", `/api/v1/devices/${uuid}/jobs`, { firmware: "bench-os@1.0.0" });
       const loopback = await loopbackThroughput(ctx.quick ? 1000 : 3000);
+      const loopbackTls = await loopbackThroughput(ctx.quick ? 1000 : 3000, { tlsPki: cloud.pki });
       const sim = await runSim(
         cloud,
         [
@@ -520,6 +521,7 @@ const fanout = {
       );
       const u = sim.updates;
       const vsLoopback = ratio(u.bytesPerSecond, loopback.bytesPerSecond);
+      const vsLoopbackTls = ratio(u.bytesPerSecond, loopbackTls.bytesPerSecond);
       return {
         figures: {
           devices,
@@ -533,8 +535,11 @@ const fanout = {
           corrupt: u.corrupt,
           stagedOn: fleetDir.startsWith(SHM) ? "tmpfs" : "disk",
         },
-        peers: { loopbackTcpMiBPerSecond: round(loopback.bytesPerSecond / MiB) },
-        ratios: { vsLoopbackTcp: vsLoopback },
+        peers: {
+          loopbackTcpMiBPerSecond: round(loopback.bytesPerSecond / MiB),
+          loopbackTlsMiBPerSecond: round(loopbackTls.bytesPerSecond / MiB),
+        },
+        ratios: { vsLoopbackTcp: vsLoopback, vsLoopbackTls },
         goals: [
           goal("aggregate vs loopback TCP", "≥ 0.5", vsLoopback, vsLoopback >= 0.5),
           goal("corrupt installs", "0", u.corrupt, u.corrupt === 0 && u.succeeded === devices),
@@ -547,6 +552,14 @@ const fanout = {
             vsLoopback,
             "≥ 0.5",
             vsLoopback >= 0.5,
+          ),
+          row(
+            "same, against one TLS stream (the encryption ceiling on 2 cores)",
+            `${round(u.bytesPerSecond / MiB)} MiB/s`,
+            `loopback TLS ${round(loopbackTls.bytesPerSecond / MiB)} MiB/s`,
+            vsLoopbackTls,
+            "(reported)",
+            null,
           ),
           row(
             "cut midway / resumed / corrupt",

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, webcrypto, X509Certificate } from "node:crypto";
+import { createHash, createPublicKey, randomBytes, verify, webcrypto, X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -39,6 +39,8 @@ export class CertificateAuthority {
   private caKey: CryptoKey | undefined;
   private caCert: x509.X509Certificate | undefined;
   private readonly deviceLifetimeMs: number;
+  /** The extensions every device certificate shares, built once (the key identifier hashes the CA key). */
+  private deviceExtensions: DeviceExtensions | undefined;
 
   constructor(private readonly options: CertificateAuthorityOptions) {
     x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -99,9 +101,13 @@ export class CertificateAuthority {
     if (alg.name !== "ECDSA" || alg.namedCurve !== "P-256") {
       throw new FieldgateError("CSR_INVALID", "csr must carry an ECDSA P-256 public key", "csr");
     }
+    // Verified with node:crypto rather than WebCrypto: a fifth of the cost, in the enrollment storm.
     let ok = false;
     try {
-      ok = await csr.verify();
+      const hash = CSR_HASHES[(csr.signatureAlgorithm as { hash?: { name?: string } }).hash?.name ?? ""];
+      const key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: "der", type: "spki" });
+      const signed = x509.csrSignedPart(new Uint8Array(csr.rawData));
+      ok = hash !== undefined && verify(hash, signed, key, Buffer.from(csr.signature));
     } catch {
       ok = false;
     }
@@ -119,8 +125,11 @@ export class CertificateAuthority {
     const { key, cert } = this.requireCa();
     const notBefore = new Date(now.getTime() - BACKDATE_MS);
     const notAfter = new Date(now.getTime() + this.deviceLifetimeMs);
+    this.deviceExtensions ??= await deviceCertificateExtensions(cert);
+    const [basicConstraints, keyUsage, extendedKeyUsage, authorityKeyId] = this.deviceExtensions;
+    const serialNumber = randomSerial();
     const issued = await x509.X509CertificateGenerator.create({
-      serialNumber: randomSerial(),
+      serialNumber,
       subject: `CN=${uuid}`,
       issuer: cert.subject,
       notBefore,
@@ -129,18 +138,19 @@ export class CertificateAuthority {
       signingKey: key,
       signingAlgorithm: SIGNING,
       extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+        basicConstraints,
+        keyUsage,
+        extendedKeyUsage,
         new x509.SubjectAlternativeNameExtension([{ type: "url", value: `urn:uuid:${uuid}` }]),
-        await x509.AuthorityKeyIdentifierExtension.create(cert),
+        authorityKeyId,
       ],
     });
     const pem = issued.toString("pem");
     // Renew at two thirds of the lifetime (DESIGN.md, "Device identity"), counted from issuance:
     // the backdating is for clock skew, not lifetime.
     const renewAfter = new Date(now.getTime() + (this.deviceLifetimeMs * 2) / 3);
-    return { pem, serial: new X509Certificate(pem).serialNumber, notBefore, notAfter, renewAfter };
+    // randomSerial() has no leading zero byte, so its hex is the DER integer's, as node:crypto prints it.
+    return { pem, serial: serialNumber.toUpperCase(), notBefore, notAfter, renewAfter };
   }
 
   private async createCa(): Promise<void> {
@@ -224,6 +234,20 @@ export class CertificateAuthority {
     const der = Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
     return this.subtle.importKey("pkcs8", der, EC_P256, false, ["sign"]);
   }
+}
+
+/** CSR signature hashes accepted, by their WebCrypto name. */
+const CSR_HASHES: Record<string, string> = { "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
+
+type DeviceExtensions = [x509.Extension, x509.Extension, x509.Extension, x509.Extension];
+
+async function deviceCertificateExtensions(ca: x509.X509Certificate): Promise<DeviceExtensions> {
+  return [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+    await x509.AuthorityKeyIdentifierExtension.create(ca),
+  ];
 }
 
 /** 128 random bits, top bit clear so the DER integer stays positive (RFC 5280 §4.1.2.2). */
