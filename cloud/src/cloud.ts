@@ -27,6 +27,7 @@ import { DeviceRegistry } from "./registry/device-registry.js";
 import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
 import { openDatabase } from "./storage/database.js";
+import { WalCheckpointer } from "./storage/wal-checkpointer.js";
 import { UserDirectory } from "./users/user-directory.js";
 
 /** How long a device has to finish an update job: the agent's default `updates.jobTimeout`. */
@@ -39,6 +40,7 @@ export class Cloud {
   private keepalive: KeepaliveMonitor | undefined;
   private rolloutScheduler: RolloutScheduler | undefined;
   private logRetention: LogRetention | undefined;
+  private checkpointer: WalCheckpointer | undefined;
 
   constructor(
     private readonly config: CloudConfig,
@@ -53,6 +55,11 @@ export class Cloud {
     fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
     const db = openDatabase(files.database);
     this.db = db;
+    this.checkpointer = new WalCheckpointer(db, {
+      file: files.database,
+      logger: this.logger.child({ component: "storage" }),
+    });
+    this.checkpointer.start();
     this.keepalive = new KeepaliveMonitor(db, Date.now, this.logger.child({ component: "keepalive" }), {
       checkIntervalMs: this.config.keepaliveCheckMs,
       minuteMs: this.config.keepaliveUnitMs,
@@ -210,6 +217,7 @@ export class Cloud {
     this.keepalive?.stop();
     this.rolloutScheduler?.stop();
     this.logRetention?.stop();
+    await this.checkpointer?.stop();
     this.db?.close();
     fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
     this.logger.info("cloud stopped");

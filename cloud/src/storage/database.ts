@@ -397,6 +397,8 @@ export function openDatabase(file: string, migrations: readonly Migration[] = MI
   db.pragma("synchronous = NORMAL");
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
+  // When a checkpoint has emptied the WAL, its file is cut back to this size rather than kept at its peak.
+  db.pragma("journal_size_limit = 67108864");
   migrate(db, migrations);
   if (file !== ":memory:") fs.chmodSync(file, 0o600);
   return db;
