@@ -304,15 +304,27 @@ export async function startRawAedes(pki) {
 /** Resident memory (bytes) and CPU seconds (user + system) of a process, from /proc. */
 export function processStats(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  const rssKb = kb("VmRSS");
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
   const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
-  return { rss: rssKb * 1024, cpuSeconds };
+  // RSS = anonymous memory (heaps, stacks) + file-backed pages (the node binary, libraries),
+  // which every Node process on the host shares.
+  return { rss: rssKb * 1024, anon: kb("RssAnon") * 1024, file: kb("RssFile") * 1024, cpuSeconds };
 }
 
 // ---- physical limits, measured in the same run ----
+
+/** RSS of a bare `node` process that only waits: the floor under any Node program on this host. */
+export async function bareNodeFloor() {
+  const child = track(spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" }));
+  await sleep(3000);
+  const stats = processStats(child.pid);
+  await stopChild(child);
+  return stats;
+}
 
 /** Raw batched insert rate into a table shaped like the cloud's telemetry (same pragmas and index). */
 export function sqliteInsertRate(dir, ms, batch = 1000) {

@@ -9,6 +9,7 @@ import path from "node:path";
 import readline from "node:readline";
 import {
   agentBin,
+  bareNodeFloor,
   cloudBin,
   cloudQuery,
   enrollTypedFleet,
@@ -591,12 +592,19 @@ const footprint = {
       const plain = await measureAgent(cloud, path.join(dir, "plain"), "", idleSeconds, loadSeconds);
       // The same agent with lean V8 flags (NODE_OPTIONS in its service unit): a deployment choice, no code change.
       const lean = await measureAgent(cloud, path.join(dir, "lean"), LEAN_NODE_OPTIONS, idleSeconds, loadSeconds);
+      const floor = await bareNodeFloor();
+      const floorMiB = {
+        rssMiB: round(floor.rss / MiB),
+        anonMiB: round(floor.anon / MiB),
+        fileMiB: round(floor.file / MiB),
+      };
       const met = (m) => m.idleMiB <= 50 && m.loadMiB <= 70 && m.loadCpu <= 10;
       return {
         figures: {
           idleSeconds,
           loadSeconds,
           idleRssMiB: plain.idleMiB,
+          idleEnd: plain.idleEnd,
           idleCpuPercent: plain.idleCpu,
           loadRssMiB: plain.loadMiB,
           loadCpuPercent: plain.loadCpu,
@@ -605,6 +613,7 @@ const footprint = {
           lean: { nodeOptions: LEAN_NODE_OPTIONS, ...lean },
         },
         peers: {
+          bareNode: floorMiB,
           balenaSupervisorIdleMiBPublished: PUBLISHED.balenaSupervisorIdleMiB,
           zigbee2mqttIdleMiBPublished: PUBLISHED.zigbee2mqttIdleMiB,
         },
@@ -626,6 +635,14 @@ const footprint = {
             ratio(plain.idleMiB, 45),
             "≤ 50 MB",
             plain.idleMiB <= 50,
+          ),
+          row(
+            "agent idle, at the end of the idle period: RSS (anonymous + file-backed)",
+            `${plain.idleEnd.rssMiB} MiB (${plain.idleEnd.anonMiB} + ${plain.idleEnd.fileMiB})`,
+            `bare node ${floorMiB.rssMiB} MiB (${floorMiB.anonMiB} + ${floorMiB.fileMiB})`,
+            ratio(plain.idleEnd.rssMiB, floorMiB.rssMiB),
+            "(the floor: any Node program)",
+            null,
           ),
           row(
             "agent at 1,000 readings/s",
@@ -720,6 +737,11 @@ async function measureAgent(cloud, dir, nodeOptions, idleSeconds, loadSeconds) {
     ).n;
     return {
       idleMiB: round(idle.maxRss / MiB),
+      idleEnd: {
+        rssMiB: round(idle.last.rss / MiB),
+        anonMiB: round(idle.last.anon / MiB),
+        fileMiB: round(idle.last.file / MiB),
+      },
       idleCpu: round(idle.cpuPercent),
       loadMiB: round(load.maxRss / MiB),
       loadCpu: round(load.cpuPercent),
@@ -743,7 +765,7 @@ async function sample(pid, ms) {
   }
   const last = processStats(pid);
   const seconds = (performance.now() - started) / 1000;
-  return { maxRss, cpuPercent: ((last.cpuSeconds - first.cpuSeconds) / seconds) * 100 };
+  return { maxRss, last, cpuPercent: ((last.cpuSeconds - first.cpuSeconds) / seconds) * 100 };
 }
 
 const rollout = rolloutScenario({ scaled, round, row, goal, cloudNodeArgs, simNodeArgs, shm: SHM });
