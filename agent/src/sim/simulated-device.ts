@@ -115,10 +115,14 @@ export class SimulatedDevice {
     this.deps.telemetry.produced += count;
   }
 
-  /** Starts the session (and the publisher when there is an outbox); resolves at the first CONNACK. */
-  connect(timeoutMs: number): Promise<void> {
+  /**
+   * Builds the session (its TLS context included) and the update handler without connecting: a
+   * running gateway has them before its cloud comes back.
+   */
+  prepare(timeoutMs: number): void {
     const identity = this.identity;
-    if (!identity) return Promise.reject(new Error(`${this.deps.uuid} has no identity`));
+    if (!identity) throw new Error(`${this.deps.uuid} has no identity`);
+    if (this.session) return;
     const session = new MqttSession({
       uuid: this.deps.uuid,
       url: identity.mqttUrl,
@@ -146,6 +150,16 @@ export class SimulatedDevice {
     });
     session.on("message", (topic, payload) => this.updates?.handle(topic, payload));
     if (this.store) this.startPublisher(this.store, session);
+  }
+
+  /** Starts the session (and the publisher when there is an outbox); resolves at the first CONNACK. */
+  connect(timeoutMs: number): Promise<void> {
+    try {
+      this.prepare(timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const session = this.session as MqttSession;
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
       session.once("connected", () => {

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
+import { createSecureContext, type SecureContext } from "node:tls";
 import { deviceSubscriptions, deviceTopic, FieldgateError, type Presence } from "@fieldgate/shared";
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import { Backoff } from "../retry/backoff.js";
 
@@ -69,12 +70,19 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
   private readonly backoff: Backoff;
   /** The key and certificate of the next connection; renewal replaces them. */
   private credentials: { keyPem: string; certPem: string; caPem: string };
+  /**
+   * The TLS context of those credentials, built once and reused by every reconnect: building one
+   * (parsing the key, certificate and CA) cost as much CPU as the handshake itself. When the
+   * material does not load, each attempt reports why and retries: a renewal may fix it.
+   */
+  private tls: { context: SecureContext } | { error: string };
   private switching = false;
   readonly presenceTopic: string;
 
   constructor(private readonly options: MqttSessionOptions) {
     super();
     this.credentials = { keyPem: options.keyPem, certPem: options.certPem, caPem: options.caPem };
+    this.tls = tlsContextOf(this.credentials);
     this.presenceTopic = deviceTopic(options.uuid, { kind: "presence" });
     this.backoff = new Backoff({
       minMs: options.reconnectMinMs,
@@ -124,6 +132,7 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
     timeoutMs = 5000,
   ): Promise<void> {
     this.credentials = credentials;
+    this.tls = tlsContextOf(credentials);
     const client = this.client;
     if (!client || !this.connected) return; // the next attempt picks the new certificate up
     this.switching = true;
@@ -149,19 +158,23 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
   private connectOnce(): void {
     const o = this.options;
     this.setState("connecting");
-    const client = mqtt.connect(o.url, {
+    if ("error" in this.tls) {
+      this.retryLater(`the device key or certificate does not load: ${this.tls.error}`, false);
+      return;
+    }
+    // mqtt.js hands its options to tls.connect, which takes a prepared `secureContext` (its types do not list it).
+    const options: IClientOptions & { secureContext: SecureContext } = {
       clientId: o.uuid,
       clean: false,
       protocolVersion: 4,
       keepalive: o.keepaliveS,
       reconnectPeriod: 0,
       connectTimeout: o.connectTimeoutMs ?? 10_000,
-      key: this.credentials.keyPem,
-      cert: this.credentials.certPem,
-      ca: this.credentials.caPem,
+      secureContext: this.tls.context,
       rejectUnauthorized: true,
       will: { topic: this.presenceTopic, payload: OFFLINE, qos: 1, retain: true },
-    });
+    };
+    const client = mqtt.connect(o.url, options);
     this.client = client;
     let error: Error | undefined;
 
@@ -188,24 +201,29 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
       this.dropClient(client, new FieldgateError("CLOUD_UNREACHABLE", "the connection closed before PUBACK"));
       client.end(true);
       if (this.stopping) return;
-      this.setState("offline");
-      const reason = error?.message ?? "connection closed";
       if ((error as { code?: number } | undefined)?.code === 5) this.emit("refused", error as Error);
-      const switching = this.switching;
-      this.switching = false;
-      const delay = switching ? 0 : this.backoff.next();
-      const line = wasConnected ? `disconnected from ${o.url}: ${reason}` : `cannot connect to ${o.url}: ${reason}`;
-      // One line per distinct failure; a device that stays offline logs its repeats at debug.
-      if (switching) o.logger.info({ url: o.url }, "reconnecting with the renewed certificate");
-      else if (wasConnected || reason !== this.lastFailure) o.logger.warn({ url: o.url, delayMs: delay }, line);
-      else o.logger.debug({ url: o.url, delayMs: delay }, line);
-      this.lastFailure = reason;
-      if (wasConnected) this.emit("disconnected", error);
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        if (!this.stopping) this.connectOnce();
-      }, delay);
+      this.retryLater(error?.message ?? "connection closed", wasConnected, error);
     });
+  }
+
+  /** After a closed connection or a failed attempt: goes offline, logs, and schedules the next attempt. */
+  private retryLater(reason: string, wasConnected: boolean, error?: Error): void {
+    const o = this.options;
+    this.setState("offline");
+    const switching = this.switching;
+    this.switching = false;
+    const delay = switching ? 0 : this.backoff.next();
+    const line = wasConnected ? `disconnected from ${o.url}: ${reason}` : `cannot connect to ${o.url}: ${reason}`;
+    // One line per distinct failure; a device that stays offline logs its repeats at debug.
+    if (switching) o.logger.info({ url: o.url }, "reconnecting with the renewed certificate");
+    else if (wasConnected || reason !== this.lastFailure) o.logger.warn({ url: o.url, delayMs: delay }, line);
+    else o.logger.debug({ url: o.url, delayMs: delay }, line);
+    this.lastFailure = reason;
+    if (wasConnected) this.emit("disconnected", error);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.stopping) this.connectOnce();
+    }, delay);
   }
 
   private dropClient(client: MqttClient | undefined, reason: Error): void {
@@ -222,6 +240,20 @@ export class MqttSession extends EventEmitter<SessionEvents> implements MessageS
     if (state === this.currentState) return;
     this.currentState = state;
     this.emit("state", state);
+  }
+}
+
+function tlsContextOf(credentials: {
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+}): { context: SecureContext } | { error: string } {
+  try {
+    return {
+      context: createSecureContext({ key: credentials.keyPem, cert: credentials.certPem, ca: credentials.caPem }),
+    };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
 }
 
