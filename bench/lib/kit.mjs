@@ -161,6 +161,8 @@ export async function startCloud({ dataDir, args = [], nodeArgs = [] }) {
     url: runtime.url,
     mqttUrl: `mqtts://localhost:${runtime.mqttPort}`,
     database: path.join(dataDir, "fieldgate.db"),
+    /** What the cloud printed (its log at the level chosen: `warn` unless `args` say otherwise). */
+    lines,
     api: (method, p, body, contentType = "application/json") =>
       apiCall(runtime.url, caPem, authorization, method, p, body, contentType),
     stop: () => stopChild(child),
