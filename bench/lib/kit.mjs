@@ -95,7 +95,7 @@ export function runJson(script, args, { label = path.basename(script), nodeArgs 
   readline
     .createInterface({ input: child.stderr })
     .on("line", (line) => process.stderr.write(`  [${label}] ${line}\n`));
-  return new Promise((resolve, reject) => {
+  const result = new Promise((resolve, reject) => {
     child.once("exit", (code) => {
       try {
         resolve({ code, ...JSON.parse(out) });
@@ -104,6 +104,9 @@ export function runJson(script, args, { label = path.basename(script), nodeArgs 
       }
     });
   });
+  // Asks the script to finish early (the simulator stops on SIGTERM and still prints its summary).
+  result.finish = () => child.exitCode === null && child.signalCode === null && child.kill("SIGTERM");
+  return result;
 }
 
 export async function runLoad(job, dir) {

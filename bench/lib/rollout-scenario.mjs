@@ -162,6 +162,8 @@ export function rolloutScenario({ scaled, round, row, goal, cloudNodeArgs, simNo
           "SELECT state, count(*) AS n FROM rollout_devices WHERE rollout_id = ? GROUP BY state",
           guarded.id,
         );
+        // Everything is on record: the fleet need not run out its duration.
+        fleet.finish();
         const sim = await fleet;
         const installsStopS =
           crossedAt === null || lastInstall === null ? null : round((lastInstall - crossedAt) / 1000);
