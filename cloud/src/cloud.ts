@@ -119,9 +119,7 @@ export class Cloud {
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(db, (uuid, message) => {
       this.broker
-        ?.publishToDevice(uuid, deviceTopic(uuid, { kind: "config/desired" }), JSON.stringify(message), {
-          retain: true,
-        })
+        ?.publishDesiredConfig(uuid, message)
         .catch((err: Error) => this.logger.warn({ uuid, err: err.message }, "publishing the desired config failed"));
     });
     this.broker = new MqttBroker(

@@ -43,6 +43,8 @@ export class MqttBroker {
   private aedes: Aedes | undefined;
   private server: tls.Server | undefined;
   private readonly sessions = new WeakMap<Client, DeviceSession>();
+  /** The desired-config version in aedes' (in-memory) retained store, per device uuid. */
+  private readonly retainedDesired = new Map<string, number>();
   private readonly presence: PresenceTracker;
 
   constructor(
@@ -82,11 +84,12 @@ export class MqttBroker {
     aedes.on("clientReady", (client) => {
       const session = this.sessions.get(client);
       if (session) this.presence.connected(session.deviceId, client);
-      // aedes keeps retained messages in memory only: after a cloud restart the database is the truth.
+      // aedes keeps retained messages in memory only: after a cloud restart the database is the
+      // truth, and the desired config goes back into the retained store. Only then: a copy already
+      // there reaches the device when it subscribes, and publishing it again sent it twice.
       const desired = session ? this.options.desiredConfig?.(session.deviceId) : undefined;
-      if (session && desired) {
-        const topic = deviceTopic(session.uuid, { kind: "config/desired" });
-        this.publishToDevice(session.uuid, topic, JSON.stringify(desired), { retain: true }).catch((err: Error) =>
+      if (session && desired && this.retainedDesired.get(session.uuid) !== desired.version) {
+        this.publishDesiredConfig(session.uuid, desired).catch((err: Error) =>
           this.logger.warn({ uuid: session.uuid, err: err.message }, "re-publishing the desired config failed"),
         );
       }
@@ -169,6 +172,14 @@ export class MqttBroker {
         (err) => (err ? reject(err) : resolve()),
       ),
     );
+  }
+
+  /** Publishes a device's desired config, retained on its `config/desired`, and remembers which version the store holds. */
+  async publishDesiredConfig(uuid: string, message: DesiredConfigMessage): Promise<void> {
+    await this.publishToDevice(uuid, deviceTopic(uuid, { kind: "config/desired" }), JSON.stringify(message), {
+      retain: true,
+    });
+    this.retainedDesired.set(uuid, message.version);
   }
 
   /** Answers a device's clock-sync request with the cloud's time (the request was validated by ingest). */

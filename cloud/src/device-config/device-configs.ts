@@ -21,7 +21,8 @@ interface ConfigRow {
  *
  * Each PUT replaces the whole desired config and increments its version; the device answers on
  * `config/reported` with the version it applied (stored by ingest in `device_state`). The table,
- * not the broker's retained store, is the truth: the broker re-publishes it on every connect.
+ * not the broker's retained store, is the truth: the broker re-publishes it when a device connects
+ * and its retained store (memory only) lacks the current version.
  */
 export class DeviceConfigs {
   private readonly get: Database.Statement<[number], ConfigRow>;

@@ -1,6 +1,6 @@
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CloudProcess, eventually, startCloud } from "../../../test/support/cloud-process.js";
+import { type CloudProcess, eventually, startCloud, tempDir } from "../../../test/support/cloud-process.js";
 import { connectDevice, type EnrolledDevice, registerAndEnroll } from "../../../test/support/device-identity.js";
 
 type ErrorAnswer = { error: { code: string; field?: string } };
@@ -165,6 +165,49 @@ describe("device config API", () => {
     client.on("message", (_t, payload) => received.push(JSON.parse(payload.toString()) as Record<string, unknown>));
     await client.subscribeAsync(`fieldgate/v1/${device.uuid}/config/desired`, { qos: 1 });
     await eventually(() => (received.some((m) => m.version === 3) ? true : undefined), 5000, "desired v3 again");
+  });
+
+  it("sends it once per connection to a device that keeps its session, as the agent does (clean: false)", async () => {
+    client.end(true);
+    const copies: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await connectDevice(cloud, device, device.uuid, { clean: false });
+      const got: Record<string, unknown>[] = [];
+      c.on("message", (_t, payload) => got.push(JSON.parse(payload.toString()) as Record<string, unknown>));
+      await c.subscribeAsync(`fieldgate/v1/${device.uuid}/config/desired`, { qos: 1 });
+      await eventually(() => (got.length > 0 ? true : undefined), 5000, "the desired config");
+      await new Promise((r) => setTimeout(r, 500)); // room for a second copy, if one were coming
+      copies.push(got.filter((m) => m.version === 3).length);
+      if (i < 2) await c.endAsync();
+      else client = c;
+    }
+    expect(copies).toEqual([1, 1, 1]);
+  });
+});
+
+describe("the desired config after a cloud restart", () => {
+  let cloud: CloudProcess | undefined;
+  afterAll(() => cloud?.stop());
+
+  it("reaches the device once when it reconnects: the database is the truth, not the broker's memory", async () => {
+    const dataDir = tempDir("desired-restart");
+    cloud = await startCloud({ dataDir });
+    const device = await registerAndEnroll(cloud);
+    const put = await cloud.api("PUT", `/api/v1/devices/${device.uuid}/config`, { logLevel: "debug" });
+    expect(put.status).toBe(200);
+    await cloud.stop();
+    cloud = await startCloud({ dataDir });
+    const c = await connectDevice(cloud, device, device.uuid, { clean: false });
+    try {
+      const got: Record<string, unknown>[] = [];
+      c.on("message", (_t, payload) => got.push(JSON.parse(payload.toString()) as Record<string, unknown>));
+      await c.subscribeAsync(`fieldgate/v1/${device.uuid}/config/desired`, { qos: 1 });
+      await eventually(() => (got.length > 0 ? true : undefined), 5000, "the desired config");
+      await new Promise((r) => setTimeout(r, 500));
+      expect(got).toEqual([expect.objectContaining({ version: 1, logLevel: "debug" })]);
+    } finally {
+      c.end(true);
+    }
   });
 });
 
