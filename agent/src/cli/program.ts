@@ -12,6 +12,7 @@ import { IdentityStore } from "../identity/identity-store.js";
 import type { LinkView } from "../links/link-manager.js";
 import { getFromLocalApi } from "../local-api/local-api-client.js";
 import { createLogger } from "../log/logger.js";
+import { SqliteLogBuffer } from "../logs/sqlite-log-buffer.js";
 import { SqliteOutboxStore } from "../outbox/sqlite-outbox-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
 
@@ -223,6 +224,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
         const status = readStatus(dataDir);
         const running = status !== undefined && status.state !== "stopped" && isProcessAlive(status.pid);
         const backlog = SqliteOutboxStore.peek(outboxPath(dataDir));
+        const logBacklog = SqliteLogBuffer.peek(outboxPath(dataDir));
         const daysLeft = info ? Math.floor((Date.parse(info.notAfter) - now) / 86_400_000) : null;
         const report = {
           dataDir,
@@ -245,6 +247,9 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
           outbox: backlog
             ? { ...backlog, oldestAgeMs: backlog.oldestTs === null ? null : now - backlog.oldestTs }
             : { rows: 0, batches: 0, oldestTs: null, droppedTotal: 0, oldestAgeMs: null },
+          logs: logBacklog
+            ? { ...logBacklog, oldestAgeMs: logBacklog.oldestTs === null ? null : now - logBacklog.oldestTs }
+            : { lines: 0, oldestTs: null, droppedUnreported: 0, oldestAgeMs: null },
         };
         if (opts.json) {
           io.out(JSON.stringify(report));
@@ -280,6 +285,11 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
         io.out(`outbox       ${report.outbox.rows} readings waiting in ${report.outbox.batches} sent batches${oldest}`);
         if (report.outbox.droppedTotal > 0)
           io.out(`             ${report.outbox.droppedTotal} readings dropped by the cap (OUTBOX_FULL)`);
+        const oldestLine =
+          report.logs.oldestAgeMs === null ? "" : `, oldest ${formatDuration(report.logs.oldestAgeMs)} old`;
+        io.out(`logs         ${report.logs.lines} lines waiting to be forwarded${oldestLine}`);
+        if (report.logs.droppedUnreported > 0)
+          io.out(`             ${report.logs.droppedUnreported} lines dropped, not yet reported to the cloud`);
       } catch (err) {
         fail(err);
       }

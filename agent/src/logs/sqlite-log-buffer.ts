@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { LogLevelName } from "@fieldgate/shared";
 import Database from "better-sqlite3";
@@ -69,7 +69,38 @@ const BATCH_OVERHEAD_BYTES = 96;
  * A batch is one row (`seq`, a range of line ids, its drop reports as JSON), committed before it
  * is published, so a restart resends it with the same identity and entries.
  */
+/** What `status` shows of the log lines waiting to be forwarded. */
+export interface LogBacklog {
+  lines: number;
+  oldestTs: number | null;
+  /** Lines dropped (rate limit or full buffer) whose drop report has not reached the cloud yet. */
+  droppedUnreported: number;
+}
+
 export class SqliteLogBuffer implements LogBuffer {
+  /**
+   * Reads the backlog from the file without opening it for writing (the daemon may be running);
+   * `undefined` when the file or its log tables do not exist yet.
+   */
+  static peek(path: string): LogBacklog | undefined {
+    if (!existsSync(path)) return undefined;
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'").get();
+      if (!table) return undefined;
+      const lines = (db.prepare("SELECT count(*) AS n FROM log_lines").get() as { n: number }).n;
+      const oldest = db.prepare("SELECT ts FROM log_lines ORDER BY id LIMIT 1").get() as { ts: number } | undefined;
+      const meta = (key: string) =>
+        Number(
+          (db.prepare("SELECT value FROM log_meta WHERE key = ?").get(key) as { value: string } | undefined)?.value ??
+            0,
+        );
+      return { lines, oldestTs: oldest?.ts ?? null, droppedUnreported: meta("pending_rate") + meta("pending_buffer") };
+    } finally {
+      db.close();
+    }
+  }
+
   readonly stream: string;
   private readonly db: Database.Database;
   private unbatched: number;

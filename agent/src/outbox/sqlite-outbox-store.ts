@@ -113,6 +113,8 @@ export class SqliteOutboxStore implements OutboxStore {
     if (!existsSync(path)) return undefined;
     const db = new Database(path, { readonly: true, fileMustExist: true });
     try {
+      // The file may hold other tables (the log buffer's) before the outbox ever opened it.
+      if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'readings'").get()) return undefined;
       const rows = (db.prepare("SELECT count(*) AS n FROM readings").get() as { n: number }).n;
       const batches = (db.prepare("SELECT count(*) AS n FROM batches").get() as { n: number }).n;
       const oldest = db.prepare("SELECT ts FROM readings ORDER BY id LIMIT 1").get() as { ts: number } | undefined;

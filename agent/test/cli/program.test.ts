@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildProgram } from "../../src/cli/program.js";
+import { SqliteLogBuffer } from "../../src/logs/sqlite-log-buffer.js";
 import { SqliteOutboxStore } from "../../src/outbox/sqlite-outbox-store.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -89,6 +90,38 @@ describe("fieldgate-agent CLI", () => {
     expect(report.daemon).toMatchObject({ running: false, state: "not running" });
     expect(report.outbox).toMatchObject({ rows: 1, batches: 0 });
     expect(report.outbox.oldestAgeMs).toBeGreaterThanOrEqual(5000);
+  });
+
+  it("status shows the log lines waiting to be forwarded, and drops not yet reported", async () => {
+    const dataDir = join(tmp.dir, "d");
+    const empty = cli();
+    expect(await empty.run("status", "--data-dir", dataDir, "--json")).toBe(0);
+    expect(JSON.parse(empty.out[0] ?? "{}").logs).toEqual({
+      lines: 0,
+      oldestTs: null,
+      droppedUnreported: 0,
+      oldestAgeMs: null,
+    });
+
+    const buffer = new SqliteLogBuffer(join(dataDir, "agent.db"), { maxWaiting: 100 });
+    const ts = Date.now() - 90_000;
+    buffer.append(
+      [
+        { ts, level: "warn", msg: "serial port gone" },
+        { ts: ts + 1, level: "info", msg: "serial port back" },
+      ],
+      { rate: 3, buffer: 0 },
+    );
+    buffer.close();
+    const json = cli();
+    expect(await json.run("status", "--data-dir", dataDir, "--json")).toBe(0);
+    const report = JSON.parse(json.out[0] ?? "{}");
+    expect(report.logs).toMatchObject({ lines: 2, oldestTs: ts, droppedUnreported: 3 });
+    expect(report.logs.oldestAgeMs).toBeGreaterThanOrEqual(90_000);
+    const text = cli();
+    expect(await text.run("status", "--data-dir", dataDir)).toBe(0);
+    expect(text.out).toContain("logs         2 lines waiting to be forwarded, oldest 1m 30s old");
+    expect(text.out).toContain("             3 lines dropped, not yet reported to the cloud");
   });
 
   it("factory-key generate writes a 0600 key and prints only the public key", async () => {
