@@ -110,7 +110,7 @@ describe("presence and last status, real processes", () => {
     })();
     const tables = [
       "telemetry",
-      "telemetry_batches",
+      "telemetry_streams",
       "device_events",
       "device_logs",
       "device_state",

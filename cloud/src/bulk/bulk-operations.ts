@@ -428,7 +428,7 @@ function prepareStatements(db: Database.Database) {
       "UPDATE certificates SET revoked_at = ?, revoke_reason = 'replaced' WHERE device_id = ? AND revoked_at IS NULL",
     ),
     namesLike: db.prepare("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'"),
-    // History is telemetry, events and logs. Batch keys (telemetry_batches) stay with the device
+    // History is telemetry, events and logs. Sequence marks (telemetry_streams) stay with the device
     // they came from: they deduplicate that device's resends and must not block the new device's.
     moveHistory: ["telemetry", "device_events", "device_logs"].map((table) =>
       db.prepare(`UPDATE ${table} SET device_id = ? WHERE device_id = ?`),

@@ -11,36 +11,58 @@ interface Pending {
 /**
  * Stores telemetry batches with group commit: every batch that arrives in one turn of the event
  * loop shares a transaction. A batch resolves only once committed, so the broker can hold the
- * PUBACK until then. `(device, stream, seq)` makes a redelivered batch a no-op.
+ * PUBACK until then. A redelivered batch is a no-op: per (device, stream) the writer keeps the
+ * highest seq stored and the ranges below it never stored; a batch is new if its seq is above the
+ * mark or inside such a gap (migration 12 explains why not one key row per batch).
  */
 export class TelemetryWriter {
   private queue: Pending[] = [];
   private scheduled = false;
-  private readonly insertBatch: Database.Statement;
   private readonly insertReading: Database.Statement;
   private readonly bumpDevice: Database.Statement;
-  private readonly commit: (items: Pending[]) => boolean[];
+  private readonly selectHigh: Database.Statement<[number, string], { high_seq: number }>;
+  private readonly upsertHigh: Database.Statement<[number, string, number]>;
+  private readonly findGap: Database.Statement<[number, string, number], { from_seq: number; to_seq: number }>;
+  private readonly insertGap: Database.Statement<[number, string, number, number]>;
+  private readonly deleteGap: Database.Statement<[number, string, number]>;
+  /**
+   * The high marks already read or written, by device and stream. This writer is the only one to
+   * change them, so after a commit the cache is the table; a failed commit leaves it untouched.
+   */
+  private readonly highs = new Map<string, number>();
+  private readonly commit: (items: Pending[]) => { stored: boolean[]; highs: Map<string, number> };
 
   constructor(
     db: Database.Database,
     private readonly clock: () => number = Date.now,
   ) {
-    this.insertBatch = db.prepare(
-      "INSERT OR IGNORE INTO telemetry_batches (device_id, stream, seq, received_at) VALUES (?, ?, ?, ?)",
-    );
     this.insertReading = db.prepare(
       "INSERT INTO telemetry (device_id, ts, name, value, kind, unit, stream, seq, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.bumpDevice = db.prepare(
       "UPDATE devices SET telemetry_count = telemetry_count + ?, last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?",
     );
+    this.selectHigh = db.prepare("SELECT high_seq FROM telemetry_streams WHERE device_id = ? AND stream = ?");
+    this.upsertHigh = db.prepare(
+      `INSERT INTO telemetry_streams (device_id, stream, high_seq) VALUES (?, ?, ?)
+       ON CONFLICT (device_id, stream) DO UPDATE SET high_seq = excluded.high_seq`,
+    );
+    this.findGap = db.prepare(
+      `SELECT from_seq, to_seq FROM telemetry_seq_gaps
+       WHERE device_id = ? AND stream = ? AND from_seq <= ? ORDER BY from_seq DESC LIMIT 1`,
+    );
+    this.insertGap = db.prepare(
+      "INSERT INTO telemetry_seq_gaps (device_id, stream, from_seq, to_seq) VALUES (?, ?, ?, ?)",
+    );
+    this.deleteGap = db.prepare("DELETE FROM telemetry_seq_gaps WHERE device_id = ? AND stream = ? AND from_seq = ?");
     this.commit = db.transaction((items: Pending[]) => {
       const now = this.clock();
       // One counter update per device per commit, not per batch: with one reading per message the
-      // device row was rewritten for every message.
+      // device row was rewritten for every message. Likewise one high mark per stream per commit.
       const counts = new Map<number, number>();
+      const highs = new Map<string, number>();
       const stored = items.map(({ deviceId, batch }) => {
-        if (this.insertBatch.run(deviceId, batch.stream, batch.seq, now).changes === 0) return false;
+        if (!this.claim(deviceId, batch.stream, batch.seq, highs)) return false;
         for (const r of batch.readings) {
           const [value, kind] =
             typeof r.value === "boolean" ? [r.value ? 1 : 0, 2] : [r.value, typeof r.value === "string" ? 1 : 0];
@@ -60,7 +82,11 @@ export class TelemetryWriter {
         return true;
       });
       for (const [deviceId, count] of counts) this.bumpDevice.run(count, now, deviceId);
-      return stored;
+      for (const [key, high] of highs) {
+        const { deviceId, stream } = splitKey(key);
+        this.upsertHigh.run(deviceId, stream, high);
+      }
+      return { stored, highs };
     });
   }
 
@@ -82,7 +108,8 @@ export class TelemetryWriter {
     this.queue = [];
     if (items.length === 0) return;
     try {
-      const stored = this.commit(items);
+      const { stored, highs } = this.commit(items);
+      for (const [key, high] of highs) this.highs.set(key, high);
       items.forEach((item, i) => {
         item.resolve(stored[i] ?? false);
       });
@@ -90,4 +117,34 @@ export class TelemetryWriter {
       for (const item of items) item.reject(err as Error);
     }
   }
+
+  /**
+   * Inside the commit: whether `seq` of this stream is new, recording it as stored. `highs` holds
+   * this commit's new marks, applied to the cache only once the commit succeeds.
+   */
+  private claim(deviceId: number, stream: string, seq: number, highs: Map<string, number>): boolean {
+    const key = streamKey(deviceId, stream);
+    const high = highs.get(key) ?? this.highs.get(key) ?? this.selectHigh.get(deviceId, stream)?.high_seq ?? 0;
+    if (seq > high) {
+      // Batches skipped on the way up may still come (out of order): remember them as a gap.
+      if (seq > high + 1) this.insertGap.run(deviceId, stream, high + 1, seq - 1);
+      highs.set(key, seq);
+      return true;
+    }
+    const gap = this.findGap.get(deviceId, stream, seq);
+    if (!gap || gap.to_seq < seq) return false;
+    this.deleteGap.run(deviceId, stream, gap.from_seq);
+    if (gap.from_seq < seq) this.insertGap.run(deviceId, stream, gap.from_seq, seq - 1);
+    if (seq < gap.to_seq) this.insertGap.run(deviceId, stream, seq + 1, gap.to_seq);
+    return true;
+  }
+}
+
+function streamKey(deviceId: number, stream: string): string {
+  return `${deviceId}\u0000${stream}`;
+}
+
+function splitKey(key: string): { deviceId: number; stream: string } {
+  const at = key.indexOf("\u0000");
+  return { deviceId: Number(key.slice(0, at)), stream: key.slice(at + 1) };
 }

@@ -1,0 +1,188 @@
+import type { TelemetryBatch } from "@fieldgate/shared";
+import type Database from "better-sqlite3";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
+import { MIGRATIONS, migrate, openDatabase } from "../../src/storage/database.js";
+
+const STREAM = "0123456789abcdef0123456789abcdef";
+const OTHER = "fedcba9876543210fedcba9876543210";
+
+function database(): Database.Database {
+  const db = openDatabase(":memory:");
+  db.prepare("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', 0)").run();
+  for (const id of [1, 2])
+    db.prepare("INSERT INTO devices (id, uuid, org_id, created_at) VALUES (?, ?, 1, 0)").run(
+      id,
+      `00000000-0000-4000-8000-00000000000${id}`,
+    );
+  return db;
+}
+
+const batch = (seq: number, stream = STREAM): TelemetryBatch => ({
+  v: 1,
+  stream,
+  seq,
+  readings: [{ name: "n", ts: 1_700_000_000_000 + seq, value: seq }],
+});
+
+/** Writes each batch in its own commit (the writer groups what arrives in one turn). */
+async function writeEach(writer: TelemetryWriter, deviceId: number, batches: TelemetryBatch[]): Promise<boolean[]> {
+  const results: boolean[] = [];
+  for (const b of batches) results.push(await writer.write(deviceId, b));
+  return results;
+}
+
+const storedSeqs = (db: Database.Database, deviceId = 1, stream = STREAM) =>
+  (
+    db.prepare("SELECT seq FROM telemetry WHERE device_id = ? AND stream = ? ORDER BY seq").all(deviceId, stream) as {
+      seq: number;
+    }[]
+  ).map((r) => r.seq);
+
+describe("TelemetryWriter deduplication by sequence", () => {
+  it("stores batches in order once, and a redelivery of any of them not again", async () => {
+    const db = database();
+    const writer = new TelemetryWriter(db);
+    expect(
+      await writeEach(
+        writer,
+        1,
+        [1, 2, 3].map((s) => batch(s)),
+      ),
+    ).toEqual([true, true, true]);
+    expect(
+      await writeEach(
+        writer,
+        1,
+        [1, 3, 2].map((s) => batch(s)),
+      ),
+    ).toEqual([false, false, false]);
+    expect(storedSeqs(db)).toEqual([1, 2, 3]);
+    expect(db.prepare("SELECT count(*) AS n FROM telemetry_seq_gaps").get()).toEqual({ n: 0 });
+  });
+
+  it("takes a batch that arrives late, after a higher one, once: the skipped seqs are a gap until they come", async () => {
+    const db = database();
+    const writer = new TelemetryWriter(db);
+    expect(
+      await writeEach(
+        writer,
+        1,
+        [2, 5, 3, 3, 1, 4, 5, 2].map((s) => batch(s)),
+      ),
+    ).toEqual([true, true, true, false, true, true, false, false]);
+    expect(storedSeqs(db)).toEqual([1, 2, 3, 4, 5]);
+    expect(db.prepare("SELECT count(*) AS n FROM telemetry_seq_gaps").get()).toEqual({ n: 0 });
+  });
+
+  it("keeps streams and devices apart, within one commit too", async () => {
+    const db = database();
+    const writer = new TelemetryWriter(db);
+    const all = await Promise.all([
+      writer.write(1, batch(1)),
+      writer.write(1, batch(1, OTHER)),
+      writer.write(2, batch(1)),
+      writer.write(1, batch(1)),
+      writer.write(1, batch(2)),
+    ]);
+    expect(all).toEqual([true, true, true, false, true]);
+    expect(storedSeqs(db, 1)).toEqual([1, 2]);
+    expect(storedSeqs(db, 1, OTHER)).toEqual([1]);
+    expect(storedSeqs(db, 2)).toEqual([1]);
+  });
+
+  it("survives a restart: a new writer on the same database still knows what was stored", async () => {
+    const db = database();
+    await writeEach(
+      new TelemetryWriter(db),
+      1,
+      [1, 3].map((s) => batch(s)),
+    );
+    const again = new TelemetryWriter(db);
+    expect(
+      await writeEach(
+        again,
+        1,
+        [1, 2, 3, 4].map((s) => batch(s)),
+      ),
+    ).toEqual([false, true, false, true]);
+    expect(storedSeqs(db)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("leaves its memory untouched by a commit that fails: the resent batches are stored then", async () => {
+    const db = database();
+    const writer = new TelemetryWriter(db);
+    await writeEach(writer, 1, [batch(1)]);
+    // A reading the table refuses (STRICT: a value that is no number, text or boolean) fails the commit.
+    const poisoned = { ...batch(2), readings: [{ name: "n", ts: 1, value: { no: "object" } as unknown as number }] };
+    await expect(Promise.all([writer.write(1, batch(3)), writer.write(1, poisoned)])).rejects.toThrow();
+    expect(
+      await writeEach(
+        writer,
+        1,
+        [2, 3].map((s) => batch(s)),
+      ),
+    ).toEqual([true, true]);
+    expect(storedSeqs(db)).toEqual([1, 2, 3]);
+  });
+
+  it("stores every seq of any arrival order exactly once (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 80 }),
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 20 }),
+        async (arrivals, commitSizes) => {
+          const db = database();
+          const writer = new TelemetryWriter(db);
+          const seen = new Set<number>();
+          const expected: boolean[] = [];
+          const results: boolean[] = [];
+          let i = 0;
+          let c = 0;
+          while (i < arrivals.length) {
+            const size = commitSizes[c++ % commitSizes.length] ?? 1;
+            const slice = arrivals.slice(i, i + size);
+            i += size;
+            for (const s of slice) {
+              expected.push(!seen.has(s));
+              seen.add(s);
+            }
+            results.push(...(await Promise.all(slice.map((s) => writer.write(1, batch(s))))));
+          }
+          expect(results).toEqual(expected);
+          expect(storedSeqs(db)).toEqual([...seen].sort((a, b) => a - b));
+          db.close();
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe("migration 12: per-batch keys become high marks and gaps", () => {
+  it("keeps deduplicating what was stored before it, gaps included", async () => {
+    const db = openDatabase(":memory:", MIGRATIONS.slice(0, 11));
+    db.prepare("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', 0)").run();
+    db.prepare("INSERT INTO devices (id, uuid, org_id, created_at) VALUES (1, ?, 1, 0)").run(
+      "00000000-0000-4000-8000-000000000001",
+    );
+    for (const seq of [3, 4, 7, 9]) {
+      db.prepare("INSERT INTO telemetry_batches (device_id, stream, seq, received_at) VALUES (1, ?, ?, 0)").run(
+        STREAM,
+        seq,
+      );
+    }
+    migrate(db, MIGRATIONS);
+    expect(db.prepare("SELECT high_seq FROM telemetry_streams").all()).toEqual([{ high_seq: 9 }]);
+    const writer = new TelemetryWriter(db);
+    const seqs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    expect(
+      await writeEach(
+        writer,
+        1,
+        seqs.map((s) => batch(s)),
+      ),
+    ).toEqual([true, true, false, false, true, true, false, true, false, true]);
+  });
+});
