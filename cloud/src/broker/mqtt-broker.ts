@@ -132,8 +132,9 @@ export class MqttBroker {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       // A fleet reconnecting at once overflows Node's default accept queue of 511 and the kernel
-      // drops SYNs (clients retry 1 s, 3 s later); the kernel caps this at net.core.somaxconn.
-      server.listen({ port: this.options.port, host: this.options.host, backlog: 4096 }, () => resolve());
+      // drops SYNs (clients retry 1, 3, 7, 15 s later). Asked for large: the kernel caps it at
+      // net.core.somaxconn (4,096 by default), so raising that sysctl is all a big fleet needs.
+      server.listen({ port: this.options.port, host: this.options.host, backlog: 65_535 }, () => resolve());
     });
     return (server.address() as AddressInfo).port;
   }
