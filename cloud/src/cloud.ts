@@ -117,11 +117,15 @@ export class Cloud {
     );
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs);
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
-    const deviceConfigs = new DeviceConfigs(db, (uuid, message) => {
-      this.broker
-        ?.publishDesiredConfig(uuid, message)
-        .catch((err: Error) => this.logger.warn({ uuid, err: err.message }, "publishing the desired config failed"));
-    });
+    const deviceConfigs = new DeviceConfigs(
+      db,
+      (uuid, message) => {
+        this.broker
+          ?.publishDesiredConfig(uuid, message)
+          .catch((err: Error) => this.logger.warn({ uuid, err: err.message }, "publishing the desired config failed"));
+      },
+      validator,
+    );
     this.broker = new MqttBroker(
       {
         host: this.config.host,

@@ -61,6 +61,10 @@ export const ERROR_CODES = {
   CLIENT_ID_MISMATCH: { status: 401, message: "The MQTT client id must equal the certificate's uuid" },
   TOPIC_NOT_ALLOWED: { status: 403, message: "The topic is outside the device's own root or direction" },
   CONFIG_INVALID: { status: 400, message: "The configuration is invalid" },
+  DESIRED_CONFIG_STORED_INVALID: {
+    status: 409,
+    message: "The stored desired config no longer matches this cloud's schema; set a new one",
+  },
   NOT_ENROLLED: { status: 409, message: "The agent has no operational identity yet" },
   CLOUD_UNREACHABLE: { status: 503, message: "The cloud cannot be reached" },
   OUTBOX_FULL: { status: 507, message: "The outbox reached its cap; the oldest readings were dropped" },

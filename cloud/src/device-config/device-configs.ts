@@ -1,4 +1,10 @@
-import type { DesiredConfig, DesiredConfigMessage, DeviceConfigView } from "@fieldgate/shared";
+import {
+  DesiredConfig,
+  type DesiredConfigMessage,
+  type DeviceConfigView,
+  FieldgateError,
+  type SchemaValidator,
+} from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 
 /** The device a config belongs to. */
@@ -32,6 +38,7 @@ export class DeviceConfigs {
   constructor(
     db: Database.Database,
     private readonly publish: DesiredConfigPublisher,
+    private readonly validator: SchemaValidator,
     private readonly clock: () => number = Date.now,
   ) {
     this.get = db.prepare("SELECT version, desired_json, updated_at FROM device_config WHERE device_id = ?");
@@ -62,7 +69,7 @@ export class DeviceConfigs {
   view(device: ConfigDevice): DeviceConfigView {
     const row = this.get.get(device.id);
     const version = row?.version ?? 0;
-    const desired = row ? (JSON.parse(row.desired_json) as DesiredConfig) : {};
+    const desired = row ? this.storedDesired(row) : {};
     const raw = this.reported.get(device.id)?.config_reported_json;
     let reported: DeviceConfigView["reported"] = null;
     if (raw) {
@@ -87,5 +94,19 @@ export class DeviceConfigs {
       state,
       inSync: state === "applied" || state === "none",
     };
+  }
+
+  /** The stored desired config, checked: one written by another version of the cloud may not fit. */
+  private storedDesired(row: ConfigRow): DesiredConfig {
+    try {
+      return this.validator.parse(DesiredConfig, JSON.parse(row.desired_json) as unknown);
+    } catch (err) {
+      const field = err instanceof FieldgateError && err.field ? `desired.${err.field}` : "desired";
+      throw new FieldgateError(
+        "DESIRED_CONFIG_STORED_INVALID",
+        `the desired config stored as version ${row.version} no longer fits this cloud's schema (${(err as Error).message}); set a new one with fieldgate-cloud devices config set`,
+        field,
+      );
+    }
   }
 }

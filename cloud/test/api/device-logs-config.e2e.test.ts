@@ -1,3 +1,5 @@
+import path from "node:path";
+import Database from "better-sqlite3";
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, eventually, startCloud, tempDir } from "../../../test/support/cloud-process.js";
@@ -208,6 +210,29 @@ describe("the desired config after a cloud restart", () => {
     } finally {
       c.end(true);
     }
+  });
+});
+
+describe("a stored desired config that no longer fits the schema", () => {
+  let cloud: CloudProcess | undefined;
+  afterAll(() => cloud?.stop());
+
+  it("is answered with DESIRED_CONFIG_STORED_INVALID naming the field, not a 500, until a new one is set", async () => {
+    cloud = await startCloud();
+    const device = await registerAndEnroll(cloud);
+    const url = `/api/v1/devices/${device.uuid}/config`;
+    expect((await cloud.api("PUT", url, { logLevel: "debug" })).status).toBe(200);
+    // As another version of the cloud, or a hand edit, might have left it.
+    const db = new Database(path.join(cloud.dataDir, "fieldgate.db"));
+    db.prepare("UPDATE device_config SET desired_json = ?").run(JSON.stringify({ logLevel: 5 }));
+    db.close();
+    const broken = await cloud.api<{ error: { code: string; field: string; message: string } }>("GET", url);
+    expect(broken.status).toBe(409);
+    expect(broken.body.error).toMatchObject({ code: "DESIRED_CONFIG_STORED_INVALID", field: "desired.logLevel" });
+    expect(broken.body.error.message).toContain("config set");
+    const fixed = await cloud.api<{ version: number; desired: unknown }>("PUT", url, { logLevel: "info" });
+    expect(fixed.status).toBe(200);
+    expect(fixed.body).toMatchObject({ version: 2, desired: { logLevel: "info" } });
   });
 });
 
