@@ -1,5 +1,5 @@
 // Process and measurement helpers shared by the benchmark scenarios.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createSign, generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
@@ -170,6 +170,13 @@ export async function startCloud({ dataDir, args = [], nodeArgs = [] }) {
       apiCall(runtime.url, caPem, authorization, method, p, body, contentType),
     stop: () => stopChild(child),
   };
+}
+
+/** A cloud with a firmware signing key and its own image store under `dir`. */
+export function startFirmwareCloud(dir, { args = [], nodeArgs = [] } = {}) {
+  const dataDir = path.join(dir, "cloud");
+  execFileSync(process.execPath, [cloudBin, "firmware", "keygen", "--data-dir", dataDir], { stdio: "pipe" });
+  return startCloud({ dataDir, args: ["--firmware-dir", path.join(dir, "store"), ...args], nodeArgs });
 }
 
 function apiCall(base, ca, authorization, method, p, body, contentType) {

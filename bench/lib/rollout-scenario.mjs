@@ -1,11 +1,9 @@
 // Scenario 7 of issue #7: a phased rollout at scale over simulated devices, 10% of which fail at
 // INSTALLING. Two figures: the start rate observed against the configured one, and how soon after
 // the failure threshold is crossed new installs stop.
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import path from "node:path";
 import Database from "better-sqlite3";
-import { cloudBin, cloudQuery, enrollTypedFleet, runSim, sleep, startCloud, uploadImage, workDir } from "./kit.mjs";
+import { cloudQuery, enrollTypedFleet, runSim, sleep, startFirmwareCloud, uploadImage, workDir } from "./kit.mjs";
 
 const PER_MINUTE = 1000;
 const FAILURE_THRESHOLD = 0.05;
@@ -69,12 +67,8 @@ export function rolloutScenario({ scaled, round, row, goal, cloudNodeArgs, simNo
     name: "rollout",
     title: "rollout at scale: simulated devices, 1,000 installs/min, 10% failing, failure threshold 5%",
     async run(ctx) {
-      const dir = workDir("rollout");
-      const dataDir = path.join(dir, "cloud");
-      execFileSync(process.execPath, [cloudBin, "firmware", "keygen", "--data-dir", dataDir], { stdio: "pipe" });
-      const cloud = await startCloud({
-        dataDir,
-        args: ["--firmware-dir", path.join(dir, "store"), "--rollout-tick", "200ms"],
+      const cloud = await startFirmwareCloud(workDir("rollout"), {
+        args: ["--rollout-tick", "200ms"],
         nodeArgs: cloudNodeArgs(ctx, "rollout"),
       });
       const devices = scaled(ctx, 10_000, 200);

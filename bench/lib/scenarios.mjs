@@ -1,6 +1,6 @@
 // The scenarios of issue #7. Each returns its figures, the peers and limits measured in the same
 // run, their ratios, and table rows for docs/benchmarks.md. Sizes scale by `ctx.scale` (--quick: 0.1).
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -10,7 +10,6 @@ import readline from "node:readline";
 import {
   agentBin,
   bareNodeFloor,
-  cloudBin,
   cloudQuery,
   enrollTypedFleet,
   fleetClients,
@@ -23,6 +22,7 @@ import {
   sleep,
   sqliteInsertRate,
   startCloud,
+  startFirmwareCloud,
   startMosquitto,
   startRawAedes,
   uploadImage,
@@ -493,14 +493,7 @@ const fanout = {
   name: "fanout",
   title: "firmware fan-out: one image to many devices at once, 10% of transfers cut midway and resumed",
   async run(ctx) {
-    const dir = workDir("fanout");
-    const dataDir = path.join(dir, "cloud");
-    execFileSync(process.execPath, [cloudBin, "firmware", "keygen", "--data-dir", dataDir], { stdio: "pipe" });
-    const cloud = await startCloud({
-      dataDir,
-      args: ["--firmware-dir", path.join(dir, "store")],
-      nodeArgs: cloudNodeArgs(ctx, "fanout"),
-    });
+    const cloud = await startFirmwareCloud(workDir("fanout"), { nodeArgs: cloudNodeArgs(ctx, "fanout") });
     const devices = scaled(ctx, 200, 10);
     const size = scaled(ctx, 50 * MiB);
     // Every device's staged image may exist at once: tmpfs (RAM) only with room to spare for the

@@ -1,6 +1,13 @@
 import type { TelemetryBatch } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 
+/** A stream's new high mark within one commit. */
+interface StreamMark {
+  deviceId: number;
+  stream: string;
+  high: number;
+}
+
 interface Pending {
   deviceId: number;
   batch: TelemetryBatch;
@@ -30,7 +37,7 @@ export class TelemetryWriter {
    * change them, so after a commit the cache is the table; a failed commit leaves it untouched.
    */
   private readonly highs = new Map<string, number>();
-  private readonly commit: (items: Pending[]) => { stored: boolean[]; highs: Map<string, number> };
+  private readonly commit: (items: Pending[]) => { stored: boolean[]; highs: Map<string, StreamMark> };
 
   constructor(
     db: Database.Database,
@@ -60,7 +67,7 @@ export class TelemetryWriter {
       // One counter update per device per commit, not per batch: with one reading per message the
       // device row was rewritten for every message. Likewise one high mark per stream per commit.
       const counts = new Map<number, number>();
-      const highs = new Map<string, number>();
+      const highs = new Map<string, StreamMark>();
       const stored = items.map(({ deviceId, batch }) => {
         if (!this.claim(deviceId, batch.stream, batch.seq, highs)) return false;
         for (const r of batch.readings) {
@@ -82,10 +89,7 @@ export class TelemetryWriter {
         return true;
       });
       for (const [deviceId, count] of counts) this.bumpDevice.run(count, now, deviceId);
-      for (const [key, high] of highs) {
-        const { deviceId, stream } = splitKey(key);
-        this.upsertHigh.run(deviceId, stream, high);
-      }
+      for (const { deviceId, stream, high } of highs.values()) this.upsertHigh.run(deviceId, stream, high);
       return { stored, highs };
     });
   }
@@ -109,7 +113,7 @@ export class TelemetryWriter {
     if (items.length === 0) return;
     try {
       const { stored, highs } = this.commit(items);
-      for (const [key, high] of highs) this.highs.set(key, high);
+      for (const [key, mark] of highs) this.highs.set(key, mark.high);
       items.forEach((item, i) => {
         item.resolve(stored[i] ?? false);
       });
@@ -122,13 +126,13 @@ export class TelemetryWriter {
    * Inside the commit: whether `seq` of this stream is new, recording it as stored. `highs` holds
    * this commit's new marks, applied to the cache only once the commit succeeds.
    */
-  private claim(deviceId: number, stream: string, seq: number, highs: Map<string, number>): boolean {
+  private claim(deviceId: number, stream: string, seq: number, highs: Map<string, StreamMark>): boolean {
     const key = streamKey(deviceId, stream);
-    const high = highs.get(key) ?? this.highs.get(key) ?? this.selectHigh.get(deviceId, stream)?.high_seq ?? 0;
+    const high = highs.get(key)?.high ?? this.highs.get(key) ?? this.selectHigh.get(deviceId, stream)?.high_seq ?? 0;
     if (seq > high) {
       // Batches skipped on the way up may still come (out of order): remember them as a gap.
       if (seq > high + 1) this.insertGap.run(deviceId, stream, high + 1, seq - 1);
-      highs.set(key, seq);
+      highs.set(key, { deviceId, stream, high: seq });
       return true;
     }
     const gap = this.findGap.get(deviceId, stream, seq);
@@ -142,9 +146,4 @@ export class TelemetryWriter {
 
 function streamKey(deviceId: number, stream: string): string {
   return `${deviceId}\u0000${stream}`;
-}
-
-function splitKey(key: string): { deviceId: number; stream: string } {
-  const at = key.indexOf("\u0000");
-  return { deviceId: Number(key.slice(0, at)), stream: key.slice(at + 1) };
 }

@@ -3,7 +3,7 @@ import path from "node:path";
 import type Database from "better-sqlite3";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { tempDir } from "../../../test/support/cloud-process.js";
+import { eventually, tempDir } from "../../../test/support/cloud-process.js";
 import { openDatabase } from "../../src/storage/database.js";
 import { type CheckpointResult, WalCheckpointer } from "../../src/storage/wal-checkpointer.js";
 
@@ -17,16 +17,6 @@ function recordingLogger() {
     { write: (line: string) => lines.push(JSON.parse(line) as { msg: string; reason?: string }) },
   );
   return { logger, lines };
-}
-
-async function until<T>(probe: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("WalCheckpointer", () => {
@@ -69,7 +59,7 @@ describe("WalCheckpointer", () => {
     const before = fs.statSync(file).size;
     // 3,000 commits of 2 kB: far past the 1,000 pages at which a commit would checkpoint by itself.
     writeCommits(db, 3000);
-    const done = await until(() => results.find((r) => r.busy === 0 && r.log > 1000 && r.checkpointed === r.log));
+    const done = await eventually(() => results.find((r) => r.busy === 0 && r.log > 1000 && r.checkpointed === r.log));
     expect(done.checkpointed).toBeGreaterThan(1000);
     expect(fs.statSync(file).size).toBeGreaterThan(before + 3000 * 2000);
     expect(db.prepare("SELECT count(*) AS n FROM t").get()).toEqual({ n: 3000 });
@@ -86,7 +76,7 @@ describe("WalCheckpointer", () => {
     const checkpointer = new WalCheckpointer(db, { file: "/nonexistent/cloud.db", logger, workerUrl });
     checkpointer.start();
     cleanups.push(() => checkpointer.stop());
-    const warning = await until(() => lines.find((l) => /checkpoint worker stopped/.test(l.msg)));
+    const warning = await eventually(() => lines.find((l) => /checkpoint worker stopped/.test(l.msg)));
     expect(warning.reason).toMatch(/unable to open|directory does not exist|cannot open/i);
     expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);
     writeCommits(db, 10);
