@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // `npm start`: the whole product on one machine. Starts the cloud on its embedded defaults in
 // ./data, registers a demo gateway, and starts an agent that enrolls inside the window and
-// reports. Ctrl-C stops both. Re-running reuses ./data: the gateway stays enrolled.
+// reports. Ctrl-C or SIGTERM stops both. Re-running reuses ./data: the gateway stays enrolled.
+// FIELDGATE_DATA_DIR, FIELDGATE_HTTP_PORT and FIELDGATE_MQTT_PORT reach the cloud unchanged.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 const root = path.resolve(import.meta.dirname, "..");
 const dataDir = path.resolve(process.env.FIELDGATE_DATA_DIR ?? "./data");
@@ -17,9 +19,16 @@ const say = (text) => process.stdout.write(`[demo] ${text}\n`);
 fs.mkdirSync(logDir, { recursive: true, mode: 0o700 });
 const children = [];
 
+// Each child gets an IPC channel that closes when the demo dies, however it dies; the preload
+// stops the child then (scripts/exit-with-parent.mjs).
+const exitWithParent = ["--import", pathToFileURL(path.join(root, "scripts", "exit-with-parent.mjs")).href];
+
 function start(name, args, env = {}) {
   const log = fs.openSync(path.join(logDir, `${name}.log`), "a", 0o600);
-  const child = spawn(process.execPath, args, { stdio: ["ignore", log, "pipe"], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [...exitWithParent, ...args], {
+    stdio: ["ignore", log, "pipe", "ipc"],
+    env: { ...process.env, ...env },
+  });
   child.stderr.on("data", (chunk) => process.stderr.write(chunk));
   child.on("exit", (code, signal) => {
     if (!stopping) {
@@ -49,6 +58,12 @@ async function stop(code = 0) {
 }
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
+// `npm start` runs this through /bin/sh; a shell that does not exec its last command (dash) dies
+// of a SIGTERM that npm passes on and leaves this process behind. So stop with the parent too.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void stop(0);
+}, 500).unref();
 
 async function waitFor(check, what, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
@@ -141,7 +156,8 @@ async function main() {
   say("try, in another terminal:");
   say(`  npx fieldgate-cloud devices show ${uuid}`);
   say(`  npx fieldgate-cloud devices telemetry ${uuid}`);
-  say(`  npx fieldgate-agent status --config ${path.relative(process.cwd(), configFile)}`);
+  const shownConfig = path.relative(process.cwd(), configFile);
+  say(`  npx fieldgate-agent status --config ${shownConfig.startsWith("..") ? configFile : shownConfig}`);
   say("Ctrl-C stops both.");
 }
 
