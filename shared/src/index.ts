@@ -7,6 +7,7 @@ export * from "./firmware-schemas.js";
 export * from "./fleet-schemas.js";
 export * from "./link-common.js";
 export * from "./link-schemas.js";
+export * from "./log-format.js";
 export * from "./rollout-schemas.js";
 export * from "./schemas.js";
 export * from "./topics.js";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type ErrorCode, FieldgateError, formatDuration } from "@fieldgate/shared";
+import { type ErrorCode, FieldgateError, formatDuration, parseLogFormat } from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
 import { Agent, outboxPath } from "../agent.js";
 import { loadConfig } from "../config/load-config.js";
@@ -11,7 +11,7 @@ import { generateFactoryKey } from "../identity/factory-key.js";
 import { IdentityStore } from "../identity/identity-store.js";
 import type { LinkView } from "../links/link-manager.js";
 import { getFromLocalApi } from "../local-api/local-api-client.js";
-import { createLogger } from "../log/logger.js";
+import { createLogger, stdoutDestination } from "../log/logger.js";
 import { SqliteLogBuffer } from "../logs/sqlite-log-buffer.js";
 import { SqliteOutboxStore } from "../outbox/sqlite-outbox-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
@@ -105,14 +105,16 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
     .command("run")
     .description("run the daemon (SIGINT/SIGTERM stop it cleanly)")
     .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`)
-    .action(async (opts: { config?: string }) => {
+    .option("--log-format <format>", "auto (pretty on a terminal), json or pretty (default: config log.format)")
+    .action(async (opts: { config?: string; logFormat?: string }) => {
       let agent: Agent;
       // Listen before starting, so a stop that arrives during start-up is still a clean one.
       const stopRequested = (io.waitForStop ?? defaultWaitForStop)();
       try {
         const file = opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG;
         const { config, warnings } = loadConfig({ file, env: io.env });
-        const logger = createLogger(config.log.level);
+        const format = opts.logFormat === undefined ? config.log.format : parseLogFormat(opts.logFormat);
+        const logger = createLogger(config.log.level, stdoutDestination(format));
         for (const w of warnings) logger.warn(w);
         agent = new Agent(config, logger);
         await agent.start();

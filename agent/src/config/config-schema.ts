@@ -1,4 +1,4 @@
-import { LinkConfig, type LogLevelName, MAX_LINKS, UUID_PATTERN } from "@fieldgate/shared";
+import { LinkConfig, LOG_FORMATS, type LogLevelName, MAX_LINKS, UUID_PATTERN } from "@fieldgate/shared";
 import { type Static, Type } from "@sinclair/typebox";
 
 const Duration = (def: string) =>
@@ -166,6 +166,11 @@ export const AgentConfigFile = Type.Object(
           ["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => Type.Literal(l)),
           { default: "info" },
         ),
+        // auto: human-readable lines when stdout is a terminal, JSON lines otherwise.
+        format: Type.Union(
+          LOG_FORMATS.map((f) => Type.Literal(f)),
+          { default: "auto" },
+        ),
       },
       { additionalProperties: false },
     ),
@@ -196,6 +201,7 @@ export const AgentConfigFile = Type.Object(
 export type AgentConfigFile = Static<typeof AgentConfigFile>;
 
 export type LogLevel = AgentConfigFile["log"]["level"];
+export type LogFormatName = AgentConfigFile["log"]["format"];
 
 /** The validated, resolved configuration: paths absolute, durations in milliseconds, deeply frozen. */
 export interface AgentConfig {
@@ -241,7 +247,7 @@ export interface AgentConfig {
   };
   readonly localApi: { readonly enabled: boolean; readonly socket: string; readonly port?: number };
   readonly mqtt: { readonly keepaliveS: number; readonly reconnectMinMs: number; readonly reconnectMaxMs: number };
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly format: LogFormatName };
   readonly logs: {
     readonly forwardLevel: LogLevelName;
     readonly batchMax: number;

@@ -333,7 +333,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       ...(file.localApi.port !== undefined && { port: file.localApi.port }),
     },
     mqtt: { keepaliveS: Math.max(1, Math.round(keepaliveMs / 1000)), reconnectMinMs, reconnectMaxMs },
-    log: { level: file.log.level },
+    log: { level: file.log.level, format: file.log.format },
     logs: {
       forwardLevel: file.logs.forwardLevel as AgentConfig["logs"]["forwardLevel"],
       batchMax: file.logs.batchMax,

@@ -1,4 +1,6 @@
+import { type LogFormat, wantsPretty } from "@fieldgate/shared";
 import { type DestinationStream, type Logger, pino } from "pino";
+import { prettyFactory } from "pino-pretty";
 
 /** pino paths that must never reach a log line, whatever a caller passes. */
 export const REDACT_PATHS = [
@@ -57,7 +59,36 @@ export function logTeeOf(logger: Logger): LogTee | undefined {
   return tees.get(logger);
 }
 
-/** The agent's logger: JSON lines to stdout (or the given stream), secrets redacted. */
+/**
+ * Prints each serialized line human-readably. It formats what pino already redacted, so the
+ * pretty output hides exactly what the JSON hides. Synchronous, unlike a pino transport in a
+ * worker thread, so the last lines before an explicit exit are not lost.
+ */
+export function prettyDestination(output: DestinationStream, colorize: boolean): DestinationStream {
+  const format = prettyFactory({
+    colorize,
+    singleLine: true,
+    translateTime: "SYS:yyyy-mm-dd HH:MM:ss.l",
+    ignore: "pid,hostname,name",
+  });
+  return { write: (line: string) => output.write(format(line)) };
+}
+
+/** The agent's stdout: human-readable lines when `format` asks for them (auto: on a terminal), JSON otherwise. */
+export function stdoutDestination(
+  format: LogFormat,
+  output: { destination: DestinationStream; isTTY: boolean } = {
+    destination: pino.destination(1),
+    isTTY: process.stdout.isTTY === true,
+  },
+): DestinationStream {
+  return wantsPretty(format, output.isTTY) ? prettyDestination(output.destination, output.isTTY) : output.destination;
+}
+
+/**
+ * The agent's logger: JSON lines to stdout (or the given stream), secrets redacted. The log
+ * forwarder's tap always gets the JSON line, whatever the output's format.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const tee = new LogTee(destination ?? pino.destination(1));
   const logger = pino(

@@ -17,7 +17,7 @@ const DESIRED = `fieldgate/v1/${UUID}/config/desired`;
 const REPORTED = `fieldgate/v1/${UUID}/config/reported`;
 
 const logsConfig: Pick<AgentConfig, "log" | "logs"> = {
-  log: { level: "info" },
+  log: { level: "info", format: "json" },
   logs: {
     forwardLevel: "info",
     batchMax: 100,

@@ -2,8 +2,8 @@
 import fs from "node:fs";
 import { FieldgateError } from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
-import { pino } from "pino";
 import { resolveCloudConfig } from "../config/cloud-config.js";
+import { createCloudLogger, resolveLogFormat } from "../log/logger.js";
 import { ApiClient, type ConnectionOptions } from "./api-client.js";
 import { withConnection } from "./cli-support.js";
 import { credentialsCommand } from "./credentials-command.js";
@@ -57,6 +57,10 @@ function buildProgram(): Command {
     .option("--mqtt-url <url>", "MQTT URL handed to devices (env FIELDGATE_MQTT_URL; default from the request host)")
     .option("--log-level <level>", "log level (env FIELDGATE_LOG_LEVEL, default info)")
     .option(
+      "--log-format <format>",
+      "auto (pretty on a terminal), json or pretty (env FIELDGATE_LOG_FORMAT, default auto)",
+    )
+    .option(
       "--keepalive-unit <duration>",
       "how long one keep-alive minute lasts; for tests (env FIELDGATE_KEEPALIVE_UNIT, default 1m)",
     )
@@ -84,14 +88,7 @@ function buildProgram(): Command {
     )
     .action(async (opts) => {
       const config = resolveCloudConfig(opts);
-      const logger = pino({
-        level: config.logLevel,
-        base: { service: "fieldgate-cloud" },
-        redact: {
-          paths: ["req.headers.authorization", "*.secret", "*.token", "*.enrollmentToken"],
-          censor: "[redacted]",
-        },
-      });
+      const logger = createCloudLogger(config.logLevel, resolveLogFormat(opts.logFormat, process.env));
       // Loaded here so that the operator commands start fast.
       const { Cloud } = await import("../cloud.js");
       const cloud = new Cloud(config, logger, version, (text) => process.stderr.write(text));
