@@ -134,6 +134,10 @@ export const ERROR_CODES = {
     message:
       "The serial port cannot be opened, closed by itself, or vanished (unplugged?); it is reopened with backoff",
   },
+  LINK_DRIVER_UNAVAILABLE: {
+    status: 503,
+    message: "A native binding the link needs is missing or does not load on this host; the link is unavailable",
+  },
   LINK_STALE: { status: 504, message: "Nothing arrived on the link for longer than its staleAfter; it was reopened" },
   LINK_FRAMING: {
     status: 422,

@@ -4,6 +4,7 @@
  */
 import { pino } from "pino";
 import { BleAdapter, type BleAvailability, loadSystemNoble } from "../links/ble/ble-adapter.js";
+import { splitFix } from "../links/native-binding.js";
 import type { DoctorResult } from "./doctor.js";
 
 export interface BluetoothCheckOptions {
@@ -25,13 +26,15 @@ export async function checkBluetooth(
   switch (availability.state) {
     case "ready":
       return { check: "bluetooth", status: "ok", message: `the Bluetooth adapter is powered on (${links_})` };
-    case "unavailable":
+    case "unavailable": {
+      const { problem, fix } = splitFix(availability.reason);
       return {
         check: "bluetooth",
         status: "fail",
-        message: `${availability.reason} (${links_}; they stay unavailable)`,
-        fix: fixFor(availability.reason),
+        message: `${problem} (${links_}; they stay unavailable)`,
+        fix: fix ?? fixFor(problem),
       };
+    }
     default:
       return {
         check: "bluetooth",

@@ -13,6 +13,7 @@ import { type Identity, IdentityStore } from "../identity/identity-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
 import { apiUrl, postJson } from "../transport/https-json.js";
 import { checkBluetooth } from "./bluetooth-check.js";
+import { checkSerialDriver } from "./serial-check.js";
 
 export type DoctorStatus = "ok" | "warning" | "fail";
 
@@ -99,8 +100,10 @@ export class Doctor {
         ? "software updates are enabled (updates.enabled)"
         : "software updates are disabled (updates.enabled: false)",
     });
-    // Only with BLE links configured; the cloud's links, once applied, replace the file's.
+    // Only with serial or BLE links configured; the cloud's links, once applied, replace the file's.
     const links = new FileDesiredConfigStore(config.dataDir).load()?.desired.links ?? config.links;
+    const serial = await checkSerialDriver(links);
+    if (serial) add(serial);
     const bluetooth = await checkBluetooth(links);
     if (bluetooth) add(bluetooth);
     add(this.disk(config));

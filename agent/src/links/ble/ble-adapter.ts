@@ -8,6 +8,7 @@
  * everything but its BLE links.
  */
 import type { Logger } from "pino";
+import { BLUETOOTH_BINDING, nativeBindingReason } from "../native-binding.js";
 import type { Noble, NoblePeripheral } from "./noble-types.js";
 
 export type BleAvailability =
@@ -305,7 +306,7 @@ export function describeLoadError(err: unknown): string {
     case "EBUSY":
       return "the Bluetooth adapter is in use by another program (EBUSY)";
     default:
-      return `the Bluetooth driver could not start: ${message}`;
+      return nativeBindingReason(BLUETOOTH_BINDING, err) ?? `the Bluetooth driver could not start: ${message}`;
   }
 }
 

@@ -3,6 +3,7 @@ import { type ErrorCode, parseDuration, type SerialLinkConfig } from "@fieldgate
 import type { Logger } from "pino";
 import { Backoff, sleep } from "../../retry/backoff.js";
 import type { Link, LinkContext, LinkCounters, LinkFactory, LinkReading, LinkState, LinkStatus } from "../link.js";
+import { nativeBindingReason, SERIAL_BINDING } from "../native-binding.js";
 import { DEFAULT_MAX_LINE_LENGTH, LineDecoder, LineSplitter } from "./line-protocol.js";
 import { type ModbusClient, ModbusPoller } from "./modbus-poller.js";
 import { RtuFramer } from "./rtu-framer.js";
@@ -28,9 +29,14 @@ export interface SerialSettings {
   stopBits: 1 | 1.5 | 2;
 }
 
+/** What the link takes from the serialport package. */
+export type SerialPortModule = Pick<typeof import("serialport"), "SerialPort">;
+
 /** Seams for tests; production passes none. */
 export interface SerialLinkSeams {
   openPort?: (settings: SerialSettings) => Promise<SerialPortHandle>;
+  /** Loads serialport and with it its native binding (default: `import("serialport")`). */
+  loadSerialPort?: () => Promise<SerialPortModule>;
   createModbusClient?: (port: RtuPort) => Promise<ModbusClient & ModbusClientControl>;
   pathExists?: (path: string) => boolean;
   /** How often the path and the staleness are checked (default 1s). */
@@ -79,6 +85,9 @@ interface SessionEnd {
   code: ErrorCode;
   message: string;
 }
+
+/** setTimeout's largest delay (about 24.8 days); a larger one fires at once. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 /** At most one log line per link and kind of trouble per this period; the counters keep the rest. */
 const LOG_EVERY_MS = 60_000;
@@ -179,8 +188,19 @@ export class SerialLink implements Link {
       this.setState("connecting", `opening ${path}`);
       let port: SerialPortHandle;
       try {
-        port = await (this.seams.openPort ?? openSerialPort)(this.resolved.settings);
+        port = this.seams.openPort
+          ? await this.seams.openPort(this.resolved.settings)
+          : await openSerialPort(this.resolved.settings, this.seams.loadSerialPort ?? loadSerialPort);
       } catch (err) {
+        const driver = nativeBindingReason(SERIAL_BINDING, err);
+        if (driver !== undefined) {
+          // A missing binding does not come back by itself (Node caches the failed load): say so
+          // once and wait for the stop; the fix ends with a restart.
+          this.fail("LINK_DRIVER_UNAVAILABLE", driver);
+          this.setState("unavailable", driver);
+          await sleep(LONGEST_TIMER_MS, this.abort.signal);
+          continue;
+        }
         const message = `cannot open ${path}: ${(err as Error).message}`;
         this.fail("LINK_PORT_UNAVAILABLE", message);
         this.setState("disconnected", message);
@@ -385,9 +405,16 @@ export class SerialLink implements Link {
   }
 }
 
-/** Opens a port with serialport (loaded here, not at import, so an agent without links never loads it). */
-async function openSerialPort(settings: SerialSettings): Promise<SerialPortHandle> {
-  const { SerialPort } = await import("serialport");
+/** serialport is loaded on the first open, not at import, so an agent without links never loads it. */
+function loadSerialPort(): Promise<SerialPortModule> {
+  return import("serialport");
+}
+
+async function openSerialPort(
+  settings: SerialSettings,
+  load: () => Promise<SerialPortModule>,
+): Promise<SerialPortHandle> {
+  const { SerialPort } = await load();
   const port = new SerialPort({ ...settings, autoOpen: false });
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
   // Errors after open arrive as events, which the session listens to; this keeps a stray one from throwing.
