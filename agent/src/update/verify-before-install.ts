@@ -22,8 +22,8 @@ export interface VerifyInput {
 }
 
 /**
- * Every check DESIGN.md asks for before an install, cheapest first: signature, compatibility,
- * anti-rollback, agent version, then exact size and sha256 of the file. Throws a coded error at
+ * Every check docs/architecture.md ("Firmware updates") names before an install, cheapest first:
+ * signature, compatibility, anti-rollback, agent version, then exact size and sha256 of the file. Throws a coded error at
  * the first failure; returns only when the image may be installed.
  */
 export async function verifyBeforeInstall(input: VerifyInput): Promise<void> {

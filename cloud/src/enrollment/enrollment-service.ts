@@ -15,7 +15,7 @@ import { secretMatches } from "../credentials/secrets.js";
 import type { CertificateAuthority, IssuedCertificate } from "../pki/certificate-authority.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
 
-/** Wrong proofs allowed per window; the fifth closes it (DESIGN.md, "Three ways to prove"). */
+/** Wrong proofs allowed per window; the fifth closes it (docs/architecture.md, "Identity and enrollment"). */
 export const MAX_FAILED_ATTEMPTS = 5;
 /** How far a factory-signed request's timestamp may be from the cloud's clock. */
 export const FACTORY_PROOF_MAX_SKEW_MS = 5 * 60_000;

@@ -146,7 +146,7 @@ export class CertificateAuthority {
       ],
     });
     const pem = issued.toString("pem");
-    // Renew at two thirds of the lifetime (DESIGN.md, "Device identity"), counted from issuance:
+    // Renew at two thirds of the lifetime (docs/architecture.md, "Identity and enrollment"), counted from issuance:
     // the backdating is for clock skew, not lifetime.
     const renewAfter = new Date(now.getTime() + (this.deviceLifetimeMs * 2) / 3);
     // randomSerial() has no leading zero byte, so its hex is the DER integer's, as node:crypto prints it.
