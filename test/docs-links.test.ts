@@ -53,7 +53,9 @@ describe("the repository's references", () => {
   it("names no path outside the repository in any tracked text file", () => {
     const outside = tracked
       .filter((file) => /\.(md|ts|mjs|js|json|sh)$|^\.ci\/|Dockerfile$/.test(file) && file !== "package-lock.json")
-      .filter((file) => /\.\.\/shared\/DESIGN\.md|\/work\/|\bDESIGN\.md\b/.test(fs.readFileSync(path.join(root, file), "utf8")))
+      .filter((file) =>
+        /\.\.\/shared\/DESIGN\.md|\/work\/|\bDESIGN\.md\b/.test(fs.readFileSync(path.join(root, file), "utf8")),
+      )
       .filter((file) => file !== "test/docs-links.test.ts");
     expect(outside).toEqual([]);
   });
