@@ -3,7 +3,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "../support/agent-process.js";
-import { agentBin, cloudBin, eventually, tempDir } from "../support/cloud-process.js";
+import { agentBin, cloudBin, eventually, serveArgs, tempDir } from "../support/cloud-process.js";
 
 // `serve` and `run` as started by hand: the format flag and setting reach the real processes.
 // (On a pipe the default is JSON; every other end-to-end test reads those lines.)
@@ -71,20 +71,7 @@ describe("log format of the daemons", () => {
   });
 
   it("cloud: --log-format pretty gives human-readable lines", async () => {
-    const cloud = startWithStdout([
-      cloudBin,
-      "serve",
-      "--data-dir",
-      tempDir("cloud-log-format"),
-      "--host",
-      "127.0.0.1",
-      "--http-port",
-      "0",
-      "--mqtt-port",
-      "0",
-      "--log-format",
-      "pretty",
-    ]);
+    const cloud = startWithStdout(serveArgs(tempDir("cloud-log-format"), ["--log-format", "pretty"]));
     const listening = await eventually(() => cloud.lines.find((l) => /listening/.test(l)), 30_000, "listening");
     expect(listening).toMatch(prettyLine);
     for (const line of cloud.lines) expect(line).not.toMatch(/^\{/);
