@@ -39,25 +39,29 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `fieldgate-${prefix}-`));
 }
 
+/** The argv of `node <cloud> serve` on loopback with ephemeral ports, for tests that spawn it themselves. */
+export function serveArgs(dataDir: string, ...extra: string[]): string[] {
+  return [
+    cloudBin,
+    "serve",
+    "--data-dir",
+    dataDir,
+    "--host",
+    "127.0.0.1",
+    "--http-port",
+    "0",
+    "--mqtt-port",
+    "0",
+    ...extra,
+  ];
+}
+
 export async function startCloud(options: { args?: string[]; dataDir?: string } = {}): Promise<CloudProcess> {
   const dataDir = options.dataDir ?? tempDir("cloud");
-  const child = spawn(
-    process.execPath,
-    [
-      cloudBin,
-      "serve",
-      "--data-dir",
-      dataDir,
-      "--host",
-      "127.0.0.1",
-      "--http-port",
-      "0",
-      "--mqtt-port",
-      "0",
-      ...(options.args ?? []),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FIELDGATE_LOG_LEVEL: "debug" } },
-  );
+  const child = spawn(process.execPath, serveArgs(dataDir, ...(options.args ?? [])), {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, FIELDGATE_LOG_LEVEL: "debug" },
+  });
   const logs: string[] = [];
   const terminal: string[] = [];
   const ready = new Promise<{ httpPort: number; mqttPort: number }>((resolve, reject) => {
