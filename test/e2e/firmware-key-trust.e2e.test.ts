@@ -115,6 +115,8 @@ describe("firmware keys reach enrolled devices, real cloud and agent", () => {
     const rotated = JSON.parse(rotate.stdout) as { keyId: string; previousKeyId: string };
     expect(rotated.previousKeyId).toBe(oldKeyId);
     expect(rotated.keyId).not.toBe(oldKeyId);
+    // Only the old public key is kept: nothing on the host can sign with the old key any more.
+    expect(fs.readdirSync(path.join(cloud.dataDir, "firmware-signing.previous"))).toEqual([`${oldKeyId}.pub`]);
     const fresh = await upload("3.0.0");
     expect(fresh.body.keyId).toBe(rotated.keyId);
 
@@ -148,6 +150,43 @@ describe("firmware keys reach enrolled devices, real cloud and agent", () => {
     const unknown = cli("retire", "0123456789abcdef");
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/no rotated-out key 0123456789abcdef/);
+    // Offline signing with the wrong file: the file, what is wrong and the fix, not a stack trace.
+    const manifest = path.join(work, "manifest.json");
+    const image = path.join(work, "image.bin");
+    fs.writeFileSync(image, "image");
+    const made = spawnSync(process.execPath, [
+      cloudBin,
+      "firmware",
+      "manifest",
+      image,
+      "--name",
+      "gw-os",
+      "--version",
+      "9.0.0",
+      "--compatible",
+      "acme-gw-k",
+      "--out",
+      manifest,
+    ]);
+    expect(made.status, String(made.stderr)).toBe(0);
+    const wrongKey = spawnSync(
+      process.execPath,
+      [
+        cloudBin,
+        "firmware",
+        "sign-manifest",
+        "--manifest",
+        manifest,
+        "--key",
+        path.join(cloud.dataDir, "firmware-signing.pub"),
+      ],
+      { encoding: "utf8" },
+    );
+    expect(wrongKey.status).toBe(2);
+    expect(wrongKey.stderr).toMatch(
+      /firmware-signing\.pub holds no private key \(it holds a PUBLIC KEY\)\. Pass the Ed25519 private key/,
+    );
+    expect(wrongKey.stderr).not.toMatch(/\n\s+at /);
     const again = cli("keygen");
     expect(again.status).toBe(2);
     expect(again.stderr).toMatch(/firmware rotate/);

@@ -22,7 +22,7 @@ export class FirmwareKeyStore {
   /** The stored keys, or undefined when the cloud never sent any (or the file does not check out). */
   load(): FirmwareTrustedKeys | undefined {
     try {
-      return checked(JSON.parse(readFileSync(this.file, "utf8")));
+      return checkedTrustedKeys(JSON.parse(readFileSync(this.file, "utf8")));
     } catch {
       return undefined;
     }
@@ -35,7 +35,7 @@ export class FirmwareKeyStore {
    * Returns whether the stored keys changed.
    */
   replace(answer: unknown): boolean {
-    const keys = checked(answer);
+    const keys = checkedTrustedKeys(answer);
     if (keys.keys.length === 0) return false;
     const text = `${JSON.stringify(keys, null, 2)}\n`;
     if (safeRead(this.file) === text) return false;
@@ -45,7 +45,7 @@ export class FirmwareKeyStore {
 }
 
 /** The answer, validated: the schema, then each key parses as Ed25519 and matches its key id. */
-function checked(answer: unknown): FirmwareTrustedKeys {
+export function checkedTrustedKeys(answer: unknown): FirmwareTrustedKeys {
   const keys = validator.parse(FirmwareTrustedKeys, answer, "firmware-keys");
   for (const key of keys.keys) {
     let type: string | undefined;

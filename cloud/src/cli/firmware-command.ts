@@ -18,6 +18,7 @@ import {
   rotateFirmwareKey,
   signManifest,
 } from "../firmware/firmware-keys.js";
+import { publicKeyOf, readPemFile, readPrivateKeyFile } from "../pki/key-files.js";
 import { clientOf, confirm, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
@@ -95,7 +96,13 @@ export function firmwareCommand(print: (text: string) => void): Command {
       .option("--public-key <file>", "offline signing: install this public key (made offline) as the new one"),
   ).action((opts: { dataDir?: string; keyFile?: string; json?: boolean; publicKey?: string }) => {
     const keyFile = keyFileOf(opts);
-    const offline = opts.publicKey === undefined ? undefined : readTextFile(opts.publicKey, "public-key");
+    const offline =
+      opts.publicKey === undefined
+        ? undefined
+        : readPemFile(path.resolve(opts.publicKey), {
+            field: "public-key",
+            fix: "Pass the public key (.pub) of the key made offline",
+          });
     const rotated = rotateFirmwareKey(keyFile, offline);
     if (opts.json) return print(JSON.stringify(rotated));
     print(
@@ -156,7 +163,11 @@ export function firmwareCommand(print: (text: string) => void): Command {
     .option("--out <file>", "write the signed manifest here instead of stdout")
     .action((opts: { manifest: string; key: string; out?: string }) => {
       const manifest = validator.parse(FirmwareManifest, readJsonFile(opts.manifest, "manifest"), "manifest");
-      const signed = signManifest(manifest, fs.readFileSync(opts.key, "utf8"));
+      const key = readPrivateKeyFile(path.resolve(opts.key), {
+        field: "key",
+        fix: "Pass the Ed25519 private key `firmware keygen` wrote (not its .pub)",
+      });
+      const signed = signManifest(manifest, key.export({ type: "pkcs8", format: "pem" }).toString());
       output(print, opts.out, `${JSON.stringify(signed, null, 2)}\n`);
     });
 
@@ -272,7 +283,14 @@ export function firmwareCommand(print: (text: string) => void): Command {
     .requiredOption("--public-key <file>", "the firmware public key")
     .action((opts: { manifest: string; publicKey: string }) => {
       const signed = readJsonFile(opts.manifest, "manifest") as SignedManifest;
-      if (!verifyManifestSignature(signed, fs.readFileSync(opts.publicKey, "utf8"))) {
+      const publicKey = readPemFile(path.resolve(opts.publicKey), {
+        field: "public-key",
+        fix: "Pass the firmware public key (the .pub beside the signing key)",
+      });
+      if (!publicKeyOf(publicKey)) {
+        throw new FieldgateError("VALIDATION_FAILED", `${opts.publicKey} holds no public key`, "public-key");
+      }
+      if (!verifyManifestSignature(signed, publicKey)) {
         throw new FieldgateError("FIRMWARE_SIGNATURE_INVALID", undefined, "manifest");
       }
       print("signature OK");
@@ -308,14 +326,6 @@ async function hashFile(file: string): Promise<{ size: number; sha256: string }>
     size += (chunk as Buffer).length;
   }
   return { size, sha256: hash.digest("hex") };
-}
-
-function readTextFile(file: string, field: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch (err) {
-    throw new FieldgateError("VALIDATION_FAILED", `cannot read ${file}: ${(err as Error).message}`, field);
-  }
 }
 
 function readJsonFile(file: string, field: string): unknown {

@@ -48,14 +48,14 @@ export function generateFirmwareKey(privateKeyFile: string): {
   publicKeyFile: string;
   keyId: string;
 } {
-  if (fs.existsSync(privateKeyFile)) {
-    throw new FieldgateError(
+  const refuse = () =>
+    new FieldgateError(
       "VALIDATION_FAILED",
       `${privateKeyFile} exists; devices trust it, so it is not replaced. Use \`fieldgate-cloud firmware rotate\` to replace it deliberately`,
       "key-file",
     );
-  }
-  return writeNewKey(privateKeyFile);
+  if (fs.existsSync(privateKeyFile)) throw refuse();
+  return writeNewKey(privateKeyFile, refuse);
 }
 
 /**
@@ -126,13 +126,36 @@ export function retireFirmwareKey(keyFile: string, keyId: string): TrustedFirmwa
   return keys.trusted();
 }
 
-function writeNewKey(privateKeyFile: string): { publicKeyPem: string; publicKeyFile: string; keyId: string } {
+/**
+ * Makes a key pair and writes the private key (0600), then its .pub. With `refuseExisting` the
+ * private key is linked into place, never renamed: a link fails if the file appeared meanwhile (a
+ * second keygen), so an existing key is never replaced. A running cloud derives the public key
+ * from the private one, so the moment between the two writes is harmless.
+ */
+function writeNewKey(
+  privateKeyFile: string,
+  refuseExisting?: () => Error,
+): { publicKeyPem: string; publicKeyFile: string; keyId: string } {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const privatePem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  if (refuseExisting) {
+    fs.mkdirSync(path.dirname(privateKeyFile), { recursive: true, mode: 0o700 });
+    const tmp = `${privateKeyFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, privatePem, { mode: 0o600 });
+    try {
+      fs.chmodSync(tmp, 0o600);
+      fs.linkSync(tmp, privateKeyFile);
+    } catch (err) {
+      throw (err as NodeJS.ErrnoException).code === "EEXIST" ? refuseExisting() : err;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  } else {
+    writeSecretFile(privateKeyFile, privatePem);
+  }
   const publicKeyPem = publicKey.export({ type: "spki", format: "pem" }).toString();
-  // The private key is renamed into place last: a running cloud that sees it finds its .pub beside it.
   const publicKeyFile = publicKeyFileFor(privateKeyFile);
   writePublicFile(publicKeyFile, publicKeyPem);
-  writeSecretFile(privateKeyFile, privateKey.export({ type: "pkcs8", format: "pem" }).toString());
   return { publicKeyPem, publicKeyFile, keyId: firmwareKeyId(publicKeyPem) };
 }
 
