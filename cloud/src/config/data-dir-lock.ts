@@ -19,10 +19,25 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
+ * Whether a lock's pid is a running cloud: alive and, where `/proc` tells (Linux), a `serve`. A pid
+ * reused by another program (a container restarted, a reboot) then reads as stale, not as busy.
+ */
+export function cloudRunning(pid: number): boolean {
+  if (!processAlive(pid)) return false;
+  let cmdline: string;
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return true; // no /proc: alive is all we know
+  }
+  return cmdline.split("\0").includes("serve");
+}
+
+/**
  * `<data-dir>/cloud.lock`: one `serve` per data directory, for the life of the process. Taken
  * before anything in the directory is written, so a second cloud never touches the key material of
- * a running one. The file holds the holder's pid; a lock whose pid no longer runs (a crash, a
- * kill -9) is stale and taken over.
+ * a running one. The file holds the holder's pid; a lock whose pid no longer runs a cloud (a
+ * crash, a kill -9, a reboot) is stale and taken over.
  */
 export class DataDirLock {
   private constructor(
@@ -40,7 +55,7 @@ export class DataDirLock {
     options: { pid?: number; isAlive?: (pid: number) => boolean; now?: () => Date } = {},
   ): DataDirLock {
     const pid = options.pid ?? process.pid;
-    const isAlive = options.isAlive ?? processAlive;
+    const isAlive = options.isAlive ?? cloudRunning;
     const file = DataDirLock.lockFile(dataDir);
     const holder: LockHolder = { pid, startedAt: (options.now?.() ?? new Date()).toISOString() };
     // Written whole under a private name, then linked into place: link fails if the lock exists,

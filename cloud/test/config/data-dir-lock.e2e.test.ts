@@ -77,16 +77,24 @@ describe("one cloud per data directory (issue #11 item 8)", () => {
     }
   });
 
-  it("takes over a stale lock whose process is gone", async () => {
-    const dataDir = tempDir("lock-stale");
-    fs.mkdirSync(dataDir, { recursive: true });
-    const pid = await deadPid();
-    fs.writeFileSync(path.join(dataDir, "cloud.lock"), JSON.stringify({ pid, startedAt: "2026-01-01T00:00:00.000Z" }));
-    const cloud = await startCloud({ dataDir });
+  it("takes over a stale lock: its process is gone, or its pid now runs another program", async () => {
+    const other = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
     try {
-      expect(JSON.parse(fs.readFileSync(path.join(dataDir, "cloud.lock"), "utf8")).pid).toBe(cloud.child.pid);
+      for (const pid of [await deadPid(), other.pid ?? 0]) {
+        const dataDir = tempDir("lock-stale");
+        fs.writeFileSync(
+          path.join(dataDir, "cloud.lock"),
+          JSON.stringify({ pid, startedAt: "2026-01-01T00:00:00.000Z" }),
+        );
+        const cloud = await startCloud({ dataDir });
+        try {
+          expect(JSON.parse(fs.readFileSync(path.join(dataDir, "cloud.lock"), "utf8")).pid).toBe(cloud.child.pid);
+        } finally {
+          await cloud.stop();
+        }
+      }
     } finally {
-      await cloud.stop();
+      other.kill();
     }
   });
 });
