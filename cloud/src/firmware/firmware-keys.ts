@@ -258,7 +258,8 @@ export class FirmwareKeys {
         throw new FieldgateError("CONFIG_INVALID", `${file} is not an Ed25519 key. ${KEY_FIX.fix}`, KEY_FIX.field);
       }
       if (key.type === "private") this.privateKey = key;
-      this.publicPem = createPublicKey(key).export({ type: "spki", format: "pem" }).toString();
+      const publicKey = key.type === "private" ? createPublicKey(key) : key;
+      this.publicPem = publicKey.export({ type: "spki", format: "pem" }).toString();
     }
     this.loadedStamp = stamp;
   }

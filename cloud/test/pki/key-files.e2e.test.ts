@@ -137,10 +137,15 @@ describe("the cloud checks every key and certificate file it loads (issue #11 it
     },
   );
 
-  it("a missing --firmware-signing-key file is no error (no key yet), but a directory is", async () => {
+  it("a missing --firmware-signing-key file (no key yet) and a public key (offline signing) start; a directory does not", async () => {
     const dir = copy();
     const cloud = await startCloud({ dataDir: dir, args: ["--firmware-signing-key", path.join(dir, "nothing.key")] });
     await cloud.stop();
+    // Offline signing: only a public key on the cloud host.
+    const pub = path.join(dir, "offline.pub");
+    fs.writeFileSync(pub, generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString());
+    const offline = await startCloud({ dataDir: dir, args: ["--firmware-signing-key", pub] });
+    await offline.stop();
     const aDirectory = serve(dir, "--firmware-signing-key", dir);
     expect(aDirectory.status).toBe(2);
     expect(aDirectory.stderr).toMatch(/cannot be read \(EISDIR\)/);
