@@ -266,13 +266,25 @@ export class CertificateAuthority {
     return cert;
   }
 
-  /** Before a reissue: the old pair stays beside, as `server.crt.<time>.old` (the key 0600). */
+  /**
+   * Before a reissue: the old pair stays beside, as `server.crt.<time>.old` (the key 0600). Only the
+   * newest few are kept: a host whose name changes at every start (a container) would pile them up.
+   */
   private keepServerPairAside(): void {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
     fs.copyFileSync(this.serverCertFile, `${this.serverCertFile}.${stamp}.old`);
     if (fs.existsSync(this.serverKeyFile)) {
       const oldKey = `${this.serverKeyFile}.${stamp}.old`;
       writeSecretFile(oldKey, fs.readFileSync(this.serverKeyFile));
+    }
+    const stamps = fs
+      .readdirSync(this.options.dir)
+      .filter((name) => /^server\.crt\..+\.old$/.test(name))
+      .map((name) => name.slice("server.crt.".length, -".old".length))
+      .sort();
+    for (const old of stamps.slice(0, -KEPT_SERVER_PAIRS)) {
+      fs.rmSync(`${this.serverCertFile}.${old}.old`, { force: true });
+      fs.rmSync(`${this.serverKeyFile}.${old}.old`, { force: true });
     }
   }
 
@@ -291,6 +303,9 @@ export class CertificateAuthority {
     return this.subtle.importKey("pkcs8", der, EC_P256, false, ["sign"]);
   }
 }
+
+/** How many replaced server pairs stay in `pki/`. */
+const KEPT_SERVER_PAIRS = 3;
 
 const CA_FILES = {
   field: "data-dir",
