@@ -7,6 +7,7 @@ import { ApiServer } from "./api/api-server.js";
 import { MqttBroker } from "./broker/mqtt-broker.js";
 import { BulkOperations } from "./bulk/bulk-operations.js";
 import type { CloudConfig } from "./config/cloud-config.js";
+import { DataDirLock } from "./config/data-dir-lock.js";
 import { dataFiles, type RuntimeInfo } from "./config/data-files.js";
 import { ApiCredentials } from "./credentials/api-credentials.js";
 import { DeviceConfigs } from "./device-config/device-configs.js";
@@ -41,6 +42,7 @@ export class Cloud {
   private rolloutScheduler: RolloutScheduler | undefined;
   private logRetention: LogRetention | undefined;
   private checkpointer: WalCheckpointer | undefined;
+  private lock: DataDirLock | undefined;
 
   constructor(
     private readonly config: CloudConfig,
@@ -51,8 +53,22 @@ export class Cloud {
   ) {}
 
   async start(): Promise<RuntimeInfo> {
-    const files = dataFiles(this.config.dataDir);
     fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+    // Before anything in the data directory is written: a second cloud must not touch the first's files.
+    this.lock = DataDirLock.acquire(this.config.dataDir);
+    try {
+      return await this.startLocked();
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startLocked(): Promise<RuntimeInfo> {
+    const files = dataFiles(this.config.dataDir);
+    const firmwareKeys = new FirmwareKeys(this.config.firmwareSigningKey);
+    // A broken key file is an error now, naming the file, not at the first upload.
+    firmwareKeys.trusted();
     const db = openDatabase(files.database);
     this.db = db;
     this.checkpointer = new WalCheckpointer(db, {
@@ -81,7 +97,6 @@ export class Cloud {
       credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
 
     const validator = new SchemaValidator();
-    const firmwareKeys = new FirmwareKeys(this.config.firmwareSigningKey);
     fs.mkdirSync(this.config.firmwareDir, { recursive: true, mode: 0o755 });
     const types = new DeviceTypes(db);
     const policy = new AccessPolicy();
@@ -221,7 +236,11 @@ export class Cloud {
     this.logRetention?.stop();
     await this.checkpointer?.stop();
     this.db?.close();
-    fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
+    if (this.lock) {
+      fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
+      this.lock.release();
+      this.lock = undefined;
+    }
     this.logger.info("cloud stopped");
   }
 }

@@ -65,6 +65,10 @@ export const ERROR_CODES = {
     status: 409,
     message: "The stored desired config no longer matches this cloud's schema; set a new one",
   },
+  DATA_DIR_LOCKED: {
+    status: 409,
+    message: "Another fieldgate-cloud process uses this data directory; stop it or use another --data-dir",
+  },
   NOT_ENROLLED: { status: 409, message: "The agent has no operational identity yet" },
   CLOUD_UNREACHABLE: { status: 503, message: "The cloud cannot be reached" },
   OUTBOX_FULL: { status: 507, message: "The outbox reached its cap; the oldest readings were dropped" },

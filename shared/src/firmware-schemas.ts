@@ -18,6 +18,12 @@ export const FIRMWARE_COMPAT_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
 export const SemverString = Type.String({ pattern: SEMVER_PATTERN, maxLength: 128, description: "semver 2.0.0" });
 export const FirmwareName = Type.String({ pattern: FIRMWARE_NAME_PATTERN, description: "image name" });
 
+/** A firmware key id: the first 16 hex digits of sha256 over the key's SPKI DER (`firmwareKeyId`). */
+export const FirmwareKeyId = Type.String({
+  pattern: "^[0-9a-f]{16}$",
+  description: "first 16 hex of sha256(SPKI DER)",
+});
+
 /** What the firmware signing key vouches for. */
 export const FirmwareManifest = Type.Object(
   {
@@ -39,11 +45,35 @@ export const SignedManifest = Type.Object(
   {
     manifest: FirmwareManifest,
     signature: Type.String({ pattern: "^[A-Za-z0-9+/]+={0,2}$", description: "Ed25519 signature, base64" }),
-    keyId: Type.String({ pattern: "^[0-9a-f]{16}$", description: "first 16 hex of sha256(SPKI DER)" }),
+    keyId: FirmwareKeyId,
   },
   { additionalProperties: false },
 );
 export type SignedManifest = Static<typeof SignedManifest>;
+
+/**
+ * Cloud → device over mTLS (`GET /api/v1/firmware-keys`): every firmware public key the device
+ * should trust. `signing` marks the key new images are signed with; the others are keys rotated
+ * out but not yet retired, still trusted for the images they signed before the rotation.
+ */
+export const FirmwareTrustedKeys = Type.Object(
+  {
+    v: Type.Literal(1),
+    keys: Type.Array(
+      Type.Object(
+        {
+          keyId: FirmwareKeyId,
+          publicKey: Type.String({ maxLength: 4096, description: "Ed25519 public key, SPKI PEM" }),
+          signing: Type.Boolean({ description: "true for the key new images are signed with" }),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 32 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type FirmwareTrustedKeys = Static<typeof FirmwareTrustedKeys>;
 
 /** Cloud → device on `jobs/notify`: run this image. The device fetches the signed manifest itself. */
 export const JobNotify = Type.Object(

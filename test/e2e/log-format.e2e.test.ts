@@ -71,7 +71,7 @@ describe("log format of the daemons", () => {
   });
 
   it("cloud: --log-format pretty gives human-readable lines", async () => {
-    const cloud = startWithStdout(serveArgs(tempDir("cloud-log-format"), ["--log-format", "pretty"]));
+    const cloud = startWithStdout(serveArgs(tempDir("cloud-log-format"), "--log-format", "pretty"));
     const listening = await eventually(() => cloud.lines.find((l) => /listening/.test(l)), 30_000, "listening");
     expect(listening).toMatch(prettyLine);
     for (const line of cloud.lines) expect(line).not.toMatch(/^\{/);

@@ -39,8 +39,8 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `fieldgate-${prefix}-`));
 }
 
-/** `fieldgate-cloud serve` on loopback with ephemeral ports, as the tests start it. */
-export function serveArgs(dataDir: string, extra: readonly string[] = []): string[] {
+/** The argv of `node <cloud> serve` on loopback with ephemeral ports, for tests that spawn it themselves. */
+export function serveArgs(dataDir: string, ...extra: string[]): string[] {
   return [
     cloudBin,
     "serve",
@@ -58,7 +58,7 @@ export function serveArgs(dataDir: string, extra: readonly string[] = []): strin
 
 export async function startCloud(options: { args?: string[]; dataDir?: string } = {}): Promise<CloudProcess> {
   const dataDir = options.dataDir ?? tempDir("cloud");
-  const child = spawn(process.execPath, serveArgs(dataDir, options.args), {
+  const child = spawn(process.execPath, serveArgs(dataDir, ...(options.args ?? [])), {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, FIELDGATE_LOG_LEVEL: "debug" },
   });

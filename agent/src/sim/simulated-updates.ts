@@ -11,7 +11,8 @@ import {
 import type { Identity } from "../identity/identity-store.js";
 import type { MessageSink } from "../transport/mqtt-session.js";
 import { FirmwareDownloader } from "../update/firmware-downloader.js";
-import { verifyBeforeInstall } from "../update/verify-before-install.js";
+import { checkedTrustedKeys } from "../update/firmware-key-store.js";
+import { trustedFirmwareKeys, verifyBeforeInstall } from "../update/verify-before-install.js";
 import type { DownloadInterrupter } from "./download-interrupter.js";
 
 /** Fleet-wide counters the update simulation adds to. */
@@ -111,11 +112,13 @@ export class SimulatedUpdates {
       counters.bytes += signed.manifest.size;
       await report("IN_PROGRESS", "VERIFYING");
       const identity = this.deps.identity();
+      // As the agent does: the keys the cloud lists over mTLS, else the one from enrollment.
+      const fromCloud = await direct.trustedKeys().then(checkedTrustedKeys, () => undefined);
       try {
         await verifyBeforeInstall({
           signed,
           imagePath: part,
-          publicKeys: identity?.firmwarePublicKey ? [identity.firmwarePublicKey] : [],
+          publicKeys: trustedFirmwareKeys(identity, {}, () => "", fromCloud?.keys.length ? fromCloud : undefined),
           deviceFirmwareCompat: notify.firmwareCompat,
           installedVersion: undefined,
           agentVersion: this.deps.agentVersion,

@@ -53,6 +53,13 @@ export class FirmwareDownloader {
     return this.validator.parse(SignedManifest, JSON.parse(body.toString("utf8")), "manifest");
   }
 
+  /** The cloud's trusted firmware keys, unchecked JSON: `FirmwareKeyStore.replace` validates them. */
+  async trustedKeys(): Promise<unknown> {
+    const { status, body } = await this.get("/api/v1/firmware-keys");
+    if (status !== 200) throw codedAnswer(status, body);
+    return JSON.parse(body.toString("utf8"));
+  }
+
   /** The staging file an image downloads to: named by its sha256, so one image has one file. */
   partPath(signed: SignedManifest): string {
     // The schema already requires 64 hex digits; checked again because the name becomes a path.

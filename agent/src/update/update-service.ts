@@ -16,6 +16,7 @@ import type { IdentityStore } from "../identity/identity-store.js";
 import type { MessageSink } from "../transport/mqtt-session.js";
 import { AgentInstaller } from "./agent-installer.js";
 import { FirmwareDownloader } from "./firmware-downloader.js";
+import { FirmwareKeyStore } from "./firmware-key-store.js";
 import { InstalledVersionStore } from "./installed-version-store.js";
 import {
   AbSlotsInstaller,
@@ -57,9 +58,11 @@ export class UpdateService {
   private sink: MessageSink | undefined;
   private compat: string | undefined;
   private readonly compatFile: string;
+  private readonly firmwareKeys: FirmwareKeyStore;
 
   constructor(private readonly deps: UpdateServiceDeps) {
     const { config, identityStore, logger } = deps;
+    this.firmwareKeys = new FirmwareKeyStore(config.dataDir);
     this.store = new UpdateJobStore(deps.dbPath);
     // The device learns its type's compat id from the cloud's notify; kept so a resumed job has it.
     this.compatFile = join(config.dataDir, "firmware-compat");
@@ -76,7 +79,13 @@ export class UpdateService {
       clock: { now: Date.now },
       logger,
       updatesEnabled: config.updates.enabled,
-      publicKeys: () => trustedFirmwareKeys(identityStore.loadInfo(), config.updates, (f) => readFileSync(f, "utf8")),
+      publicKeys: () =>
+        trustedFirmwareKeys(
+          identityStore.loadInfo(),
+          config.updates,
+          (f) => readFileSync(f, "utf8"),
+          this.firmwareKeys.load(),
+        ),
       get deviceFirmwareCompat() {
         return self.compat ?? "";
       },
@@ -172,11 +181,31 @@ export class UpdateService {
       }
       return;
     }
+    await this.refreshFirmwareKeys();
     this.machine
       .submit({ jobId: notify.jobId, signed, rollback: notify.rollback === true })
       .catch((err: Error) =>
         logger.error({ jobId: notify.jobId, err: err.message }, "the update job failed unexpectedly"),
       );
+  }
+
+  /**
+   * Fetches the keys to trust over mTLS, just before a job is verified: a key made or rotated since
+   * enrollment reaches the device this way. On failure the stored keys stay; verification then
+   * names the missing key.
+   */
+  private async refreshFirmwareKeys(): Promise<void> {
+    try {
+      if (this.firmwareKeys.replace(await this.downloader().trustedKeys())) {
+        const ids = this.firmwareKeys.load()?.keys.map((k) => k.keyId);
+        this.deps.logger.info({ keyIds: ids }, `firmware keys trusted now: ${ids?.join(", ")}`);
+      }
+    } catch (err) {
+      this.deps.logger.warn(
+        { err: (err as Error).message },
+        "fetching the trusted firmware keys failed; kept the stored ones",
+      );
+    }
   }
 
   /** Publishes at QoS 1 when connected; otherwise keeps it (only the latest per job) for the next connect. */

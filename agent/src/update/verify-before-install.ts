@@ -1,13 +1,20 @@
 import { createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
-import { compareVersions, FieldgateError, type SignedManifest, verifyManifestSignature } from "@fieldgate/shared";
+import {
+  compareVersions,
+  FieldgateError,
+  type FirmwareTrustedKeys,
+  firmwareKeyId,
+  type SignedManifest,
+  verifyManifestSignature,
+} from "@fieldgate/shared";
 
 /** What the agent checks an image against before anything is installed. */
 export interface VerifyInput {
   signed: SignedManifest;
   /** The downloaded image. */
   imagePath: string;
-  /** Trusted firmware public keys (PEM): from enrollment and from `updates.publicKeyFile`. */
+  /** Trusted firmware public keys (PEM): see `trustedFirmwareKeys`. */
   publicKeys: readonly string[];
   /** This device type's firmware compatibility id. */
   deviceFirmwareCompat: string;
@@ -29,12 +36,7 @@ export interface VerifyInput {
 export async function verifyBeforeInstall(input: VerifyInput): Promise<void> {
   const { signed, imagePath } = input;
   const m = signed.manifest;
-  if (!input.publicKeys.some((key) => verifyManifestSignature(signed, key))) {
-    throw new FieldgateError(
-      "FIRMWARE_SIGNATURE_INVALID",
-      `the manifest of ${m.name}@${m.version} is not signed by a trusted firmware key (key id ${signed.keyId})`,
-    );
-  }
+  assertSignedByTrustedKey(signed, input.publicKeys);
   if (!m.compatible.includes(input.deviceFirmwareCompat)) {
     throw new FieldgateError(
       "FIRMWARE_INCOMPATIBLE",
@@ -60,6 +62,42 @@ export async function verifyBeforeInstall(input: VerifyInput): Promise<void> {
       "FIRMWARE_HASH_MISMATCH",
       `the image's sha256 is ${sha256}; the manifest says ${m.sha256}`,
     );
+  }
+}
+
+/**
+ * The signature must verify with one of the trusted keys. Each refusal says which case it is and
+ * what fixes it: no key at all, a key the device does not trust, or a signature that does not verify.
+ */
+export function assertSignedByTrustedKey(signed: SignedManifest, publicKeys: readonly string[]): void {
+  if (publicKeys.some((key) => verifyManifestSignature(signed, key))) return;
+  const image = `${signed.manifest.name}@${signed.manifest.version}`;
+  const ids = publicKeys.map(keyIdOf);
+  if (ids.length === 0) {
+    throw new FieldgateError(
+      "FIRMWARE_SIGNATURE_INVALID",
+      `this device trusts no firmware signing key, so it cannot verify ${image}: the cloud had none when the device last asked. ` +
+        "Run `fieldgate-cloud firmware keygen` on the cloud host, then start the update again",
+    );
+  }
+  if (!ids.includes(signed.keyId)) {
+    throw new FieldgateError(
+      "FIRMWARE_SIGNATURE_INVALID",
+      `${image} was signed by key ${signed.keyId}, which this device does not trust (it trusts ${ids.join(", ")}). ` +
+        "If that key was retired, upload the image again so the current key signs it; if it is the cloud's current key, the device could not fetch the trusted keys: check its connection to the cloud",
+    );
+  }
+  throw new FieldgateError(
+    "FIRMWARE_SIGNATURE_INVALID",
+    `the signature of ${image} does not verify with trusted key ${signed.keyId}: the manifest was altered or corrupted. Upload the image again`,
+  );
+}
+
+function keyIdOf(publicKeyPem: string): string {
+  try {
+    return firmwareKeyId(publicKeyPem);
+  } catch {
+    return "(unreadable key)";
   }
 }
 
@@ -92,16 +130,20 @@ export function assertVersionAllowed(
 }
 
 /**
- * The firmware keys the agent trusts: the one learned at enrollment and the one named by
- * `updates.publicKeyFile`. An unreadable configured file is an error, not a silent empty list.
+ * The firmware keys the agent trusts: those the cloud last sent over mTLS (`FirmwareKeyStore`) or,
+ * before it sent any, the one learned at enrollment; plus the one named by `updates.publicKeyFile`.
+ * The cloud's list supersedes the enrollment key, so a retired key stops being trusted. An
+ * unreadable configured file is an error, not a silent empty list.
  */
 export function trustedFirmwareKeys(
   identity: { firmwarePublicKey?: string } | undefined,
   config: { publicKeyFile?: string },
   read: (file: string) => string,
+  fromCloud?: FirmwareTrustedKeys,
 ): string[] {
   const keys: string[] = [];
-  if (identity?.firmwarePublicKey) keys.push(identity.firmwarePublicKey);
+  if (fromCloud) keys.push(...fromCloud.keys.map((k) => k.publicKey));
+  else if (identity?.firmwarePublicKey) keys.push(identity.firmwarePublicKey);
   if (config.publicKeyFile) {
     try {
       keys.push(read(config.publicKeyFile));

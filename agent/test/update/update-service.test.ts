@@ -1,9 +1,12 @@
+import { generateKeyPairSync } from "node:crypto";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { deviceTopic } from "@fieldgate/shared";
+import { deviceTopic, firmwareKeyId } from "@fieldgate/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import { IdentityStore } from "../../src/identity/identity-store.js";
 import type { MessageSink } from "../../src/transport/mqtt-session.js";
+import { FirmwareKeyStore } from "../../src/update/firmware-key-store.js";
 import { UpdateJobStore } from "../../src/update/update-job-store.js";
 import { UpdateService } from "../../src/update/update-service.js";
 import { memoryLogger } from "../helpers/logger.js";
@@ -102,5 +105,27 @@ describe("UpdateService: a job the agent ended but the cloud still sends", () =>
   it("a job still running is neither fetched again nor reported", async () => {
     await notify("job-running");
     expect(published).toEqual([]);
+  });
+
+  it("a job message cannot carry a firmware key: one that tries is ignored and nothing becomes trusted", async () => {
+    const { publicKey } = generateKeyPairSync("ed25519");
+    const pem = publicKey.export({ type: "spki", format: "pem" }).toString();
+    await service.handle(
+      deviceTopic(UUID, { kind: "jobs/notify" }),
+      Buffer.from(
+        JSON.stringify({
+          v: 1,
+          jobId: "job-with-key",
+          firmware: { name: "gw-os", version: "3.0.0" },
+          firmwareCompat: "gw-a",
+          timeoutS: 3600,
+          publicKey: pem,
+          keys: [{ keyId: firmwareKeyId(pem), publicKey: pem, signing: true }],
+        }),
+      ),
+    );
+    expect(published).toEqual([]);
+    expect(new FirmwareKeyStore(tmp.dir).load()).toBeUndefined();
+    expect(existsSync(join(tmp.dir, "firmware-keys.json"))).toBe(false);
   });
 });

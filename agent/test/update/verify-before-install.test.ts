@@ -64,6 +64,27 @@ describe("verifyBeforeInstall", () => {
     expect(await codeOf(input({ publicKeys: [] }))).toBe("FIRMWARE_SIGNATURE_INVALID");
   });
 
+  it("says which refusal it is and what fixes it: no key, an untrusted key, a signature that does not verify", async () => {
+    const messageOf = (i: VerifyInput) =>
+      verifyBeforeInstall(i).then(
+        () => "accepted",
+        (err: Error) => err.message,
+      );
+    expect(await messageOf(input({ publicKeys: [] }))).toMatch(
+      /trusts no firmware signing key.*Run `fieldgate-cloud firmware keygen` on the cloud host/,
+    );
+    const other = keyPair();
+    const signed = signedBy(other, manifestFor());
+    expect(await messageOf(input({ signed }))).toContain(
+      `gw-os@2.0.0 was signed by key ${firmwareKeyId(other.publicPem)}, which this device does not trust (it trusts ${firmwareKeyId(key.publicPem)})`,
+    );
+    // A manifest that names a trusted key but carries another key's signature.
+    const forged = { ...signed, keyId: firmwareKeyId(key.publicPem) };
+    expect(await messageOf(input({ signed: forged }))).toMatch(
+      /does not verify with trusted key .*altered or corrupted/,
+    );
+  });
+
   it("rejects a manifest changed after signing", async () => {
     const signed = signedBy(key, manifestFor());
     expect(await codeOf(input({ signed: { ...signed, manifest: { ...signed.manifest, version: "9.0.0" } } }))).toBe(

@@ -100,6 +100,8 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   // Devices fetch only images of their organization that list their type's firmware-compat id.
   "GET /api/v1/firmware/:name/:version/manifest": { scope: "device-mtls" },
   "GET /api/v1/firmware/:name/:version/image": { scope: "device-mtls" },
+  // The firmware keys a device trusts reach it only here, over its own mTLS session.
+  "GET /api/v1/firmware-keys": { scope: "device-mtls" },
   // Rollouts: created over the devices the caller may update; steered with the right on all of them.
   "POST /api/v1/rollouts": { scope: "list", permission: "firmware:write" },
   "GET /api/v1/rollouts": { scope: "list", permission: "firmware:read" },

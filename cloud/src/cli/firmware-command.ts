@@ -11,7 +11,14 @@ import {
 } from "@fieldgate/shared";
 import cliProgress from "cli-progress";
 import { Command } from "commander";
-import { firmwareKeyFiles, generateFirmwareKey, signManifest } from "../firmware/firmware-keys.js";
+import {
+  firmwareKeyFiles,
+  generateFirmwareKey,
+  retireFirmwareKey,
+  rotateFirmwareKey,
+  signManifest,
+} from "../firmware/firmware-keys.js";
+import { publicKeyOf, readPemFile, readPrivateKeyFile } from "../pki/key-files.js";
 import { clientOf, confirm, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
@@ -41,28 +48,83 @@ export function firmwareCommand(print: (text: string) => void): Command {
   const fw = new Command("firmware").description("firmware images: signing key, upload, list, show, delete");
   const validator = new SchemaValidator();
 
-  fw.command("keygen")
-    .description("create the Ed25519 firmware signing key (0600), separate from the CA; never overwrites")
-    .option("--data-dir <dir>", "the cloud's data directory (env FIELDGATE_DATA_DIR; default ./data)")
-    .option("--key-file <file>", "where to write the private key (default <data-dir>/firmware-signing.key)")
-    .option("--json", "print JSON")
-    .action((opts: { dataDir?: string; keyFile?: string; json?: boolean }) => {
-      const dataDir = path.resolve(opts.dataDir ?? process.env.FIELDGATE_DATA_DIR ?? "./data");
-      const keyFile = path.resolve(opts.keyFile ?? firmwareKeyFiles(dataDir).privateKey);
-      const { publicKeyPem, publicKeyFile } = generateFirmwareKey(keyFile);
-      if (opts.json) return print(JSON.stringify({ privateKeyFile: keyFile, publicKeyFile, publicKeyPem }));
-      print(
-        [
-          `private key (mode 0600): ${keyFile}`,
-          `public key:              ${publicKeyFile}`,
-          "",
-          publicKeyPem.trimEnd(),
-          "",
-          "Devices learn the public key at enrollment. To sign offline, keep the private key off the cloud",
-          "host and leave only the .pub file there (firmware-images/README.md).",
-        ].join("\n"),
-      );
-    });
+  const keyFileOf = (opts: { dataDir?: string; keyFile?: string }) =>
+    path.resolve(
+      opts.keyFile ??
+        process.env.FIELDGATE_FIRMWARE_SIGNING_KEY ??
+        firmwareKeyFiles(path.resolve(opts.dataDir ?? process.env.FIELDGATE_DATA_DIR ?? "./data")).privateKey,
+    );
+  const keyFlags = (c: Command) =>
+    c
+      .option("--data-dir <dir>", "the cloud's data directory (env FIELDGATE_DATA_DIR; default ./data)")
+      .option(
+        "--key-file <file>",
+        "the signing key file, as given to serve (env FIELDGATE_FIRMWARE_SIGNING_KEY; default <data-dir>/firmware-signing.key)",
+      )
+      .option("--json", "print JSON");
+  // A running cloud reads the key files again when they change, and devices fetch the trusted keys
+  // before each update: none of these commands needs a restart.
+  const trustLine = "Enrolled devices fetch the trusted keys over mTLS before their next update; no restart is needed.";
+
+  keyFlags(
+    fw
+      .command("keygen")
+      .description("create the Ed25519 firmware signing key (0600), separate from the CA; never overwrites"),
+  ).action((opts: { dataDir?: string; keyFile?: string; json?: boolean }) => {
+    const keyFile = keyFileOf(opts);
+    const { publicKeyPem, publicKeyFile, keyId } = generateFirmwareKey(keyFile);
+    if (opts.json) return print(JSON.stringify({ privateKeyFile: keyFile, publicKeyFile, publicKeyPem, keyId }));
+    print(
+      [
+        `private key (mode 0600): ${keyFile}`,
+        `public key:              ${publicKeyFile}`,
+        `key id:                  ${keyId}`,
+        "",
+        publicKeyPem.trimEnd(),
+        "",
+        trustLine,
+        "To sign offline, keep the private key off the cloud host and leave only the .pub file there",
+        "(firmware-images/README.md).",
+      ].join("\n"),
+    );
+  });
+
+  keyFlags(
+    fw
+      .command("rotate")
+      .description("replace the signing key; the old one stays trusted for the images it signed until retired")
+      .option("--public-key <file>", "offline signing: install this public key (made offline) as the new one"),
+  ).action((opts: { dataDir?: string; keyFile?: string; json?: boolean; publicKey?: string }) => {
+    const keyFile = keyFileOf(opts);
+    const offline =
+      opts.publicKey === undefined
+        ? undefined
+        : readPemFile(path.resolve(opts.publicKey), {
+            field: "public-key",
+            fix: "Pass the public key (.pub) of the key made offline",
+          });
+    const rotated = rotateFirmwareKey(keyFile, offline);
+    if (opts.json) return print(JSON.stringify(rotated));
+    print(
+      [
+        `new signing key ${rotated.keyId} (${rotated.publicKeyFile}); ${rotated.previousKeyId} is rotated out`,
+        `and still trusted for the images it signed. Retire it once none is needed: firmware retire ${rotated.previousKeyId}`,
+        trustLine,
+      ].join("\n"),
+    );
+  });
+
+  keyFlags(
+    fw
+      .command("retire <keyId>")
+      .description("stop trusting a rotated-out key: devices then refuse the images it signed"),
+  ).action((keyId: string, opts: { dataDir?: string; keyFile?: string; json?: boolean }) => {
+    const trusted = retireFirmwareKey(keyFileOf(opts), keyId);
+    if (opts.json) return print(JSON.stringify({ retired: keyId, trusted: trusted.map((k) => k.keyId) }));
+    print(
+      `retired ${keyId}; trusted keys: ${trusted.map((k) => `${k.keyId}${k.signing ? " (signing)" : ""}`).join(", ")}\n${trustLine}`,
+    );
+  });
 
   const imageFlags = (c: Command) =>
     c
@@ -101,7 +163,11 @@ export function firmwareCommand(print: (text: string) => void): Command {
     .option("--out <file>", "write the signed manifest here instead of stdout")
     .action((opts: { manifest: string; key: string; out?: string }) => {
       const manifest = validator.parse(FirmwareManifest, readJsonFile(opts.manifest, "manifest"), "manifest");
-      const signed = signManifest(manifest, fs.readFileSync(opts.key, "utf8"));
+      const key = readPrivateKeyFile(path.resolve(opts.key), {
+        field: "key",
+        fix: "Pass the Ed25519 private key `firmware keygen` wrote (not its .pub)",
+      });
+      const signed = signManifest(manifest, key.export({ type: "pkcs8", format: "pem" }).toString());
       output(print, opts.out, `${JSON.stringify(signed, null, 2)}\n`);
     });
 
@@ -217,7 +283,14 @@ export function firmwareCommand(print: (text: string) => void): Command {
     .requiredOption("--public-key <file>", "the firmware public key")
     .action((opts: { manifest: string; publicKey: string }) => {
       const signed = readJsonFile(opts.manifest, "manifest") as SignedManifest;
-      if (!verifyManifestSignature(signed, fs.readFileSync(opts.publicKey, "utf8"))) {
+      const publicKey = readPemFile(path.resolve(opts.publicKey), {
+        field: "public-key",
+        fix: "Pass the firmware public key (the .pub beside the signing key)",
+      });
+      if (!publicKeyOf(publicKey)) {
+        throw new FieldgateError("VALIDATION_FAILED", `${opts.publicKey} holds no public key`, "public-key");
+      }
+      if (!verifyManifestSignature(signed, publicKey)) {
         throw new FieldgateError("FIRMWARE_SIGNATURE_INVALID", undefined, "manifest");
       }
       print("signature OK");

@@ -12,7 +12,7 @@ import {
 import type Database from "better-sqlite3";
 import { FINISHED_JOB_STATUSES } from "../jobs/device-jobs.js";
 import type { DeviceRow } from "../registry/device-registry.js";
-import type { FirmwareKeys } from "./firmware-keys.js";
+import type { FirmwareKeys, TrustedFirmwareKey } from "./firmware-keys.js";
 
 /** An image's index row, as the API shows it. */
 export interface FirmwareRecord {
@@ -71,6 +71,11 @@ export class FirmwareStore {
     private readonly keys: FirmwareKeys,
     private readonly clock: () => number = Date.now,
   ) {}
+
+  /** The firmware keys devices should trust (the signing key and those rotated out, not retired). */
+  trustedKeys(): TrustedFirmwareKey[] {
+    return this.keys.trusted();
+  }
 
   async add(orgId: number, upload: FirmwareUpload, body: Readable): Promise<FirmwareRecord> {
     // Fail before reading the body where the answer is already known.

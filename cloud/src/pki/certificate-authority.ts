@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { FieldgateError } from "@fieldgate/shared";
+import { assertKeyMatches, readCertificateFile, readPrivateKeyFile } from "./key-files.js";
 import { writePublicFile, writeSecretFile } from "./secret-files.js";
 import * as x509 from "./x509.js";
 
@@ -63,9 +64,18 @@ export class CertificateAuthority {
   /** Loads the CA and server certificate, creating them on first start; reissues the server certificate when its names change. */
   async start(): Promise<{ created: boolean; serverReissued: boolean }> {
     let created = false;
-    if (fs.existsSync(this.caKeyFile) && fs.existsSync(this.caCertFile)) {
-      this.caKey = await this.importKey(fs.readFileSync(this.caKeyFile, "utf8"));
-      this.caCert = new x509.X509Certificate(fs.readFileSync(this.caCertFile, "utf8"));
+    const haveKey = fs.existsSync(this.caKeyFile);
+    const haveCert = fs.existsSync(this.caCertFile);
+    if (haveKey && haveCert) {
+      await this.loadCa();
+    } else if (haveKey || haveCert) {
+      // A new CA here would silently orphan every enrolled device.
+      const [missing, present] = haveKey ? [this.caCertFile, this.caKeyFile] : [this.caKeyFile, this.caCertFile];
+      throw new FieldgateError(
+        "CONFIG_INVALID",
+        `${missing} is missing while ${present} exists. ${CA_FILES.fix}`,
+        CA_FILES.field,
+      );
     } else {
       await this.createCa();
       created = true;
@@ -153,6 +163,22 @@ export class CertificateAuthority {
     return { pem, serial: serialNumber.toUpperCase(), notBefore, notAfter, renewAfter };
   }
 
+  /** Loads the CA pair, checked: PEM, a certificate, not expired, P-256, and the key is the certificate's. */
+  private async loadCa(): Promise<void> {
+    const cert = readCertificateFile(this.caCertFile, CA_FILES);
+    const key = readPrivateKeyFile(this.caKeyFile, CA_FILES);
+    if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
+      throw new FieldgateError(
+        "CONFIG_INVALID",
+        `${this.caKeyFile} is not an ECDSA P-256 key. ${CA_FILES.fix}`,
+        CA_FILES.field,
+      );
+    }
+    assertKeyMatches(cert, this.caCertFile, key, this.caKeyFile, CA_FILES);
+    this.caKey = await this.importKey(key.export({ type: "pkcs8", format: "pem" }).toString());
+    this.caCert = new x509.X509Certificate(cert.toString());
+  }
+
   private async createCa(): Promise<void> {
     const keys = await this.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
     const now = Date.now();
@@ -184,12 +210,13 @@ export class CertificateAuthority {
     const { key, cert } = this.requireCa();
     const wanted = this.serverNames();
     const namesFile = path.join(this.options.dir, "server.names.json");
-    if (fs.existsSync(this.serverCertFile) && fs.existsSync(this.serverKeyFile) && fs.existsSync(namesFile)) {
-      const current = JSON.parse(fs.readFileSync(namesFile, "utf8")) as string[];
-      const existing = new X509Certificate(fs.readFileSync(this.serverCertFile));
+    const haveCert = fs.existsSync(this.serverCertFile);
+    if (haveCert && fs.existsSync(this.serverKeyFile)) {
+      const existing = this.checkedServerCertificate();
       const fresh = new Date(existing.validTo).getTime() - Date.now() > 30 * DAY_MS;
-      if (fresh && JSON.stringify(current) === JSON.stringify(wanted)) return false;
+      if (fresh && JSON.stringify(readNames(namesFile)) === JSON.stringify(wanted)) return false;
     }
+    if (haveCert) this.keepServerPairAside();
     const keys = await this.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
     const now = Date.now();
     const altNames: x509.JsonGeneralNames = [
@@ -220,6 +247,47 @@ export class CertificateAuthority {
     return true;
   }
 
+  /**
+   * The server pair, checked: a certificate (expired is fine: it is reissued), its key, issued by
+   * this CA. A broken pair is an error rather than silently replaced: it means tampering or a bad copy.
+   */
+  private checkedServerCertificate(): X509Certificate {
+    const cert = readCertificateFile(this.serverCertFile, SERVER_FILES, new Date(), { allowExpired: true });
+    const key = readPrivateKeyFile(this.serverKeyFile, SERVER_FILES);
+    assertKeyMatches(cert, this.serverCertFile, key, this.serverKeyFile, SERVER_FILES);
+    const ca = new X509Certificate(this.caPem());
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) {
+      throw new FieldgateError(
+        "CONFIG_INVALID",
+        `${this.serverCertFile} was not issued by ${this.caCertFile}. ${SERVER_FILES.fix}`,
+        SERVER_FILES.field,
+      );
+    }
+    return cert;
+  }
+
+  /**
+   * Before a reissue: the old pair stays beside, as `server.crt.<time>.old` (the key 0600). Only the
+   * newest few are kept: a host whose name changes at every start (a container) would pile them up.
+   */
+  private keepServerPairAside(): void {
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    fs.copyFileSync(this.serverCertFile, `${this.serverCertFile}.${stamp}.old`);
+    if (fs.existsSync(this.serverKeyFile)) {
+      const oldKey = `${this.serverKeyFile}.${stamp}.old`;
+      writeSecretFile(oldKey, fs.readFileSync(this.serverKeyFile));
+    }
+    const stamps = fs
+      .readdirSync(this.options.dir)
+      .filter((name) => /^server\.crt\..+\.old$/.test(name))
+      .map((name) => name.slice("server.crt.".length, -".old".length))
+      .sort();
+    for (const old of stamps.slice(0, -KEPT_SERVER_PAIRS)) {
+      fs.rmSync(`${this.serverCertFile}.${old}.old`, { force: true });
+      fs.rmSync(`${this.serverKeyFile}.${old}.old`, { force: true });
+    }
+  }
+
   private requireCa(): { key: CryptoKey; cert: x509.X509Certificate } {
     if (!this.caKey || !this.caCert) throw new Error("CertificateAuthority.start() has not run");
     return { key: this.caKey, cert: this.caCert };
@@ -233,6 +301,26 @@ export class CertificateAuthority {
   private async importKey(pem: string): Promise<CryptoKey> {
     const der = Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
     return this.subtle.importKey("pkcs8", der, EC_P256, false, ["sign"]);
+  }
+}
+
+/** How many replaced server pairs stay in `pki/`. */
+const KEPT_SERVER_PAIRS = 3;
+
+const CA_FILES = {
+  field: "data-dir",
+  fix: "Restore pki/ from a backup of this data directory. Only if that is impossible: move pki/ away and restart for a new CA; every device must then enroll again",
+};
+const SERVER_FILES = {
+  field: "data-dir",
+  fix: "Move server.crt and server.key out of pki/; the cloud issues a new pair from its CA at the next start",
+};
+
+function readNames(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch {
+    return undefined;
   }
 }
 

@@ -241,6 +241,7 @@ describe("access control, enumerated over every route and role", () => {
       method: "GET",
       url: "/api/v1/firmware/none/1.0.0/image",
     }),
+    "GET /api/v1/firmware-keys": async () => ({ method: "GET", url: "/api/v1/firmware-keys" }),
     // A rollout is created over the devices the caller may update: out of scope they are not found.
     "POST /api/v1/rollouts": async (g) => ({
       method: "POST",

@@ -109,4 +109,20 @@ describe("CertificateAuthority", () => {
 
     await expect(ca.verifyCsr(pemOf(good.subarray(0, 40)))).rejects.toMatchObject({ code: "CSR_INVALID" });
   });
+
+  it("reissues the server certificate only for new names, keeping the newest three replaced pairs aside", async () => {
+    const pki = tempDir("ca-reissue");
+    const startWith = async (...hostnames: string[]) =>
+      (await new CertificateAuthority({ dir: pki, hostnames }).start()).serverReissued;
+    expect(await startWith("a.example")).toBe(true);
+    expect(await startWith("a.example")).toBe(false);
+    for (const name of ["b.example", "c.example", "d.example", "e.example"]) expect(await startWith(name)).toBe(true);
+    const old = fs.readdirSync(pki).filter((f) => f.endsWith(".old"));
+    expect(old.filter((f) => f.startsWith("server.crt.")).length).toBe(3);
+    expect(old.filter((f) => f.startsWith("server.key.")).length).toBe(3);
+    // The pair for a.example was dropped; the oldest kept is the one for b.example.
+    const oldest = old.filter((f) => f.startsWith("server.crt.")).sort()[0] ?? "";
+    expect(new X509Certificate(fs.readFileSync(path.join(pki, oldest))).subjectAltName).toContain("DNS:b.example");
+    fs.rmSync(pki, { recursive: true, force: true });
+  });
 });

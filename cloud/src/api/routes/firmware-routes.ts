@@ -5,6 +5,7 @@ import {
   FIRMWARE_COMPAT_PATTERN,
   FieldgateError,
   FirmwareName,
+  FirmwareTrustedKeys,
   SemverString,
   SignedManifest,
 } from "@fieldgate/shared";
@@ -158,6 +159,22 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
     },
     async (request) =>
       firmware.signed(firmware.forDevice(deviceOf(request), request.params.name, request.params.version)),
+  );
+
+  app.get(
+    "/api/v1/firmware-keys",
+    {
+      schema: {
+        tags: ["firmware"],
+        summary:
+          "For a device (mTLS): the firmware public keys to trust, the signing key and those rotated out but not retired",
+        response: { 200: FirmwareTrustedKeys, ...errors },
+      },
+    },
+    async (request) => {
+      deviceOf(request);
+      return { v: 1, keys: firmware.trustedKeys() };
+    },
   );
 
   app.get<{ Params: ImageParams }>(
