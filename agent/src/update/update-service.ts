@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -25,7 +26,7 @@ import {
   ScriptInstaller,
 } from "./installers.js";
 import { type UpdateJobRow, UpdateJobStore } from "./update-job-store.js";
-import { type HealthSource, UpdateMachine } from "./update-machine.js";
+import { type CloudLink, type HealthSource, UpdateMachine } from "./update-machine.js";
 import { isTerminal } from "./update-states.js";
 import { trustedFirmwareKeys, verifyBeforeInstall } from "./verify-before-install.js";
 
@@ -57,6 +58,9 @@ export class UpdateService {
   private sink: MessageSink | undefined;
   private compat: string | undefined;
   private readonly compatFile: string;
+  /** Tells the machine when the cloud acknowledged a report, and the send time of the newest one acknowledged. */
+  private readonly acks = new EventEmitter<{ reached: [] }>();
+  private lastAckedSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: UpdateServiceDeps) {
     const { config, identityStore, logger } = deps;
@@ -71,6 +75,7 @@ export class UpdateService {
       downloader: { download: (signed: SignedManifest) => this.downloader().download(signed) },
       verify: verifyBeforeInstall,
       health: deps.health,
+      cloud: this.cloudLink(),
       installedVersions: new InstalledVersionStore(config.dataDir),
       reporter: (jobId, status) => this.report(jobId, status),
       clock: { now: Date.now },
@@ -90,6 +95,8 @@ export class UpdateService {
         confirmDeadlineMs: config.updates.confirmDeadlineMs,
         jobTimeoutMs: config.updates.jobTimeoutMs,
         ...(config.updates.confirmCommand && { confirmCommand: config.updates.confirmCommand }),
+        confirmGate: config.updates.confirmGate,
+        confirmRequiresCloud: config.updates.confirmRequiresCloud,
         startJitterMs: config.updates.startJitterMs,
       },
     });
@@ -191,12 +198,26 @@ export class UpdateService {
 
   private async send(jobId: string, status: JobStatus): Promise<void> {
     const topic = deviceTopic(this.deps.config.uuid, { kind: "jobs/status", jobId });
+    const sentAt = Date.now();
     try {
-      await this.sink?.publish(topic, JSON.stringify(status), { qos: 1 });
+      if (!this.sink) return;
+      await this.sink.publish(topic, JSON.stringify(status), { qos: 1 });
       if (this.unsent.get(jobId) === status) this.unsent.delete(jobId);
+      this.lastAckedSentAt = Math.max(this.lastAckedSentAt, sentAt);
+      this.acks.emit("reached");
     } catch (err) {
       this.deps.logger.debug({ jobId, err: (err as Error).message }, "job status kept for the next connect");
     }
+  }
+
+  /** The machine's view of the cloud: a job report sent at or after a time was acknowledged (PUBACK). */
+  private cloudLink(): CloudLink {
+    const acks = this.acks;
+    return {
+      reachedSince: (since) => this.lastAckedSentAt >= since,
+      on: (event, listener) => acks.on(event, listener),
+      off: (event, listener) => acks.off(event, listener),
+    };
   }
 
   /** Built per use from the identity on disk, so a renewed certificate is picked up. */
