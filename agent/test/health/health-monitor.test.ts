@@ -61,15 +61,11 @@ describe("HealthMonitor", () => {
     const { monitor } = make([disk.check, program]);
     monitor.start();
     await vi.advanceTimersByTimeAsync(0);
-    monitor.post("plc-heartbeat", "ok");
+    monitor.post("local.plc-heartbeat", "ok");
     monitor.set({ name: "link.meter", status: "critical", message: "disconnected" });
-    expect(["disk", "command.plc", "plc-heartbeat", "link.meter", "nothing"].map((n) => monitor.kindOf(n))).toEqual([
-      "builtin",
-      "command",
-      "posted",
-      "link",
-      undefined,
-    ]);
+    expect(
+      ["disk", "command.plc", "local.plc-heartbeat", "link.meter", "nothing"].map((n) => monitor.kindOf(n)),
+    ).toEqual(["builtin", "command", "posted", "link", undefined]);
     monitor.stop();
   });
 

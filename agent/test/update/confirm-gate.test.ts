@@ -10,7 +10,7 @@ const KINDS: Record<string, CheckKind> = {
   load: "builtin",
   memory: "builtin",
   "command.plc-program": "command",
-  "plc-heartbeat": "posted",
+  "local.plc-heartbeat": "posted",
   "link.meter": "link",
 };
 const kindOf = (name: string) => KINDS[name];
@@ -22,21 +22,28 @@ describe("holdingChecks", () => {
     expect(holdingChecks(DEVICE_GATE, busy, kindOf)).toEqual([]);
     const broken = [
       check("link.meter", "critical", "disconnected for 2m"),
-      check("plc-heartbeat", "critical"),
+      check("local.plc-heartbeat", "critical"),
       check("command.plc-program", "critical", "PLC program stopped"),
       check("load", "critical"),
     ];
     expect(holdingChecks(DEVICE_GATE, broken, kindOf).map((c) => c.name)).toEqual([
       "command.plc-program",
       "link.meter",
-      "plc-heartbeat",
+      "local.plc-heartbeat",
     ]);
   });
 
   it("warnings and unknown do not hold the device gate; the strict gate holds on anything not ok", () => {
-    const checks = [check("command.plc-program", "warning"), check("plc-heartbeat", "unknown"), check("load", "ok")];
+    const checks = [
+      check("command.plc-program", "warning"),
+      check("local.plc-heartbeat", "unknown"),
+      check("load", "ok"),
+    ];
     expect(holdingChecks(DEVICE_GATE, checks, kindOf)).toEqual([]);
-    expect(holdingChecks("all", checks, kindOf).map((c) => c.name)).toEqual(["command.plc-program", "plc-heartbeat"]);
+    expect(holdingChecks("all", checks, kindOf).map((c) => c.name)).toEqual([
+      "command.plc-program",
+      "local.plc-heartbeat",
+    ]);
   });
 
   it("a list selects by exact name, by prefix and by kind", () => {
