@@ -563,13 +563,20 @@ export class UpdateMachine {
     }
     return new FieldgateError(
       "CLOUD_UNREACHABLE",
-      `the cloud acknowledged no report sent after the activation (${after}); the new version may have lost the connection`,
+      `the cloud acknowledged no report sent after the activation within ${formatDuration(this.deps.options.confirmDeadlineMs)}; the new version may have lost the connection`,
     );
   }
 
   /** Reports CONFIRMING with the checks that hold it back (none once they cleared). */
   private async reportHolding(row: UpdateJobRow, holding: readonly GateInput[], key: string): Promise<void> {
     this.reportedHolding.set(row.jobId, key);
+    const names = holding.map((c) => c.name);
+    this.deps.logger.info(
+      { jobId: row.jobId, holding: names },
+      holding.length > 0
+        ? `confirming waits on health: ${describeHolding(holding)}`
+        : "confirming: no gate check holds it back",
+    );
     await this.report(row.jobId, {
       v: 1,
       ts: this.deps.clock.now(),

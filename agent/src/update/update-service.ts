@@ -1,4 +1,3 @@
-import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -25,8 +24,9 @@ import {
   RebootingScriptInstaller,
   ScriptInstaller,
 } from "./installers.js";
+import { ReportAcks } from "./report-acks.js";
 import { type UpdateJobRow, UpdateJobStore } from "./update-job-store.js";
-import { type CloudLink, type HealthSource, UpdateMachine } from "./update-machine.js";
+import { type HealthSource, UpdateMachine } from "./update-machine.js";
 import { isTerminal } from "./update-states.js";
 import { trustedFirmwareKeys, verifyBeforeInstall } from "./verify-before-install.js";
 
@@ -58,9 +58,8 @@ export class UpdateService {
   private sink: MessageSink | undefined;
   private compat: string | undefined;
   private readonly compatFile: string;
-  /** Tells the machine when the cloud acknowledged a report, and the send time of the newest one acknowledged. */
-  private readonly acks = new EventEmitter<{ reached: [] }>();
-  private lastAckedSentAt = Number.NEGATIVE_INFINITY;
+  /** Which reports the cloud acknowledged, for the confirmation gate. */
+  private readonly acks = new ReportAcks();
 
   constructor(private readonly deps: UpdateServiceDeps) {
     const { config, identityStore, logger } = deps;
@@ -75,7 +74,7 @@ export class UpdateService {
       downloader: { download: (signed: SignedManifest) => this.downloader().download(signed) },
       verify: verifyBeforeInstall,
       health: deps.health,
-      cloud: this.cloudLink(),
+      cloud: this.acks,
       installedVersions: new InstalledVersionStore(config.dataDir),
       reporter: (jobId, status) => this.report(jobId, status),
       clock: { now: Date.now },
@@ -198,26 +197,14 @@ export class UpdateService {
 
   private async send(jobId: string, status: JobStatus): Promise<void> {
     const topic = deviceTopic(this.deps.config.uuid, { kind: "jobs/status", jobId });
-    const sentAt = Date.now();
+    const sink = this.sink;
     try {
-      if (!this.sink) return;
-      await this.sink.publish(topic, JSON.stringify(status), { qos: 1 });
+      if (!sink) return;
+      await this.acks.track(() => sink.publish(topic, JSON.stringify(status), { qos: 1 }));
       if (this.unsent.get(jobId) === status) this.unsent.delete(jobId);
-      this.lastAckedSentAt = Math.max(this.lastAckedSentAt, sentAt);
-      this.acks.emit("reached");
     } catch (err) {
       this.deps.logger.debug({ jobId, err: (err as Error).message }, "job status kept for the next connect");
     }
-  }
-
-  /** The machine's view of the cloud: a job report sent at or after a time was acknowledged (PUBACK). */
-  private cloudLink(): CloudLink {
-    const acks = this.acks;
-    return {
-      reachedSince: (since) => this.lastAckedSentAt >= since,
-      on: (event, listener) => acks.on(event, listener),
-      off: (event, listener) => acks.off(event, listener),
-    };
   }
 
   /** Built per use from the identity on disk, so a renewed certificate is picked up. */

@@ -2,7 +2,8 @@ import { JobStatus, SchemaValidator } from "@fieldgate/shared";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { CheckKind } from "../../src/health/health-check.js";
 import { DEVICE_GATE, describeHolding, holdingChecks, statusChecks } from "../../src/update/confirm-gate.js";
-import { FakeCloud, FakeHealth, useDevice } from "./update-harness.js";
+import { ReportAcks } from "../../src/update/report-acks.js";
+import { FakeHealth, useDevice } from "./update-harness.js";
 
 const validator = new SchemaValidator();
 
@@ -67,6 +68,23 @@ describe("holdingChecks", () => {
     expect(carried[0]?.message).toHaveLength(256);
     expect(describeHolding(many)).toMatch(/; and 4 more$/);
     validator.parse(JobStatus, { v: 1, ts: 1, status: "IN_PROGRESS", step: "CONFIRMING", checks: carried });
+  });
+});
+
+describe("ReportAcks", () => {
+  it("counts a report by when it was sent, once the cloud acknowledged it; a failed publish not at all", async () => {
+    let now = 1000;
+    const acks = new ReportAcks(() => now);
+    const reached: number[] = [];
+    acks.on("reached", () => reached.push(now));
+    await expect(acks.track(async () => Promise.reject(new Error("offline")))).rejects.toThrow("offline");
+    expect(acks.reachedSince(0)).toBe(false);
+    // Sent at 1000, acknowledged at 3000: it proves the cloud was reached since 1000, not since 2000.
+    await acks.track(async () => {
+      now = 3000;
+    });
+    expect([acks.reachedSince(1000), acks.reachedSince(2000)]).toEqual([true, false]);
+    expect(reached).toEqual([3000]);
   });
 });
 
@@ -169,21 +187,21 @@ describe("UpdateMachine: the confirmation gate", () => {
   });
 
   it("waits until the cloud acknowledged a report sent after the activation, then confirms", async () => {
-    const cloud = new FakeCloud();
-    // Reached before the activation: that proves nothing about the new version.
-    cloud.reach();
+    const cloud = new ReportAcks();
+    // A report acknowledged before the activation proves nothing about the new version.
+    await cloud.track(async () => undefined);
     await vi.advanceTimersByTimeAsync(1000);
     const done = machine(new FakeHealth(), { cloud }).submit({ jobId: "offline", signed: fx.signed });
     await until(() => confirming("offline").length > 0, "CONFIRMING");
     await vi.advanceTimersByTimeAsync(DEADLINE / 2);
     expect(fx.dev.last("offline")?.status).toBe("IN_PROGRESS");
-    cloud.reach();
+    await cloud.track(async () => undefined);
     await done;
     expect(fx.dev.last("offline")?.status).toBe("SUCCEEDED");
   });
 
   it("never connected again by the deadline: ROLLED_BACK CLOUD_UNREACHABLE; without the requirement it confirms", async () => {
-    const done = machine(new FakeHealth(), { cloud: new FakeCloud() }).submit({ jobId: "lost", signed: fx.signed });
+    const done = machine(new FakeHealth(), { cloud: new ReportAcks() }).submit({ jobId: "lost", signed: fx.signed });
     await until(() => confirming("lost").length > 0, "CONFIRMING");
     await vi.advanceTimersByTimeAsync(DEADLINE);
     await done;
@@ -191,7 +209,7 @@ describe("UpdateMachine: the confirmation gate", () => {
     expect(fx.dev.last("lost")?.message).toMatch(/acknowledged no report sent after the activation/);
 
     const free = machine(new FakeHealth(), {
-      cloud: new FakeCloud(),
+      cloud: new ReportAcks(),
       options: { confirmDeadlineMs: DEADLINE, jobTimeoutMs: 3_600_000, confirmRequiresCloud: false },
     });
     await free.submit({ jobId: "free", signed: fx.signed });

@@ -87,18 +87,6 @@ export class FakeHealth extends EventEmitter<{ change: [{ status: string }] }> {
   }
 }
 
-/** A cloud link the test opens: `reach()` stands for a PUBACK of a report sent now. */
-export class FakeCloud extends EventEmitter<{ reached: [] }> {
-  private reachedAt = Number.NEGATIVE_INFINITY;
-  reachedSince(since: number): boolean {
-    return this.reachedAt >= since;
-  }
-  reach(): void {
-    this.reachedAt = Date.now();
-    this.emit("reached");
-  }
-}
-
 /** One device: a data dir, ab slots with the old image active, installed version 1.0.0. */
 export class Device {
   readonly root: string;
