@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -152,11 +152,25 @@ describe("single-device firmware update, real cloud and agents", () => {
     const confirmed = await ended(uuid, good.body.id);
     expect(confirmed.status, JSON.stringify(confirmed)).toBe("SUCCEEDED");
 
-    const bad = await cloud.api<Job>("POST", `/api/v1/devices/${uuid}/jobs`, { firmware: "gw-os@3.0.0" });
-    expect(bad.status, bad.text).toBe(201);
+    // The operator starts it with --wait, which prints each report as it comes, and watches meanwhile.
+    const wait = spawn(
+      process.execPath,
+      [cloudBin, "devices", "update", uuid, "--firmware", "gw-os@3.0.0", "--wait", "--data-dir", cloud.dataDir],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let waitOut = "";
+    let waitErr = "";
+    wait.stdout.on("data", (c: Buffer) => {
+      waitOut += c.toString("utf8");
+    });
+    wait.stderr.on("data", (c: Buffer) => {
+      waitErr += c.toString("utf8");
+    });
+    const waitExit = new Promise<number | null>((resolve) => wait.on("close", resolve));
+    const badId = await eventually(() => /job (job-[0-9a-f]+) created/.exec(waitOut)?.[1], 20_000, "the job id");
     const waiting = await eventually(
       async () => {
-        const j = await job(uuid, bad.body.id);
+        const j = await job(uuid, badId);
         return j.status === "IN_PROGRESS" && j.checks?.length ? j : undefined;
       },
       20_000,
@@ -168,7 +182,7 @@ describe("single-device firmware update, real cloud and agents", () => {
     });
     // The built-in load and memory checks are critical too, but they are no gate.
     expect(waiting.checks?.map((c) => c.name)).toEqual(["command.plc-program"]);
-    const shown = cli("devices", "jobs", uuid, bad.body.id);
+    const shown = cli("devices", "jobs", uuid, badId);
     expect(shown.status, shown.stderr).toBe(0);
     expect(shown.stdout).toContain(
       'CONFIRMING 6/6, waiting on health: check "command.plc-program" critical: PLC program stopped: image rejected',
@@ -180,13 +194,18 @@ describe("single-device firmware update, real cloud and agents", () => {
       'waiting on health: check "command.plc-program" critical: PLC program stopped: image rejected',
     );
 
-    const rolled = await ended(uuid, bad.body.id);
+    const rolled = await ended(uuid, badId);
     expect(rolled, JSON.stringify(rolled)).toMatchObject({ status: "ROLLED_BACK", reason: "HEALTH_NOT_OK" });
     expect(rolled.message).toMatch(/^check "command\.plc-program" critical: PLC program stopped: image rejected/);
     expect(rolled.steps?.some((s) => s.step === "CONFIRMING" && s.checks?.[0]?.name === "command.plc-program")).toBe(
       true,
     );
-    const after = cli("devices", "jobs", uuid, bad.body.id);
+    expect(await waitExit, waitErr).toBe(1);
+    expect(waitOut).toContain(
+      'IN_PROGRESS CONFIRMING 6/6, waiting on health: check "command.plc-program" critical: PLC program stopped: image rejected',
+    );
+    expect(waitErr).toMatch(/HEALTH_NOT_OK.*check "command\.plc-program" critical/);
+    const after = cli("devices", "jobs", uuid, badId);
     expect(after.stdout).toMatch(/ROLLED_BACK .*HEALTH_NOT_OK: check "command\.plc-program" critical/);
   });
 
