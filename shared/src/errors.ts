@@ -95,7 +95,7 @@ export const ERROR_CODES = {
   UPDATES_DISABLED: { status: 403, message: "Firmware updates are disabled in the agent configuration" },
   DISK_FULL: { status: 507, message: "Not enough free disk space for the image (twice its size is needed)" },
   INSTALL_FAILED: { status: 500, message: "The installer failed; the old version is kept" },
-  HEALTH_NOT_OK: { status: 504, message: "The device's health did not reach ok within the confirm deadline" },
+  HEALTH_NOT_OK: { status: 504, message: "A gate check of the update was still critical at the confirm deadline" },
   CONFIRM_FAILED: { status: 500, message: "The configured confirmation command failed" },
   JOB_NOT_FOUND: { status: 404, message: "No such update job on this device" },
   JOB_TIMEOUT: { status: 504, message: "The update job did not finish within its timeout" },

@@ -125,6 +125,27 @@ export const DeviceEvents = Type.Object(
 );
 export type DeviceEvents = Static<typeof DeviceEvents>;
 
+/** At most this many checks ride on one job status; the rest are counted in its message. */
+export const MAX_JOB_STATUS_CHECKS = 16;
+/** A check's message on a job status is cut to this (a health report allows 1024). */
+export const MAX_JOB_STATUS_CHECK_MESSAGE = 256;
+
+/** A health check that holds back an update's confirmation, as the device reports it with CONFIRMING. */
+export const JobStatusCheck = Type.Object(
+  {
+    name: Name,
+    status: Type.Union([HealthStatus, Type.Literal("unknown")]),
+    message: Type.Optional(Type.String({ maxLength: MAX_JOB_STATUS_CHECK_MESSAGE })),
+  },
+  { additionalProperties: false },
+);
+export type JobStatusCheck = Static<typeof JobStatusCheck>;
+
+/**
+ * A job's status on `jobs/{id}/status`. `checks` (added with the confirmation gate) lists, while
+ * CONFIRMING, the gate checks that hold the confirmation back; a status without it is what agents
+ * before it send, and it stays valid.
+ */
 export const JobStatus = Type.Object(
   {
     v: V,
@@ -136,6 +157,7 @@ export const JobStatus = Type.Object(
     progress: Type.Optional(Type.Object({ done: Type.Number({ minimum: 0 }), total: Type.Number({ minimum: 0 }) })),
     reason: Type.Optional(Type.String({ maxLength: 64 })),
     message: Type.Optional(Type.String({ maxLength: 2048 })),
+    checks: Type.Optional(Type.Array(JobStatusCheck, { maxItems: MAX_JOB_STATUS_CHECKS })),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -8,8 +8,17 @@ import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "..
 import { registerDevice } from "../support/device-identity.js";
 import { LENIENT_HEALTH, uploadImage } from "../support/firmware.js";
 
-type Step = { status: string; step: string | null; reason: string | null };
-type Job = { id: string; status: string; reason: string | null; message: string | null; steps?: Step[] };
+type Check = { name: string; status: string; message?: string };
+type Step = { status: string; step: string | null; reason: string | null; checks: Check[] | null };
+type Job = {
+  id: string;
+  status: string;
+  step: string | null;
+  reason: string | null;
+  message: string | null;
+  checks: Check[] | null;
+  steps?: Step[];
+};
 
 /** Issue #5 end to end: an operator starts a job, the real agent runs it, the cloud keeps the report. */
 describe("single-device firmware update, real cloud and agents", () => {
@@ -21,7 +30,11 @@ describe("single-device firmware update, real cloud and agents", () => {
 
   const health = LENIENT_HEALTH;
 
-  const startDevice = async (name: string, updates: Record<string, unknown>) => {
+  const startDevice = async (
+    name: string,
+    updates: Record<string, unknown>,
+    deviceHealth: Record<string, unknown> = health,
+  ) => {
     const { uuid, token } = await registerDevice(cloud, { type: "gw-a" });
     const dir = tempDir(name);
     const configFile = writeAgentConfig(dir, {
@@ -31,7 +44,7 @@ describe("single-device firmware update, real cloud and agents", () => {
       enrollment: { retryMin: "200ms", retryMax: "1s" },
       telemetry: { sampleInterval: "1h" },
       mqtt: { reconnectMin: "200ms", reconnectMax: "1s" },
-      health,
+      health: deviceHealth,
       updates,
     });
     const agent = startAgent(configFile, { FIELDGATE_AGENT_ENROLLMENT_TOKEN: token });
@@ -94,6 +107,106 @@ describe("single-device firmware update, real cloud and agents", () => {
 
     const list = await cloud.api<{ items: Job[] }>("GET", `/api/v1/devices/${uuid}/jobs`);
     expect(list.body.items.map((j) => j.id)).toEqual([created.body.id]);
+  });
+
+  it("a busy gateway confirms good firmware; a failing program check is shown in the cloud while CONFIRMING and named by the rollback", {
+    timeout: 90_000,
+  }, async () => {
+    const broken = Buffer.concat([Buffer.from("BROKEN"), randomBytes(1000)]);
+    const up = await uploadImage(cloud, "name=gw-os&version=3.0.0&compatible=acme-gw-a", broken);
+    expect(up.status, up.text).toBe(201);
+    const out = path.join(work, "gate-installed");
+    fs.mkdirSync(out);
+    const script = path.join(work, "gate-install.sh");
+    fs.writeFileSync(script, `#!/bin/sh\ncp "$1" "${out}/image.bin"\n`, { mode: 0o755 });
+    // The device's own program: stops (Nagios critical) when the installed image is the broken one.
+    const check = path.join(work, "plc-program.mjs");
+    fs.writeFileSync(
+      check,
+      `import { readFileSync } from "node:fs";\nlet head = "";\ntry { head = readFileSync(process.argv[2]).subarray(0, 6).toString(); } catch {}\nif (head === "BROKEN") { console.log("PLC program stopped: image rejected"); process.exit(2); }\nconsole.log("PLC program running");\n`,
+    );
+    const uuid = await startDevice(
+      "upd-gate",
+      { enabled: true, installer: { type: "script", command: [script, "{image}"] }, confirmDeadline: "12s" },
+      {
+        ...health,
+        // Load and memory are critical all along: a busy gateway, which is no reason to roll back.
+        loadPerCoreWarn: 0,
+        loadPerCoreCrit: 0,
+        memoryUsedWarnPct: 0,
+        memoryUsedCritPct: 0,
+        commands: [
+          {
+            name: "plc-program",
+            command: [process.execPath, check, path.join(out, "image.bin")],
+            interval: "300ms",
+          },
+        ],
+      },
+    );
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [cloudBin, ...args, "--data-dir", cloud.dataDir], { encoding: "utf8" });
+
+    const good = await cloud.api<Job>("POST", `/api/v1/devices/${uuid}/jobs`, { firmware: "gw-os@2.0.0" });
+    expect(good.status, good.text).toBe(201);
+    const confirmed = await ended(uuid, good.body.id);
+    expect(confirmed.status, JSON.stringify(confirmed)).toBe("SUCCEEDED");
+
+    // The operator starts it with --wait, which prints each report as it comes, and watches meanwhile.
+    const wait = spawn(
+      process.execPath,
+      [cloudBin, "devices", "update", uuid, "--firmware", "gw-os@3.0.0", "--wait", "--data-dir", cloud.dataDir],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let waitOut = "";
+    let waitErr = "";
+    wait.stdout.on("data", (c: Buffer) => {
+      waitOut += c.toString("utf8");
+    });
+    wait.stderr.on("data", (c: Buffer) => {
+      waitErr += c.toString("utf8");
+    });
+    const waitExit = new Promise<number | null>((resolve) => wait.on("close", resolve));
+    const badId = await eventually(() => /job (job-[0-9a-f]+) created/.exec(waitOut)?.[1], 20_000, "the job id");
+    const waiting = await eventually(
+      async () => {
+        const j = await job(uuid, badId);
+        return j.status === "IN_PROGRESS" && j.checks?.length ? j : undefined;
+      },
+      20_000,
+      "the job to wait on a check in CONFIRMING",
+    );
+    expect(waiting).toMatchObject({
+      step: "CONFIRMING",
+      checks: [{ name: "command.plc-program", status: "critical", message: "PLC program stopped: image rejected" }],
+    });
+    // The built-in load and memory checks are critical too, but they are no gate.
+    expect(waiting.checks?.map((c) => c.name)).toEqual(["command.plc-program"]);
+    const shown = cli("devices", "jobs", uuid, badId);
+    expect(shown.status, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(
+      'CONFIRMING 6/6, waiting on health: check "command.plc-program" critical: PLC program stopped: image rejected',
+    );
+    const listed = cli("devices", "jobs", uuid);
+    expect(listed.stdout).toContain("CONFIRMING 6/6, waiting on command.plc-program");
+    const device = cli("devices", "show", uuid);
+    expect(device.stdout).toContain(
+      'waiting on health: check "command.plc-program" critical: PLC program stopped: image rejected',
+    );
+
+    const rolled = await ended(uuid, badId);
+    expect(rolled, JSON.stringify(rolled)).toMatchObject({ status: "ROLLED_BACK", reason: "HEALTH_NOT_OK" });
+    expect(rolled.message).toMatch(/^check "command\.plc-program" critical: PLC program stopped: image rejected/);
+    expect(rolled.steps?.some((s) => s.step === "CONFIRMING" && s.checks?.[0]?.name === "command.plc-program")).toBe(
+      true,
+    );
+    expect(await waitExit, waitErr).toBe(1);
+    expect(waitOut).toContain(
+      'IN_PROGRESS CONFIRMING 6/6, waiting on health: check "command.plc-program" critical: PLC program stopped: image rejected',
+    );
+    expect(waitErr).toMatch(/HEALTH_NOT_OK.*check "command\.plc-program" critical/);
+    const after = cli("devices", "jobs", uuid, badId);
+    expect(after.stdout).toMatch(/ROLLED_BACK .*HEALTH_NOT_OK: check "command\.plc-program" critical/);
   });
 
   it("answers FAILED UPDATES_DISABLED from a device with updates off, visible in the cloud", async () => {

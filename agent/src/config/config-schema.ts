@@ -92,6 +92,14 @@ export const AgentConfigFile = Type.Object(
           ]),
         ),
         confirmDeadline: Duration("5m"),
+        // Which health checks hold back the confirmation (docs/updates.md#the-confirmation-gate).
+        confirmGate: Type.Optional(
+          Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String(), { minItems: 1, maxItems: 64 })], {
+            description: '"device" (default), "all", or a list of check names, prefixes ending in * and @kinds',
+          }),
+        ),
+        // Confirm only once the cloud acknowledged a report sent after the activation.
+        confirmRequiresCloud: Type.Boolean({ default: true }),
         confirmCommand: Type.Optional(
           Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: "argv, run without a shell" }),
         ),
@@ -228,6 +236,9 @@ export interface AgentConfig {
     readonly installer?: UpdateInstallerConfig;
     readonly confirmDeadlineMs: number;
     readonly confirmCommand?: readonly string[];
+    /** `"all"` (every check must be ok) or the selectors of the gate checks; `"device"` is resolved to its selectors. */
+    readonly confirmGate: "all" | readonly string[];
+    readonly confirmRequiresCloud: boolean;
     readonly jobTimeoutMs: number;
     /** Bytes per second; absent means unlimited. */
     readonly downloadRateLimit?: number;

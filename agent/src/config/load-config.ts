@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { checkLinks, FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
 import type { TSchema } from "@sinclair/typebox";
+import { parseConfirmGate } from "../update/confirm-gate.js";
 import { parseByteRate } from "../update/token-bucket.js";
 import { type AgentConfig, AgentConfigFile, type UpdateInstallerConfig } from "./config-schema.js";
 import { deriveDeviceUuid } from "./device-uuid.js";
@@ -286,6 +287,16 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     );
   }
 
+  const confirmGate = parseConfirmGate(
+    file.updates.confirmGate,
+    (index, message) => {
+      const field = index === undefined ? "updates.confirmGate" : `updates.confirmGate[${index}]`;
+      const source = fromEnv.has("updates.confirmGate") ? ` (from ${fromEnv.get("updates.confirmGate")})` : "";
+      return invalid(field, `${message}${source}`);
+    },
+    fromEnv.has("updates.confirmGate"),
+  );
+
   const uuid = (file.uuid ?? deriveDeviceUuid(options.machineIdFile)).toLowerCase();
 
   const config: AgentConfig = {
@@ -316,6 +327,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       ...(installer !== undefined && { installer }),
       confirmDeadlineMs: duration("updates.confirmDeadline", file.updates.confirmDeadline),
       ...(file.updates.confirmCommand !== undefined && { confirmCommand: [...file.updates.confirmCommand] }),
+      confirmGate,
+      confirmRequiresCloud: file.updates.confirmRequiresCloud,
       jobTimeoutMs: duration("updates.jobTimeout", file.updates.jobTimeout),
       ...(downloadRateLimit !== undefined && { downloadRateLimit }),
       startJitterMs,

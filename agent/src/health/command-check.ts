@@ -26,6 +26,7 @@ const MAX_OUTPUT = 64 * 1024;
  */
 export class CommandCheck implements HealthCheck {
   readonly name: string;
+  readonly kind = "command";
   readonly intervalMs: number;
   private child: ChildProcess | undefined;
 

@@ -10,9 +10,18 @@ export interface CheckResult {
   message: string;
 }
 
+/**
+ * Where a check comes from: the agent's own resources (`builtin`), a configured program
+ * (`command`), a status posted through the local API (`posted`), or a device link (`link`).
+ * An update's confirmation gate selects checks by it (`updates.confirmGate`).
+ */
+export type CheckKind = "builtin" | "command" | "posted" | "link";
+
 /** A check the monitor runs on a schedule; `intervalMs` overrides the monitor's `checkInterval`. */
 export interface HealthCheck {
   readonly name: string;
+  /** `builtin` when absent; only scheduled kinds. */
+  readonly kind?: "builtin" | "command";
   readonly intervalMs?: number;
   run(): CheckResult | Promise<CheckResult>;
   /** Ends work in progress (a running command); called by `HealthMonitor.stop()`. */

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import {
   aggregateStatus,
   CHECK_NAME_PATTERN,
+  type CheckKind,
   type CheckResult,
   type CheckStatus,
   clampMessage,
@@ -215,6 +216,14 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   drop(name: string): void {
     if (this.posted.has(name) || this.deps.checks.some((c) => c.name === name)) return;
     if (this.results.delete(name)) this.changed();
+  }
+
+  /** Where a check with a result comes from (see `CheckKind`); checks set with `set` are link checks. */
+  kindOf(name: string): CheckKind | undefined {
+    const scheduled = this.deps.checks.find((c) => c.name === name);
+    if (scheduled) return scheduled.kind ?? "builtin";
+    if (this.posted.has(name)) return "posted";
+    return this.results.has(name) ? "link" : undefined;
   }
 
   /** The latest result of one check. */

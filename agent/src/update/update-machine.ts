@@ -3,10 +3,21 @@ import {
   compareVersions,
   type ErrorCode,
   FieldgateError,
+  formatDuration,
   type JobStatus,
   type SignedManifest,
 } from "@fieldgate/shared";
 import type { Logger } from "pino";
+import type { CheckKind } from "../health/health-check.js";
+import {
+  type ConfirmGate,
+  DEVICE_GATE,
+  describeHolding,
+  type GateInput,
+  holdingChecks,
+  holdingKey,
+  statusChecks,
+} from "./confirm-gate.js";
 import { type InstallContext, type Installer, type InstallPlan, runCommand, type VersionCheck } from "./installers.js";
 import type { UpdateJobRow, UpdateJobStore } from "./update-job-store.js";
 import {
@@ -32,11 +43,21 @@ export interface UpdateJob {
 
 /** Something with the agent's health: `HealthMonitor` fits. */
 export interface HealthSource {
-  snapshot(): { status: string };
+  snapshot(): { status: string; checks?: readonly GateInput[] };
   on(event: "change", listener: (snap: { status: string }) => void): unknown;
   off(event: "change", listener: (snap: { status: string }) => void): unknown;
   /** Runs the checks now, so a confirmation never rests on results from before the activation. */
   runAll?(): Promise<unknown>;
+  /** Where a check comes from, for the gate's `@kind` selectors; without it only names select. */
+  kindOf?(name: string): CheckKind | undefined;
+}
+
+/** The agent's way to the cloud, as far as confirming needs it: `UpdateService` provides it. */
+export interface CloudLink {
+  /** Whether the cloud acknowledged (PUBACK) a job report sent at or after `since` (epoch ms). */
+  reachedSince(since: number): boolean;
+  on(event: "reached", listener: () => void): unknown;
+  off(event: "reached", listener: () => void): unknown;
 }
 
 /** Dependencies of the machine; each is a seam a test can replace. */
@@ -47,6 +68,8 @@ export interface UpdateMachineDeps {
   /** `verifyBeforeInstall` from the previous slice. */
   verify: (input: VerifyInput) => Promise<void>;
   health: HealthSource;
+  /** With `options.confirmRequiresCloud`, confirming waits until the cloud acknowledged a report sent after activation. */
+  cloud?: CloudLink;
   installedVersions: { get(): string | undefined; set(version: string): void; previous(): string | undefined };
   /** Publishes on `jobs/{id}/status`; a failure is logged, never fatal to the job. */
   reporter: (jobId: string, status: JobStatus) => Promise<void>;
@@ -66,6 +89,10 @@ export interface UpdateMachineDeps {
     confirmDeadlineMs: number;
     jobTimeoutMs: number;
     confirmCommand?: readonly string[];
+    /** `updates.confirmGate`; default the device's own checks (`DEVICE_GATE`). */
+    confirmGate?: ConfirmGate;
+    /** `updates.confirmRequiresCloud`; default true (it needs `cloud`). */
+    confirmRequiresCloud?: boolean;
     /** `updates.startJitter`: a random delay in [0, startJitterMs) before a download starts. */
     startJitterMs?: number;
   };
@@ -101,8 +128,15 @@ export class UpdateMachine {
   private stopping = new AbortController();
   /** Jobs the cloud cancelled (an aborted rollout); honoured at the next step boundary before INSTALLING. */
   private readonly cancelRequests = new Set<string>();
+  /** When each job's activation ended in this process; a job resumed at boot was activated before the start. */
+  private readonly activatedAt = new Map<string, number>();
+  /** What the latest CONFIRMING report of each job said about the holding checks (`holdingKey`). */
+  private readonly reportedHolding = new Map<string, string>();
+  private startedAt: number;
 
-  constructor(private readonly deps: UpdateMachineDeps) {}
+  constructor(private readonly deps: UpdateMachineDeps) {
+    this.startedAt = deps.clock.now();
+  }
 
   /**
    * Cancels a job while nothing on the device was touched (its state lists `cancel` in the table):
@@ -120,6 +154,7 @@ export class UpdateMachine {
   start(): Promise<void> {
     this.stopped = false;
     this.stopping = new AbortController();
+    this.startedAt = this.deps.clock.now();
     return this.resumeOnBoot();
   }
 
@@ -209,6 +244,8 @@ export class UpdateMachine {
       row = await this.transition(row, event, code, message);
     }
     this.cancelRequests.delete(jobId);
+    this.activatedAt.delete(jobId);
+    this.reportedHolding.delete(jobId);
     if (row.finalized === 0) await this.finalize(row);
   }
 
@@ -342,6 +379,7 @@ export class UpdateMachine {
             ? this.deps.store.update(row.jobId, { confirmBy: now() + this.deps.options.confirmDeadlineMs }, now())
             : row;
         await this.deps.installer.activate(this.context(updated));
+        this.activatedAt.set(row.jobId, now());
         return updated;
       }
       case "CONFIRMING":
@@ -424,7 +462,11 @@ export class UpdateMachine {
     });
   }
 
-  /** Health ok, then the confirm command, by the confirm deadline set at activation (and the job's deadline). */
+  /**
+   * The gate (docs/updates.md#the-confirmation-gate), then the confirm command, by the confirm
+   * deadline set at activation (and the job's deadline). Checks run afresh first; while a gate
+   * check holds the confirmation back it is reported with the step, again whenever that changes.
+   */
   private async confirm(row: UpdateJobRow): Promise<void> {
     const { confirmDeadlineMs, confirmCommand } = this.deps.options;
     const deadline = Math.min(row.deadline, row.confirmBy ?? this.deps.clock.now() + confirmDeadlineMs);
@@ -439,32 +481,7 @@ export class UpdateMachine {
       ]);
       clearTimeout(timer);
     }
-    if (health.snapshot().status !== "ok") {
-      await new Promise<void>((resolve, reject) => {
-        const onChange = (snap: { status: string }) => {
-          if (snap.status !== "ok") return;
-          cleanup();
-          resolve();
-        };
-        const timer = setTimeout(
-          () => {
-            cleanup();
-            reject(
-              new FieldgateError(
-                "HEALTH_NOT_OK",
-                `health was ${health.snapshot().status}, not ok, ${confirmDeadlineMs} ms after activation`,
-              ),
-            );
-          },
-          Math.max(0, deadline - this.deps.clock.now()),
-        );
-        const cleanup = () => {
-          clearTimeout(timer);
-          health.off("change", onChange);
-        };
-        health.on("change", onChange);
-      });
-    }
+    await this.passGate(row, deadline);
     if (confirmCommand && confirmCommand.length > 0) {
       const r = await runCommand(confirmCommand, Math.max(1, deadline - this.deps.clock.now()));
       if (r.code !== 0) {
@@ -472,6 +489,105 @@ export class UpdateMachine {
         throw new FieldgateError("CONFIRM_FAILED", `confirm command ${why}: ${r.output.trim()}`);
       }
     }
+  }
+
+  /**
+   * Resolves once no gate check holds the confirmation back and (with `confirmRequiresCloud`) the
+   * cloud acknowledged a report sent after the activation. At the deadline it rejects:
+   * `HEALTH_NOT_OK` naming the checks, or `CLOUD_UNREACHABLE`. A stop rejects with MachineStopped.
+   */
+  private passGate(row: UpdateJobRow, deadline: number): Promise<void> {
+    const { health, cloud, options, clock, logger } = this.deps;
+    const gate = options.confirmGate ?? DEVICE_GATE;
+    const needsCloud = cloud !== undefined && options.confirmRequiresCloud !== false;
+    const since = this.activatedAt.get(row.jobId) ?? this.startedAt;
+    const kindOf = (name: string) => health.kindOf?.(name);
+    const signal = this.stopping.signal;
+    return new Promise<void>((resolve, reject) => {
+      let holding: GateInput[] = [];
+      const judge = (): boolean => {
+        const snap = health.snapshot();
+        holding = holdingChecks(gate, snap.checks ?? [], kindOf);
+        // The strict gate also holds on an aggregate that is not ok without checks to name.
+        const held = holding.length > 0 || (gate === "all" && snap.status !== "ok");
+        const key = holdingKey(holding);
+        if (this.reportedHolding.get(row.jobId) !== key) void this.reportHolding(row, holding, key);
+        if (held) return false;
+        if (needsCloud && !cloud?.reachedSince(since)) {
+          logger.debug({ jobId: row.jobId }, "confirming waits for the cloud to acknowledge a report");
+          return false;
+        }
+        return true;
+      };
+      const check = () => {
+        if (!judge()) return;
+        cleanup();
+        resolve();
+      };
+      const onStop = () => {
+        cleanup();
+        reject(new MachineStopped());
+      };
+      const timer = setTimeout(
+        () => {
+          if (judge()) {
+            cleanup();
+            resolve();
+            return;
+          }
+          cleanup();
+          reject(this.gateFailure(holding, health.snapshot().status));
+        },
+        Math.max(0, deadline - clock.now()),
+      );
+      const cleanup = () => {
+        clearTimeout(timer);
+        health.off("change", check);
+        cloud?.off("reached", check);
+        signal.removeEventListener("abort", onStop);
+      };
+      if (signal.aborted) return onStop();
+      health.on("change", check);
+      cloud?.on("reached", check);
+      signal.addEventListener("abort", onStop, { once: true });
+      check();
+    });
+  }
+
+  /** Why the gate did not open by the deadline. */
+  private gateFailure(holding: readonly GateInput[], status: string): FieldgateError {
+    const after = `${formatDuration(this.deps.options.confirmDeadlineMs)} after activation`;
+    if (holding.length > 0) return new FieldgateError("HEALTH_NOT_OK", `${describeHolding(holding)} (${after})`);
+    if (this.deps.options.confirmGate === "all" && status !== "ok") {
+      return new FieldgateError("HEALTH_NOT_OK", `health was ${status}, not ok, ${after}`);
+    }
+    return new FieldgateError(
+      "CLOUD_UNREACHABLE",
+      `the cloud acknowledged no report sent after the activation within ${formatDuration(this.deps.options.confirmDeadlineMs)}; the new version may have lost the connection`,
+    );
+  }
+
+  /** Reports CONFIRMING with the checks that hold it back (none once they cleared). */
+  private async reportHolding(row: UpdateJobRow, holding: readonly GateInput[], key: string): Promise<void> {
+    this.reportedHolding.set(row.jobId, key);
+    const names = holding.map((c) => c.name);
+    this.deps.logger.info(
+      { jobId: row.jobId, holding: names },
+      holding.length > 0
+        ? `confirming waits on health: ${describeHolding(holding)}`
+        : "confirming: no gate check holds it back",
+    );
+    await this.report(row.jobId, {
+      v: 1,
+      ts: this.deps.clock.now(),
+      status: "IN_PROGRESS",
+      step: "CONFIRMING",
+      progress: { done: STEP_COUNT, total: STEP_COUNT },
+      ...(holding.length > 0 && {
+        message: `waiting on health: ${describeHolding(holding)}`.slice(0, MAX_MESSAGE),
+        checks: statusChecks(holding),
+      }),
+    });
   }
 
   /** Applies a persisted ending, marks it applied, then reports it. Idempotent. */
@@ -498,6 +614,8 @@ export class UpdateMachine {
   }
 
   private async reportProgress(row: UpdateJobRow): Promise<void> {
+    // A CONFIRMING report without checks says none holds it back (yet): the gate reports changes from there.
+    if (row.state === "CONFIRMING") this.reportedHolding.set(row.jobId, "");
     const index = WORKING_STATES.indexOf(row.state as (typeof WORKING_STATES)[number]);
     await this.report(row.jobId, {
       v: 1,

@@ -25,6 +25,7 @@ import {
   RebootingScriptInstaller,
   ScriptInstaller,
 } from "./installers.js";
+import { ReportAcks } from "./report-acks.js";
 import { type UpdateJobRow, UpdateJobStore } from "./update-job-store.js";
 import { type HealthSource, UpdateMachine } from "./update-machine.js";
 import { isTerminal } from "./update-states.js";
@@ -59,6 +60,8 @@ export class UpdateService {
   private compat: string | undefined;
   private readonly compatFile: string;
   private readonly firmwareKeys: FirmwareKeyStore;
+  /** Which reports the cloud acknowledged, for the confirmation gate. */
+  private readonly acks = new ReportAcks();
 
   constructor(private readonly deps: UpdateServiceDeps) {
     const { config, identityStore, logger } = deps;
@@ -74,6 +77,7 @@ export class UpdateService {
       downloader: { download: (signed: SignedManifest) => this.downloader().download(signed) },
       verify: verifyBeforeInstall,
       health: deps.health,
+      cloud: this.acks,
       installedVersions: new InstalledVersionStore(config.dataDir),
       reporter: (jobId, status) => this.report(jobId, status),
       clock: { now: Date.now },
@@ -99,6 +103,8 @@ export class UpdateService {
         confirmDeadlineMs: config.updates.confirmDeadlineMs,
         jobTimeoutMs: config.updates.jobTimeoutMs,
         ...(config.updates.confirmCommand && { confirmCommand: config.updates.confirmCommand }),
+        confirmGate: config.updates.confirmGate,
+        confirmRequiresCloud: config.updates.confirmRequiresCloud,
         startJitterMs: config.updates.startJitterMs,
       },
     });
@@ -220,8 +226,10 @@ export class UpdateService {
 
   private async send(jobId: string, status: JobStatus): Promise<void> {
     const topic = deviceTopic(this.deps.config.uuid, { kind: "jobs/status", jobId });
+    const sink = this.sink;
     try {
-      await this.sink?.publish(topic, JSON.stringify(status), { qos: 1 });
+      if (!sink) return;
+      await this.acks.track(() => sink.publish(topic, JSON.stringify(status), { qos: 1 }));
       if (this.unsent.get(jobId) === status) this.unsent.delete(jobId);
     } catch (err) {
       this.deps.logger.debug({ jobId, err: (err as Error).message }, "job status kept for the next connect");

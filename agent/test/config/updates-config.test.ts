@@ -24,6 +24,8 @@ describe("loadConfig: updates", () => {
     expect(load(undefined)).toEqual({
       enabled: false,
       confirmDeadlineMs: 300_000,
+      confirmGate: ["@commands", "@posted", "@links"],
+      confirmRequiresCloud: true,
       jobTimeoutMs: 3_600_000,
       startJitterMs: 0,
     });
@@ -43,6 +45,8 @@ describe("loadConfig: updates", () => {
       installer: { type: "script", command: ["/usr/bin/flash", "{image}"], timeoutMs: 600_000, activation: "none" },
       confirmCommand: ["/usr/bin/selftest"],
       confirmDeadlineMs: 30_000,
+      confirmGate: ["@commands", "@posted", "@links"],
+      confirmRequiresCloud: true,
       jobTimeoutMs: 7_200_000,
       startJitterMs: 0,
     });
@@ -118,6 +122,36 @@ describe("loadConfig: updates", () => {
     expect(err({ installer: { ...base, versionCommand: ["v"] } }).field).toBe("updates.installer.rebootCommand");
     expect(err({ installer: { ...base, rebootCommand: ["r"] } }).field).toBe("updates.installer.versionCommand");
     expect(err({ installer: { type: "agent", root: "x", maxBoots: 0 } }).code).toBe("CONFIG_INVALID");
+  });
+
+  it("reads the confirmation gate: device (the default), all, or a list; from the environment a comma list", () => {
+    expect(load({ confirmGate: "device" }).confirmGate).toEqual(["@commands", "@posted", "@links"]);
+    expect(load({ confirmGate: "all", confirmRequiresCloud: false })).toMatchObject({
+      confirmGate: "all",
+      confirmRequiresCloud: false,
+    });
+    expect(load({ confirmGate: ["command.plc", "link.*", "@builtin", "load"] }).confirmGate).toEqual([
+      "command.plc",
+      "link.*",
+      "@builtin",
+      "load",
+    ]);
+    const file = join(tmp.dir, "env.json");
+    writeFileSync(file, JSON.stringify({ uuid: UUID, cloud: { url: "https://x:1" } }));
+    const env = { FIELDGATE_AGENT_UPDATES_CONFIRM_GATE: "@commands, memory" };
+    expect(loadConfig({ file, env }).config.updates.confirmGate).toEqual(["@commands", "memory"]);
+  });
+
+  it("names a bad confirmation gate entry, with the value and what is expected", () => {
+    const kind = err({ confirmGate: ["command.plc", "@programs"] });
+    expect(kind).toMatchObject({ code: "CONFIG_INVALID", field: "updates.confirmGate[1]" });
+    expect(kind.message).toMatch(/@commands, @posted, @links, @builtin; got "@programs"/);
+    expect(err({ confirmGate: "strict" }).field).toBe("updates.confirmGate");
+    expect(err({ confirmGate: [] }).field).toBe("updates.confirmGate");
+    expect(err({ confirmGate: 3 }).code).toBe("CONFIG_INVALID");
+    expect(err({ confirmRequiresCloud: "yes" }).field).toBe("updates.confirmRequiresCloud");
+    const fromEnv = err(undefined, { FIELDGATE_AGENT_UPDATES_CONFIRM_GATE: "load,,x" });
+    expect(fromEnv.message).toContain("FIELDGATE_AGENT_UPDATES_CONFIRM_GATE");
   });
 
   it("names a bad installer or duration", () => {

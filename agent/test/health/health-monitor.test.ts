@@ -55,6 +55,20 @@ describe("HealthMonitor", () => {
     return { monitor, reports, publisher, log };
   };
 
+  it("tells where each check comes from, for the update's confirmation gate", async () => {
+    const disk = settable("disk");
+    const program: HealthCheck = { ...settable("command.plc").check, kind: "command" };
+    const { monitor } = make([disk.check, program]);
+    monitor.start();
+    await vi.advanceTimersByTimeAsync(0);
+    monitor.post("local.plc-heartbeat", "ok");
+    monitor.set({ name: "link.meter", status: "critical", message: "disconnected" });
+    expect(
+      ["disk", "command.plc", "local.plc-heartbeat", "link.meter", "nothing"].map((n) => monitor.kindOf(n)),
+    ).toEqual(["builtin", "command", "posted", "link", undefined]);
+    monitor.stop();
+  });
+
   it("publishes one report after the first round, then on every status change, and every reportInterval", async () => {
     const disk = settable("disk");
     const mem = settable("memory");

@@ -10,6 +10,7 @@ import {
   type SignedManifest,
 } from "@fieldgate/shared";
 import { afterEach, beforeEach } from "vitest";
+import { aggregateStatus, type CheckKind } from "../../src/health/health-check.js";
 import { InstalledVersionStore } from "../../src/update/installed-version-store.js";
 import { AbSlotsInstaller, type Installer } from "../../src/update/installers.js";
 import { UpdateJobStore } from "../../src/update/update-job-store.js";
@@ -46,17 +47,43 @@ export function signedImage(version: string, image: Buffer, over: Partial<Firmwa
   };
 }
 
-/** A health source whose status the test sets. */
+/** One check as the fake health has it, with its kind (`command` unless given). */
+export interface FakeCheck {
+  name: string;
+  status: "ok" | "warning" | "critical" | "unknown";
+  message?: string;
+  kind?: CheckKind;
+}
+
+/**
+ * A health source whose checks the test sets. `new FakeHealth("critical")` holds one critical
+ * program check (`command.app`), which the default gate holds on; `set` replaces the checks.
+ */
 export class FakeHealth extends EventEmitter<{ change: [{ status: string }] }> {
-  constructor(public status = "ok") {
+  private checks: FakeCheck[] = [];
+  constructor(status: FakeCheck["status"] = "ok") {
     super();
+    this.checks = status === "ok" ? [] : [{ name: "command.app", status, message: `app is ${status}` }];
   }
   snapshot() {
-    return { status: this.status };
+    const checks = this.checks.map((c) => ({ name: c.name, status: c.status, message: c.message ?? "" }));
+    return { status: aggregateStatus(checks), checks };
   }
-  set(status: string) {
-    this.status = status;
-    this.emit("change", { status });
+  kindOf(name: string): CheckKind | undefined {
+    return (
+      this.checks.find((c) => c.name === name)?.kind ??
+      (this.checks.some((c) => c.name === name) ? "command" : undefined)
+    );
+  }
+  /** Replaces every check: a status alone stands for the one program check `command.app`. */
+  set(checks: FakeCheck[] | FakeCheck["status"]) {
+    this.checks =
+      typeof checks === "string"
+        ? checks === "ok"
+          ? []
+          : [{ name: "command.app", status: checks, message: `app is ${checks}` }]
+        : checks;
+    this.emit("change", this.snapshot());
   }
 }
 

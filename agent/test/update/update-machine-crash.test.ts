@@ -12,7 +12,7 @@ interface CrashCase {
   state: UpdateState;
   moment: "persisted" | "done";
   /** Health during the first run: "warn" makes CONFIRMING fail, to reach ROLLED_BACK. */
-  health?: string;
+  health?: "ok" | "warning" | "critical";
   end: End;
   status: "SUCCEEDED" | "FAILED" | "ROLLED_BACK";
   reason?: string;
@@ -42,7 +42,7 @@ const CASES: CrashCase[] = [
   {
     state: "ROLLED_BACK",
     moment: "persisted",
-    health: "warn",
+    health: "critical",
     end: "old",
     status: "ROLLED_BACK",
     reason: "HEALTH_NOT_OK",
@@ -225,7 +225,7 @@ describe("UpdateMachine crash injection (activation restarts: after reboot)", ()
     // A fresh confirm deadline would be a minute: only the persisted one can end this quickly.
     await fx.dev
       .machine(
-        { health: new FakeHealth("warn"), options: { confirmDeadlineMs: 60_000, jobTimeoutMs: 60_000 } },
+        { health: new FakeHealth("critical"), options: { confirmDeadlineMs: 60_000, jobTimeoutMs: 60_000 } },
         new RebootingSlots(fx.dev.root),
       )
       .resumeOnBoot();

@@ -111,7 +111,7 @@ describe("UpdateMachine", () => {
 
   it("health never ok within the deadline: ROLLED_BACK with HEALTH_NOT_OK, old slot active", async () => {
     const m = fx.dev.machine({
-      health: new FakeHealth("warn"),
+      health: new FakeHealth("critical"),
       options: { confirmDeadlineMs: 50, jobTimeoutMs: 60_000 },
     });
     await m.submit({ jobId: "h1", signed: fx.signed });
@@ -122,7 +122,7 @@ describe("UpdateMachine", () => {
   });
 
   it("health turning ok before the deadline confirms", async () => {
-    const health = new FakeHealth("warn");
+    const health = new FakeHealth("critical");
     const m = fx.dev.machine({ health, options: { confirmDeadlineMs: 5_000, jobTimeoutMs: 60_000 } });
     const done = m.submit({ jobId: "h2", signed: fx.signed });
     await new Promise((r) => setTimeout(r, 50));

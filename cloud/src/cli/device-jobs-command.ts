@@ -1,4 +1,4 @@
-import { ERROR_CODES, type ErrorCode, FieldgateError } from "@fieldgate/shared";
+import { ERROR_CODES, type ErrorCode, FieldgateError, type JobStatusCheck } from "@fieldgate/shared";
 import type { Command } from "commander";
 import { FINISHED_JOB_STATUSES, type JobStepView, type JobView } from "../jobs/device-jobs.js";
 import { clientOf, wantsJson, withConnection } from "./cli-support.js";
@@ -52,6 +52,7 @@ export function addDeviceJobsCommands(devices: Command, print: (text: string) =>
           ["id", job.id],
           ["firmware", `${job.firmware.name ?? "?"}@${job.firmware.version ?? "?"}`],
           ["status", job.status],
+          ["step", renderJobStep(job)],
           ["reason", job.reason ?? ""],
           ["message", job.message ?? ""],
           ["created", job.created],
@@ -70,7 +71,7 @@ export function addDeviceJobsCommands(devices: Command, print: (text: string) =>
           j.id,
           `${j.firmware.name ?? "?"}@${j.firmware.version ?? "?"}`,
           j.status,
-          j.step ?? "",
+          renderJobStep(j, { brief: true }),
           j.reason ?? "",
           j.created,
         ]),
@@ -106,6 +107,7 @@ export function renderUpdateSteps(job: JobView): string {
     else if (reached.has(step)) mark = "ok";
     const progress = step === lastStep && job.progress ? ` ${job.progress.done}/${job.progress.total}` : "";
     lines.push(`  ${mark} ${i + 1}. ${step.toLowerCase().replace("_", " ")}${progress}`);
+    if (step === lastStep && !finished && job.checks?.length) lines.push(`        ${waitingOn(job.checks)}`);
   });
   if (finished) {
     lines.push(
@@ -147,11 +149,32 @@ function isFinished(status: string): boolean {
   return (FINISHED_JOB_STATUSES as readonly string[]).includes(status);
 }
 
-function stepLine(s: JobStepView): string {
+/**
+ * A job's or one report's step as a person reads it: the step, its progress and, while
+ * CONFIRMING, the health checks that hold it back (`brief`: their names only, for tables).
+ * `devices jobs`, `devices update --wait` and `devices show` all render steps with it.
+ */
+export function renderJobStep(
+  s: Pick<JobStepView, "step" | "progress" | "checks">,
+  options: { brief?: boolean } = {},
+): string {
   const progress = s.progress ? ` ${s.progress.done}/${s.progress.total}` : "";
+  const step = `${s.step ?? ""}${progress}`;
+  if (!s.checks?.length) return step;
+  const waiting = options.brief ? `waiting on ${s.checks.map((c) => c.name).join(", ")}` : waitingOn(s.checks);
+  return `${step}, ${waiting}`;
+}
+
+function waitingOn(checks: readonly JobStatusCheck[]): string {
+  const each = checks.map((c) => `check "${c.name}" ${c.status}${c.message ? `: ${c.message}` : ""}`);
+  return `waiting on health: ${each.join("; ")}`;
+}
+
+function stepLine(s: JobStepView): string {
   const why = s.reason ? ` ${s.reason}` : "";
-  const message = s.message ? `: ${s.message.split("\n")[0]}` : "";
-  return `${s.ts} ${s.status.padEnd(11)} ${s.step ?? ""}${progress}${why}${message}`;
+  // With checks the message only repeats them.
+  const message = s.message && !s.checks?.length ? `: ${s.message.split("\n")[0]}` : "";
+  return `${s.ts} ${s.status.padEnd(11)} ${renderJobStep(s)}${why}${message}`;
 }
 
 function sleep(ms: number): Promise<void> {

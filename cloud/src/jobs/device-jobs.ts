@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { FieldgateError, type JobNotify, type JobStatus } from "@fieldgate/shared";
+import { FieldgateError, type JobNotify, type JobStatus, type JobStatusCheck } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
 import type { DeviceRow } from "../registry/device-registry.js";
@@ -23,6 +23,8 @@ export interface JobStepView {
   progress: { done: number; total: number } | null;
   reason: string | null;
   message: string | null;
+  /** While CONFIRMING: the health checks that hold the confirmation back (null when none were reported). */
+  checks: JobStatusCheck[] | null;
 }
 
 /** A job as the API shows it; `steps` (the report) only on the single-job answer. */
@@ -35,6 +37,8 @@ export interface JobView {
   progress: { done: number; total: number } | null;
   reason: string | null;
   message: string | null;
+  /** The checks of the latest report (see `JobStepView.checks`). */
+  checks: JobStatusCheck[] | null;
   created: string;
   updated: string;
   timeoutAt: string;
@@ -52,6 +56,7 @@ interface JobRow {
   progress_total: number | null;
   reason: string | null;
   message: string | null;
+  checks_json: string | null;
   created_at: number;
   updated_at: number;
   timeout_at: number;
@@ -72,6 +77,7 @@ interface StepRow {
   progress_total: number | null;
   reason: string | null;
   message: string | null;
+  checks_json: string | null;
 }
 
 /** Dependencies of the job service; `notify` sends a `JobNotify` to the device (QoS 1). */
@@ -234,19 +240,20 @@ export class DeviceJobs {
       status.progress?.total ?? null,
       status.reason ?? null,
       status.message ?? null,
+      status.checks && status.checks.length > 0 ? JSON.stringify(status.checks) : null,
     ];
     this.deps.db.transaction(() => {
       this.deps.db
         .prepare(
-          `INSERT INTO job_steps (job_id, ts, status, step, progress_done, progress_total, reason, message)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO job_steps (job_id, ts, status, step, progress_done, progress_total, reason, message, checks_json)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(jobId, status.ts, status.status, ...fields);
       if (!isFinished(job.status)) {
         this.deps.db
           .prepare(
             `UPDATE jobs SET status = ?, step = ?, progress_done = ?, progress_total = ?, reason = ?, message = ?,
-             updated_at = ? WHERE id = ?`,
+             checks_json = ?, updated_at = ? WHERE id = ?`,
           )
           .run(status.status, ...fields, this.clock(), jobId);
       }
@@ -359,6 +366,7 @@ function view(row: JobRow): JobView {
     progress: progressOf(row.progress_done, row.progress_total),
     reason: row.reason,
     message: row.message,
+    checks: checksOf(row.checks_json),
     created: iso(row.created_at),
     updated: iso(row.updated_at),
     timeoutAt: iso(row.timeout_at),
@@ -373,5 +381,17 @@ function stepView(row: StepRow): JobStepView {
     progress: progressOf(row.progress_done, row.progress_total),
     reason: row.reason,
     message: row.message,
+    checks: checksOf(row.checks_json),
   };
+}
+
+/** Stored from a validated JobStatus, so it parses; anything else reads as none. */
+function checksOf(json: string | null): JobStatusCheck[] | null {
+  if (json === null) return null;
+  try {
+    const checks = JSON.parse(json) as unknown;
+    return Array.isArray(checks) ? (checks as JobStatusCheck[]) : null;
+  } catch {
+    return null;
+  }
 }

@@ -420,6 +420,15 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP TABLE telemetry_batches;
     `,
   },
+  {
+    version: 13,
+    // The update confirmation gate: the health checks a device reports as holding its CONFIRMING
+    // step back (JobStatus.checks, JSON), with each report and the latest on the job.
+    sql: `
+      ALTER TABLE jobs ADD COLUMN checks_json TEXT;
+      ALTER TABLE job_steps ADD COLUMN checks_json TEXT;
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

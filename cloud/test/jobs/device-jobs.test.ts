@@ -100,6 +100,39 @@ describe("DeviceJobs", () => {
     expect(finished).toEqual([job.id]);
   });
 
+  it("stores the checks that hold CONFIRMING back with the step and on the job, until a report without them", () => {
+    const job = jobs.create(device, "fw@2.0.0");
+    const plc = { name: "command.plc-program", status: "critical" as const, message: "PLC program stopped" };
+    const waiting = {
+      step: "CONFIRMING",
+      progress: { done: 6, total: 6 },
+      message: 'waiting on health: check "command.plc-program" critical: PLC program stopped',
+    };
+    jobs.report(device.id, job.id, status("IN_PROGRESS", { step: "CONFIRMING", progress: { done: 6, total: 6 } }));
+    jobs.report(device.id, job.id, status("IN_PROGRESS", { ...waiting, checks: [plc] }));
+    expect(jobs.get(device, job.id)).toMatchObject({ status: "IN_PROGRESS", step: "CONFIRMING", checks: [plc] });
+    expect(jobs.list(device)[0]?.checks).toEqual([plc]);
+    jobs.report(
+      device.id,
+      job.id,
+      status("ROLLED_BACK", {
+        step: undefined,
+        reason: "HEALTH_NOT_OK",
+        message: 'check "command.plc-program" critical: PLC program stopped (5m after activation)',
+      }),
+    );
+    const ended = jobs.get(device, job.id);
+    expect(ended).toMatchObject({ status: "ROLLED_BACK", reason: "HEALTH_NOT_OK", checks: null });
+    expect(ended.message).toContain('check "command.plc-program" critical');
+    // The report keeps what each step said.
+    expect(ended.steps?.map((s) => s.checks)).toEqual([null, [plc], null]);
+    // Migration 13 adds the columns to a database from before the gate.
+    const columns = (table: string) =>
+      (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
+    expect(columns("jobs")).toContain("checks_json");
+    expect(columns("job_steps")).toContain("checks_json");
+  });
+
   it("refuses a status for another device's job (the caller records an event)", () => {
     const job = jobs.create(device, "fw@2.0.0");
     expect(jobs.report(other.id, job.id, status("SUCCEEDED"))).toBe(false);

@@ -1,4 +1,4 @@
-import { Uuid } from "@fieldgate/shared";
+import { JobStatusCheck, Uuid } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { deviceOf, errorResponses, operatorSecurity, type RouteContext } from "./route-context.js";
@@ -15,6 +15,9 @@ const CreateJobBody = Type.Object(
 
 const Progress = Type.Union([Type.Object({ done: Type.Number(), total: Type.Number() }), Type.Null()]);
 const Nullable = Type.Union([Type.String(), Type.Null()]);
+const Checks = Type.Union([Type.Array(JobStatusCheck), Type.Null()], {
+  description: "while CONFIRMING: the health checks that hold the confirmation back, as the device reported them",
+});
 const JobStep = Type.Object({
   ts: Type.String(),
   status: Type.String(),
@@ -22,6 +25,7 @@ const JobStep = Type.Object({
   progress: Progress,
   reason: Nullable,
   message: Nullable,
+  checks: Checks,
 });
 const Job = Type.Object({
   id: Type.String(),
@@ -32,6 +36,7 @@ const Job = Type.Object({
   progress: Progress,
   reason: Nullable,
   message: Nullable,
+  checks: Checks,
   created: Type.String(),
   updated: Type.String(),
   timeoutAt: Type.String(),
