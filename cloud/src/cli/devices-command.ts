@@ -16,19 +16,19 @@ import {
   MAX_EXPORT_COLUMNS,
   parseExportColumns,
 } from "../registry/device-export.js";
-import { ApiClient } from "./api-client.js";
 import { addBulkCommands } from "./bulk-commands.js";
-import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, confirm, wantsJson, withConnection } from "./cli-support.js";
 import { addDeviceJobsCommands, showLatestJob } from "./device-jobs-command.js";
 import { addDeviceLogsCommands } from "./device-logs-command.js";
 import { paintStatus, statusWord, useColour } from "./health-colours.js";
 import { renderFields, renderTable } from "./table.js";
 
 /** `fieldgate-cloud devices …`: the operator's view of the registry. */
-export function devicesCommand(print: (text: string) => void): Command {
+export function devicesCommand(io: CliIo): Command {
+  const print = io.out;
   const devices = new Command("devices").description("register, inspect and manage devices");
-  const client = (cmd: Command) => ApiClient.fromOptions(cmd.optsWithGlobals<OutputOptions>());
-  const json = (cmd: Command) => cmd.optsWithGlobals<OutputOptions>().json === true;
+  const client = clientFor(io);
+  const json = wantsJson;
 
   withConnection(
     withDeviceFields(
@@ -79,7 +79,7 @@ export function devicesCommand(print: (text: string) => void): Command {
     if (format !== "table") {
       if (columns) filters.set("columns", columns.join(","));
       filters.set("format", format);
-      return client(cmd).download(`/api/v1/devices/export?${filters}`, process.stdout);
+      return client(cmd).download(`/api/v1/devices/export?${filters}`, io.stdout);
     }
     filters.set("limit", opts.limit);
     filters.set("offset", opts.offset);
@@ -161,7 +161,11 @@ export function devicesCommand(print: (text: string) => void): Command {
       .option("-y, --yes", "do not ask for confirmation"),
   ).action(async (uuid: string, opts: { yes?: boolean }, cmd: Command) => {
     if (!opts.yes)
-      await confirm(`Delete ${uuid} with all its telemetry, events and certificates? Type the uuid to confirm: `, uuid);
+      await confirm(
+        io,
+        `Delete ${uuid} with all its telemetry, events and certificates? Type the uuid to confirm: `,
+        uuid,
+      );
     await client(cmd).request<void>("DELETE", `/api/v1/devices/${encodeURIComponent(uuid)}`);
     print(json(cmd) ? JSON.stringify({ deleted: uuid }) : `deleted ${uuid}`);
   });
@@ -222,9 +226,9 @@ export function devicesCommand(print: (text: string) => void): Command {
     );
   });
 
-  addBulkCommands(devices, print);
-  addDeviceLogsCommands(devices, print);
-  addDeviceJobsCommands(devices, print);
+  addBulkCommands(devices, io);
+  addDeviceLogsCommands(devices, io);
+  addDeviceJobsCommands(devices, io);
   return devices;
 }
 
