@@ -141,7 +141,7 @@ interface Case {
 }
 
 /** The flag's cases: each malformed value, or for a switch a value it does not take. */
-function casesFor(cmd: Command, option: Option): string[][] {
+function casesFor(option: Option): string[][] {
   const long = option.long ?? "";
   if (!option.required && !option.optional) return [[`${long}=oops`]];
   return (MALFORMED[long] ?? []).map((value) => [long, value]);
@@ -158,7 +158,7 @@ function allCases(root: Command): Case[] {
     for (const option of cmd.options) {
       if (option.long === "--help") continue;
       const without = dropFlag(base, option.long ?? "");
-      for (const flag of casesFor(cmd, option))
+      for (const flag of casesFor(option))
         cases.push({ command: name, argv: [...words, ...positional, ...without, ...flag] });
     }
   }
