@@ -1,13 +1,13 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { PassThrough, Readable } from "node:stream";
 import { ERROR_CODES } from "@fieldgate/shared";
 import type { Command, Option } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, cloudBin, startCloud, tempDir } from "../../../test/support/cloud-process.js";
 import { newUuid } from "../../../test/support/device-identity.js";
 import { allCommands, buildProgram, commandPath } from "../../src/cli/program.js";
+import { capturedIo } from "./captured-io.js";
 
 /**
  * Every command of fieldgate-cloud, with a malformed value for each of its flags: the answer is
@@ -172,25 +172,6 @@ function dropFlag(argv: string[], long: string): string[] {
   return [...argv.slice(0, i), ...argv.slice(i + (takesValue ? 2 : 1))];
 }
 
-const silentIo = (env: NodeJS.ProcessEnv) => {
-  const out: string[] = [];
-  const err: string[] = [];
-  const stdout = new PassThrough();
-  stdout.on("data", (c: Buffer) => out.push(c.toString()));
-  return {
-    io: {
-      out: (t: string) => void out.push(t),
-      err: (t: string) => void err.push(t),
-      env,
-      stdout,
-      stderr: new PassThrough(),
-      stdin: Readable.from([]),
-    },
-    out,
-    err,
-  };
-};
-
 const STACK = /\n\s+at |^\s+at .+:\d+:\d+\)?$/m;
 
 /** What is wrong with an answer: a stack trace, INTERNAL, an undocumented code, a failure without a code. */
@@ -226,7 +207,7 @@ describe("fieldgate-cloud: a malformed value for any flag of any command", () =>
   afterAll(() => cloud.stop());
 
   it("every value-taking flag of every command has malformed cases", () => {
-    const { program } = buildProgram(silentIo({}).io);
+    const { program } = buildProgram(capturedIo({}).io);
     const uncovered = new Set<string>();
     for (const cmd of allCommands(program)) {
       for (const o of cmd.options) {
@@ -237,12 +218,12 @@ describe("fieldgate-cloud: a malformed value for any flag of any command", () =>
   });
 
   it("operator commands answer each with a documented code, in-process", async () => {
-    const { program } = buildProgram(silentIo({}).io);
+    const { program } = buildProgram(capturedIo({}).io);
     const cases = allCases(program).filter((c) => c.command !== "serve");
     expect(cases.length).toBeGreaterThan(400);
     const problems: string[] = [];
     for (const c of cases) {
-      const { io, err, out } = silentIo(env);
+      const { io, err, out } = capturedIo(env);
       const code = await buildProgram(io).run(c.argv);
       const what = c.argv.join(" ");
       const stderr = err.join("\n");
@@ -262,7 +243,7 @@ describe("fieldgate-cloud: a malformed value for any flag of any command", () =>
   }, 240_000);
 
   it("serve refuses each malformed flag with CONFIG_INVALID naming it, before it starts (a real process)", async () => {
-    const { program } = buildProgram(silentIo({}).io);
+    const { program } = buildProgram(capturedIo({}).io);
     const cases = allCases(program).filter((c) => c.command === "serve");
     const dataDir = tempDir("cli-flags-serve");
     const problems: string[] = [];

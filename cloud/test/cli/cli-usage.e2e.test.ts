@@ -1,29 +1,18 @@
 import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, cloudBin, startCloud, tempDir } from "../../../test/support/cloud-process.js";
 import { newUuid } from "../../../test/support/device-identity.js";
 import { buildProgram } from "../../src/cli/program.js";
 import { postCsv } from "../bulk/bulk-support.js";
+import { capturedIo } from "./captured-io.js";
 
 const run = promisify(execFile);
 
 function inProcess(env: NodeJS.ProcessEnv = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const stdout = new PassThrough();
-  stdout.on("data", (c: Buffer) => out.push(c.toString()));
-  const io = {
-    out: (t: string) => void out.push(t),
-    err: (t: string) => void err.push(t),
-    env,
-    stdout,
-    stderr: new PassThrough(),
-    stdin: Readable.from([]),
-  };
+  const { io, out, err } = capturedIo(env);
   return { run: (...argv: string[]) => buildProgram(io, "9.8.7").run(argv), out, err };
 }
 
