@@ -337,6 +337,9 @@ export const DeviceWithToken = Type.Object({
   device: Device,
   enrollmentToken: Type.String({ description: "shown once; stored only as a hash" }),
   windowExpiresAt: Iso,
+  revokedCertificates: Type.Optional(
+    Type.Integer({ description: "reset-token: how many valid certificates it revoked (0: never enrolled)" }),
+  ),
 });
 export type DeviceWithToken = Static<typeof DeviceWithToken>;
 

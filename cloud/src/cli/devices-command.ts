@@ -16,10 +16,12 @@ import {
   MAX_EXPORT_COLUMNS,
   parseExportColumns,
 } from "../registry/device-export.js";
+import type { ApiClient } from "./api-client.js";
 import { addBulkCommands } from "./bulk-commands.js";
 import { type CliIo, clientFor, confirm, wantsJson, withConnection } from "./cli-support.js";
 import { addDeviceJobsCommands, showLatestJob } from "./device-jobs-command.js";
 import { addDeviceLogsCommands } from "./device-logs-command.js";
+import { enrollInstructions } from "./enroll-instructions.js";
 import { paintStatus, statusWord, useColour } from "./health-colours.js";
 import { renderFields, renderTable } from "./table.js";
 
@@ -37,12 +39,10 @@ export function devicesCommand(io: CliIo): Command {
         .description("register a device and open its enrollment window; prints the one-time token"),
     ),
   ).action(async (uuid: string, opts: DeviceFieldOptions, cmd: Command) => {
-    const result = await client(cmd).request<DeviceWithToken>("POST", "/api/v1/devices", {
-      uuid,
-      ...deviceFields(opts),
-    });
+    const api = client(cmd);
+    const result = await api.request<DeviceWithToken>("POST", "/api/v1/devices", { uuid, ...deviceFields(opts) });
     if (json(cmd)) return print(JSON.stringify(result, null, 2));
-    print(tokenText(result, "registered"));
+    print(tokenText(result, `registered ${result.device.uuid}`, api));
   });
 
   withConnection(
@@ -171,14 +171,22 @@ export function devicesCommand(io: CliIo): Command {
   });
 
   withConnection(
-    devices.command("reset-token <uuid>").description("revoke the certificate and open a new enrollment window"),
+    devices
+      .command("reset-token <uuid>")
+      .description("revoke the device's certificates, if any, and open a new enrollment window"),
   ).action(async (uuid: string, _opts: unknown, cmd: Command) => {
-    const result = await client(cmd).request<DeviceWithToken>(
+    const api = client(cmd);
+    const result = await api.request<DeviceWithToken>(
       "POST",
       `/api/v1/devices/${encodeURIComponent(uuid)}/reset-token`,
     );
     if (json(cmd)) return print(JSON.stringify(result, null, 2));
-    print(tokenText(result, "certificate revoked; new window opened for"));
+    const revoked = result.revokedCertificates ?? 0;
+    const what =
+      revoked > 0
+        ? `revoked ${revoked} certificate(s) of ${result.device.uuid} and dropped its session; new window opened`
+        : `new window opened for ${result.device.uuid} (it had no valid certificate to revoke)`;
+    print(tokenText(result, what, api));
   });
 
   withConnection(
@@ -348,13 +356,13 @@ function tableCell(d: Device, column: ExportColumn): string {
   }
 }
 
-function tokenText(result: DeviceWithToken, verb: string): string {
+function tokenText(result: DeviceWithToken, headline: string, api: ApiClient): string {
   const left = Date.parse(result.windowExpiresAt) - Date.now();
   return [
-    `${verb} ${result.device.uuid}`,
+    headline,
     `enrollment token (shown once): ${result.enrollmentToken}`,
     `window open until ${result.windowExpiresAt} (${formatDuration(left)} from now)`,
-    `on the gateway: fieldgate-agent enroll --cloud <url> --uuid ${result.device.uuid} --token <token> --ca-file <ca.crt>`,
+    ...enrollInstructions(result, api),
   ].join("\n");
 }
 

@@ -318,8 +318,11 @@ export class DeviceRegistry {
     this.notifyRevoked(row.uuid, "device deleted");
   }
 
-  /** Revokes the device's certificates and opens a new window with a new one-time token. */
-  resetToken(orgId: number, uuid: string): { device: Device; window: OpenedWindow } {
+  /**
+   * Revokes the device's certificates and opens a new window with a new one-time token. The device
+   * comes back as it is once its session is dropped: offline, because it was revoked.
+   */
+  resetToken(orgId: number, uuid: string): { device: Device; window: OpenedWindow; revoked: number } {
     const row = this.row(orgId, uuid);
     if (row.retired_at !== null) {
       throw new FieldgateError(
@@ -329,15 +332,23 @@ export class DeviceRegistry {
       );
     }
     const token = newSecret("fgt_");
-    const expiresAt = this.clock() + this.windowMs;
-    this.db.transaction(() => {
-      this.revokeAll(row.id, "reset-token");
+    const now = this.clock();
+    const expiresAt = now + this.windowMs;
+    const revoked = this.db.transaction(() => {
+      const count = this.revokeAll(row.id, "reset-token");
       this.db
         .prepare("UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?")
         .run(expiresAt, hashSecret(token), row.id);
+      // The live session is dropped right after: the answer shows that state, not the one before.
+      this.db
+        .prepare(
+          "UPDATE devices SET online = 0, presence_changed_at = ?, offline_reason = 'revoked' WHERE id = ? AND online = 1",
+        )
+        .run(now, row.id);
+      return count;
     })();
     this.notifyRevoked(row.uuid, "reset-token");
-    return { device: this.get(orgId, uuid), window: { token, expiresAt } };
+    return { device: this.get(orgId, uuid), window: { token, expiresAt }, revoked };
   }
 
   /** Marks every unrevoked certificate of the device revoked. Call inside the caller's transaction. */

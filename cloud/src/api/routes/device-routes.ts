@@ -165,9 +165,9 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       },
     },
     async (request) => {
-      const { device, window } = registry.resetToken(principalOf(request).orgId, deviceOf(request).uuid);
-      request.log.info({ uuid: device.uuid }, "token reset; certificates revoked");
-      return withToken(device, window);
+      const { device, window, revoked } = registry.resetToken(principalOf(request).orgId, deviceOf(request).uuid);
+      request.log.info({ uuid: device.uuid, revokedCertificates: revoked }, "token reset");
+      return { ...withToken(device, window), revokedCertificates: revoked };
     },
   );
 
