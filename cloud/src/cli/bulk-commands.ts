@@ -1,6 +1,12 @@
 import fs from "node:fs";
 import path from "node:path";
-import { type BulkOperation, type BulkReport, type BulkRowResult, FieldgateError } from "@fieldgate/shared";
+import {
+  BULK_CSV_MAX_BYTES,
+  type BulkOperation,
+  type BulkReport,
+  type BulkRowResult,
+  FieldgateError,
+} from "@fieldgate/shared";
 import type { Command } from "commander";
 import { toCsv } from "../bulk/csv-output.js";
 import { ApiClient, type ConnectionOptions } from "./api-client.js";
@@ -182,6 +188,14 @@ function summaryText(report: BulkReport): string {
 }
 
 function readCsv(file: string): string {
+  const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  if (size > BULK_CSV_MAX_BYTES) {
+    throw new FieldgateError(
+      "VALIDATION_FAILED",
+      `${file} has ${size} bytes; a bulk file may have at most ${BULK_CSV_MAX_BYTES} (${BULK_CSV_MAX_BYTES / 1024 / 1024} MiB): split it into several files (keep the header row in each) and run the command on each`,
+      "file",
+    );
+  }
   try {
     return fs.readFileSync(file, "utf8");
   } catch (err) {

@@ -10,6 +10,7 @@ import {
   type TelemetryPage,
 } from "@fieldgate/shared";
 import { Command } from "commander";
+import type { JobView } from "../jobs/device-jobs.js";
 import {
   EXPORT_COLUMNS,
   type ExportColumn,
@@ -22,7 +23,7 @@ import { type CliIo, clientFor, confirm, wantsJson, withConnection } from "./cli
 import { addDeviceJobsCommands, showLatestJob } from "./device-jobs-command.js";
 import { addDeviceLogsCommands } from "./device-logs-command.js";
 import { enrollInstructions } from "./enroll-instructions.js";
-import { paintStatus, statusWord, useColour } from "./health-colours.js";
+import { colourName, paintStatus, statusWord, useColour } from "./health-colours.js";
 import { renderFields, renderTable } from "./table.js";
 
 /** `fieldgate-cloud devices …`: the operator's view of the registry. */
@@ -106,7 +107,7 @@ export function devicesCommand(io: CliIo): Command {
           ]),
           (row, column, padded) => {
             const d = page.items[row];
-            return column === 2 && d && useColour() ? paintStatus(d, padded) : padded;
+            return column === 2 && d && useColour(io.stdout, io.env) ? paintStatus(d, padded) : padded;
           },
         ),
       );
@@ -120,16 +121,21 @@ export function devicesCommand(io: CliIo): Command {
       .description("show one device and its latest firmware update, step by step")
       .option("--follow", "keep printing the latest update's steps as the device reports them, until it ends"),
   ).action(async (uuid: string, opts: { follow?: boolean }, cmd: Command) => {
-    const d = await client(cmd).request<Device>("GET", `/api/v1/devices/${encodeURIComponent(uuid)}`);
-    if (json(cmd)) return print(JSON.stringify(d, null, 2));
+    const api = client(cmd);
+    const d = await api.request<Device>("GET", `/api/v1/devices/${encodeURIComponent(uuid)}`);
+    if (json(cmd)) return print(JSON.stringify({ ...d, latestJob: await latestJob(api, d.uuid) }, null, 2));
+    const colour = useColour(io.stdout, io.env);
     print(
       renderFields([
         ["uuid", d.uuid],
         ["name", d.name || "-"],
         ["organization", d.organization],
+        ["group", d.group.fullName],
+        ["type", d.type?.name ?? "-"],
         ["location", d.location || "-"],
+        ["comment", d.comment || "-"],
         ["tags", d.tags.join(", ") || "-"],
-        ["status", useColour() ? paintStatus(d, statusWord(d)) : statusWord(d)],
+        ["status", `${colour ? paintStatus(d, statusWord(d)) : statusWord(d)} (${colourName(d)})`],
         ["offline reason", d.online ? "-" : (d.offlineReason ?? "-")],
         ["last seen", d.lastSeen ?? "never"],
         ["certificate", d.certificate ? `serial ${d.certificate.serial}` : "none (not enrolled)"],
@@ -140,19 +146,28 @@ export function devicesCommand(io: CliIo): Command {
         ["firmware", d.firmwareVersion ?? "unknown"],
       ]),
     );
-    await showLatestJob(client(cmd), d.uuid, print, opts.follow === true);
+    await showLatestJob(api, d.uuid, print, opts.follow === true);
   });
 
   withConnection(
-    withDeviceFields(devices.command("edit <uuid>").description("edit a device's fields; the uuid cannot change")),
-  ).action(async (uuid: string, opts: DeviceFieldOptions, cmd: Command) => {
-    const d = await client(cmd).request<Device>(
-      "PATCH",
-      `/api/v1/devices/${encodeURIComponent(uuid)}`,
-      deviceFields(opts),
-    );
-    print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
-  });
+    withDeviceFields(devices.command("edit <uuid>").description("edit a device's fields; the uuid cannot change"))
+      .option("--add-tag <tag...>", "add these tags to the current ones (repeatable)")
+      .option("--remove-tag <tag...>", "take these tags off (repeatable)"),
+  ).action(
+    async (uuid: string, opts: DeviceFieldOptions & { addTag?: string[]; removeTag?: string[] }, cmd: Command) => {
+      if (opts.tag && (opts.addTag || opts.removeTag)) {
+        throw new FieldgateError(
+          "VALIDATION_FAILED",
+          "give --tag (replaces every tag) or --add-tag/--remove-tag, not both",
+          "tag",
+        );
+      }
+      // One request: the cloud adds and removes in one transaction, so concurrent edits lose nothing.
+      const body = { ...deviceFields(opts), addTags: opts.addTag, removeTags: opts.removeTag };
+      const d = await client(cmd).request<Device>("PATCH", `/api/v1/devices/${encodeURIComponent(uuid)}`, body);
+      print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
+    },
+  );
 
   withConnection(
     devices
@@ -266,7 +281,7 @@ function withDeviceFields(command: Command): Command {
     .option("--name <name>")
     .option("--location <text>")
     .option("--comment <text>")
-    .option("--tag <tag...>", "tags (repeatable); on edit, replaces the tags")
+    .option("--tag <tag...>", "tags (repeatable); on edit, replaces all of them")
     .option("--factory-key-file <file>", "the device's factory identity public key (PEM)");
 }
 
@@ -364,6 +379,13 @@ function tokenText(result: DeviceWithToken, headline: string, api: ApiClient): s
     `window open until ${result.windowExpiresAt} (${formatDuration(left)} from now)`,
     ...enrollInstructions(result, api),
   ].join("\n");
+}
+
+/** The device's newest update job with its steps, or null: what `devices show --json` adds to the device. */
+async function latestJob(api: ApiClient, uuid: string): Promise<JobView | null> {
+  const base = `/api/v1/devices/${encodeURIComponent(uuid)}/jobs`;
+  const newest = (await api.request<{ items: JobView[] }>("GET", base)).items[0];
+  return newest ? api.request<JobView>("GET", `${base}/${encodeURIComponent(newest.id)}`) : null;
 }
 
 function windowText(d: Device): string {

@@ -196,7 +196,7 @@ describe("fieldgate-cloud: a malformed value for any flag of any command", () =>
     fs.writeFileSync(textFile, "just text\n");
     fs.writeFileSync(csv, `uuid,name\n${newUuid()},fuzz-csv\n`);
     fs.writeFileSync(image, Buffer.alloc(64, 1));
-    cloud = await startCloud();
+    cloud = await startCloud({ args: ["--firmware-dir", path.join(tmp, "store")] });
     const group = await cloud.api<{ id: number }>("POST", "/api/v1/groups", { name: "fuzz" });
     expect(group.status).toBe(201);
     await cloud.api("POST", "/api/v1/device-types", { name: "fuzz-type" });

@@ -199,7 +199,16 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
         security: operatorSecurity,
         params: UuidParams,
         querystring: Type.Object(
-          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })) },
+          {
+            limit: Type.Optional(
+              Type.Integer({
+                minimum: 1,
+                maximum: 10_000,
+                default: 100,
+                description: "at most this many events, 1 to 10000",
+              }),
+            ),
+          },
           { additionalProperties: false },
         ),
         response: { 200: DeviceEventPage, ...errors },
