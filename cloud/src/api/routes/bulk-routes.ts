@@ -13,7 +13,7 @@ import { type TSchema, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Principal } from "../../access/access-policy.js";
 import type { BulkOperations } from "../../bulk/bulk-operations.js";
-import { errorResponses, operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+import { errorResponses, principalOf, type RouteContext } from "./route-context.js";
 
 /** Larger than the API's default limit of 256 KiB (see docs/cli.md: bulk files). */
 const CSV_BODY_LIMIT = BULK_CSV_MAX_BYTES;
@@ -60,7 +60,7 @@ export function registerBulkRoutes(app: FastifyInstance, ctx: RouteContext): voi
           schema: {
             tags: ["devices", "bulk"],
             summary,
-            security: operatorSecurity,
+
             querystring,
             body: CsvBody,
             response: { 200: BulkReport, ...errors },
