@@ -138,10 +138,7 @@ export class ApiClient {
             const text = Buffer.concat(chunks).toString("utf8");
             const json = text ? safeJson(text) : undefined;
             if ((res.statusCode ?? 500) >= 400) {
-              const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)
-                ?.error;
-              const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
-              reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+              reject(apiError(res.statusCode ?? 500, json));
               return;
             }
             resolve(json as T);
@@ -188,10 +185,7 @@ export class ApiClient {
           res.on("end", () => {
             const json = safeJson(Buffer.concat(chunks).toString("utf8"));
             if ((res.statusCode ?? 500) >= 400) {
-              const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)
-                ?.error;
-              const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
-              reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+              reject(apiError(res.statusCode ?? 500, json));
               return;
             }
             resolve(json as T);
@@ -234,10 +228,7 @@ export class ApiClient {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
-            const json = safeJson(Buffer.concat(chunks).toString("utf8"));
-            const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
-            const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
-            reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+            reject(apiError(res.statusCode ?? 500, safeJson(Buffer.concat(chunks).toString("utf8"))));
           });
         },
       );
@@ -305,6 +296,26 @@ function readJson<T>(file: string): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The codes of HTTP answers without a fieldgate error body (a proxy's, or the HTTP layer's own). */
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: "VALIDATION_FAILED",
+  401: "AUTH_REQUIRED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  413: "VALIDATION_FAILED",
+  414: "VALIDATION_FAILED",
+  431: "VALIDATION_FAILED",
+};
+
+/** A failed answer as a coded error: the cloud's own `{ error }` body, else a code for the HTTP status. */
+function apiError(status: number, json: unknown): FieldgateError {
+  const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
+  if (error && isErrorCode(error.code)) return new FieldgateError(error.code, error.message, error.field);
+  const code = STATUS_CODES[status] ?? "INTERNAL";
+  const hint = status === 414 || status === 431 ? ": an argument is too long" : "";
+  return new FieldgateError(code, `the cloud answered HTTP ${status}${hint}`);
 }
 
 function safeJson(text: string): unknown {
