@@ -156,17 +156,20 @@ export function sessionCommands(io: CliIo): Command[] {
     );
   });
 
-  const logout = new Command("logout").description("end the saved session").action(async () => {
-    const file = sessionFile(io.env);
-    if (fs.existsSync(file)) {
-      try {
-        await ApiClient.fromOptions({}, io.env).request<void>("POST", "/api/v1/auth/logout");
-      } finally {
-        fs.rmSync(file, { force: true });
+  const logout = new Command("logout")
+    .description("end the saved session")
+    .action(async (_o: unknown, cmd: Command) => {
+      const file = sessionFile(io.env);
+      if (fs.existsSync(file)) {
+        try {
+          // The connection options given in front (`--ca-file`, `--url`) still apply.
+          await clientOf(cmd).request<void>("POST", "/api/v1/auth/logout");
+        } finally {
+          fs.rmSync(file, { force: true });
+        }
       }
-    }
-    print("logged out");
-  });
+      print("logged out");
+    });
 
   const whoami = withConnection(new Command("whoami").description("show who the CLI acts as, and its roles")).action(
     async (_o: unknown, cmd: Command) => {
