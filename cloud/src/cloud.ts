@@ -256,7 +256,8 @@ function listenError(err: Error, flag: string, port: number): Error {
       `no permission to listen on port ${port}; use a port above 1023 or grant the capability`,
       flag,
     );
-  if (code === "EADDRNOTAVAIL")
+  // ENOTFOUND: a --host that is no address or name at all.
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND")
     return new FieldgateError("CONFIG_INVALID", `the listen address is not on this host (--host)`, "host");
   return err;
 }

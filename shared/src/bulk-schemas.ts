@@ -5,6 +5,9 @@
 import { type Static, Type } from "@sinclair/typebox";
 
 export const BULK_OPERATIONS = ["import", "edit", "transfer", "replace", "delete"] as const;
+
+/** The largest CSV file a bulk route takes: a 100,000-row import with factory keys fits. */
+export const BULK_CSV_MAX_BYTES = 32 * 1024 * 1024;
 export type BulkOperation = (typeof BULK_OPERATIONS)[number];
 
 /** `atomic`: every row or none. `rows`: each valid row is applied on its own. */

@@ -89,7 +89,9 @@ export const DeviceLogQuery = Type.Object(
     since: Type.Optional(Iso),
     until: Type.Optional(Iso),
     after: Type.Optional(Type.Integer({ minimum: 0, description: "cursor: only entries with a larger id" })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: "at most this many lines, 1 to 10000" }),
+    ),
   },
   { additionalProperties: false },
 );

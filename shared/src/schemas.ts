@@ -276,10 +276,10 @@ export function factoryProofMessage(uuid: string, csrSha256Hex: string, timestam
 
 // ---- operator API ---------------------------------------------------------------------------
 
-const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$" }), {
-  maxItems: 32,
-  uniqueItems: true,
-});
+/** The most tags a device carries. */
+export const MAX_DEVICE_TAGS = 32;
+const Tag = Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$" });
+const Tags = Type.Array(Tag, { maxItems: MAX_DEVICE_TAGS, uniqueItems: true });
 /** A group: its numeric id, or its name path below the root ("plant-a/line-1"). */
 export const GroupRef = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1, maxLength: 512 })], {
   description: "group id, or name path like plant-a/line-1",
@@ -315,6 +315,16 @@ export const PatchDeviceBody = Type.Object(
     location: Type.Optional(Type.String({ maxLength: 256 })),
     comment: Type.Optional(Type.String({ maxLength: 1024 })),
     tags: Type.Optional(Tags),
+    addTags: Type.Optional(
+      Type.Array(Tag, { maxItems: MAX_DEVICE_TAGS, uniqueItems: true, description: "tags to add to the current ones" }),
+    ),
+    removeTags: Type.Optional(
+      Type.Array(Tag, {
+        maxItems: MAX_DEVICE_TAGS,
+        uniqueItems: true,
+        description: "tags to take off; absent ones are fine",
+      }),
+    ),
     factoryPublicKey: Type.Optional(Type.Union([FactoryPublicKey, Type.Null()])),
     group: Type.Optional(GroupRef),
     type: Type.Optional(Type.Union([TypeRef, Type.Null()])),
@@ -359,6 +369,9 @@ export const DeviceWithToken = Type.Object({
   device: Device,
   enrollmentToken: Type.String({ description: "shown once; stored only as a hash" }),
   windowExpiresAt: Iso,
+  revokedCertificates: Type.Optional(
+    Type.Integer({ description: "reset-token: how many valid certificates it revoked (0: never enrolled)" }),
+  ),
 });
 export type DeviceWithToken = Static<typeof DeviceWithToken>;
 
@@ -421,8 +434,16 @@ export const ListDevicesQuery = Type.Object(
         description: `sort column, - prefix for descending: ${DEVICE_SORT_COLUMNS.join(", ")}`,
       }),
     ),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: 100,
+        description:
+          "page size, 1 to 1000; fetch further pages with offset, or every match at once with GET /api/v1/devices/export",
+      }),
+    ),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: "rows to skip: the page's start" })),
   },
   { additionalProperties: false },
 );
@@ -436,7 +457,14 @@ export const TelemetryQuery = Type.Object(
     source: Type.Optional(
       Type.String({ pattern: LINK_ID_PATTERN, description: "only readings of this device link (its id)" }),
     ),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10_000,
+        default: 1000,
+        description: "at most this many readings, 1 to 10000",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -30,7 +30,7 @@ export interface RouteRight {
   target?: "group" | "parent";
 }
 
-/** Every route under /api/v1, keyed "METHOD /path". The server refuses to start with a route missing here. */
+/** Every route under /api/v1, keyed "METHOD /path". The server refuses to start with a route missing here; each route's OpenAPI security and error responses come from here too (api/openapi-contract.ts). */
 export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "GET /api/v1/health": { scope: "public" },
   "GET /api/v1/openapi.json": { scope: "public" },

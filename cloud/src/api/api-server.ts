@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { type AccessDeps, installAccessControl } from "./access-hook.js";
 import { handleApiError } from "./error-handler.js";
+import { installOpenApiContract, SECURITY_SCHEMES } from "./openapi-contract.js";
 import { registerBulkRoutes } from "./routes/bulk-routes.js";
 import { registerCredentialRoutes } from "./routes/credential-routes.js";
 import { registerDeviceConfigRoutes } from "./routes/device-config-routes.js";
@@ -85,16 +86,17 @@ export class ApiServer {
     });
     await app.register(swagger, {
       openapi: {
+        // 3.1: the mutualTLS security scheme of device routes exists only from 3.1 on.
+        openapi: "3.1.0",
         info: { title: "fieldgate cloud API", version: this.ctx.version },
+        // The plugin's types know OpenAPI 3.0 only, which has no mutualTLS.
         components: {
-          securitySchemes: {
-            basicAuth: { type: "http", scheme: "basic", description: "API credential: credentialId:secret" },
-            bearerAuth: { type: "http", scheme: "bearer", description: "session token from POST /api/v1/auth/login" },
-          },
+          securitySchemes: SECURITY_SCHEMES as unknown as Record<string, { type: "http"; scheme: string }>,
         },
       },
     });
     installAccessControl(app, this.ctx);
+    installOpenApiContract(app);
     for (const register of this.modules) register(app, this.ctx);
     await app.listen({ host: this.options.host, port: this.options.port });
     return (app.server.address() as AddressInfo).port;

@@ -46,7 +46,8 @@ export class ApiClient {
     const runtime = readJson<RuntimeInfo>(files.runtime);
     const saved = readJson<SavedSession>(sessionFile(env));
     const session = saved && Date.parse(saved.expiresAt) > Date.now() ? saved : undefined;
-    const url = options.url ?? env.FIELDGATE_URL ?? session?.url ?? runtime?.url;
+    const given = options.url ?? env.FIELDGATE_URL;
+    const url = given ?? session?.url ?? runtime?.url;
     if (!url) {
       throw new FieldgateError(
         "CONFIG_INVALID",
@@ -54,14 +55,40 @@ export class ApiClient {
         "url",
       );
     }
+    const source =
+      options.url !== undefined
+        ? "--url"
+        : env.FIELDGATE_URL !== undefined
+          ? "FIELDGATE_URL"
+          : session?.url === url
+            ? sessionFile(env)
+            : files.runtime;
+    const parsed = parseCloudUrl(url, source);
     const pair = options.credential ?? env.FIELDGATE_CREDENTIAL;
     const token = options.token ?? env.FIELDGATE_TOKEN ?? (session && session.url === url ? session.token : undefined);
     let authorization: string;
     if (pair) {
-      if (!pair.includes(":")) throw new FieldgateError("CONFIG_INVALID", "a credential is id:secret", "credential");
+      if (!/^[^:\s]+:\S+$/.test(pair)) {
+        // The value is a secret: named by its flag, never echoed.
+        const source = options.credential !== undefined ? "--credential" : "FIELDGATE_CREDENTIAL";
+        throw new FieldgateError(
+          "CONFIG_INVALID",
+          `${source}: expected id:secret, as \`credentials create\` prints it; the value is not shown`,
+          "credential",
+        );
+      }
       authorization = `Basic ${Buffer.from(pair).toString("base64")}`;
-    } else if (token) authorization = `Bearer ${token}`;
-    else if (local) authorization = `Basic ${Buffer.from(`${local.credentialId}:${local.secret}`).toString("base64")}`;
+    } else if (token) {
+      if (!/^[\x21-\x7e]+$/.test(token)) {
+        throw new FieldgateError(
+          "CONFIG_INVALID",
+          "--token: expected the session token `login` printed (no spaces); the value is not shown",
+          "token",
+        );
+      }
+      authorization = `Bearer ${token}`;
+    } else if (local)
+      authorization = `Basic ${Buffer.from(`${local.credentialId}:${local.secret}`).toString("base64")}`;
     else {
       throw new FieldgateError(
         "AUTH_REQUIRED",
@@ -74,18 +101,12 @@ export class ApiClient {
       env.FIELDGATE_CA_FILE ??
       (session?.url === url ? session.caFile : undefined) ??
       (fs.existsSync(files.caCert) ? files.caCert : undefined);
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new FieldgateError("CONFIG_INVALID", `not a URL: ${url}`, "url");
-    }
-    return new ApiClient(parsed, authorization, caFile ? fs.readFileSync(caFile, "utf8") : undefined, caFile);
+    return new ApiClient(parsed, authorization, readCa(caFile), caFile);
   }
 
   /** A client without credentials, for `login`. */
-  static anonymous(url: string, caFile: string | undefined): ApiClient {
-    return new ApiClient(new URL(url), "", caFile ? fs.readFileSync(caFile, "utf8") : undefined, caFile);
+  static anonymous(url: string, caFile: string | undefined, source = "--url"): ApiClient {
+    return new ApiClient(parseCloudUrl(url, source), "", readCa(caFile), caFile);
   }
 
   get url(): string {
@@ -117,10 +138,7 @@ export class ApiClient {
             const text = Buffer.concat(chunks).toString("utf8");
             const json = text ? safeJson(text) : undefined;
             if ((res.statusCode ?? 500) >= 400) {
-              const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)
-                ?.error;
-              const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
-              reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+              reject(apiError(res.statusCode ?? 500, json));
               return;
             }
             resolve(json as T);
@@ -167,10 +185,7 @@ export class ApiClient {
           res.on("end", () => {
             const json = safeJson(Buffer.concat(chunks).toString("utf8"));
             if ((res.statusCode ?? 500) >= 400) {
-              const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)
-                ?.error;
-              const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
-              reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+              reject(apiError(res.statusCode ?? 500, json));
               return;
             }
             resolve(json as T);
@@ -213,10 +228,7 @@ export class ApiClient {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
-            const json = safeJson(Buffer.concat(chunks).toString("utf8"));
-            const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
-            const code: ErrorCode = isErrorCode(error?.code) ? error.code : "INTERNAL";
-            reject(new FieldgateError(code, error?.message ?? `HTTP ${res.statusCode}`, error?.field));
+            reject(apiError(res.statusCode ?? 500, safeJson(Buffer.concat(chunks).toString("utf8"))));
           });
         },
       );
@@ -229,12 +241,81 @@ export class ApiClient {
   }
 }
 
+/**
+ * The cloud's API URL: https with a host. `source` is where it came from (a flag, a variable or a
+ * file), so the error names what to fix; `localhost:9443` and `http://…` get the https form to use.
+ */
+export function parseCloudUrl(value: string, source: string): URL {
+  const expected = "expected the cloud's https URL, like https://cloud.example:8443";
+  const fail = (why: string) =>
+    new FieldgateError("CONFIG_INVALID", `${source} ${JSON.stringify(value)}: ${why}; ${expected}`, "url");
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw fail("not a URL");
+  }
+  if (parsed.protocol === "http:") throw fail(`the API is HTTPS only: use https://${parsed.host}`);
+  // `localhost:9443` parses as the scheme "localhost:": a host and port without https://.
+  if (parsed.protocol !== "https:") {
+    const hint = /^[\w.-]+:\d+/.test(value) ? `: use https://${value}` : "";
+    throw fail(`the scheme must be https${hint}`);
+  }
+  if (!parsed.hostname) throw fail("no host");
+  return parsed;
+}
+
+/** The CA certificate to trust; an unreadable file or one without a certificate names --ca-file. */
+function readCa(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  const expected = "expected the cloud's CA certificate (PEM), <data-dir>/pki/ca.crt on the cloud host";
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new FieldgateError(
+      "CONFIG_INVALID",
+      `--ca-file ${JSON.stringify(file)}: cannot read it (${why}); ${expected}`,
+      "ca-file",
+    );
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new FieldgateError(
+      "CONFIG_INVALID",
+      `--ca-file ${JSON.stringify(file)}: holds no PEM certificate; ${expected}`,
+      "ca-file",
+    );
+  }
+  return pem;
+}
+
 function readJson<T>(file: string): T | undefined {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as T;
   } catch {
     return undefined;
   }
+}
+
+/** The codes of HTTP answers without a fieldgate error body (a proxy's, or the HTTP layer's own). */
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: "VALIDATION_FAILED",
+  401: "AUTH_REQUIRED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  413: "VALIDATION_FAILED",
+  414: "VALIDATION_FAILED",
+  431: "VALIDATION_FAILED",
+};
+
+/** A failed answer as a coded error: the cloud's own `{ error }` body, else a code for the HTTP status. */
+function apiError(status: number, json: unknown): FieldgateError {
+  const error = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
+  if (error && isErrorCode(error.code)) return new FieldgateError(error.code, error.message, error.field);
+  const code = STATUS_CODES[status] ?? "INTERNAL";
+  const hint = status === 414 || status === 431 ? ": an argument is too long" : "";
+  return new FieldgateError(code, `the cloud answered HTTP ${status}${hint}`);
 }
 
 function safeJson(text: string): unknown {

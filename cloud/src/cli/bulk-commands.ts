@@ -1,10 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
-import { type BulkOperation, type BulkReport, type BulkRowResult, FieldgateError } from "@fieldgate/shared";
+import {
+  BULK_CSV_MAX_BYTES,
+  type BulkOperation,
+  type BulkReport,
+  type BulkRowResult,
+  FieldgateError,
+} from "@fieldgate/shared";
 import type { Command } from "commander";
 import { toCsv } from "../bulk/csv-output.js";
 import { ApiClient, type ConnectionOptions } from "./api-client.js";
-import { confirm, withConnection } from "./cli-support.js";
+import { type CliIo, confirm, ExitCode, withConnection } from "./cli-support.js";
 import { renderTable } from "./table.js";
 
 interface BulkOptions extends ConnectionOptions {
@@ -22,7 +28,7 @@ interface TokenOptions {
  * sends the file to the API and prints the per-row report; the exit code is 1 when a row failed.
  * Enrollment tokens go only to the `--out` CSV (mode 0600), never to the terminal.
  */
-export function addBulkCommands(devices: Command, print: (text: string) => void): void {
+export function addBulkCommands(devices: Command, io: CliIo): void {
   const bulk = (command: Command) =>
     withConnection(
       command
@@ -40,13 +46,13 @@ export function addBulkCommands(devices: Command, print: (text: string) => void)
       .option("--out <file>", "where to write the tokens CSV (default ./fieldgate-tokens-<time>.csv)"),
   ).action(async (file: string, opts: BulkOptions & TokenOptions & ImportFlags, cmd: Command) => {
     const query = { namePrefix: opts.namePrefix, group: opts.group, type: opts.type };
-    await runBulk(cmd, print, "import", file, opts, query);
+    await runBulk(cmd, io, "import", file, opts, query);
   });
 
   bulk(
     devices.command("bulk-edit <file>").description("set name, location, comment, tags and type by uuid from CSV"),
   ).action(async (file: string, opts: BulkOptions, cmd: Command) => {
-    await runBulk(cmd, print, "edit", file, opts, {});
+    await runBulk(cmd, io, "edit", file, opts, {});
   });
 
   bulk(
@@ -62,7 +68,7 @@ export function addBulkCommands(devices: Command, print: (text: string) => void)
       throw new FieldgateError("VALIDATION_FAILED", "give --keep-history or --drop-history, not both", "drop-history");
     }
     const query = { toGroup: opts.toGroup, toType: opts.toType, history: opts.dropHistory ? "drop" : "keep" };
-    await runBulk(cmd, print, "transfer", file, opts, query);
+    await runBulk(cmd, io, "transfer", file, opts, query);
   });
 
   bulk(
@@ -72,7 +78,7 @@ export function addBulkCommands(devices: Command, print: (text: string) => void)
       .option("--keep-history", "move the old devices' telemetry, events and logs to the new ones")
       .option("--out <file>", "where to write the new devices' tokens (default ./fieldgate-tokens-<time>.csv)"),
   ).action(async (file: string, opts: BulkOptions & TokenOptions & { keepHistory?: boolean }, cmd: Command) => {
-    await runBulk(cmd, print, "replace", file, opts, { keepHistory: opts.keepHistory === true ? "true" : undefined });
+    await runBulk(cmd, io, "replace", file, opts, { keepHistory: opts.keepHistory === true ? "true" : undefined });
   });
 
   bulk(
@@ -81,7 +87,7 @@ export function addBulkCommands(devices: Command, print: (text: string) => void)
       .description("delete the listed devices with all their data, irretrievably")
       .option("-y, --yes", "do not ask for confirmation"),
   ).action(async (file: string, opts: BulkOptions & { yes?: boolean }, cmd: Command) => {
-    await runBulk(cmd, print, "delete", file, opts, {}, opts.yes === true);
+    await runBulk(cmd, io, "delete", file, opts, {}, opts.yes === true);
   });
 }
 
@@ -100,25 +106,26 @@ interface TransferFlags {
 
 async function runBulk(
   cmd: Command,
-  print: (text: string) => void,
+  io: CliIo,
   operation: BulkOperation,
   file: string,
   opts: BulkOptions & TokenOptions,
   extra: Record<string, string | undefined>,
   confirmed = true,
 ): Promise<void> {
+  const print = io.out;
   const global = cmd.optsWithGlobals<BulkOptions>();
   if (opts.mode !== "atomic" && opts.mode !== "rows") {
     throw new FieldgateError("VALIDATION_FAILED", "--mode must be atomic or rows", "mode");
   }
-  if (!confirmed && !opts.dryRun && !process.stdin.isTTY) {
+  if (!confirmed && !opts.dryRun && !io.stdin.isTTY) {
     throw new FieldgateError("VALIDATION_FAILED", "refusing without --yes when not on a terminal", "yes");
   }
   const csv = readCsv(file);
   const issuesTokens = (operation === "import" || operation === "replace") && !opts.dryRun;
   // Decided before the request: once devices exist, their tokens must have somewhere to go.
   const out = issuesTokens ? tokenFile(opts.out) : undefined;
-  const client = ApiClient.fromOptions(global);
+  const client = ApiClient.fromOptions(global, io.env);
   const send = (dryRun: boolean) => {
     const params = new URLSearchParams({ mode: opts.mode ?? "atomic", dryRun: String(dryRun) });
     for (const [key, value] of Object.entries(extra)) if (value !== undefined) params.set(key, value);
@@ -131,10 +138,10 @@ async function runBulk(
     const count = preview.summary.ok;
     if (count === 0 || (opts.mode === "atomic" && preview.summary.failed > 0)) {
       printReport(print, preview, global.json === true);
-      process.exitCode = 1;
-      return;
+      throw new ExitCode(1);
     }
     await confirm(
+      io,
       `Delete ${count} device(s) with all their telemetry, events and certificates? Type ${count} to confirm: `,
       String(count),
     );
@@ -149,7 +156,7 @@ async function runBulk(
       `enrollment tokens of ${withTokens.length} device(s) written to ${out} (mode 0600); they are shown only there`,
     );
   }
-  if (report.summary.failed > 0) process.exitCode = 1;
+  if (report.summary.failed > 0) throw new ExitCode(1);
 }
 
 function printReport(print: (text: string) => void, report: BulkReport, json: boolean): void {
@@ -181,10 +188,19 @@ function summaryText(report: BulkReport): string {
 }
 
 function readCsv(file: string): string {
+  const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  if (size > BULK_CSV_MAX_BYTES) {
+    throw new FieldgateError(
+      "VALIDATION_FAILED",
+      `${file} has ${size} bytes; a bulk file may have at most ${BULK_CSV_MAX_BYTES} (${BULK_CSV_MAX_BYTES / 1024 / 1024} MiB): split it into several files (keep the header row in each) and run the command on each`,
+      "file",
+    );
+  }
   try {
     return fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new FieldgateError("CONFIG_INVALID", `cannot read ${file}: ${(err as Error).message}`, "file");
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new FieldgateError("CONFIG_INVALID", `cannot read the CSV file ${JSON.stringify(file)} (${why})`, "file");
   }
 }
 

@@ -1,10 +1,12 @@
 import type { Credential, CredentialWithSecret } from "@fieldgate/shared";
 import { Command } from "commander";
-import { clientOf, confirm, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, confirm, wantsJson, withConnection } from "./cli-support.js";
 import { renderTable } from "./table.js";
 
 /** `fieldgate-cloud credentials …`: API access scoped to a group with a role. */
-export function credentialsCommand(print: (text: string) => void): Command {
+export function credentialsCommand(io: CliIo): Command {
+  const print = io.out;
+  const clientOf = clientFor(io);
   const credentials = new Command("credentials").description("API credentials scoped to a group with a role");
   const secretText = (r: CredentialWithSecret, verb: string) =>
     [
@@ -55,7 +57,7 @@ export function credentialsCommand(print: (text: string) => void): Command {
       .description("delete a credential")
       .option("-y, --yes", "do not ask for confirmation"),
   ).action(async (id: string, opts: { yes?: boolean }, cmd: Command) => {
-    if (!opts.yes) await confirm(`Delete credential ${id}? Type its id to confirm: `, id);
+    if (!opts.yes) await confirm(io, `Delete credential ${id}? Type its id to confirm: `, id);
     await clientOf(cmd).request<void>("DELETE", `/api/v1/credentials/${encodeURIComponent(id)}`);
     print(wantsJson(cmd) ? JSON.stringify({ deleted: id }) : `deleted ${id}`);
   });

@@ -1,13 +1,16 @@
 import { ERROR_CODES, type ErrorCode, FieldgateError, type JobStatusCheck } from "@fieldgate/shared";
 import type { Command } from "commander";
 import { FINISHED_JOB_STATUSES, type JobStepView, type JobView } from "../jobs/device-jobs.js";
-import { clientOf, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
 const WAIT_POLL_MS = 1000;
 
 /** `devices update` and `devices jobs`: single-device firmware update jobs (issue #5). */
-export function addDeviceJobsCommands(devices: Command, print: (text: string) => void): void {
+export function addDeviceJobsCommands(devices: Command, io: CliIo): void {
+  const print = io.out;
+  const clientOf = clientFor(io);
+
   withConnection(
     devices
       .command("update <uuid>")

@@ -9,7 +9,7 @@ import {
   parseDuration,
 } from "@fieldgate/shared";
 import type { Command } from "commander";
-import { clientOf, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields } from "./table.js";
 
 const FOLLOW_POLL_MS = 1000;
@@ -31,7 +31,10 @@ interface ConfigSetOptions {
 }
 
 /** `devices logs` and `devices config show|set`: forwarded logs and the desired-config channel. */
-export function addDeviceLogsCommands(devices: Command, print: (text: string) => void): void {
+export function addDeviceLogsCommands(devices: Command, io: CliIo): void {
+  const print = io.out;
+  const clientOf = clientFor(io);
+
   withConnection(
     devices
       .command("logs <uuid>")

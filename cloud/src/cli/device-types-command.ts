@@ -1,7 +1,7 @@
 import { type DeviceType, FieldgateError } from "@fieldgate/shared";
 import { Command } from "commander";
 import type { ApiClient } from "./api-client.js";
-import { clientOf, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
 interface TypeOptions {
@@ -12,7 +12,9 @@ interface TypeOptions {
 }
 
 /** `fieldgate-cloud device-types …`: kinds of devices, with keep-alive and firmware compatibility. */
-export function deviceTypesCommand(print: (text: string) => void): Command {
+export function deviceTypesCommand(io: CliIo): Command {
+  const print = io.out;
+  const clientOf = clientFor(io);
   const types = new Command("device-types").description("define device types: keep-alive, firmware compatibility");
   const resolve = async (client: ApiClient, ref: string): Promise<number> => {
     if (/^\d+$/.test(ref)) return Number(ref);

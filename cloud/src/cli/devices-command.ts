@@ -10,25 +10,28 @@ import {
   type TelemetryPage,
 } from "@fieldgate/shared";
 import { Command } from "commander";
+import type { JobView } from "../jobs/device-jobs.js";
 import {
   EXPORT_COLUMNS,
   type ExportColumn,
   MAX_EXPORT_COLUMNS,
   parseExportColumns,
 } from "../registry/device-export.js";
-import { ApiClient } from "./api-client.js";
+import type { ApiClient } from "./api-client.js";
 import { addBulkCommands } from "./bulk-commands.js";
-import { confirm, type OutputOptions, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, confirm, wantsJson, withConnection } from "./cli-support.js";
 import { addDeviceJobsCommands, showLatestJob } from "./device-jobs-command.js";
 import { addDeviceLogsCommands } from "./device-logs-command.js";
-import { paintStatus, statusWord, useColour } from "./health-colours.js";
+import { enrollInstructions } from "./enroll-instructions.js";
+import { colourName, paintStatus, statusWord, useColour } from "./health-colours.js";
 import { renderFields, renderTable } from "./table.js";
 
 /** `fieldgate-cloud devices …`: the operator's view of the registry. */
-export function devicesCommand(print: (text: string) => void): Command {
+export function devicesCommand(io: CliIo): Command {
+  const print = io.out;
   const devices = new Command("devices").description("register, inspect and manage devices");
-  const client = (cmd: Command) => ApiClient.fromOptions(cmd.optsWithGlobals<OutputOptions>());
-  const json = (cmd: Command) => cmd.optsWithGlobals<OutputOptions>().json === true;
+  const client = clientFor(io);
+  const json = wantsJson;
 
   withConnection(
     withDeviceFields(
@@ -37,12 +40,10 @@ export function devicesCommand(print: (text: string) => void): Command {
         .description("register a device and open its enrollment window; prints the one-time token"),
     ),
   ).action(async (uuid: string, opts: DeviceFieldOptions, cmd: Command) => {
-    const result = await client(cmd).request<DeviceWithToken>("POST", "/api/v1/devices", {
-      uuid,
-      ...deviceFields(opts),
-    });
+    const api = client(cmd);
+    const result = await api.request<DeviceWithToken>("POST", "/api/v1/devices", { uuid, ...deviceFields(opts) });
     if (json(cmd)) return print(JSON.stringify(result, null, 2));
-    print(tokenText(result, "registered"));
+    print(tokenText(result, `registered ${result.device.uuid}`, api));
   });
 
   withConnection(
@@ -79,7 +80,7 @@ export function devicesCommand(print: (text: string) => void): Command {
     if (format !== "table") {
       if (columns) filters.set("columns", columns.join(","));
       filters.set("format", format);
-      return client(cmd).download(`/api/v1/devices/export?${filters}`, process.stdout);
+      return client(cmd).download(`/api/v1/devices/export?${filters}`, io.stdout);
     }
     filters.set("limit", opts.limit);
     filters.set("offset", opts.offset);
@@ -106,7 +107,7 @@ export function devicesCommand(print: (text: string) => void): Command {
           ]),
           (row, column, padded) => {
             const d = page.items[row];
-            return column === 2 && d && useColour() ? paintStatus(d, padded) : padded;
+            return column === 2 && d && useColour(io.stdout, io.env) ? paintStatus(d, padded) : padded;
           },
         ),
       );
@@ -120,16 +121,21 @@ export function devicesCommand(print: (text: string) => void): Command {
       .description("show one device and its latest firmware update, step by step")
       .option("--follow", "keep printing the latest update's steps as the device reports them, until it ends"),
   ).action(async (uuid: string, opts: { follow?: boolean }, cmd: Command) => {
-    const d = await client(cmd).request<Device>("GET", `/api/v1/devices/${encodeURIComponent(uuid)}`);
-    if (json(cmd)) return print(JSON.stringify(d, null, 2));
+    const api = client(cmd);
+    const d = await api.request<Device>("GET", `/api/v1/devices/${encodeURIComponent(uuid)}`);
+    if (json(cmd)) return print(JSON.stringify({ ...d, latestJob: await latestJob(api, d.uuid) }, null, 2));
+    const colour = useColour(io.stdout, io.env);
     print(
       renderFields([
         ["uuid", d.uuid],
         ["name", d.name || "-"],
         ["organization", d.organization],
+        ["group", d.group.fullName],
+        ["type", d.type?.name ?? "-"],
         ["location", d.location || "-"],
+        ["comment", d.comment || "-"],
         ["tags", d.tags.join(", ") || "-"],
-        ["status", useColour() ? paintStatus(d, statusWord(d)) : statusWord(d)],
+        ["status", `${colour ? paintStatus(d, statusWord(d)) : statusWord(d)} (${colourName(d)})`],
         ["offline reason", d.online ? "-" : (d.offlineReason ?? "-")],
         ["last seen", d.lastSeen ?? "never"],
         ["certificate", d.certificate ? `serial ${d.certificate.serial}` : "none (not enrolled)"],
@@ -140,19 +146,28 @@ export function devicesCommand(print: (text: string) => void): Command {
         ["firmware", d.firmwareVersion ?? "unknown"],
       ]),
     );
-    await showLatestJob(client(cmd), d.uuid, print, opts.follow === true);
+    await showLatestJob(api, d.uuid, print, opts.follow === true);
   });
 
   withConnection(
-    withDeviceFields(devices.command("edit <uuid>").description("edit a device's fields; the uuid cannot change")),
-  ).action(async (uuid: string, opts: DeviceFieldOptions, cmd: Command) => {
-    const d = await client(cmd).request<Device>(
-      "PATCH",
-      `/api/v1/devices/${encodeURIComponent(uuid)}`,
-      deviceFields(opts),
-    );
-    print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
-  });
+    withDeviceFields(devices.command("edit <uuid>").description("edit a device's fields; the uuid cannot change"))
+      .option("--add-tag <tag...>", "add these tags to the current ones (repeatable)")
+      .option("--remove-tag <tag...>", "take these tags off (repeatable)"),
+  ).action(
+    async (uuid: string, opts: DeviceFieldOptions & { addTag?: string[]; removeTag?: string[] }, cmd: Command) => {
+      if (opts.tag && (opts.addTag || opts.removeTag)) {
+        throw new FieldgateError(
+          "VALIDATION_FAILED",
+          "give --tag (replaces every tag) or --add-tag/--remove-tag, not both",
+          "tag",
+        );
+      }
+      // One request: the cloud adds and removes in one transaction, so concurrent edits lose nothing.
+      const body = { ...deviceFields(opts), addTags: opts.addTag, removeTags: opts.removeTag };
+      const d = await client(cmd).request<Device>("PATCH", `/api/v1/devices/${encodeURIComponent(uuid)}`, body);
+      print(json(cmd) ? JSON.stringify(d, null, 2) : `updated ${d.uuid}`);
+    },
+  );
 
   withConnection(
     devices
@@ -161,20 +176,32 @@ export function devicesCommand(print: (text: string) => void): Command {
       .option("-y, --yes", "do not ask for confirmation"),
   ).action(async (uuid: string, opts: { yes?: boolean }, cmd: Command) => {
     if (!opts.yes)
-      await confirm(`Delete ${uuid} with all its telemetry, events and certificates? Type the uuid to confirm: `, uuid);
+      await confirm(
+        io,
+        `Delete ${uuid} with all its telemetry, events and certificates? Type the uuid to confirm: `,
+        uuid,
+      );
     await client(cmd).request<void>("DELETE", `/api/v1/devices/${encodeURIComponent(uuid)}`);
     print(json(cmd) ? JSON.stringify({ deleted: uuid }) : `deleted ${uuid}`);
   });
 
   withConnection(
-    devices.command("reset-token <uuid>").description("revoke the certificate and open a new enrollment window"),
+    devices
+      .command("reset-token <uuid>")
+      .description("revoke the device's certificates, if any, and open a new enrollment window"),
   ).action(async (uuid: string, _opts: unknown, cmd: Command) => {
-    const result = await client(cmd).request<DeviceWithToken>(
+    const api = client(cmd);
+    const result = await api.request<DeviceWithToken>(
       "POST",
       `/api/v1/devices/${encodeURIComponent(uuid)}/reset-token`,
     );
     if (json(cmd)) return print(JSON.stringify(result, null, 2));
-    print(tokenText(result, "certificate revoked; new window opened for"));
+    const revoked = result.revokedCertificates ?? 0;
+    const what =
+      revoked > 0
+        ? `revoked ${revoked} certificate(s) of ${result.device.uuid} and dropped its session; new window opened`
+        : `new window opened for ${result.device.uuid} (it had no valid certificate to revoke)`;
+    print(tokenText(result, what, api));
   });
 
   withConnection(
@@ -222,9 +249,9 @@ export function devicesCommand(print: (text: string) => void): Command {
     );
   });
 
-  addBulkCommands(devices, print);
-  addDeviceLogsCommands(devices, print);
-  addDeviceJobsCommands(devices, print);
+  addBulkCommands(devices, io);
+  addDeviceLogsCommands(devices, io);
+  addDeviceJobsCommands(devices, io);
   return devices;
 }
 
@@ -254,7 +281,7 @@ function withDeviceFields(command: Command): Command {
     .option("--name <name>")
     .option("--location <text>")
     .option("--comment <text>")
-    .option("--tag <tag...>", "tags (repeatable); on edit, replaces the tags")
+    .option("--tag <tag...>", "tags (repeatable); on edit, replaces all of them")
     .option("--factory-key-file <file>", "the device's factory identity public key (PEM)");
 }
 
@@ -344,14 +371,21 @@ function tableCell(d: Device, column: ExportColumn): string {
   }
 }
 
-function tokenText(result: DeviceWithToken, verb: string): string {
+function tokenText(result: DeviceWithToken, headline: string, api: ApiClient): string {
   const left = Date.parse(result.windowExpiresAt) - Date.now();
   return [
-    `${verb} ${result.device.uuid}`,
+    headline,
     `enrollment token (shown once): ${result.enrollmentToken}`,
     `window open until ${result.windowExpiresAt} (${formatDuration(left)} from now)`,
-    `on the gateway: fieldgate-agent enroll --cloud <url> --uuid ${result.device.uuid} --token <token> --ca-file <ca.crt>`,
+    ...enrollInstructions(result, api),
   ].join("\n");
+}
+
+/** The device's newest update job with its steps, or null: what `devices show --json` adds to the device. */
+async function latestJob(api: ApiClient, uuid: string): Promise<JobView | null> {
+  const base = `/api/v1/devices/${encodeURIComponent(uuid)}/jobs`;
+  const newest = (await api.request<{ items: JobView[] }>("GET", base)).items[0];
+  return newest ? api.request<JobView>("GET", `${base}/${encodeURIComponent(newest.id)}`) : null;
 }
 
 function windowText(d: Device): string {

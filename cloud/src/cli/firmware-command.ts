@@ -19,7 +19,7 @@ import {
   signManifest,
 } from "../firmware/firmware-keys.js";
 import { publicKeyOf, readPemFile, readPrivateKeyFile } from "../pki/key-files.js";
-import { clientOf, confirm, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, confirm, wantsJson, withConnection, writeFlagFile } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
 interface ImageView {
@@ -44,15 +44,17 @@ interface ImageOptions {
 const SIGNED_MANIFEST_HEADER = "x-fieldgate-signed-manifest";
 
 /** `fieldgate-cloud firmware …`: the signing key, signed images in the store, offline signing. */
-export function firmwareCommand(print: (text: string) => void): Command {
+export function firmwareCommand(io: CliIo): Command {
+  const print = io.out;
+  const clientOf = clientFor(io);
   const fw = new Command("firmware").description("firmware images: signing key, upload, list, show, delete");
   const validator = new SchemaValidator();
 
   const keyFileOf = (opts: { dataDir?: string; keyFile?: string }) =>
     path.resolve(
       opts.keyFile ??
-        process.env.FIELDGATE_FIRMWARE_SIGNING_KEY ??
-        firmwareKeyFiles(path.resolve(opts.dataDir ?? process.env.FIELDGATE_DATA_DIR ?? "./data")).privateKey,
+        io.env.FIELDGATE_FIRMWARE_SIGNING_KEY ??
+        firmwareKeyFiles(path.resolve(opts.dataDir ?? io.env.FIELDGATE_DATA_DIR ?? "./data")).privateKey,
     );
   const keyFlags = (c: Command) =>
     c
@@ -70,7 +72,8 @@ export function firmwareCommand(print: (text: string) => void): Command {
     fw
       .command("keygen")
       .description("create the Ed25519 firmware signing key (0600), separate from the CA; never overwrites"),
-  ).action((opts: { dataDir?: string; keyFile?: string; json?: boolean }) => {
+  ).action((_o: unknown, cmd: Command) => {
+    const opts = cmd.optsWithGlobals<{ dataDir?: string; keyFile?: string; json?: boolean }>();
     const keyFile = keyFileOf(opts);
     const { publicKeyPem, publicKeyFile, keyId } = generateFirmwareKey(keyFile);
     if (opts.json) return print(JSON.stringify({ privateKeyFile: keyFile, publicKeyFile, publicKeyPem, keyId }));
@@ -94,7 +97,8 @@ export function firmwareCommand(print: (text: string) => void): Command {
       .command("rotate")
       .description("replace the signing key; the old one stays trusted for the images it signed until retired")
       .option("--public-key <file>", "offline signing: install this public key (made offline) as the new one"),
-  ).action((opts: { dataDir?: string; keyFile?: string; json?: boolean; publicKey?: string }) => {
+  ).action((_o: unknown, cmd: Command) => {
+    const opts = cmd.optsWithGlobals<{ dataDir?: string; keyFile?: string; json?: boolean; publicKey?: string }>();
     const keyFile = keyFileOf(opts);
     const offline =
       opts.publicKey === undefined
@@ -118,7 +122,8 @@ export function firmwareCommand(print: (text: string) => void): Command {
     fw
       .command("retire <keyId>")
       .description("stop trusting a rotated-out key: devices then refuse the images it signed"),
-  ).action((keyId: string, opts: { dataDir?: string; keyFile?: string; json?: boolean }) => {
+  ).action((keyId: string, _o: unknown, cmd: Command) => {
+    const opts = cmd.optsWithGlobals<{ dataDir?: string; keyFile?: string; json?: boolean }>();
     const trusted = retireFirmwareKey(keyFileOf(opts), keyId);
     if (opts.json) return print(JSON.stringify({ retired: keyId, trusted: trusted.map((k) => k.keyId) }));
     print(
@@ -140,7 +145,7 @@ export function firmwareCommand(print: (text: string) => void): Command {
   )
     .option("--out <file>", "write here instead of stdout")
     .action(async (file: string, opts: ImageOptions & { out?: string }) => {
-      const { size, sha256 } = await hashFile(file);
+      const { size, sha256 } = await hashFile(file, "file");
       const manifest = validator.parse(
         FirmwareManifest,
         {
@@ -178,10 +183,11 @@ export function firmwareCommand(print: (text: string) => void): Command {
         .description("stream an image to the cloud, which hashes, stores and signs its manifest"),
     ).option("--signature <file>", "a manifest signed offline (`firmware sign-manifest`); its fields fill the flags"),
   ).action(async (file: string, opts: ImageOptions & { signature?: string }, cmd: Command) => {
+    imageSize(file);
     let signed: SignedManifest | undefined;
     let image = opts;
     if (opts.signature) {
-      signed = readJsonFile(opts.signature, "signature") as SignedManifest;
+      signed = readJsonFile(opts.signature, "signature") as unknown as SignedManifest;
       const m = signed.manifest ?? {};
       image = {
         name: opts.name ?? m.name,
@@ -195,13 +201,16 @@ export function firmwareCommand(print: (text: string) => void): Command {
     if (image.minAgentVersion) query.set("minAgentVersion", image.minAgentVersion);
     const json = wantsJson(cmd);
     const bar =
-      process.stderr.isTTY && !json
+      io.stderr.isTTY && !json
         ? new cliProgress.SingleBar(
-            { format: "uploading [{bar}] {percentage}% {value}/{total} bytes", stream: process.stderr },
+            {
+              format: "uploading [{bar}] {percentage}% {value}/{total} bytes",
+              stream: io.stderr as NodeJS.WriteStream,
+            },
             cliProgress.Presets.shades_classic,
           )
         : undefined;
-    bar?.start(fs.statSync(file).size, 0);
+    bar?.start(imageSize(file), 0);
     try {
       const result = await clientOf(cmd).upload<ImageView>(
         file,
@@ -269,7 +278,7 @@ export function firmwareCommand(print: (text: string) => void): Command {
     fw.command("delete <name@version>").description("delete an image no active rollout uses").option("--yes"),
   ).action(async (ref: string, opts: { yes?: boolean }, cmd: Command) => {
     const { name, version } = parseRef(ref);
-    if (!opts.yes) await confirm(`Delete ${name}@${version}? Type its name@version to confirm: `, ref);
+    if (!opts.yes) await confirm(io, `Delete ${name}@${version}? Type its name@version to confirm: `, ref);
     await clientOf(cmd).request(
       "DELETE",
       `/api/v1/firmware/${encodeURIComponent(name)}/${encodeURIComponent(version)}`,
@@ -318,7 +327,8 @@ function parseRef(ref: string): { name: string; version: string } {
   return { name: ref.slice(0, at), version: ref.slice(at + 1) };
 }
 
-async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+async function hashFile(file: string, field: string): Promise<{ size: number; sha256: string }> {
+  imageSize(file, field);
   const hash = createHash("sha256");
   let size = 0;
   for await (const chunk of fs.createReadStream(file)) {
@@ -328,15 +338,37 @@ async function hashFile(file: string): Promise<{ size: number; sha256: string }>
   return { size, sha256: hash.digest("hex") };
 }
 
-function readJsonFile(file: string, field: string): unknown {
+/** The size of an image file; a missing one, or a directory, is CONFIG_INVALID naming it. */
+function imageSize(file: string, field = "file"): number {
+  let stat: fs.Stats;
   try {
-    return JSON.parse(fs.readFileSync(file, "utf8"));
+    stat = fs.statSync(file);
   } catch (err) {
-    throw new FieldgateError("VALIDATION_FAILED", `cannot read ${file} as JSON: ${(err as Error).message}`, field);
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new FieldgateError("CONFIG_INVALID", `image ${JSON.stringify(file)}: cannot read it (${why})`, field);
+  }
+  if (!stat.isFile()) {
+    throw new FieldgateError("CONFIG_INVALID", `image ${JSON.stringify(file)}: not a regular file`, field);
+  }
+  return stat.size;
+}
+
+function readJsonFile(file: string, field: string): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as unknown;
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not a JSON object");
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new FieldgateError(
+      "VALIDATION_FAILED",
+      `--${field} ${JSON.stringify(file)}: cannot read it as JSON (${why})`,
+      field,
+    );
   }
 }
 
 function output(print: (text: string) => void, file: string | undefined, text: string): void {
-  if (file) fs.writeFileSync(file, text, { mode: 0o644 });
+  if (file) writeFlagFile(file, "out", text);
   else print(text.trimEnd());
 }

@@ -1,10 +1,12 @@
 import type { Group } from "@fieldgate/shared";
 import { Command } from "commander";
-import { clientOf, confirm, groupId, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, confirm, groupId, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
 /** `fieldgate-cloud groups …`: the group tree. */
-export function groupsCommand(print: (text: string) => void): Command {
+export function groupsCommand(io: CliIo): Command {
+  const print = io.out;
+  const clientOf = clientFor(io);
   const groups = new Command("groups").description("organize devices in a tree of groups");
   const show = (g: Group) =>
     renderFields([
@@ -91,6 +93,7 @@ export function groupsCommand(print: (text: string) => void): Command {
     if (opts.recursive && !opts.yes) {
       const g = await client.request<Group>("GET", `/api/v1/groups/${id}`);
       await confirm(
+        io,
         `Delete ${g.fullName} with every sub-group and device below it? Type the group's name to confirm: `,
         g.name,
       );

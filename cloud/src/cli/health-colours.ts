@@ -15,8 +15,21 @@ const ANSI: Record<string, string> = {
 };
 const RESET = "\u001b[0m";
 
+const COLOUR_NAMES: Record<string, string> = {
+  ok: "white",
+  warning: "yellow",
+  critical: "red",
+  offline: "grey",
+  unknown: "grey",
+};
+
+/** The status colour by name, for output without colour codes (a pipe, NO_COLOR, JSON readers). */
+export function colourName(d: Pick<Device, "online" | "health">): string {
+  return COLOUR_NAMES[d.online ? (d.health ?? "unknown") : "offline"] ?? "grey";
+}
+
 /** Whether to colour: only on a terminal, and never when NO_COLOR is set (no-color.org). */
-export function useColour(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
+export function useColour(stream: { isTTY?: boolean } = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
   return stream.isTTY === true && env.NO_COLOR === undefined;
 }
 

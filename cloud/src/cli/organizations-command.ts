@@ -5,16 +5,18 @@ import { ApiCredentials } from "../credentials/api-credentials.js";
 import { GroupTree } from "../groups/group-tree.js";
 import { DeviceRegistry } from "../registry/device-registry.js";
 import { openDatabase } from "../storage/database.js";
+import { type CliIo, clientFor, withConnection } from "./cli-support.js";
 
 /**
  * `fieldgate-cloud organizations …`: tenants, managed by whoever runs the cloud, on its host. It
  * works on the data directory directly (SQLite WAL lets it run beside `serve`), so no API
  * credential of any tenant can create or see other tenants.
  */
-export function organizationsCommand(print: (text: string) => void): Command {
+export function organizationsCommand(io: CliIo): Command {
+  const print = io.out;
   const orgs = new Command("organizations").description("tenants (run on the cloud host; works on --data-dir)");
   const open = (dataDir: string | undefined) => {
-    const db = openDatabase(dataFiles(dataDir ?? process.env.FIELDGATE_DATA_DIR ?? "./data").database);
+    const db = openDatabase(dataFiles(dataDir ?? io.env.FIELDGATE_DATA_DIR ?? "./data").database);
     const groups = new GroupTree(db);
     return { db, groups, registry: new DeviceRegistry(db, groups, 0), credentials: new ApiCredentials(db) };
   };
@@ -24,7 +26,8 @@ export function organizationsCommand(print: (text: string) => void): Command {
     .description("create an organization with its root group and an admin credential (secret shown once)")
     .option("--data-dir <dir>", "the cloud's data directory (env FIELDGATE_DATA_DIR; default ./data)")
     .option("--json", "print JSON")
-    .action((name: string, opts: { dataDir?: string; json?: boolean }) => {
+    .action((name: string, _o: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ dataDir?: string; json?: boolean }>();
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
         throw new FieldgateError("VALIDATION_FAILED", "name: 1 to 64 letters, digits, _ . -", "name");
       }
@@ -53,7 +56,8 @@ export function organizationsCommand(print: (text: string) => void): Command {
     .command("list")
     .description("list organizations")
     .option("--data-dir <dir>", "the cloud's data directory")
-    .action((opts: { dataDir?: string }) => {
+    .action((_o: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ dataDir?: string }>();
       const { db } = open(opts.dataDir);
       try {
         const rows = db
@@ -67,4 +71,36 @@ export function organizationsCommand(print: (text: string) => void): Command {
       }
     });
   return orgs;
+}
+
+/** `fieldgate-cloud org show|set`: the caller's organization settings, over the API. */
+export function orgCommand(io: CliIo): Command {
+  const print = io.out;
+  const clientOf = clientFor(io);
+  const org = new Command("org").description("organization settings");
+  withConnection(org.command("show").description("show the organization's settings")).action(
+    async (_o: unknown, cmd: Command) => {
+      print(JSON.stringify(await clientOf(cmd).request<unknown>("GET", "/api/v1/organization"), null, 2));
+    },
+  );
+  withConnection(
+    org
+      .command("set")
+      .description("change the organization's settings")
+      .requiredOption(
+        "--uuid-only-enrollment <on|off>",
+        "allow enrollment by uuid alone (weaker; for Proficloud compatibility)",
+      ),
+  ).action(async (opts: { uuidOnlyEnrollment: string }, cmd: Command) => {
+    if (opts.uuidOnlyEnrollment !== "on" && opts.uuidOnlyEnrollment !== "off") {
+      throw new FieldgateError(
+        "VALIDATION_FAILED",
+        `--uuid-only-enrollment ${JSON.stringify(opts.uuidOnlyEnrollment)}: expected on or off`,
+        "uuid-only-enrollment",
+      );
+    }
+    const body = { uuidOnlyEnrollment: opts.uuidOnlyEnrollment === "on" };
+    print(JSON.stringify(await clientOf(cmd).request<unknown>("PATCH", "/api/v1/organization", body), null, 2));
+  });
+  return org;
 }

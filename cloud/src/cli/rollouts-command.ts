@@ -1,6 +1,6 @@
 import { type CreateRolloutBody, FieldgateError, type RolloutView } from "@fieldgate/shared";
 import { Command } from "commander";
-import { clientOf, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
 const WATCH_POLL_MS = 2000;
@@ -22,7 +22,9 @@ interface CreateOptions {
 }
 
 /** `fieldgate-cloud rollouts …`: phased firmware rollouts (issue #5). */
-export function rolloutsCommand(print: (text: string) => void, isTty = () => process.stdout.isTTY === true): Command {
+export function rolloutsCommand(io: CliIo, isTty = () => io.stdout.isTTY === true): Command {
+  const print = io.out;
+  const clientOf = clientFor(io);
   const rollouts = new Command("rollouts").description(
     "phased firmware rollouts: create, list, show, pause, resume, abort",
   );

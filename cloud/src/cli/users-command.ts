@@ -4,7 +4,7 @@ import { Command } from "commander";
 import { dataFiles, type RuntimeInfo } from "../config/data-files.js";
 import { writeSecretFile } from "../pki/secret-files.js";
 import { ApiClient, type ConnectionOptions, type SavedSession, sessionFile } from "./api-client.js";
-import { clientOf, confirm, readSecret, wantsJson, withConnection } from "./cli-support.js";
+import { type CliIo, clientFor, confirm, readSecret, wantsJson, withConnection } from "./cli-support.js";
 import { renderFields, renderTable } from "./table.js";
 
 /** Parses repeatable `--role GROUP=ROLE`. */
@@ -32,7 +32,9 @@ async function userId(client: ApiClient, ref: string): Promise<number> {
 const roleText = (u: User) => u.roles.map((r) => `${r.role} on ${r.group.fullName}`).join(", ") || "-";
 
 /** `fieldgate-cloud users …`: people with roles on groups. */
-export function usersCommand(print: (text: string) => void): Command {
+export function usersCommand(io: CliIo): Command {
+  const print = io.out;
+  const clientOf = clientFor(io);
   const users = new Command("users").description("people of the organization and their roles on groups");
 
   withConnection(
@@ -42,7 +44,7 @@ export function usersCommand(print: (text: string) => void): Command {
       .option("--name <name>")
       .option("--role <group=role...>", "a role on a group and its subtree, like plant-a=device-manager (repeatable)"),
   ).action(async (email: string, opts: { name?: string; role?: string[] }, cmd: Command) => {
-    const password = await readSecret(`password for ${email}: `);
+    const password = await readSecret(io, `password for ${email}: `);
     const u = await clientOf(cmd).request<User>("POST", "/api/v1/users", {
       email,
       name: opts.name,
@@ -89,7 +91,7 @@ export function usersCommand(print: (text: string) => void): Command {
       .option("--password", "set a new password (read from stdin or asked for); ends the user's sessions"),
   ).action(async (ref: string, opts: { name?: string; role?: string[]; password?: boolean }, cmd: Command) => {
     const client = clientOf(cmd);
-    const password = opts.password ? await readSecret("new password: ") : undefined;
+    const password = opts.password ? await readSecret(io, "new password: ") : undefined;
     const u = await client.request<User>("PATCH", `/api/v1/users/${await userId(client, ref)}`, {
       name: opts.name,
       roles: roleBindings(opts.role),
@@ -101,7 +103,7 @@ export function usersCommand(print: (text: string) => void): Command {
   withConnection(
     users.command("delete <user>").description("delete a user").option("-y, --yes", "do not ask for confirmation"),
   ).action(async (ref: string, opts: { yes?: boolean }, cmd: Command) => {
-    if (!opts.yes) await confirm(`Delete user ${ref}? Type it again to confirm: `, ref);
+    if (!opts.yes) await confirm(io, `Delete user ${ref}? Type it again to confirm: `, ref);
     const client = clientOf(cmd);
     await client.request<void>("DELETE", `/api/v1/users/${await userId(client, ref)}`);
     print(wantsJson(cmd) ? JSON.stringify({ deleted: ref }) : `deleted ${ref}`);
@@ -110,25 +112,31 @@ export function usersCommand(print: (text: string) => void): Command {
 }
 
 /** `fieldgate-cloud login|logout|whoami`: a user's session for the CLI, saved 0600 in the config dir. */
-export function sessionCommands(print: (text: string) => void): Command[] {
+export function sessionCommands(io: CliIo): Command[] {
+  const print = io.out;
+  const clientOf = clientFor(io);
   const login = withConnection(
     new Command("login")
       .description("log in as a user; the session (12 h) is saved for later commands")
       .requiredOption("--email <email>"),
-  ).action(async (opts: ConnectionOptions & { email: string; json?: boolean }) => {
-    const files = dataFiles(opts.dataDir ?? process.env.FIELDGATE_DATA_DIR ?? "./data");
+  ).action(async (_o: unknown, cmd: Command) => {
+    const opts = cmd.optsWithGlobals<ConnectionOptions & { email: string; json?: boolean }>();
+    const files = dataFiles(opts.dataDir ?? io.env.FIELDGATE_DATA_DIR ?? "./data");
     let runtime: RuntimeInfo | undefined;
     try {
       runtime = JSON.parse(fs.readFileSync(files.runtime, "utf8")) as RuntimeInfo;
     } catch {
       runtime = undefined;
     }
-    const url = opts.url ?? process.env.FIELDGATE_URL ?? runtime?.url;
+    const url = opts.url ?? io.env.FIELDGATE_URL ?? runtime?.url;
     if (!url) throw new FieldgateError("CONFIG_INVALID", "pass --url or set FIELDGATE_URL", "url");
-    const caFile =
-      opts.caFile ?? process.env.FIELDGATE_CA_FILE ?? (fs.existsSync(files.caCert) ? files.caCert : undefined);
-    const password = await readSecret(`password for ${opts.email}: `);
-    const result = await ApiClient.anonymous(url, caFile).request<{ token: string; expiresAt: string; user: User }>(
+    const caFile = opts.caFile ?? io.env.FIELDGATE_CA_FILE ?? (fs.existsSync(files.caCert) ? files.caCert : undefined);
+    // Checked before the password is asked for.
+    const source =
+      opts.url !== undefined ? "--url" : io.env.FIELDGATE_URL !== undefined ? "FIELDGATE_URL" : files.runtime;
+    const anonymous = ApiClient.anonymous(url, caFile, source);
+    const password = await readSecret(io, `password for ${opts.email}: `);
+    const result = await anonymous.request<{ token: string; expiresAt: string; user: User }>(
       "POST",
       "/api/v1/auth/login",
       { email: opts.email, password },
@@ -140,7 +148,7 @@ export function sessionCommands(print: (text: string) => void): Command[] {
       email: result.user.email,
       ...(caFile && { caFile }),
     };
-    writeSecretFile(sessionFile(), `${JSON.stringify(session, null, 2)}\n`);
+    writeSecretFile(sessionFile(io.env), `${JSON.stringify(session, null, 2)}\n`);
     print(
       opts.json
         ? JSON.stringify({ email: result.user.email, expiresAt: result.expiresAt })
@@ -148,17 +156,20 @@ export function sessionCommands(print: (text: string) => void): Command[] {
     );
   });
 
-  const logout = new Command("logout").description("end the saved session").action(async () => {
-    const file = sessionFile();
-    if (fs.existsSync(file)) {
-      try {
-        await ApiClient.fromOptions({}).request<void>("POST", "/api/v1/auth/logout");
-      } finally {
-        fs.rmSync(file, { force: true });
+  const logout = new Command("logout")
+    .description("end the saved session")
+    .action(async (_o: unknown, cmd: Command) => {
+      const file = sessionFile(io.env);
+      if (fs.existsSync(file)) {
+        try {
+          // The connection options given in front (`--ca-file`, `--url`) still apply.
+          await clientOf(cmd).request<void>("POST", "/api/v1/auth/logout");
+        } finally {
+          fs.rmSync(file, { force: true });
+        }
       }
-    }
-    print("logged out");
-  });
+      print("logged out");
+    });
 
   const whoami = withConnection(new Command("whoami").description("show who the CLI acts as, and its roles")).action(
     async (_o: unknown, cmd: Command) => {

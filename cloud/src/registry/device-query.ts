@@ -1,5 +1,6 @@
 import { DEVICE_SORT_COLUMNS, FieldgateError, type HealthStatus } from "@fieldgate/shared";
 import { subtreeEnd } from "../access/access-policy.js";
+import { NATURAL_SORT_FUNCTION } from "../storage/natural-sort.js";
 
 /** A value bound to an SQL placeholder. */
 export type SqlValue = string | number | null;
@@ -58,14 +59,15 @@ export interface DeviceQuery {
 
 /**
  * The sort whitelist: API column → SQL expression. Nullable columns are coalesced so a keyset
- * cursor can compare them; text columns a person reads sort without regard to case.
+ * cursor can compare them; text columns a person reads sort naturally (meter-9 before meter-10)
+ * and without regard to case, through the function every connection registers.
  */
 const SORT_EXPRESSIONS: Readonly<Record<DeviceSortColumn, string>> = {
   uuid: "d.uuid",
-  name: "d.name COLLATE NOCASE",
-  location: "d.location COLLATE NOCASE",
+  name: `${NATURAL_SORT_FUNCTION}(d.name)`,
+  location: `${NATURAL_SORT_FUNCTION}(d.location)`,
   group: "g.path",
-  type: "coalesce(t.name, '')",
+  type: `${NATURAL_SORT_FUNCTION}(coalesce(t.name, ''))`,
   // Worst first when descending, like the health colours.
   status: "(CASE d.health WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 WHEN 'ok' THEN 1 ELSE 0 END)",
   online: "d.online",

@@ -3,6 +3,7 @@ import {
   type Device,
   FieldgateError,
   type ListDevicesQuery,
+  MAX_DEVICE_TAGS,
   type PatchDeviceBody,
   type TelemetryPage,
 } from "@fieldgate/shared";
@@ -293,7 +294,13 @@ export class DeviceRegistry {
   }
 
   patch(orgId: number, uuid: string, body: PatchDeviceBody, placement: Partial<DevicePlacement> = {}): Device {
+    // Immediate: adding and removing tags reads the current ones, and no other writer may come between.
+    return this.db.transaction(() => this.patchRow(orgId, uuid, body, placement)).immediate();
+  }
+
+  private patchRow(orgId: number, uuid: string, body: PatchDeviceBody, placement: Partial<DevicePlacement>): Device {
     const row = this.row(orgId, uuid);
+    const tags = editedTags(JSON.parse(row.tags) as string[], body);
     const sets: string[] = [];
     const params: (string | number | null)[] = [];
     const assign = (column: string, value: string | number | null) => {
@@ -303,7 +310,7 @@ export class DeviceRegistry {
     if (body.name !== undefined) assign("name", body.name);
     if (body.location !== undefined) assign("location", body.location);
     if (body.comment !== undefined) assign("comment", body.comment);
-    if (body.tags !== undefined) assign("tags", JSON.stringify(body.tags));
+    if (tags !== undefined) assign("tags", JSON.stringify(tags));
     if (body.factoryPublicKey !== undefined) assign("factory_public_key", body.factoryPublicKey);
     if (placement.groupId !== undefined) assign("group_id", placement.groupId);
     if (placement.typeId !== undefined) assign("type_id", placement.typeId);
@@ -318,8 +325,11 @@ export class DeviceRegistry {
     this.notifyRevoked(row.uuid, "device deleted");
   }
 
-  /** Revokes the device's certificates and opens a new window with a new one-time token. */
-  resetToken(orgId: number, uuid: string): { device: Device; window: OpenedWindow } {
+  /**
+   * Revokes the device's certificates and opens a new window with a new one-time token. The device
+   * comes back as it is once its session is dropped: offline, because it was revoked.
+   */
+  resetToken(orgId: number, uuid: string): { device: Device; window: OpenedWindow; revoked: number } {
     const row = this.row(orgId, uuid);
     if (row.retired_at !== null) {
       throw new FieldgateError(
@@ -329,15 +339,23 @@ export class DeviceRegistry {
       );
     }
     const token = newSecret("fgt_");
-    const expiresAt = this.clock() + this.windowMs;
-    this.db.transaction(() => {
-      this.revokeAll(row.id, "reset-token");
+    const now = this.clock();
+    const expiresAt = now + this.windowMs;
+    const revoked = this.db.transaction(() => {
+      const count = this.revokeAll(row.id, "reset-token");
       this.db
         .prepare("UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?")
         .run(expiresAt, hashSecret(token), row.id);
+      // The live session is dropped right after: the answer shows that state, not the one before.
+      this.db
+        .prepare(
+          "UPDATE devices SET online = 0, presence_changed_at = ?, offline_reason = 'revoked' WHERE id = ? AND online = 1",
+        )
+        .run(now, row.id);
+      return count;
     })();
     this.notifyRevoked(row.uuid, "reset-token");
-    return { device: this.get(orgId, uuid), window: { token, expiresAt } };
+    return { device: this.get(orgId, uuid), window: { token, expiresAt }, revoked };
   }
 
   /** Marks every unrevoked certificate of the device revoked. Call inside the caller's transaction. */
@@ -497,4 +515,31 @@ export class DeviceRegistry {
    * thousands of devices in batched transactions with their own prepared statements, and must open
    * the same windows as `create`.
    */
+}
+
+/** The tags after a patch: `tags` replaces them; `addTags`/`removeTags` change the current ones. */
+export function editedTags(current: readonly string[], body: PatchDeviceBody): string[] | undefined {
+  const { tags, addTags = [], removeTags = [] } = body;
+  if (tags !== undefined && (body.addTags !== undefined || body.removeTags !== undefined)) {
+    throw new FieldgateError(
+      "VALIDATION_FAILED",
+      "give tags (replace them all) or addTags/removeTags, not both",
+      "tags",
+    );
+  }
+  if (tags !== undefined) return [...tags];
+  if (body.addTags === undefined && body.removeTags === undefined) return undefined;
+  const both = addTags.find((t) => removeTags.includes(t));
+  if (both !== undefined) {
+    throw new FieldgateError("VALIDATION_FAILED", `tag ${both} is both added and removed`, "removeTags");
+  }
+  const next = [...current.filter((t) => !removeTags.includes(t)), ...addTags.filter((t) => !current.includes(t))];
+  if (next.length > MAX_DEVICE_TAGS) {
+    throw new FieldgateError(
+      "VALIDATION_FAILED",
+      `a device carries at most ${MAX_DEVICE_TAGS} tags; this would make ${next.length}: remove some first`,
+      "addTags",
+    );
+  }
+  return next;
 }

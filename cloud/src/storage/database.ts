@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { registerNaturalSort } from "./natural-sort.js";
 
 /** One migration: applied once, in order, inside a transaction. */
 export interface Migration {
@@ -443,6 +444,7 @@ export function openDatabase(file: string, migrations: readonly Migration[] = MI
   db.pragma("busy_timeout = 5000");
   // When a checkpoint has emptied the WAL, its file is cut back to this size rather than kept at its peak.
   db.pragma("journal_size_limit = 67108864");
+  registerNaturalSort(db);
   migrate(db, migrations);
   if (file !== ":memory:") fs.chmodSync(file, 0o600);
   return db;

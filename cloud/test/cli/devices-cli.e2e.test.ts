@@ -1,8 +1,12 @@
 import { execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CloudProcess, cloudBin, startCloud } from "../../../test/support/cloud-process.js";
-import { newUuid } from "../../../test/support/device-identity.js";
+import { agentCli } from "../../../test/support/agent-process.js";
+import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "../../../test/support/cloud-process.js";
+import { connectDevice, enrollWithToken, newUuid } from "../../../test/support/device-identity.js";
 
 const run = promisify(execFile);
 
@@ -79,5 +83,67 @@ describe("fieldgate-cloud devices (operator CLI)", () => {
     const wrong = await cli("devices", "list", "--credential", `${cloud.credential.id}:fgs_nope`);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain("error AUTH_REQUIRED");
+  });
+
+  it("devices add prints the gateway's enroll command ready to paste: URL, uuid, token, CA to copy, config", async () => {
+    const uuid = newUuid();
+    const add = await cli("devices", "add", uuid);
+    expect(add.code).toBe(0);
+    const token = /enrollment token \(shown once\): (fgt_\S+)/.exec(add.stdout)?.[1] ?? "";
+    expect(token).not.toBe("");
+    expect(add.stdout).not.toMatch(/<url>|<token>|<ca\.crt>/);
+    expect(add.stdout).toContain(
+      `1. copy ${path.join(cloud.dataDir, "pki", "ca.crt")} from this host to /etc/fieldgate/ca.crt`,
+    );
+    const command = /^ {2}2\. (fieldgate-agent enroll .*)$/m.exec(add.stdout)?.[1] ?? "";
+    expect(command).toBe(
+      `fieldgate-agent enroll --cloud https://${os.hostname()}:${cloud.httpPort} --uuid ${uuid} --token ${token} --ca-file /etc/fieldgate/ca.crt --config /etc/fieldgate/agent.json`,
+    );
+
+    // Pasted on a gateway, with the CA copied where the line says: the agent enrolls. This test host's
+    // name may not resolve to the loopback the cloud listens on, so the host is swapped for localhost,
+    // and --config (the agent's own flag, added beside this change) is left out.
+    const gateway = tempDir("gateway");
+    fs.copyFileSync(cloud.caFile, path.join(gateway, "ca.crt"));
+    const args = command
+      .replace(/^fieldgate-agent /, "")
+      .replace(`https://${os.hostname()}:`, "https://localhost:")
+      .replace("/etc/fieldgate/ca.crt", path.join(gateway, "ca.crt"))
+      .replace(/ --config \S+/, "")
+      .split(" ");
+    const enrolled = await agentCli([...args, "--data-dir", path.join(gateway, "data")]);
+    expect(enrolled.stderr).toBe("");
+    expect(enrolled.stdout).toContain(`enrolled ${uuid}`);
+  });
+
+  it("reset-token says what it did: nothing revoked for a device never enrolled; offline after the drop for a live one", async () => {
+    const fresh = newUuid();
+    expect((await cli("devices", "add", fresh)).code).toBe(0);
+    const never = await cli("devices", "reset-token", fresh);
+    expect(never.code).toBe(0);
+    expect(never.stdout).toContain(`new window opened for ${fresh} (it had no valid certificate to revoke)`);
+    expect(never.stdout).not.toContain("revoked ");
+    expect(never.stdout).toMatch(/fieldgate-agent enroll --cloud https:\/\/\S+ --uuid \S+ --token fgt_/);
+
+    const live = newUuid();
+    const added = JSON.parse((await cli("devices", "add", live, "--json")).stdout) as { enrollmentToken: string };
+    const device = await enrollWithToken(cloud, live, added.enrollmentToken);
+    const mqtt = await connectDevice(cloud, device, live);
+    try {
+      await eventually(async () => {
+        const shown = JSON.parse((await cli("devices", "show", live, "--json")).stdout) as { online: boolean };
+        return shown.online ? true : undefined;
+      });
+      const reset = JSON.parse((await cli("devices", "reset-token", live, "--json")).stdout) as {
+        revokedCertificates: number;
+        device: { online: boolean; offlineReason: string | null };
+      };
+      expect(reset.revokedCertificates).toBe(1);
+      expect(reset.device).toMatchObject({ online: false, offlineReason: "revoked" });
+      const again = await cli("devices", "reset-token", live);
+      expect(again.stdout).toContain("(it had no valid certificate to revoke)");
+    } finally {
+      mqtt.end(true);
+    }
   });
 });

@@ -3,15 +3,7 @@ import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { Role } from "../../access/roles.js";
 import type { CredentialRecord } from "../../credentials/api-credentials.js";
-import {
-  errorResponses,
-  groupRef,
-  iso,
-  operatorSecurity,
-  principalOf,
-  type RouteContext,
-  targetGroupOf,
-} from "./route-context.js";
+import { errorResponses, groupRef, iso, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
 
 const errors = errorResponses;
 
@@ -33,7 +25,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       schema: {
         tags: ["credentials"],
         summary: "Create a credential scoped to a group with a role; the secret is shown once",
-        security: operatorSecurity,
+
         body: CreateCredentialBody,
         response: { 201: CredentialWithSecret, ...errors },
       },
@@ -56,7 +48,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       schema: {
         tags: ["credentials"],
         summary: "Credentials in your scope, with last use",
-        security: operatorSecurity,
+
         response: { 200: Type.Object({ items: Type.Array(Credential) }), ...errors },
       },
     },
@@ -75,7 +67,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["credentials"],
-        security: operatorSecurity,
+
         params: CredentialIdParams,
         response: { 200: Credential, ...errors },
       },
@@ -89,7 +81,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       schema: {
         tags: ["credentials"],
         summary: "A new secret; the old one stops working at once",
-        security: operatorSecurity,
+
         params: CredentialIdParams,
         response: { 200: CredentialWithSecret, ...errors },
       },
@@ -107,7 +99,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["credentials"],
-        security: operatorSecurity,
+
         params: CredentialIdParams,
         response: { 204: Type.Null(), ...errors },
       },

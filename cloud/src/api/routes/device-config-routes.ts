@@ -1,7 +1,7 @@
 import { checkLinks, DesiredConfig, DeviceConfigView, Uuid } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import { deviceOf, errorResponses, operatorSecurity, type RouteContext } from "./route-context.js";
+import { deviceOf, errorResponses, type RouteContext } from "./route-context.js";
 
 const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
 
@@ -13,7 +13,7 @@ export function registerDeviceConfigRoutes(app: FastifyInstance, ctx: RouteConte
       schema: {
         tags: ["devices"],
         summary: "The desired config, what the device reported, and whether it applied the current version",
-        security: operatorSecurity,
+
         params: UuidParams,
         response: { 200: DeviceConfigView, ...errorResponses },
       },
@@ -28,7 +28,7 @@ export function registerDeviceConfigRoutes(app: FastifyInstance, ctx: RouteConte
         tags: ["devices"],
         summary:
           "Replace the desired config (the version increments); it is sent to the device, now or when it connects",
-        security: operatorSecurity,
+
         params: UuidParams,
         body: DesiredConfig,
         response: { 200: DeviceConfigView, ...errorResponses },

@@ -2,7 +2,7 @@ import { ErrorResponse, ListDevicesQuery } from "@fieldgate/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { EXPORT_COLUMNS, exportStream, MAX_EXPORT_COLUMNS, parseExportColumns } from "../../registry/device-export.js";
-import { operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+import { principalOf, type RouteContext } from "./route-context.js";
 
 // The list filters and sort, without paging: an export holds every match.
 const { limit: _limit, offset: _offset, ...filterProperties } = ListDevicesQuery.properties;
@@ -33,10 +33,23 @@ export function registerDeviceExportRoutes(app: FastifyInstance, ctx: RouteConte
         tags: ["devices"],
         summary:
           "Export the filtered devices as CSV or JSON, streamed; CSV cells are escaped against formula injection",
-        security: operatorSecurity,
+
         querystring: ExportDevicesQuery,
-        // 200 is a stream (text/csv or application/json), so it has no response schema to serialize with.
-        response: errors,
+        // Streamed: the schemas describe the file; a stream is never serialized with them.
+        response: {
+          200: {
+            description: "every matching device, in the chosen columns",
+            content: {
+              "text/csv": { schema: Type.String({ description: "a header row, then one row per device (CRLF)" }) },
+              "application/json": {
+                schema: Type.Array(Type.Record(Type.String(), Type.Unknown()), {
+                  description: "one object per device with the chosen columns",
+                }),
+              },
+            },
+          },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {

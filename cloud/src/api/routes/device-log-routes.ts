@@ -1,7 +1,7 @@
 import { DeviceLogPage, DeviceLogQuery, FieldgateError, Uuid } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import { deviceOf, errorResponses, operatorSecurity, type RouteContext } from "./route-context.js";
+import { deviceOf, errorResponses, type RouteContext } from "./route-context.js";
 
 const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
 
@@ -14,7 +14,7 @@ export function registerDeviceLogRoutes(app: FastifyInstance, ctx: RouteContext)
         tags: ["devices"],
         summary:
           "Forwarded log lines. With after or since: oldest first (follow with after=nextAfter); otherwise the newest, newest first",
-        security: operatorSecurity,
+
         params: UuidParams,
         querystring: DeviceLogQuery,
         response: { 200: DeviceLogPage, ...errorResponses },

@@ -15,14 +15,7 @@ import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { GroupRow } from "../../groups/group-tree.js";
 import type { OpenedWindow } from "../../registry/device-registry.js";
-import {
-  deviceOf,
-  errorResponses,
-  operatorSecurity,
-  principalOf,
-  type RouteContext,
-  targetGroupOf,
-} from "./route-context.js";
+import { deviceOf, errorResponses, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
 
 const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
 const errors = errorResponses;
@@ -54,7 +47,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       schema: {
         tags: ["devices"],
         summary: "Register a device in a group and open its first enrollment window",
-        security: operatorSecurity,
+
         body: CreateDeviceBody,
         response: { 201: DeviceWithToken, ...errors },
       },
@@ -76,7 +69,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     {
       schema: {
         tags: ["devices"],
-        security: operatorSecurity,
+
         querystring: ListDevicesQuery,
         response: { 200: DeviceList, ...errors },
       },
@@ -97,7 +90,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     {
       schema: {
         tags: ["devices"],
-        security: operatorSecurity,
+
         params: UuidParams,
         response: { 200: Device, ...errors },
       },
@@ -111,7 +104,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       schema: {
         tags: ["devices"],
         summary: "Edit a device, move it to another group, or change its type; the uuid cannot change",
-        security: operatorSecurity,
+
         params: UuidParams,
         body: PatchDeviceBody,
         response: { 200: Device, ...errors },
@@ -142,7 +135,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     {
       schema: {
         tags: ["devices"],
-        security: operatorSecurity,
+
         params: UuidParams,
         response: { 204: Type.Null(), ...errors },
       },
@@ -159,15 +152,15 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       schema: {
         tags: ["devices"],
         summary: "Revoke the device's certificate and open a new enrollment window",
-        security: operatorSecurity,
+
         params: UuidParams,
         response: { 200: DeviceWithToken, ...errors },
       },
     },
     async (request) => {
-      const { device, window } = registry.resetToken(principalOf(request).orgId, deviceOf(request).uuid);
-      request.log.info({ uuid: device.uuid }, "token reset; certificates revoked");
-      return withToken(device, window);
+      const { device, window, revoked } = registry.resetToken(principalOf(request).orgId, deviceOf(request).uuid);
+      request.log.info({ uuid: device.uuid, revokedCertificates: revoked }, "token reset");
+      return { ...withToken(device, window), revokedCertificates: revoked };
     },
   );
 
@@ -176,7 +169,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     {
       schema: {
         tags: ["devices"],
-        security: operatorSecurity,
+
         params: UuidParams,
         querystring: TelemetryQuery,
         response: { 200: TelemetryPage, ...errors },
@@ -196,10 +189,19 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     {
       schema: {
         tags: ["devices"],
-        security: operatorSecurity,
+
         params: UuidParams,
         querystring: Type.Object(
-          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })) },
+          {
+            limit: Type.Optional(
+              Type.Integer({
+                minimum: 1,
+                maximum: 10_000,
+                default: 100,
+                description: "at most this many events, 1 to 10000",
+              }),
+            ),
+          },
           { additionalProperties: false },
         ),
         response: { 200: DeviceEventPage, ...errors },

@@ -2,14 +2,7 @@ import { CreateDeviceTypeBody, DeviceType, EditDeviceTypeBody, IdParams } from "
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { DeviceTypeRecord } from "../../device-types/device-types.js";
-import {
-  errorResponses,
-  groupRef,
-  operatorSecurity,
-  principalOf,
-  type RouteContext,
-  targetGroupOf,
-} from "./route-context.js";
+import { errorResponses, groupRef, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
 
 const errors = errorResponses;
 
@@ -34,7 +27,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["device-types"],
-        security: operatorSecurity,
+
         body: CreateDeviceTypeBody,
         response: { 201: DeviceType, ...errors },
       },
@@ -52,7 +45,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["device-types"],
-        security: operatorSecurity,
+
         response: { 200: Type.Object({ items: Type.Array(DeviceType) }), ...errors },
       },
     },
@@ -67,7 +60,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["device-types"],
-        security: operatorSecurity,
+
         params: IdParams,
         response: { 200: DeviceType, ...errors },
       },
@@ -80,7 +73,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["device-types"],
-        security: operatorSecurity,
+
         params: IdParams,
         body: EditDeviceTypeBody,
         response: { 200: DeviceType, ...errors },
@@ -95,7 +88,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
       schema: {
         tags: ["device-types"],
         summary: "Delete a device type no device uses",
-        security: operatorSecurity,
+
         params: IdParams,
         response: { 204: Type.Null(), ...errors },
       },

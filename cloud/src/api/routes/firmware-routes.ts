@@ -13,7 +13,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { FirmwareRecord } from "../../firmware/firmware-store.js";
 import type { DeviceRow } from "../../registry/device-registry.js";
-import { errorResponses, operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+import { errorResponses, principalOf, type RouteContext } from "./route-context.js";
 
 const errors = { ...errorResponses, 413: ErrorResponse };
 const compatList = FIRMWARE_COMPAT_PATTERN.slice(1, -1);
@@ -30,6 +30,7 @@ const UploadQuery = Type.Object(
 type UploadQuery = Static<typeof UploadQuery>;
 
 const ImageParams = Type.Object({ name: FirmwareName, version: SemverString });
+const ImageBytes = Type.String({ format: "binary", description: "the image file, as stored" });
 type ImageParams = Static<typeof ImageParams>;
 
 const FirmwareImage = Type.Object({
@@ -73,7 +74,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
         schema: {
           tags: ["firmware"],
           summary: "Upload an image (raw bytes, application/octet-stream); the cloud writes and signs its manifest",
-          security: operatorSecurity,
+
           querystring: UploadQuery,
           response: { 201: FirmwareImage, ...errors },
         },
@@ -105,7 +106,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
     {
       schema: {
         tags: ["firmware"],
-        security: operatorSecurity,
+
         response: { 200: Type.Object({ items: Type.Array(FirmwareImage) }), ...errors },
       },
     },
@@ -118,7 +119,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
       schema: {
         tags: ["firmware"],
         summary: "An image's signed manifest",
-        security: operatorSecurity,
+
         params: ImageParams,
         response: { 200: Type.Object({ image: FirmwareImage, signed: SignedManifest }), ...errors },
       },
@@ -135,7 +136,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
       schema: {
         tags: ["firmware"],
         summary: "Delete an image no active rollout uses",
-        security: operatorSecurity,
+
         params: ImageParams,
         response: { 204: Type.Null(), ...errors },
       },
@@ -184,7 +185,19 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
         tags: ["firmware"],
         summary: "For a device (mTLS): the image bytes, with HTTP Range for resuming",
         params: ImageParams,
-        response: { 416: ErrorResponse, ...errors },
+        // Streamed from disk: the schemas describe the bytes; a stream is never serialized with them.
+        response: {
+          200: {
+            description: "the whole image",
+            content: { "application/octet-stream": { schema: ImageBytes } },
+          },
+          206: {
+            description: "the requested range of the image (Range: bytes=a-b)",
+            content: { "application/octet-stream": { schema: ImageBytes } },
+          },
+          416: ErrorResponse,
+          ...errors,
+        },
       },
     },
     async (request, reply) => {

@@ -9,7 +9,7 @@ import {
 } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import { errorResponses, operatorSecurity, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
+import { errorResponses, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
 
 const errors = errorResponses;
 
@@ -23,7 +23,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
       schema: {
         tags: ["groups"],
         summary: "Create a group under a parent (default: your own group)",
-        security: operatorSecurity,
+
         body: CreateGroupBody,
         response: { 201: Group, ...errors },
       },
@@ -43,7 +43,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
       schema: {
         tags: ["groups"],
         summary: "Groups you can read, in tree order; ?name= resolves a name path",
-        security: operatorSecurity,
+
         querystring: ListGroupsQuery,
         response: { 200: Type.Object({ items: Type.Array(Group) }), ...errors },
       },
@@ -62,7 +62,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
 
   app.get<{ Params: { id: number } }>(
     "/api/v1/groups/:id",
-    { schema: { tags: ["groups"], security: operatorSecurity, params: IdParams, response: { 200: Group, ...errors } } },
+    { schema: { tags: ["groups"], params: IdParams, response: { 200: Group, ...errors } } },
     async (request) => groups.view(principalOf(request).orgId, request.params.id),
   );
 
@@ -71,7 +71,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
     {
       schema: {
         tags: ["groups"],
-        security: operatorSecurity,
+
         params: IdParams,
         body: EditGroupBody,
         response: { 200: Group, ...errors },
@@ -90,7 +90,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
       schema: {
         tags: ["groups"],
         summary: "Move a group and its subtree under another parent",
-        security: operatorSecurity,
+
         params: IdParams,
         body: MoveGroupBody,
         response: { 200: Group, ...errors },
@@ -110,7 +110,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
       schema: {
         tags: ["groups"],
         summary: "Delete a group; refused while it holds devices or sub-groups unless ?recursive=true",
-        security: operatorSecurity,
+
         params: IdParams,
         querystring: DeleteGroupQuery,
         response: { 200: Type.Object({ groups: Type.Integer(), devices: Type.Integer() }), ...errors },

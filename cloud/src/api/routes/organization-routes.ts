@@ -1,7 +1,7 @@
 import { ErrorResponse } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import { operatorSecurity, principalOf, type RouteContext } from "./route-context.js";
+import { principalOf, type RouteContext } from "./route-context.js";
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 const Organization = Type.Object({ name: Type.String(), uuidOnlyEnrollment: Type.Boolean() });
@@ -10,7 +10,7 @@ const Organization = Type.Object({ name: Type.String(), uuidOnlyEnrollment: Type
 export function registerOrganizationRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get(
     "/api/v1/organization",
-    { schema: { tags: ["organization"], security: operatorSecurity, response: { 200: Organization, ...errors } } },
+    { schema: { tags: ["organization"], response: { 200: Organization, ...errors } } },
     async (request) => ctx.registry.organization(principalOf(request).orgId),
   );
   app.patch<{ Body: { uuidOnlyEnrollment: boolean } }>(
@@ -19,7 +19,7 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: RouteConte
       schema: {
         tags: ["organization"],
         summary: "Organization settings; uuid-only enrollment is off by default and weaker",
-        security: operatorSecurity,
+
         body: Type.Object({ uuidOnlyEnrollment: Type.Boolean() }, { additionalProperties: false }),
         response: { 200: Organization, ...errors },
       },

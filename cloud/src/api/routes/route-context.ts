@@ -74,6 +74,3 @@ export function groupRef(ctx: RouteContext, orgId: number, path: string): { id: 
 }
 
 export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-
-/** OpenAPI security of operator routes: an API credential or a session token. */
-export const operatorSecurity: { [scheme: string]: string[] }[] = [{ basicAuth: [] }, { bearerAuth: [] }];

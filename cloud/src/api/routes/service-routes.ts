@@ -34,7 +34,17 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
     async () => ({ status: "ok", version: ctx.version }),
   );
 
-  app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    "/api/v1/openapi.json",
+    {
+      schema: {
+        tags: ["service"],
+        summary: "This API's OpenAPI 3.1 document",
+        response: { 200: Type.Object({ openapi: Type.String() }, { additionalProperties: true }) },
+      },
+    },
+    async () => app.swagger(),
+  );
 
   app.post<{ Body: EnrollRequest }>(
     "/api/v1/enroll",

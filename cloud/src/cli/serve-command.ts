@@ -1,0 +1,100 @@
+import fs from "node:fs";
+import { FieldgateError } from "@fieldgate/shared";
+import { Command } from "commander";
+import { resolveCloudConfig } from "../config/cloud-config.js";
+import { createCloudLogger, resolveLogFormat } from "../log/logger.js";
+import type { CliIo } from "./cli-support.js";
+
+/** `fieldgate-cloud serve`: the cloud service itself; runs until SIGINT or SIGTERM. */
+export function serveCommand(io: CliIo, version: string): Command {
+  return new Command("serve")
+    .description("run the cloud service")
+    .option("--data-dir <dir>", "data directory (env FIELDGATE_DATA_DIR)", undefined)
+    .option("--host <addr>", "listen address (env FIELDGATE_HOST, default 0.0.0.0)")
+    .option("--http-port <port>", "HTTPS API port (env FIELDGATE_HTTP_PORT, default 8443)")
+    .option("--mqtt-port <port>", "MQTT over TLS port (env FIELDGATE_MQTT_PORT, default 8883)")
+    .option(
+      "--hostname <name>",
+      "name or IP for the server certificate (repeatable; env FIELDGATE_HOSTNAME, comma-separated)",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option("--enroll-window <duration>", "enrollment window length (env FIELDGATE_ENROLL_WINDOW, default 10m)")
+    .option("--cert-lifetime <duration>", "device certificate lifetime (env FIELDGATE_CERT_LIFETIME, default 90d)")
+    .option("--mqtt-url <url>", "MQTT URL handed to devices (env FIELDGATE_MQTT_URL; default from the request host)")
+    .option("--log-level <level>", "log level (env FIELDGATE_LOG_LEVEL, default info)")
+    .option(
+      "--log-format <format>",
+      "auto (pretty on a terminal), json or pretty (env FIELDGATE_LOG_FORMAT, default auto)",
+    )
+    .option(
+      "--keepalive-unit <duration>",
+      "how long one keep-alive minute lasts; for tests (env FIELDGATE_KEEPALIVE_UNIT, default 1m)",
+    )
+    .option(
+      "--keepalive-check <duration>",
+      "how often to look for silent devices (env FIELDGATE_KEEPALIVE_CHECK, default 30s)",
+    )
+    .option(
+      "--log-retention <duration>",
+      "how long device log lines are kept (env FIELDGATE_LOG_RETENTION, default 7d)",
+    )
+    .option(
+      "--job-timeout <duration>",
+      "time a device has to finish an update job (env FIELDGATE_JOB_TIMEOUT, default 60m)",
+    )
+    .option(
+      "--rollout-tick <duration>",
+      "how often rollouts start installs and time out jobs (env FIELDGATE_ROLLOUT_TICK, default 1s)",
+    )
+    .option("--firmware-dir <dir>", "firmware store (env FIELDGATE_FIRMWARE_DIR, default ./firmware-images)")
+    .option("--firmware-max-size <size>", "largest firmware upload (env FIELDGATE_FIRMWARE_MAX_SIZE, default 1GiB)")
+    .option(
+      "--firmware-signing-key <file>",
+      "Ed25519 firmware signing key, or its public key for offline signing (env FIELDGATE_FIRMWARE_SIGNING_KEY, default <data-dir>/firmware-signing.key)",
+    )
+    .action(async (flags, cmd: Command) => {
+      // `--data-dir` may also stand in front of `serve`.
+      const opts = { ...flags, dataDir: flags.dataDir ?? cmd.optsWithGlobals<{ dataDir?: string }>().dataDir };
+      const config = resolveCloudConfig(opts, io.env);
+      checkSigningKeyPath(config.firmwareSigningKey);
+      const logger = createCloudLogger(config.logLevel, resolveLogFormat(opts.logFormat, io.env));
+      // Loaded here so that the operator commands start fast.
+      const { Cloud } = await import("../cloud.js");
+      const cloud = new Cloud(config, logger, version, (text) => io.stderr.write(text));
+      await cloud.start();
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, "stopping");
+        await cloud.stop();
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void stop("SIGINT"));
+      process.on("SIGTERM", () => void stop("SIGTERM"));
+    });
+}
+
+/**
+ * The signing key may not exist yet (`firmware keygen` writes it later), but a file that is there
+ * must be a PEM key: otherwise serve refuses to start rather than sign nothing.
+ */
+function checkSigningKeyPath(file: string): void {
+  const refuse = (why: string) =>
+    new FieldgateError(
+      "CONFIG_INVALID",
+      `--firmware-signing-key ${JSON.stringify(file)}: ${why}; expected the Ed25519 key from \`firmware keygen\` (or its .pub)`,
+      "firmware-signing-key",
+    );
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // Not there yet is fine; under a file (ENOTDIR) or unreadable is not.
+    if (code === "ENOENT") return;
+    throw refuse(`cannot read it (${code ?? (err as Error).message})`);
+  }
+  if (!/-----BEGIN [A-Z ]*KEY-----/.test(text)) throw refuse("holds no PEM key");
+}
