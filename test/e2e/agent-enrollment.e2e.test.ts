@@ -133,10 +133,22 @@ describe("agent and cloud, real processes", () => {
       cloud.caFile,
       "--data-dir",
       dataDir,
+      "--config",
+      path.join(dataDir, "agent.json"),
     ]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain(uuid);
     expect(ok.stdout).toMatch(/serial/i);
+    // It wrote what `run` needs, never the token, readable by its owner only, and says what to run next.
+    const configFile = path.join(dataDir, "agent.json");
+    expect(JSON.parse(fs.readFileSync(configFile, "utf8"))).toEqual({
+      uuid,
+      dataDir,
+      cloud: { url: cloud.url, caFile: cloud.caFile },
+    });
+    expect(fs.readFileSync(configFile, "utf8")).not.toContain(token);
+    expect(fs.statSync(configFile).mode & 0o777).toBe(0o600);
+    expect(ok.stdout).toContain(`next: fieldgate-agent run --config ${configFile}`);
     const again = await agentCli([
       "enroll",
       "--cloud",
@@ -149,6 +161,8 @@ describe("agent and cloud, real processes", () => {
       cloud.caFile,
       "--data-dir",
       tempDir("agent-cli2"),
+      "--config",
+      path.join(tempDir("agent-cli2-config"), "agent.json"),
     ]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("ENROLL_WINDOW_CLOSED");
@@ -179,6 +193,8 @@ describe("agent and cloud, real processes", () => {
       cloud.caFile,
       "--data-dir",
       path.join(dir, "data"),
+      "--config",
+      path.join(dir, "agent.json"),
     ]);
     expect(cli.code).toBe(0);
     await eventually(

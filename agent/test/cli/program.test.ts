@@ -38,7 +38,14 @@ describe("fieldgate-agent CLI", () => {
   it("run: a missing config file is a config error", async () => {
     const c = cli();
     expect(await c.run("run", "--config", join(tmp.dir, "none.json"))).toBe(2);
-    expect(c.err[0]).toMatch(/^error CONFIG_INVALID: cannot read config file/);
+    expect(c.err[0]).toMatch(
+      /^error CONFIG_INVALID: --config: cannot read config file .*none\.json: it does not exist/,
+    );
+    // How to get one: enroll writes it, or the example shows every key.
+    expect(c.err[0]).toContain(
+      `fieldgate-agent enroll --cloud <url> --token <token> --ca-file <ca.crt> --config ${join(tmp.dir, "none.json")}`,
+    );
+    expect(c.err[0]).toContain("docs/examples/agent.json");
   });
 
   it("run: starts and stops cleanly on a signal, exit 0", async () => {
