@@ -12,15 +12,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 const waitForStop = (): Promise<string> =>
   stopSignal ? Promise.resolve(stopSignal) : new Promise((resolve) => stopWaiters.push(resolve));
 
-// A reader that went away (`fieldgate-agent status --json | head -1`) is not an error: stop quietly,
-// as a Unix tool killed by SIGPIPE would, instead of crashing on the next write with EPIPE.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw err;
-  });
-}
-
+const { exitQuietlyOnClosedOutput } = await import("./closed-output.js");
+exitQuietlyOnClosedOutput();
 const { buildProgram } = await import("./program.js");
 const io = {
   out: (text: string) => process.stdout.write(`${text}\n`),

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { type ErrorCode, FieldgateError, formatDuration } from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
@@ -17,7 +17,7 @@ import { createLogger } from "../log/logger.js";
 import { SqliteLogBuffer } from "../logs/sqlite-log-buffer.js";
 import { SqliteOutboxStore } from "../outbox/sqlite-outbox-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
-import { dirFlag, httpsUrlFlag, pathFlag, tokenFlag, uuidFlag } from "./flag-values.js";
+import { dirFlag, flagError, httpsUrlFlag, pathFlag, tokenFlag, uuidFlag } from "./flag-values.js";
 
 /** Exit codes of every command. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, restart: 75 } as const;
@@ -435,7 +435,19 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
     .requiredOption("--out <file>", "where to write the private key", pathFlag("--out"))
     .action((opts: { out: string }) => {
       try {
-        const publicPem = generateFactoryKey(resolve(opts.out));
+        const out = resolve(opts.out);
+        if (statSync(out, { throwIfNoEntry: false })?.isDirectory()) {
+          throw flagError("--out", opts.out, "the path of the new key file", "is a directory");
+        }
+        if (statSync(dirname(out), { throwIfNoEntry: false })?.isDirectory() !== true) {
+          throw flagError(
+            "--out",
+            opts.out,
+            "a file in an existing directory",
+            "is in a directory that does not exist",
+          );
+        }
+        const publicPem = generateFactoryKey(out);
         io.err(`wrote the factory private key to ${resolve(opts.out)} (mode 0600); register this public key:`);
         io.out(publicPem.trimEnd());
       } catch (err) {

@@ -14,7 +14,13 @@ export function readConfigFileForUpdate(file: string): Obj {
   const stat = statSync(file, { throwIfNoEntry: false });
   if (stat === undefined) return {};
   if (!stat.isFile()) throw new FieldgateError("CONFIG_INVALID", `${file} is not a regular file`, "--config");
-  const raw = parseConfigText(readFileSync(file, "utf8"), file);
+  let raw: unknown;
+  try {
+    raw = parseConfigText(readFileSync(file, "utf8"), file);
+  } catch (err) {
+    if (err instanceof FieldgateError) throw new FieldgateError(err.code, err.message, "--config");
+    throw err;
+  }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new FieldgateError("CONFIG_INVALID", `${file} must hold a JSON object`, "--config");
   }
