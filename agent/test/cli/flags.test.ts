@@ -138,6 +138,23 @@ describe("no flag value produces a stack trace: each is CONFIG_INVALID naming th
     }
   });
 
+  it("docs/cli.md lists every flag of every fieldgate-agent command in that command's row", () => {
+    const docs = readFileSync(new URL("../../../docs/cli.md", import.meta.url), "utf8");
+    const section = docs.slice(docs.indexOf("## fieldgate-agent"), docs.indexOf("## fieldgate-sim"));
+    const flags = valueFlags(io().program.program);
+    for (const cmd of io().program.program.commands.flatMap((c) =>
+      c.commands.length ? c.commands.map((s) => `${c.name()} ${s.name()}`) : [c.name()],
+    )) {
+      const row = section
+        .split("\n")
+        .find((l) => l.startsWith(`| \`fieldgate-agent ${cmd} `) || l.startsWith(`| \`fieldgate-agent ${cmd}\``));
+      expect(row, `docs/cli.md has no row for fieldgate-agent ${cmd}`).toBeDefined();
+      for (const f of flags.filter((x) => x.command === cmd)) expect(row, `${cmd} ${f.flag}`).toContain(f.flag);
+    }
+    const sim = docs.slice(docs.indexOf("## fieldgate-sim"));
+    for (const f of valueFlags(buildSimProgram())) expect(sim, `fieldgate-sim ${f.flag}`).toContain(f.flag);
+  });
+
   describe("fieldgate-sim", () => {
     const simCases = (): Record<string, string[]> => ({
       "--url": ["http://localhost:8443", "localhost:8443", "https://h/path"],

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { FieldgateError } from "@fieldgate/shared";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ConfigInvalidError, loadConfig } from "../../src/config/load-config.js";
@@ -83,6 +84,14 @@ describe("config errors a person can act on", () => {
       "telemetry.sampleInterval",
       "updates.jobTimeout",
     ]);
+  });
+
+  it("the example the error points to loads (with its CA file and data directory replaced)", async () => {
+    const example = fileURLToPath(new URL("../../../docs/examples/agent.json", import.meta.url));
+    const ca = join(tmp.dir, "ca.crt");
+    writeFileSync(ca, (await createTestPki()).caPem);
+    const env = { FIELDGATE_AGENT_CLOUD_CA_FILE: ca, FIELDGATE_AGENT_DATA_DIR: join(tmp.dir, "data") };
+    expect(loadConfig({ file: example, env }).config.cloud.url).toBe("https://cloud.example.com:8443");
   });
 
   it("a missing config file says how to create one", () => {
