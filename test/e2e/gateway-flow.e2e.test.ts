@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentProcess, agentCli, startAgent } from "../support/agent-process.js";
+import { type AgentProcess, agentCli, enrollCli, startAgent } from "../support/agent-process.js";
 import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "../support/cloud-process.js";
 import { newUuid } from "../support/device-identity.js";
 
@@ -45,21 +45,7 @@ describe("one obvious gateway flow", () => {
       cloud.dataDir,
     ]);
     const { enrollmentToken } = JSON.parse(added.stdout) as { enrollmentToken: string };
-    const enrolled = await agentCli([
-      "enroll",
-      "--cloud",
-      cloud.url,
-      "--uuid",
-      uuid,
-      "--token",
-      enrollmentToken,
-      "--ca-file",
-      cloud.caFile,
-      "--data-dir",
-      dataDir,
-      "--config",
-      configFile,
-    ]);
+    const enrolled = await enrollCli(cloud, { uuid, token: enrollmentToken, dataDir, configFile });
     expect(enrolled.code, enrolled.stderr).toBe(0);
     expect(enrolled.stdout).toContain(`config written to   ${configFile}`);
     expect(enrolled.stdout).toContain(`next: fieldgate-agent run --config ${configFile}`);
