@@ -79,15 +79,35 @@ function closestBranches(errors: ErrorObject[]): ErrorObject[] {
     branches.set(m[2] as string, (branches.get(m[2] as string) ?? 0) + 1);
     counts.set(union, branches);
   }
+  // A discriminator no branch accepts (`type: "nfs"`): one error listing the choices, not one branch's complaints.
+  const discriminated = new Map<string, ErrorObject>();
+  for (const [union, branches] of counts) {
+    const consts = errors.filter((e) => e.keyword === "const" && branchOf(e)?.[1] === union);
+    const at = consts[0]?.instancePath;
+    if (consts.length === branches.size && consts.every((e) => e.instancePath === at)) {
+      const allowed = consts.map((e) => JSON.stringify((e.params as { allowedValue?: unknown }).allowedValue));
+      discriminated.set(union, {
+        ...(consts[0] as ErrorObject),
+        keyword: "enum",
+        message: `must be one of ${allowed.join(", ")}`,
+        params: {},
+      });
+    }
+  }
   const best = new Map<string, string>();
   for (const [union, branches] of counts) {
     const [branch] = [...branches].sort((a, b) => a[1] - b[1] || Number(a[0]) - Number(b[0]))[0] as [string, number];
     best.set(union, branch);
   }
-  return errors.filter((e) => {
+  const kept: ErrorObject[] = [];
+  for (const e of errors) {
     const m = branchOf(e);
-    return !m || best.get(m[1] as string) === m[2];
-  });
+    const choice = m ? discriminated.get(m[1] as string) : undefined;
+    if (choice) {
+      if (!kept.includes(choice)) kept.push(choice);
+    } else if (!m || best.get(m[1] as string) === m[2]) kept.push(e);
+  }
+  return kept;
 }
 
 function createAjv(allErrors = false): Ajv {

@@ -153,16 +153,31 @@ describe("fieldgate-agent CLI", () => {
       "t0ken",
       "--data-dir",
       join(tmp.dir, "d"),
+      "--config",
+      join(tmp.dir, "agent.json"),
     );
     expect(code).toBe(1);
     expect(c.err[0]).toMatch(/^error CLOUD_UNREACHABLE: cannot reach https:\/\/127\.0\.0\.1:1/);
+    // Not enrolled, so no config was written.
+    expect(existsSync(join(tmp.dir, "agent.json"))).toBe(false);
     expect(c.err[1]).toMatch(/^what to do: /);
     expect(c.err.join("\n")).not.toContain("t0ken");
   });
 
   it("enroll: without a token is a usage error", async () => {
     const c = cli();
-    expect(await c.run("enroll", "--cloud", "https://127.0.0.1:1", "--uuid", UUID, "--json")).toBe(2);
+    expect(
+      await c.run(
+        "enroll",
+        "--cloud",
+        "https://127.0.0.1:1",
+        "--uuid",
+        UUID,
+        "--config",
+        join(tmp.dir, "a.json"),
+        "--json",
+      ),
+    ).toBe(2);
     expect(JSON.parse(c.out[0] ?? "{}")).toMatchObject({ ok: false, error: { code: "VALIDATION_FAILED" } });
   });
 });

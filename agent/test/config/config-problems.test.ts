@@ -69,6 +69,19 @@ describe("config errors a person can act on", () => {
     expect(err.message).toContain("  telemetry.batchMax: must be >= 1, got 0");
   });
 
+  it("in a union, the branch the author meant: an unknown type lists the choices, a known one its own keys", () => {
+    const installer = (value: unknown) =>
+      (
+        loadText(
+          JSON.stringify({ uuid: UUID, cloud: { url: "https://x:1" }, updates: { installer: value } }),
+        ) as ConfigInvalidError
+      ).problems;
+    expect(installer({ type: "nfs" })).toEqual([
+      { field: "updates.installer.type", message: 'must be one of "script", "ab-slots", "agent", got "nfs"' },
+    ]);
+    expect(installer({ type: "agent" })).toEqual([{ field: "updates.installer.root", message: "is required" }]);
+  });
+
   it("past the schema, every bad duration and threshold is reported together", () => {
     const err = loadText(
       JSON.stringify({
