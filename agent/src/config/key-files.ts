@@ -169,5 +169,8 @@ function identityCertificate(paths: ReturnType<typeof identityPaths>): X509Certi
     return `the stored identity is broken: ${paths.cert} is not a PEM certificate`;
   }
   if (!cert.checkPrivateKey(key)) return `the stored key ${paths.key} does not match its certificate ${paths.cert}`;
+  // The broker's trust anchor, stored at enrollment.
+  const ca = certificateFileProblem(paths.ca);
+  if (ca) return `the stored identity is broken: ${ca}`;
   return cert;
 }

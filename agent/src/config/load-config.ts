@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { checkLinks, FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
+import { checkLinks, FieldgateError, type LinkConfig, parseDuration, SchemaValidator } from "@fieldgate/shared";
 import type { TSchema } from "@sinclair/typebox";
 import { IdentityStore } from "../identity/identity-store.js";
 import { parseByteRate } from "../update/token-bucket.js";
@@ -229,15 +229,27 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   fillDefaults(AgentConfigFile, merged);
   const sourceName = options.file ?? "the configuration";
   // Links are checked item by item against their own type first, so an error names the right field.
-  const links = checkLinks(merged.links, "links", "CONFIG_INVALID");
   const fromSource = (field: string) => (fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "");
-  const schemaProblems = validator.problems(AgentConfigFile, merged).map(({ field = "", message }) => {
+  const schemaProblems: ConfigProblem[] = [];
+  let links: LinkConfig[] = [];
+  try {
+    links = checkLinks(merged.links, "links", "CONFIG_INVALID");
+  } catch (err) {
+    if (!(err instanceof FieldgateError)) throw err;
+    const field = err.field ?? "links";
+    // Phrased "<field> <reason>" like the validator's; the field is printed separately.
+    const message = err.message.startsWith(`${field} `) ? err.message.slice(field.length + 1) : err.message;
+    schemaProblems.push({ field, message });
+  }
+  // With a bad link reported above, the rest of the file is still checked, without the links.
+  const checked = schemaProblems.length > 0 ? { ...merged, links: [] } : merged;
+  for (const { field = "", message } of validator.problems(AgentConfigFile, checked)) {
     // The shared validator phrases it as "<field> <reason>"; the CLI prints the field separately.
     const reason = field && message.startsWith(`${field} `) ? message.slice(field.length + 1) : message;
     const value = getPath(merged, field.replace(/\[(\d+)\]/g, ".$1").split("."));
     const got = value === undefined || reason === "is not an allowed property" ? "" : `, got ${describeValue(value)}`;
-    return { field, message: `${reason}${got}${fromSource(field)}` };
-  });
+    schemaProblems.push({ field, message: `${reason}${got}${fromSource(field)}` });
+  }
   if (schemaProblems.length > 0) throw new ConfigInvalidError(schemaProblems, sourceName);
   const file = merged as AgentConfigFile;
 

@@ -82,6 +82,21 @@ describe("config errors a person can act on", () => {
     expect(installer({ type: "agent" })).toEqual([{ field: "updates.installer.root", message: "is required" }]);
   });
 
+  it("a bad link and the rest of the file are reported together", () => {
+    const err = loadText(
+      JSON.stringify({
+        uuid: UUID,
+        cloud: { url: "https://x:1" },
+        links: [{ id: "a", type: "serial" }],
+        telemetry: { batchMax: 0 },
+      }),
+    ) as ConfigInvalidError;
+    expect(err.problems).toEqual([
+      { field: "links[0].path", message: "is required" },
+      { field: "telemetry.batchMax", message: "must be >= 1, got 0" },
+    ]);
+  });
+
   it("past the schema, every bad duration and threshold is reported together", () => {
     const err = loadText(
       JSON.stringify({

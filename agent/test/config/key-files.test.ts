@@ -125,8 +125,10 @@ describe("loadConfig reads every configured key and certificate file", () => {
       );
     });
 
-    it("a certificate that is not PEM is named", async () => {
+    it("a certificate or a CA certificate that is not PEM is named", async () => {
       const paths = await storeIdentity();
+      writeFileSync(paths.ca, "broken");
+      expect(problems({})[0]?.message).toContain(`the stored identity is broken: ${paths.ca} is not PEM`);
       writeFileSync(paths.cert, "broken");
       expect(problems({})[0]?.message).toContain(`${paths.cert} is not a PEM certificate`);
     });
