@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentProcess, agentCli, enrollCli, startAgent } from "../support/agent-process.js";
+import { type AgentProcess, agentCli, enrollCli, startAgent, writeAgentConfig } from "../support/agent-process.js";
 import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "../support/cloud-process.js";
 import { newUuid } from "../support/device-identity.js";
 
@@ -72,5 +72,29 @@ describe("one obvious gateway flow", () => {
     expect(agent.logs.join("\n")).not.toMatch(/enrolling again|ENROLL_WINDOW_CLOSED/);
     const status = await agentCli(["status", "--json", "--config", configFile]);
     expect(JSON.parse(status.stdout)).toMatchObject({ identity: { enrolled: true, uuid } });
+    await agent.stop();
+
+    // A hand-written config without uuid means the enrolled device, not one derived from the machine id.
+    const natural = writeAgentConfig(path.join(gateway, "natural"), {
+      dataDir,
+      cloud: { url: cloud.url, caFile: cloud.caFile },
+    });
+    const doctor = await agentCli(["doctor", "--json", "--config", natural]);
+    const results = (JSON.parse(doctor.stdout) as { results: { check: string; status: string; message: string }[] })
+      .results;
+    expect(results.find((r) => r.check === "certificate")?.status).toBe("ok");
+    expect(results.find((r) => r.check === "registration")).toBeUndefined(); // enrolled: nothing to register
+    // One that names another uuid stops `run` at once, naming both uuids.
+    const other = newUuid();
+    const wrong = writeAgentConfig(path.join(gateway, "wrong"), {
+      uuid: other,
+      dataDir,
+      cloud: { url: cloud.url, caFile: cloud.caFile },
+    });
+    const refused = await agentCli(["run", "--config", wrong]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      `error CONFIG_INVALID: uuid: is ${other}, but the identity stored in ${dataDir} is for ${uuid}`,
+    );
   });
 });
