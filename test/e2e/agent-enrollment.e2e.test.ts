@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentProcess, agentCli, startAgent, writeAgentConfig } from "../support/agent-process.js";
+import { type AgentProcess, agentCli, enrollCli, startAgent, writeAgentConfig } from "../support/agent-process.js";
 import { type CloudProcess, eventually, startCloud, tempDir } from "../support/cloud-process.js";
 import { newUuid, registerDevice } from "../support/device-identity.js";
 
@@ -121,35 +121,26 @@ describe("agent and cloud, real processes", () => {
   it("lets a field engineer enroll once from the CLI, and explains a closed window", async () => {
     const { uuid, token } = await registerDevice(cloud);
     const dataDir = tempDir("agent-cli");
-    const ok = await agentCli([
-      "enroll",
-      "--cloud",
-      cloud.url,
-      "--uuid",
-      uuid,
-      "--token",
-      token,
-      "--ca-file",
-      cloud.caFile,
-      "--data-dir",
-      dataDir,
-    ]);
+    const ok = await enrollCli(cloud, { uuid, token, dataDir: dataDir, configFile: path.join(dataDir, "agent.json") });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain(uuid);
     expect(ok.stdout).toMatch(/serial/i);
-    const again = await agentCli([
-      "enroll",
-      "--cloud",
-      cloud.url,
-      "--uuid",
+    // It wrote what `run` needs, never the token, readable by its owner only, and says what to run next.
+    const configFile = path.join(dataDir, "agent.json");
+    expect(JSON.parse(fs.readFileSync(configFile, "utf8"))).toEqual({
       uuid,
-      "--token",
+      dataDir,
+      cloud: { url: cloud.url, caFile: cloud.caFile },
+    });
+    expect(fs.readFileSync(configFile, "utf8")).not.toContain(token);
+    expect(fs.statSync(configFile).mode & 0o777).toBe(0o600);
+    expect(ok.stdout).toContain(`next: fieldgate-agent run --config ${configFile}`);
+    const again = await enrollCli(cloud, {
+      uuid,
       token,
-      "--ca-file",
-      cloud.caFile,
-      "--data-dir",
-      tempDir("agent-cli2"),
-    ]);
+      dataDir: tempDir("agent-cli2"),
+      configFile: path.join(tempDir("agent-cli2-config"), "agent.json"),
+    });
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("ENROLL_WINDOW_CLOSED");
     expect(again.stderr).toContain(`reset-token ${uuid}`);
@@ -167,19 +158,12 @@ describe("agent and cloud, real processes", () => {
     const d = await cloud.api<{ window: { open: boolean; failedAttempts: number } }>("GET", `/api/v1/devices/${uuid}`);
     expect(d.body.window).toMatchObject({ open: true, failedAttempts: 1 });
     // The engineer enrolls by hand with the right token; the running daemon adopts that identity.
-    const cli = await agentCli([
-      "enroll",
-      "--cloud",
-      cloud.url,
-      "--uuid",
+    const cli = await enrollCli(cloud, {
       uuid,
-      "--token",
       token,
-      "--ca-file",
-      cloud.caFile,
-      "--data-dir",
-      path.join(dir, "data"),
-    ]);
+      dataDir: path.join(dir, "data"),
+      configFile: path.join(dir, "agent.json"),
+    });
     expect(cli.code).toBe(0);
     await eventually(
       async () => ((await device(uuid)).online ? true : undefined),

@@ -99,3 +99,25 @@ export async function agentCli(args: string[], env: Record<string, string> = {})
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+
+/** `fieldgate-agent enroll` as the README runs it: token, CA file, data directory and the config file it writes. */
+export function enrollCli(
+  cloud: { url: string; caFile: string },
+  device: { uuid: string; token: string; dataDir: string; configFile: string },
+) {
+  return agentCli([
+    "enroll",
+    "--cloud",
+    cloud.url,
+    "--uuid",
+    device.uuid,
+    "--token",
+    device.token,
+    "--ca-file",
+    cloud.caFile,
+    "--data-dir",
+    device.dataDir,
+    "--config",
+    device.configFile,
+  ]);
+}

@@ -12,6 +12,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 const waitForStop = (): Promise<string> =>
   stopSignal ? Promise.resolve(stopSignal) : new Promise((resolve) => stopWaiters.push(resolve));
 
+const { exitQuietlyOnClosedOutput } = await import("./closed-output.js");
+exitQuietlyOnClosedOutput();
 const { buildProgram } = await import("./program.js");
 const io = {
   out: (text: string) => process.stdout.write(`${text}\n`),

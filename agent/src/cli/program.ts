@@ -1,9 +1,11 @@
-import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { type ErrorCode, FieldgateError, formatDuration, parseLogFormat } from "@fieldgate/shared";
+import { readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { type ErrorCode, FieldgateError, formatDuration, type LogFormat, parseLogFormat } from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
 import { Agent, outboxPath } from "../agent.js";
-import { loadConfig } from "../config/load-config.js";
+import { assertConfigWritable, readConfigFileForUpdate, writeConfigFile } from "../config/config-file.js";
+import type { AgentConfig } from "../config/config-schema.js";
+import { ConfigInvalidError, type ConfigProblem, type LoadedConfig, loadConfig } from "../config/load-config.js";
 import { Doctor } from "../doctor/doctor.js";
 import { enrollmentAdvice } from "../enrollment/enrollment-advice.js";
 import { EnrollmentClient } from "../enrollment/enrollment-client.js";
@@ -15,6 +17,7 @@ import { createLogger, stdoutDestination } from "../log/logger.js";
 import { SqliteLogBuffer } from "../logs/sqlite-log-buffer.js";
 import { SqliteOutboxStore } from "../outbox/sqlite-outbox-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
+import { dirFlag, flagError, httpsUrlFlag, pathFlag, tokenFlag, uuidFlag } from "./flag-values.js";
 
 /** Exit codes of every command. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, restart: 75 } as const;
@@ -31,6 +34,8 @@ export interface CliIo {
 }
 
 const DEFAULT_CONFIG = "/etc/fieldgate/agent.json";
+const configFlag = pathFlag("--config", "the agent's config file (JSON)");
+const logFormatFlag = (value: string): LogFormat => parseLogFormat(value);
 const DEFAULT_DATA_DIR = "/var/lib/fieldgate";
 
 function exitCodeFor(code: ErrorCode): number {
@@ -62,12 +67,41 @@ function age(fromIso: string | null | undefined, now = Date.now()): string {
   return `${formatDuration(now - Date.parse(fromIso))} ago`;
 }
 
-/** The data directory a command works on: `--data-dir`, else the config's, else the default. */
-function resolveDataDir(opts: { config?: string; dataDir?: string }, env: NodeJS.ProcessEnv): string {
+/**
+ * The data directory a command works on: `--data-dir`, else the config's, else the default.
+ * `reset` passes `replacingIdentity`, so a broken or foreign identity does not stop its own removal.
+ */
+function resolveDataDir(
+  opts: { config?: string; dataDir?: string },
+  env: NodeJS.ProcessEnv,
+  replacingIdentity = false,
+): string {
   if (opts.dataDir) return resolve(opts.dataDir);
   const file = opts.config ?? env.FIELDGATE_AGENT_CONFIG;
-  if (file) return loadConfig({ file, env }).config.dataDir;
+  if (file) return loadConfigOf(opts, { file, env, replacingIdentity }).config.dataDir;
   return env.FIELDGATE_AGENT_DATA_DIR ? resolve(env.FIELDGATE_AGENT_DATA_DIR) : DEFAULT_DATA_DIR;
+}
+
+/** loadConfig, with a problem of the file as a whole (unreadable, not JSON) put on `--config` when it was given. */
+function loadConfigOf(opts: { config?: string }, options: Parameters<typeof loadConfig>[0]): LoadedConfig {
+  try {
+    return loadConfig(options);
+  } catch (err) {
+    if (opts.config && err instanceof FieldgateError && err.field === "" && !(err instanceof ConfigInvalidError)) {
+      throw new FieldgateError(err.code, err.message, "--config");
+    }
+    throw err;
+  }
+}
+
+/** Config problems of values a flag gave, put on that flag (`cloud.caFile` → `--ca-file`). */
+function onFlags(err: unknown, flagOf: Record<string, string | undefined>): unknown {
+  if (!(err instanceof ConfigInvalidError)) return err;
+  const problems: ConfigProblem[] = err.problems.map((p) => {
+    const flag = flagOf[p.field];
+    return flag ? { field: flag, message: p.message } : p;
+  });
+  return new ConfigInvalidError(problems, "the flags and config");
 }
 
 function defaultWaitForStop(): Promise<string> {
@@ -82,7 +116,7 @@ function defaultWaitForStop(): Promise<string> {
  * Builds the `fieldgate-agent` program. `run(argv)` returns the exit code instead of exiting,
  * so tests drive it in-process.
  */
-export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<number> } {
+export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<number>; program: Command } {
   let exitCode: number = EXIT.ok;
   const fail = (err: unknown, extra?: string): void => {
     const { line, code } = formatError(err);
@@ -104,17 +138,16 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
   program
     .command("run")
     .description("run the daemon (SIGINT/SIGTERM stop it cleanly)")
-    .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`)
-    .option("--log-format <format>", "auto (pretty on a terminal), json or pretty (default: config log.format)")
-    .action(async (opts: { config?: string; logFormat?: string }) => {
+    .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`, configFlag)
+    .option("--log-format <format>", "auto (pretty on a terminal), json or pretty (default: config log.format)", logFormatFlag)
+    .action(async (opts: { config?: string; logFormat?: LogFormat }) => {
       let agent: Agent;
       // Listen before starting, so a stop that arrives during start-up is still a clean one.
       const stopRequested = (io.waitForStop ?? defaultWaitForStop)();
       try {
         const file = opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG;
-        const { config, warnings } = loadConfig({ file, env: io.env });
-        const format = opts.logFormat === undefined ? config.log.format : parseLogFormat(opts.logFormat);
-        const logger = createLogger(config.log.level, stdoutDestination(format));
+        const { config, warnings } = loadConfigOf(opts, { file, env: io.env });
+        const logger = createLogger(config.log.level, stdoutDestination(opts.logFormat ?? config.log.format));
         for (const w of warnings) logger.warn(w);
         agent = new Agent(config, logger);
         await agent.start();
@@ -133,90 +166,106 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
 
   program
     .command("enroll")
-    .description("enroll this device once with a token and store its identity")
-    .requiredOption("--cloud <url>", "https URL of the cloud API, e.g. https://cloud.example:8443")
-    .option("--uuid <uuid>", "device uuid (default: derived from /etc/machine-id)")
-    .option("--token <token>", "one-time enrollment token (default $FIELDGATE_AGENT_ENROLLMENT_TOKEN)")
-    .option("--ca-file <file>", "CA certificate (PEM) to trust for the cloud API instead of the system store")
-    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`)
+    .description("enroll this device once with a token, store its identity and write the config `run` needs")
+    .requiredOption(
+      "--cloud <url>",
+      "https URL of the cloud API, e.g. https://cloud.example:8443",
+      httpsUrlFlag("--cloud"),
+    )
+    .option(
+      "--uuid <uuid>",
+      "device uuid (default: the config's, else the stored identity's, else derived from /etc/machine-id)",
+      uuidFlag("--uuid"),
+    )
+    .option(
+      "--token <token>",
+      "one-time enrollment token (default $FIELDGATE_AGENT_ENROLLMENT_TOKEN)",
+      tokenFlag("--token"),
+    )
+    .option(
+      "--ca-file <file>",
+      "CA certificate (PEM) to trust for the cloud API instead of the system store",
+      pathFlag("--ca-file"),
+    )
+    .option(
+      "--data-dir <dir>",
+      `data directory (default: the config's, else ${DEFAULT_DATA_DIR})`,
+      dirFlag("--data-dir"),
+    )
+    .option(
+      "-c, --config <file>",
+      `config file to write or update, mode 0600 (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`,
+      configFlag,
+    )
     .option("--json", "print the result as JSON")
-    .action(
-      async (opts: {
-        cloud: string;
-        uuid?: string;
-        token?: string;
-        caFile?: string;
-        dataDir?: string;
-        json?: boolean;
-      }) => {
-        let uuid = opts.uuid ?? "";
-        try {
-          const { config } = loadConfig({
-            raw: {
-              ...(opts.uuid && { uuid: opts.uuid }),
-              ...(opts.dataDir && { dataDir: opts.dataDir }),
-              cloud: { url: opts.cloud, ...(opts.caFile && { caFile: opts.caFile }) },
-              enrollment: { ...(opts.token && { token: opts.token }) },
-            },
-            env: io.env,
-          });
-          uuid = config.uuid;
-          if (!config.enrollment.token) {
-            throw new FieldgateError(
-              "VALIDATION_FAILED",
-              "pass --token (or set FIELDGATE_AGENT_ENROLLMENT_TOKEN) with the token the operator got",
-              "token",
-            );
-          }
-          const identityStore = new IdentityStore(config.dataDir);
-          const client = new EnrollmentClient({
-            cloudUrl: config.cloud.url,
-            uuid: config.uuid,
-            token: config.enrollment.token,
-            identity: identityStore,
-            ...(config.cloud.caFile && { ca: readCa(config.cloud.caFile) }),
-          });
-          const identity = await client.enroll();
-          const daysLeft = Math.floor((Date.parse(identity.notAfter) - Date.now()) / 86_400_000);
-          if (opts.json) {
-            io.out(
-              JSON.stringify({
-                ok: true,
-                uuid: identity.uuid,
-                serial: identity.serial,
-                notAfter: identity.notAfter,
-                renewAfter: identity.renewAfter,
-                mqttUrl: identity.mqttUrl,
-                apiUrl: identity.apiUrl,
-                identityDir: identityStore.paths.dir,
-              }),
-            );
-          } else {
-            io.out(`enrolled ${identity.uuid}`);
-            io.out(`  certificate serial  ${identity.serial}`);
-            io.out(`  valid until         ${identity.notAfter} (${daysLeft} days)`);
-            io.out(`  mqtt                ${identity.mqttUrl}`);
-            io.out(`  identity stored in  ${identityStore.paths.dir}`);
-            io.out("restart the daemon (fieldgate-agent run) to connect with it");
-          }
-        } catch (err) {
-          if (opts.json) {
-            const fe = err instanceof FieldgateError ? err : new FieldgateError("INTERNAL", String(err));
-            io.out(JSON.stringify({ ok: false, error: fe.toBody(), advice: enrollmentAdvice(fe.code, uuid) }));
-            exitCode = exitCodeFor(fe.code);
-          } else {
-            const code = err instanceof FieldgateError ? err.code : "INTERNAL";
-            fail(err, `what to do: ${enrollmentAdvice(code, uuid || "<uuid>")}`);
-          }
+    .action(async (opts: EnrollFlags) => {
+      let uuid = opts.uuid ?? "";
+      try {
+        const configFile = resolve(opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG);
+        const { raw, config } = enrollmentConfig(opts, configFile, io.env);
+        uuid = config.uuid;
+        if (!config.enrollment.token) {
+          throw new FieldgateError(
+            "VALIDATION_FAILED",
+            "pass --token (or set FIELDGATE_AGENT_ENROLLMENT_TOKEN) with the token the operator got",
+            "token",
+          );
         }
-      },
-    );
+        // Before the token is spent: a config that cannot be written afterwards would strand the identity.
+        assertConfigWritable(configFile);
+        const identityStore = new IdentityStore(config.dataDir);
+        const client = new EnrollmentClient({
+          cloudUrl: config.cloud.url,
+          uuid: config.uuid,
+          token: config.enrollment.token,
+          identity: identityStore,
+          ...(config.cloud.caFile && { ca: readCa(config.cloud.caFile) }),
+        });
+        const identity = await client.enroll();
+        writeConfigFile(configFile, withoutToken(raw, config.enrollment.token));
+        const daysLeft = Math.floor((Date.parse(identity.notAfter) - Date.now()) / 86_400_000);
+        const next = `fieldgate-agent run --config ${configFile}`;
+        if (opts.json) {
+          io.out(
+            JSON.stringify({
+              ok: true,
+              uuid: identity.uuid,
+              serial: identity.serial,
+              notAfter: identity.notAfter,
+              renewAfter: identity.renewAfter,
+              mqttUrl: identity.mqttUrl,
+              apiUrl: identity.apiUrl,
+              identityDir: identityStore.paths.dir,
+              configFile,
+              next,
+            }),
+          );
+        } else {
+          io.out(`enrolled ${identity.uuid}`);
+          io.out(`  certificate serial  ${identity.serial}`);
+          io.out(`  valid until         ${identity.notAfter} (${daysLeft} days)`);
+          io.out(`  mqtt                ${identity.mqttUrl}`);
+          io.out(`  identity stored in  ${identityStore.paths.dir}`);
+          io.out(`  config written to   ${configFile} (mode 0600, no token in it)`);
+          io.out(`next: ${next}   (or restart the service that runs it)`);
+        }
+      } catch (err) {
+        if (opts.json) {
+          const fe = err instanceof FieldgateError ? err : new FieldgateError("INTERNAL", String(err));
+          io.out(JSON.stringify({ ok: false, error: fe.toBody(), advice: enrollmentAdvice(fe.code, uuid) }));
+          exitCode = exitCodeFor(fe.code);
+        } else {
+          const code = err instanceof FieldgateError ? err.code : "INTERNAL";
+          fail(err, `what to do: ${enrollmentAdvice(code, uuid || "<uuid>")}`);
+        }
+      }
+    });
 
   program
     .command("status")
     .description("show identity, connection and outbox backlog")
-    .option("-c, --config <file>", "config file (to find the data directory)")
-    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`)
+    .option("-c, --config <file>", "config file (to find the data directory)", configFlag)
+    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`, dirFlag("--data-dir"))
     .option("--json", "print as JSON")
     .action((opts: { config?: string; dataDir?: string; json?: boolean }) => {
       try {
@@ -300,8 +349,12 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
   program
     .command("links")
     .description("list the device links: state, last reading, counters and last error (asks the running daemon)")
-    .option("-c, --config <file>", "config file (to find the local API socket)")
-    .option("--data-dir <dir>", `data directory, for <dir>/agent.sock (default ${DEFAULT_DATA_DIR})`)
+    .option("-c, --config <file>", "config file (to find the local API socket)", configFlag)
+    .option(
+      "--data-dir <dir>",
+      `data directory, for <dir>/agent.sock (default ${DEFAULT_DATA_DIR})`,
+      dirFlag("--data-dir"),
+    )
     .option("--json", "print as JSON")
     .action(async (opts: { config?: string; dataDir?: string; json?: boolean }) => {
       try {
@@ -333,7 +386,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
   program
     .command("doctor")
     .description("diagnose this gateway: config, network, TLS, clock, registration, certificate, broker, disk")
-    .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`)
+    .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`, configFlag)
     .option("--json", "print the results as JSON")
     .action(async (opts: { config?: string; json?: boolean }) => {
       const configFile = opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG;
@@ -343,7 +396,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
         const width = Math.max(...results.map((r) => r.check.length));
         for (const r of results) {
           io.out(
-            `${r.status.toUpperCase().padEnd(7)} ${r.check.padEnd(width)}  ${r.message}${r.fix ? `\n        ${" ".repeat(width)}  fix: ${r.fix}` : ""}`,
+            `${r.status.toUpperCase().padEnd(7)} ${r.check.padEnd(width)}  ${r.code ? `${r.code}: ` : ""}${r.message}${r.fix ? `\n        ${" ".repeat(width)}  fix: ${r.fix}` : ""}`,
           );
         }
       }
@@ -354,8 +407,8 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
     .command("reset")
     .description("factory reset of the operational identity (key, certificate); the factory key and outbox stay")
     .option("--yes", "confirm")
-    .option("-c, --config <file>", "config file (to find the data directory)")
-    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`)
+    .option("-c, --config <file>", "config file (to find the data directory)", configFlag)
+    .option("--data-dir <dir>", `data directory (default ${DEFAULT_DATA_DIR})`, dirFlag("--data-dir"))
     .action((opts: { yes?: boolean; config?: string; dataDir?: string }) => {
       try {
         if (!opts.yes) {
@@ -364,7 +417,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
             "reset removes this device's key and certificate; it must enroll again. Pass --yes to confirm",
           );
         }
-        const dataDir = resolveDataDir(opts, io.env);
+        const dataDir = resolveDataDir(opts, io.env, true);
         const removed = new IdentityStore(dataDir).reset();
         io.out(removed.length ? `removed ${removed.join(", ")}` : `no operational identity in ${dataDir}`);
         io.out("the factory key and the outbox were kept; the device enrolls again on the next daemon start");
@@ -381,10 +434,22 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
   factoryKey
     .command("generate")
     .description("create a P-256 factory key (mode 0600) and print its public key for registration")
-    .requiredOption("--out <file>", "where to write the private key")
+    .requiredOption("--out <file>", "where to write the private key", pathFlag("--out"))
     .action((opts: { out: string }) => {
       try {
-        const publicPem = generateFactoryKey(resolve(opts.out));
+        const out = resolve(opts.out);
+        if (statSync(out, { throwIfNoEntry: false })?.isDirectory()) {
+          throw flagError("--out", opts.out, "the path of the new key file", "is a directory");
+        }
+        if (statSync(dirname(out), { throwIfNoEntry: false })?.isDirectory() !== true) {
+          throw flagError(
+            "--out",
+            opts.out,
+            "a file in an existing directory",
+            "is in a directory that does not exist",
+          );
+        }
+        const publicPem = generateFactoryKey(out);
         io.err(`wrote the factory private key to ${resolve(opts.out)} (mode 0600); register this public key:`);
         io.out(publicPem.trimEnd());
       } catch (err) {
@@ -393,6 +458,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
     });
 
   return {
+    program,
     run: async (argv: string[]) => {
       exitCode = EXIT.ok;
       try {
@@ -412,7 +478,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
 /** The local API socket a command talks to: the config's, else `<data dir>/agent.sock`. */
 function resolveSocket(opts: { config?: string; dataDir?: string }, env: NodeJS.ProcessEnv): string {
   const file = opts.dataDir ? undefined : (opts.config ?? env.FIELDGATE_AGENT_CONFIG);
-  if (file) return loadConfig({ file, env }).config.localApi.socket;
+  if (file) return loadConfigOf(opts, { file, env }).config.localApi.socket;
   return join(resolveDataDir(opts, env), "agent.sock");
 }
 
@@ -447,4 +513,67 @@ function readCa(file: string): Buffer {
       "cloud.caFile",
     );
   }
+}
+
+interface EnrollFlags {
+  cloud: string;
+  uuid?: string;
+  token?: string;
+  caFile?: string;
+  dataDir?: string;
+  config?: string;
+  json?: boolean;
+}
+
+/**
+ * The config file `enroll` writes, and it validated: the file's keys kept, with the flags' cloud
+ * URL, CA file and data directory (absolute) and the uuid it enrolls — the flag's, else the file's,
+ * else the stored identity's, else the machine id's. The token is used, never written.
+ */
+function enrollmentConfig(
+  opts: EnrollFlags,
+  configFile: string,
+  env: NodeJS.ProcessEnv,
+): { raw: Record<string, unknown>; config: AgentConfig } {
+  const raw = readConfigFileForUpdate(configFile);
+  const baseDir = dirname(configFile);
+  const cloud: Record<string, unknown> = { ...(raw.cloud as Record<string, unknown> | undefined), url: opts.cloud };
+  if (opts.caFile) cloud.caFile = resolve(opts.caFile);
+  const fileDataDir = typeof raw.dataDir === "string" ? resolve(baseDir, raw.dataDir) : undefined;
+  const dataDir = opts.dataDir ? resolve(opts.dataDir) : (fileDataDir ?? DEFAULT_DATA_DIR);
+  const storedUuid = new IdentityStore(dataDir).loadInfo()?.uuid;
+  const uuid = opts.uuid ?? (typeof raw.uuid === "string" ? raw.uuid : storedUuid);
+  const updated: Record<string, unknown> = { ...raw, ...(uuid && { uuid }), dataDir, cloud };
+  const enrollment = { ...(raw.enrollment as Record<string, unknown> | undefined) };
+  if (opts.token) enrollment.token = opts.token;
+  let config: AgentConfig;
+  try {
+    config = loadConfig({ raw: { ...updated, enrollment }, baseDir, env, replacingIdentity: true }).config;
+  } catch (err) {
+    throw onFlags(err, {
+      uuid: opts.uuid && "--uuid",
+      "cloud.url": "--cloud",
+      "cloud.caFile": opts.caFile && "--ca-file",
+      dataDir: opts.dataDir && "--data-dir",
+      "enrollment.token": opts.token && "--token",
+    });
+  }
+  // What `run` needs, as loaded (environment overrides included), so `run` finds the same device.
+  return {
+    raw: {
+      ...updated,
+      uuid: config.uuid,
+      dataDir: config.dataDir,
+      cloud: { ...cloud, url: config.cloud.url, ...(config.cloud.caFile && { caFile: config.cloud.caFile }) },
+    },
+    config,
+  };
+}
+
+/** The config without the token just spent: a used token is useless, and a secret in a file. */
+function withoutToken(raw: Record<string, unknown>, token: string | undefined): Record<string, unknown> {
+  const enrollment = { ...(raw.enrollment as Record<string, unknown> | undefined) };
+  if (enrollment.token === token) delete enrollment.token;
+  const { enrollment: _, ...rest } = raw;
+  return Object.keys(enrollment).length > 0 ? { ...rest, enrollment } : rest;
 }

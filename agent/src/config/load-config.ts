@@ -1,11 +1,14 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { checkLinks, FieldgateError, parseDuration, SchemaValidator } from "@fieldgate/shared";
+import { checkLinks, FieldgateError, type LinkConfig, parseDuration, SchemaValidator } from "@fieldgate/shared";
 import type { TSchema } from "@sinclair/typebox";
+import { IdentityStore } from "../identity/identity-store.js";
 import { parseConfirmGate } from "../update/confirm-gate.js";
 import { parseByteRate } from "../update/token-bucket.js";
 import { type AgentConfig, AgentConfigFile, type UpdateInstallerConfig } from "./config-schema.js";
 import { deriveDeviceUuid } from "./device-uuid.js";
+import { jsonSyntaxError } from "./json-position.js";
+import { checkKeyFiles } from "./key-files.js";
 
 /** Prefix of every environment override; `FIELDGATE_AGENT_CONFIG` is reserved for the config file path. */
 export const ENV_PREFIX = "FIELDGATE_AGENT_";
@@ -13,11 +16,51 @@ export const ENV_PREFIX = "FIELDGATE_AGENT_";
 export interface LoadConfigOptions {
   /** Path of the JSON file; relative paths inside it resolve against its directory. */
   file?: string;
-  /** Raw config object instead of a file (tests, `enroll` without a file). */
+  /** Raw config object instead of a file (tests, `enroll`). */
   raw?: unknown;
+  /** With `raw`: the directory its relative paths mean (the file it came from); default the cwd. */
+  baseDir?: string;
   env?: NodeJS.ProcessEnv;
-  /** Where to read the machine id when `uuid` is absent. */
+  /** Where to read the machine id when `uuid` is absent and no identity is stored. */
   machineIdFile?: string;
+  /**
+   * `enroll` is about to replace the stored identity: its uuid does not bind the config and its
+   * files are not checked. Otherwise a stored identity's uuid is the device's uuid.
+   */
+  replacingIdentity?: boolean;
+  /** The clock certificates are checked against; injected by tests. */
+  now?: () => number;
+}
+
+/** One thing wrong in a configuration: the key and what is wrong with it, with the fix. */
+export interface ConfigProblem {
+  field: string;
+  message: string;
+}
+
+/**
+ * `CONFIG_INVALID` with every problem found, so an operator fixes a file in one go. With one
+ * problem it reads like any other config error (`<field>: <message>`).
+ */
+export class ConfigInvalidError extends FieldgateError {
+  constructor(
+    readonly problems: readonly ConfigProblem[],
+    source: string,
+  ) {
+    const [first] = problems;
+    super(
+      "CONFIG_INVALID",
+      problems.length === 1 && first
+        ? first.message
+        : `${problems.length} problems in ${source}:\n${problems.map((p) => `  ${p.field || "(file)"}: ${p.message}`).join("\n")}`,
+      problems.length === 1 ? first?.field : undefined,
+    );
+  }
+}
+
+/** How to get a config file when there is none: enroll writes one; the example shows every key. */
+export function howToCreateConfig(file: string): string {
+  return `create it with \`fieldgate-agent enroll --cloud <url> --token <token> --ca-file <ca.crt> --config ${file}\` (enroll writes it), or start from docs/examples/agent.json`;
 }
 
 export interface LoadedConfig {
@@ -127,20 +170,24 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const warnings: string[] = [];
   let raw: unknown = options.raw ?? {};
-  let baseDir = process.cwd();
+  let baseDir = options.baseDir ?? process.cwd();
   if (options.file) {
     baseDir = dirname(resolve(options.file));
     let text: string;
     try {
       text = readFileSync(options.file, "utf8");
     } catch (err) {
-      throw invalid("", `cannot read config file ${options.file}: ${(err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") {
+        throw invalid(
+          "",
+          `cannot read config file ${options.file}: it does not exist; ${howToCreateConfig(options.file)}`,
+        );
+      }
+      const reason = code === "EISDIR" ? "it is a directory, not a file" : (err as Error).message;
+      throw invalid("", `cannot read config file ${options.file}: ${reason}`);
     }
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw invalid("", `config file ${options.file} is not valid JSON: ${(err as Error).message}`);
-    }
+    raw = parseConfigText(text, options.file);
   }
   if (!isObj(raw)) throw invalid("", "the configuration must be a JSON object");
   const merged = structuredClone(raw);
@@ -181,39 +228,55 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
 
   fillDefaults(AgentConfigFile, merged);
+  const sourceName = options.file ?? "the configuration";
   // Links are checked item by item against their own type first, so an error names the right field.
-  const links = checkLinks(merged.links, "links", "CONFIG_INVALID");
-  let file: AgentConfigFile;
+  const fromSource = (field: string) => (fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "");
+  const schemaProblems: ConfigProblem[] = [];
+  let links: LinkConfig[] = [];
   try {
-    file = validator.parse(AgentConfigFile, merged);
+    links = checkLinks(merged.links, "links", "CONFIG_INVALID");
   } catch (err) {
     if (!(err instanceof FieldgateError)) throw err;
-    const field = err.field ?? "";
-    // The shared validator phrases it as "<field> <reason>"; the CLI prints the field separately.
-    const reason = field && err.message.startsWith(`${field} `) ? err.message.slice(field.length + 1) : err.message;
-    const value = getPath(merged, field.replace(/\[(\d+)\]/g, ".$1").split("."));
-    const source = fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "";
-    const got = value === undefined || reason === "is not an allowed property" ? "" : `, got ${describeValue(value)}`;
-    throw invalid(field, `${reason}${got}${source}`);
+    const field = err.field ?? "links";
+    // Phrased "<field> <reason>" like the validator's; the field is printed separately.
+    const message = err.message.startsWith(`${field} `) ? err.message.slice(field.length + 1) : err.message;
+    schemaProblems.push({ field, message });
   }
+  // With a bad link reported above, the rest of the file is still checked, without the links.
+  const checked = schemaProblems.length > 0 ? { ...merged, links: [] } : merged;
+  for (const { field = "", message } of validator.problems(AgentConfigFile, checked)) {
+    // The shared validator phrases it as "<field> <reason>"; the CLI prints the field separately.
+    const reason = field && message.startsWith(`${field} `) ? message.slice(field.length + 1) : message;
+    const value = getPath(merged, field.replace(/\[(\d+)\]/g, ".$1").split("."));
+    const got = value === undefined || reason === "is not an allowed property" ? "" : `, got ${describeValue(value)}`;
+    schemaProblems.push({ field, message: `${reason}${got}${fromSource(field)}` });
+  }
+  if (schemaProblems.length > 0) throw new ConfigInvalidError(schemaProblems, sourceName);
+  const file = merged as AgentConfigFile;
 
+  // Past the schema, every problem is collected and reported together.
+  const problems: ConfigProblem[] = [];
+  const problem = (field: string, message: string) => problems.push({ field, message });
   const duration = (field: string, text: string): number => {
     const ms = parseDuration(text);
     if (ms === undefined || ms <= 0) {
-      const source = fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "";
-      throw invalid(field, `must be a positive duration such as 10s, 1m or 250ms, got ${describeValue(text)}${source}`);
+      problem(
+        field,
+        `must be a positive duration such as 10s, 1m or 250ms, got ${describeValue(text)}${fromSource(field)}`,
+      );
+      return Number.NaN; // compares false with everything, so no second complaint follows from it
     }
     return ms;
   };
 
   const retryMinMs = duration("enrollment.retryMin", file.enrollment.retryMin);
   const retryMaxMs = duration("enrollment.retryMax", file.enrollment.retryMax);
-  if (retryMaxMs < retryMinMs) throw invalid("enrollment.retryMax", "must not be shorter than enrollment.retryMin");
+  if (retryMaxMs < retryMinMs) problem("enrollment.retryMax", "must not be shorter than enrollment.retryMin");
   const reconnectMinMs = duration("mqtt.reconnectMin", file.mqtt.reconnectMin);
   const reconnectMaxMs = duration("mqtt.reconnectMax", file.mqtt.reconnectMax);
-  if (reconnectMaxMs < reconnectMinMs) throw invalid("mqtt.reconnectMax", "must not be shorter than mqtt.reconnectMin");
+  if (reconnectMaxMs < reconnectMinMs) problem("mqtt.reconnectMax", "must not be shorter than mqtt.reconnectMin");
   const keepaliveMs = duration("mqtt.keepalive", file.mqtt.keepalive);
-  if (keepaliveMs > 65_535_000) throw invalid("mqtt.keepalive", "must be at most 65535s (MQTT 3.1.1 limit)");
+  if (keepaliveMs > 65_535_000) problem("mqtt.keepalive", "must be at most 65535s (MQTT 3.1.1 limit)");
 
   const h = file.health;
   const outboxRowsCrit = h.outboxRowsCrit ?? Math.max(1, Math.floor(file.outbox.maxRows * 0.9));
@@ -248,14 +311,12 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     const c = healthThresholds[crit];
     const key = (k: string) => `health.${k.replace(/Ms$/, "")}`;
     if (lowIsBad ? w < c : w > c) {
-      throw invalid(key(warn), `must be ${lowIsBad ? "at least" : "at most"} ${key(crit)} (${c}), got ${w}`);
+      problem(key(warn), `must be ${lowIsBad ? "at least" : "at most"} ${key(crit)} (${c}), got ${w}`);
     }
   }
   const commandNames = new Set<string>();
   const healthCommands = h.commands.map((c, i) => {
-    if (commandNames.has(c.name)) {
-      throw invalid(`health.commands[${i}].name`, `${JSON.stringify(c.name)} is used twice`);
-    }
+    if (commandNames.has(c.name)) problem(`health.commands[${i}].name`, `${JSON.stringify(c.name)} is used twice`);
     commandNames.add(c.name);
     return {
       name: c.name,
@@ -271,33 +332,52 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     downloadRateLimit = parseByteRate(file.updates.downloadRateLimit);
     if (downloadRateLimit === undefined) {
       const field = "updates.downloadRateLimit";
-      const source = fromEnv.has(field) ? ` (from ${fromEnv.get(field)})` : "";
-      throw invalid(
+      problem(
         field,
-        `must be a rate such as 512KiB/s, 2MB/s or 100000B/s, got ${describeValue(file.updates.downloadRateLimit)}${source}`,
+        `must be a rate such as 512KiB/s, 2MB/s or 100000B/s, got ${describeValue(file.updates.downloadRateLimit)}${fromSource(field)}`,
       );
     }
   }
-  const startJitterMs = parseDuration(file.updates.startJitter);
-  if (startJitterMs === undefined || startJitterMs < 0) {
-    const source = fromEnv.has("updates.startJitter") ? ` (from ${fromEnv.get("updates.startJitter")})` : "";
-    throw invalid(
+  const startJitterMs = parseDuration(file.updates.startJitter) ?? Number.NaN;
+  if (!(startJitterMs >= 0)) {
+    problem(
       "updates.startJitter",
-      `must be a duration such as 0s, 30s or 5m, got ${describeValue(file.updates.startJitter)}${source}`,
+      `must be a duration such as 0s, 30s or 5m, got ${describeValue(file.updates.startJitter)}${fromSource("updates.startJitter")}`,
     );
   }
 
-  const confirmGate = parseConfirmGate(
-    file.updates.confirmGate,
-    (index, message) => {
-      const field = index === undefined ? "updates.confirmGate" : `updates.confirmGate[${index}]`;
-      const source = fromEnv.has("updates.confirmGate") ? ` (from ${fromEnv.get("updates.confirmGate")})` : "";
-      return invalid(field, `${message}${source}`);
-    },
-    fromEnv.has("updates.confirmGate"),
-  );
+  // A bad gate is one more problem of the file, reported with the others.
+  const gateField = (index: number | undefined) =>
+    index === undefined ? "updates.confirmGate" : `updates.confirmGate[${index}]`;
+  let confirmGate: ReturnType<typeof parseConfirmGate> = "all";
+  try {
+    confirmGate = parseConfirmGate(
+      file.updates.confirmGate,
+      (index, message) => invalid(gateField(index), `${message}${fromSource("updates.confirmGate")}`),
+      fromEnv.has("updates.confirmGate"),
+    );
+  } catch (err) {
+    if (!(err instanceof FieldgateError)) throw err;
+    problem(err.field ?? "updates.confirmGate", err.message);
+  }
 
-  const uuid = (file.uuid ?? deriveDeviceUuid(options.machineIdFile)).toLowerCase();
+  const now = options.now?.() ?? Date.now();
+  if (statSync(file.dataDir, { throwIfNoEntry: false })?.isDirectory() === false) {
+    problem("dataDir", `${file.dataDir} exists and is not a directory; point dataDir at a directory`);
+  }
+  const keyFiles = checkKeyFiles(
+    {
+      caFile: file.cloud.caFile,
+      factoryKeyFile: file.enrollment.factoryKeyFile,
+      publicKeyFile: file.updates.publicKeyFile,
+      // `enroll` replaces the stored identity, so a broken one must not stop it.
+      dataDir: options.replacingIdentity ? "" : file.dataDir,
+    },
+    now,
+  );
+  problems.push(...keyFiles.errors);
+  warnings.push(...keyFiles.warnings);
+  const uuid = deviceUuid(file, options, problems);
 
   const config: AgentConfig = {
     uuid,
@@ -358,7 +438,47 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     },
     links,
   };
+  // Durations inside the object above report their problems too, so this comes last.
+  if (problems.length > 0) throw new ConfigInvalidError(problems, sourceName);
   return { config: deepFreeze(config), warnings };
+}
+
+/**
+ * The device's uuid: the configured one, else the stored identity's (it is what the cloud knows
+ * the device by), else derived from the machine id. A configured uuid that contradicts the stored
+ * identity is a problem: the agent would enroll again under a uuid nobody registered.
+ */
+function deviceUuid(file: AgentConfigFile, options: LoadConfigOptions, problems: ConfigProblem[]): string {
+  const configured = file.uuid?.toLowerCase();
+  const stored = options.replacingIdentity
+    ? undefined
+    : new IdentityStore(file.dataDir).loadInfo()?.uuid?.toLowerCase();
+  if (configured && stored && configured !== stored) {
+    problems.push({
+      field: "uuid",
+      message: `is ${configured}, but the identity stored in ${file.dataDir} is for ${stored}; set uuid to ${stored} (or remove it), or run \`fieldgate-agent reset --yes\` and enroll again as ${configured}`,
+    });
+  }
+  if (configured) return configured;
+  if (stored) return stored;
+  try {
+    return deriveDeviceUuid(options.machineIdFile).toLowerCase();
+  } catch (err) {
+    if (!(err instanceof FieldgateError)) throw err;
+    problems.push({ field: err.field ?? "uuid", message: err.message });
+    return "";
+  }
+}
+
+/** The file's JSON, or `CONFIG_INVALID` with the line and column of the first syntax error. */
+export function parseConfigText(text: string, file: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // a byte order mark, as some editors write
+  try {
+    return JSON.parse(body);
+  } catch {
+    const at = jsonSyntaxError(body);
+    throw invalid("", `config file ${file} is not valid JSON: line ${at.line}, column ${at.column}: ${at.message}`);
+  }
 }
 
 /** `updates.installer` resolved: durations in ms, defaults filled, the pairs a reboot needs checked. */

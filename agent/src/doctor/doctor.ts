@@ -1,13 +1,13 @@
 import { lookup } from "node:dns/promises";
-import { readFileSync, statfsSync } from "node:fs";
+import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { request } from "node:https";
 import net from "node:net";
 import tls from "node:tls";
-import { ENROLL_CHECK_DIGEST, type EnrollCheckResponse, type FieldgateError } from "@fieldgate/shared";
+import { ENROLL_CHECK_DIGEST, type EnrollCheckResponse, type ErrorCode, type FieldgateError } from "@fieldgate/shared";
 import mqtt from "mqtt";
 import type { AgentConfig } from "../config/config-schema.js";
 import { FileDesiredConfigStore } from "../config/desired-config.js";
-import { loadConfig } from "../config/load-config.js";
+import { ConfigInvalidError, type ConfigProblem, howToCreateConfig, loadConfig } from "../config/load-config.js";
 import { FactoryKey } from "../identity/factory-key.js";
 import { type Identity, IdentityStore } from "../identity/identity-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
@@ -23,6 +23,8 @@ export interface DoctorResult {
   status: DoctorStatus;
   message: string;
   fix?: string;
+  /** The error code behind a failure, where there is one (a config problem is CONFIG_INVALID). */
+  code?: ErrorCode;
 }
 
 export interface DoctorOptions {
@@ -56,20 +58,8 @@ export class Doctor {
     const results: DoctorResult[] = [];
     const add = (r: DoctorResult) => results.push(r);
 
-    let config: AgentConfig;
-    try {
-      config = loadConfig({ file: this.options.configFile, env: this.options.env ?? process.env }).config;
-      add({ check: "config", status: "ok", message: `${this.options.configFile} is valid` });
-    } catch (err) {
-      const e = err as FieldgateError;
-      add({
-        check: "config",
-        status: "fail",
-        message: `${e.field ? `${e.field}: ` : ""}${e.message}`,
-        fix: `correct ${e.field ?? "the file"} in ${this.options.configFile} (see docs/config.md)`,
-      });
-      return results;
-    }
+    const config = this.config(add);
+    if (!config) return results;
 
     const url = new URL(config.cloud.url);
     const host = url.hostname.replace(/^\[|\]$/g, "");
@@ -93,13 +83,7 @@ export class Doctor {
         ? await this.broker(config, identity)
         : skipped("broker", identity ? "the cloud is not reachable" : "not enrolled yet"),
     );
-    add({
-      check: "updates",
-      status: "ok",
-      message: config.updates.enabled
-        ? "software updates are enabled (updates.enabled)"
-        : "software updates are disabled (updates.enabled: false)",
-    });
+    add(updatesCheck(config));
     // Only with serial or BLE links configured; the cloud's links, once applied, replace the file's.
     const links = new FileDesiredConfigStore(config.dataDir).load()?.desired.links ?? config.links;
     const serial = await checkSerialDriver(links);
@@ -108,6 +92,42 @@ export class Doctor {
     if (bluetooth) add(bluetooth);
     add(this.disk(config));
     return results;
+  }
+
+  /** The config, or `undefined` after one failed line per problem in it, each with its fix. */
+  private config(add: (r: DoctorResult) => void): AgentConfig | undefined {
+    const file = this.options.configFile;
+    if (!existsSync(file)) {
+      add({
+        check: "config",
+        status: "fail",
+        code: "CONFIG_INVALID",
+        message: `${file} does not exist`,
+        fix: howToCreateConfig(file),
+      });
+      return undefined;
+    }
+    try {
+      const { config, warnings } = loadConfig({ file, env: this.options.env ?? process.env, now: this.now });
+      add({ check: "config", status: "ok", message: `${file} is valid` });
+      for (const message of warnings) add({ check: "config", status: "warning", message });
+      return config;
+    } catch (err) {
+      const problems: readonly ConfigProblem[] =
+        err instanceof ConfigInvalidError
+          ? err.problems
+          : [{ field: (err as FieldgateError).field ?? "", message: (err as Error).message }];
+      for (const p of problems) {
+        add({
+          check: "config",
+          status: "fail",
+          code: (err as FieldgateError).code ?? "INTERNAL",
+          message: `${p.field ? `${p.field}: ` : ""}${p.message}`,
+          fix: p.field ? `correct ${p.field} in ${file} (see docs/config.md)` : `correct ${file} (see docs/config.md)`,
+        });
+      }
+      return undefined;
+    }
   }
 
   private trustedCa(config: AgentConfig, identity: Identity | undefined): string | undefined {
@@ -428,6 +448,31 @@ export class Doctor {
       };
     }
   }
+}
+
+/**
+ * Updates need both the switch and an installer: enabled without one, every job would end
+ * INSTALL_FAILED; disabled, every job ends UPDATES_DISABLED ("Update not allowed"), which may be meant.
+ */
+function updatesCheck(config: AgentConfig): DoctorResult {
+  const { enabled, installer } = config.updates;
+  if (!enabled) {
+    return {
+      check: "updates",
+      status: "warning",
+      message: "software updates are disabled (updates.enabled: false): update jobs end UPDATES_DISABLED",
+      fix: "to allow them, set updates.enabled to true and configure updates.installer (docs/updates.md)",
+    };
+  }
+  if (!installer) {
+    return {
+      check: "updates",
+      status: "fail",
+      message: "software updates are enabled but no installer is configured: every job would end INSTALL_FAILED",
+      fix: "configure updates.installer (script, ab-slots or agent; docs/updates.md), or set updates.enabled to false",
+    };
+  }
+  return { check: "updates", status: "ok", message: `software updates are enabled (installer ${installer.type})` };
 }
 
 function skipped(check: string, why: string): DoctorResult {

@@ -44,10 +44,14 @@ const validator = new SchemaValidator();
 export class EnrollmentClient implements Enroller {
   constructor(private readonly options: EnrollmentClientOptions) {}
 
-  /** A usable token first, then the factory key; uuid-only only when neither is configured. */
+  /**
+   * A usable token first, then the factory key; uuid-only only when neither is configured. A
+   * rejected token without a factory key stays "token": the attempt is refused without sending it.
+   */
   get method(): EnrollMethod {
     if (this.usableToken()) return "token";
-    return this.options.factoryKey || this.options.token ? "factory-key" : "uuid-only";
+    if (this.options.factoryKey) return "factory-key";
+    return this.options.token ? "token" : "uuid-only";
   }
 
   /** Generates a fresh key and CSR, enrolls, saves the identity. Throws `FieldgateError` with the cloud's code. */

@@ -48,11 +48,13 @@ export class EnrollmentLoop {
         );
         return stored;
       }
+      // Read before the attempt: a rejected token changes the method of the next one.
+      const method = enroller.method;
       try {
         const identity = await enroller.enroll();
         logger.info(
-          { uuid, serial: identity.serial, notAfter: identity.notAfter, method: enroller.method },
-          `enrolled ${uuid} (method ${enroller.method}), certificate ${identity.serial} valid until ${identity.notAfter}`,
+          { uuid, serial: identity.serial, notAfter: identity.notAfter, method },
+          `enrolled ${uuid} (method ${method}), certificate ${identity.serial} valid until ${identity.notAfter}`,
         );
         return identity;
       } catch (err) {
@@ -61,7 +63,7 @@ export class EnrollmentLoop {
         this.options.onError?.(error);
         const line = `${describe(error.code, uuid)}: ${enrollmentAdvice(error.code, uuid)}; retrying every ≤${every}s`;
         if (error.code !== this.lastCode) {
-          logger.warn({ code: error.code, uuid, method: enroller.method, detail: error.message }, line);
+          logger.warn({ code: error.code, uuid, method, detail: error.message }, line);
           this.lastCode = error.code;
         } else {
           logger.debug({ code: error.code, uuid }, line);

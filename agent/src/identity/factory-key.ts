@@ -52,7 +52,11 @@ export class FactoryKey {
 /** Creates a new P-256 factory key at `out` (mode 0600); refuses to overwrite. Returns the public key PEM. */
 export function generateFactoryKey(out: string): string {
   if (existsSync(out)) {
-    throw new FieldgateError("VALIDATION_FAILED", `${out} already exists; refusing to overwrite a factory key`, "out");
+    throw new FieldgateError(
+      "VALIDATION_FAILED",
+      `${out} already exists; refusing to overwrite a factory key`,
+      "--out",
+    );
   }
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   writeFileAtomic(out, privateKey.export({ type: "pkcs8", format: "pem" }).toString(), 0o600);

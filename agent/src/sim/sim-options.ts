@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { FieldgateError, parseDuration } from "@fieldgate/shared";
 
@@ -87,6 +87,9 @@ export function resolveSimOptions(
     }
   };
   const cloudUrl = flags.url ?? env.FIELDGATE_URL ?? fromCloudDir<{ url: string }>("runtime.json")?.url;
+  if (!cloudUrl && flags.cloudDataDir !== undefined) {
+    throw invalid("cloud-data-dir", flags.cloudDataDir, "the data directory of a running cloud (with runtime.json)");
+  }
   if (!cloudUrl || !/^https:\/\/[^/]+\/?$/.test(cloudUrl)) {
     throw invalid("url", cloudUrl ?? "", "the cloud's https://host:port (or --cloud-data-dir of a running cloud)");
   }
@@ -96,7 +99,11 @@ export function resolveSimOptions(
   try {
     caPem = read(caFile);
   } catch (err) {
-    throw new FieldgateError("CONFIG_INVALID", `cannot read ${caFile}: ${(err as Error).message}`, "ca-file");
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw invalid("ca-file", caFile, `a readable file with the cloud's CA certificate (reading it failed: ${reason})`);
+  }
+  if (!caPem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw invalid("ca-file", caFile, "a PEM file with the cloud's CA certificate (<cloud data-dir>/pki/ca.crt)");
   }
   const enroll = flags.enroll === true;
   const pair =
@@ -125,19 +132,38 @@ export function resolveSimOptions(
     batch: integer("batch", flags.batch ?? "100", 1, 10_000),
     maxInFlight: integer("max-in-flight", flags.maxInFlight ?? "8", 1, 1000),
     enroll,
-    deviceType: flags.type,
+    deviceType: flags.type === undefined ? undefined : nonEmpty("type", flags.type, "a device type name"),
     failUpdatesPct: percent("fail-updates", flags.failUpdates ?? "0"),
     killDownloadsPct: percent("kill-downloads", flags.killDownloads ?? "0"),
     durationMs: duration("duration", flags.duration ?? "10s"),
-    fleetDir: flags.fleetDir,
+    fleetDir: flags.fleetDir === undefined ? undefined : directory("fleet-dir", flags.fleetDir),
     backlog,
     untilDrained: flags.untilDrained === true,
     expectJobs: integer("expect-jobs", flags.expectJobs ?? "0", 0, 10_000_000),
     concurrency: integer("concurrency", flags.concurrency ?? "64", 1, 10_000),
     drainTimeoutMs: duration("drain-timeout", flags.drainTimeout ?? "10s"),
     progressIntervalMs: Math.max(100, duration("progress-interval", flags.progressInterval ?? "1s")),
-    logLevel: flags.logLevel ?? "silent",
+    logLevel: oneOf("log-level", flags.logLevel ?? "silent", LOG_LEVELS),
   });
+}
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+function oneOf(field: string, text: string, allowed: readonly string[]): string {
+  if (!allowed.includes(text)) throw invalid(field, text, `one of ${allowed.join(", ")}`);
+  return text;
+}
+
+function nonEmpty(field: string, text: string, expected: string): string {
+  if (text.trim() === "") throw invalid(field, text, expected);
+  return text;
+}
+
+/** A directory that may not exist yet (the fleet creates it), but not a file. */
+function directory(field: string, text: string): string {
+  nonEmpty(field, text, "a directory");
+  if (statSync(text, { throwIfNoEntry: false })?.isDirectory() === false) throw invalid(field, text, "a directory");
+  return text;
 }
 
 function number(field: string, text: string, min: number, max: number): number {
@@ -155,7 +181,10 @@ function integer(field: string, text: string, min: number, max: number): number 
 }
 
 function percent(field: string, text: string): number {
-  return number(field, text.replace(/%$/, ""), 0, 100);
+  const n = Number(text.replace(/%$/, ""));
+  if (text.trim() === "" || !Number.isFinite(n) || n < 0 || n > 100)
+    throw invalid(field, text, "a share from 0% to 100%");
+  return n;
 }
 
 function duration(field: string, text: string): number {

@@ -38,7 +38,14 @@ describe("fieldgate-agent CLI", () => {
   it("run: a missing config file is a config error", async () => {
     const c = cli();
     expect(await c.run("run", "--config", join(tmp.dir, "none.json"))).toBe(2);
-    expect(c.err[0]).toMatch(/^error CONFIG_INVALID: cannot read config file/);
+    expect(c.err[0]).toMatch(
+      /^error CONFIG_INVALID: --config: cannot read config file .*none\.json: it does not exist/,
+    );
+    // How to get one: enroll writes it, or the example shows every key.
+    expect(c.err[0]).toContain(
+      `fieldgate-agent enroll --cloud <url> --token <token> --ca-file <ca.crt> --config ${join(tmp.dir, "none.json")}`,
+    );
+    expect(c.err[0]).toContain("docs/examples/agent.json");
   });
 
   it("run: starts and stops cleanly on a signal, exit 0", async () => {
@@ -146,16 +153,31 @@ describe("fieldgate-agent CLI", () => {
       "t0ken",
       "--data-dir",
       join(tmp.dir, "d"),
+      "--config",
+      join(tmp.dir, "agent.json"),
     );
     expect(code).toBe(1);
     expect(c.err[0]).toMatch(/^error CLOUD_UNREACHABLE: cannot reach https:\/\/127\.0\.0\.1:1/);
+    // Not enrolled, so no config was written.
+    expect(existsSync(join(tmp.dir, "agent.json"))).toBe(false);
     expect(c.err[1]).toMatch(/^what to do: /);
     expect(c.err.join("\n")).not.toContain("t0ken");
   });
 
   it("enroll: without a token is a usage error", async () => {
     const c = cli();
-    expect(await c.run("enroll", "--cloud", "https://127.0.0.1:1", "--uuid", UUID, "--json")).toBe(2);
+    expect(
+      await c.run(
+        "enroll",
+        "--cloud",
+        "https://127.0.0.1:1",
+        "--uuid",
+        UUID,
+        "--config",
+        join(tmp.dir, "a.json"),
+        "--json",
+      ),
+    ).toBe(2);
     expect(JSON.parse(c.out[0] ?? "{}")).toMatchObject({ ok: false, error: { code: "VALIDATION_FAILED" } });
   });
 });

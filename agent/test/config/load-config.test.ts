@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { FieldgateError } from "@fieldgate/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { envNameForPath, loadConfig } from "../../src/config/load-config.js";
+import { createTestPki } from "../helpers/pki.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const UUID = "0f1e2d3c-4b5a-4968-8776-655443322110";
@@ -123,7 +124,8 @@ describe("loadConfig", () => {
     expect(err.message).toContain("FIELDGATE_AGENT_TELEMETRY_MAX_IN_FLIGHT");
   });
 
-  it("resolves relative paths against the config file's directory", () => {
+  it("resolves relative paths against the config file's directory", async () => {
+    writeFileSync(join(tmp.dir, "ca.pem"), (await createTestPki()).caPem);
     const file = write({
       uuid: UUID,
       dataDir: "data",

@@ -5,8 +5,11 @@ import { join } from "node:path";
 import { type EnrollRequest, factoryProofMessage } from "@fieldgate/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnrollmentClient } from "../../src/enrollment/enrollment-client.js";
+import { EnrollmentLoop } from "../../src/enrollment/enrollment-loop.js";
+import { RejectedTokens } from "../../src/enrollment/rejected-tokens.js";
 import { FactoryKey, generateFactoryKey } from "../../src/identity/factory-key.js";
 import { IdentityStore } from "../../src/identity/identity-store.js";
+import { memoryLogger } from "../helpers/logger.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -125,6 +128,36 @@ describe("EnrollmentClient", () => {
       proof?.nonce ?? "",
     );
     expect(verify("sha256", Buffer.from(msg), pub, Buffer.from(proof?.signature ?? "", "base64"))).toBe(true);
+  });
+
+  it("logs the method each attempt used: a rejected token as token, the factory key after it", async () => {
+    answer = "ok";
+    const keyFile = join(tmp.dir, "factory-then.key");
+    generateFactoryKey(keyFile);
+    const dataDir = join(tmp.dir, "loop");
+    const { logger, lines } = memoryLogger();
+    const enroller = client({
+      token: "typo-token",
+      factoryKey: FactoryKey.load(keyFile),
+      identity: new IdentityStore(dataDir),
+      rejectedTokens: new RejectedTokens(tmp.dir),
+    });
+    const loop = new EnrollmentLoop({ enroller, uuid: UUID, retryMinMs: 1, retryMaxMs: 5, logger });
+    await expect(loop.run()).resolves.toMatchObject({ uuid: UUID });
+    const rejected = lines.find((l) => l.code === "ENROLL_TOKEN_INVALID");
+    expect(rejected).toMatchObject({ method: "token" });
+    expect(lines.find((l) => String(l.msg).startsWith(`enrolled ${UUID}`))).toMatchObject({ method: "factory-key" });
+    expect(received.slice(-2).map((r) => r.method)).toEqual(["token", "factory-key"]);
+  });
+
+  it("a rejected token without a factory key is still the token method, refused before it is sent", async () => {
+    const rejectedTokens = new RejectedTokens(tmp.dir);
+    rejectedTokens.add("spent-token");
+    const c = client({ token: "spent-token", rejectedTokens });
+    expect(c.method).toBe("token");
+    const before = received.length;
+    await expect(c.enroll()).rejects.toMatchObject({ code: "ENROLL_TOKEN_INVALID" });
+    expect(received.length).toBe(before);
   });
 
   it("falls back to uuid-only without token or factory key", () => {

@@ -5,7 +5,7 @@ import { resolveSimOptions } from "../../src/sim/sim-options.js";
 
 const files: Record<string, string> = {
   "/cloud/runtime.json": JSON.stringify({ url: "https://localhost:8443" }),
-  "/cloud/pki/ca.crt": "CA PEM",
+  "/cloud/pki/ca.crt": "-----BEGIN CERTIFICATE-----\nCA PEM\n-----END CERTIFICATE-----\n",
   "/cloud/admin-credential.json": JSON.stringify({ credentialId: "cred", secret: "s3cret" }),
 };
 const read = (file: string): string => {
@@ -18,7 +18,7 @@ describe("fieldgate-sim options", () => {
   it("takes URL, CA and operator credential from a local cloud's data directory", () => {
     const options = resolveSimOptions({ cloudDataDir: "/cloud", enroll: true, failUpdates: "10%" }, {}, read);
     expect(options.cloudUrl).toBe("https://localhost:8443");
-    expect(options.caPem).toBe("CA PEM");
+    expect(options.caPem).toBe("-----BEGIN CERTIFICATE-----\nCA PEM\n-----END CERTIFICATE-----\n");
     expect(options.operatorAuthorization).toBe(`Basic ${Buffer.from("cred:s3cret").toString("base64")}`);
     expect(options.failUpdatesPct).toBe(10);
     expect(options).toMatchObject({ devices: 10, rate: 1, batch: 100, durationMs: 10_000 });
