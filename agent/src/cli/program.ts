@@ -139,7 +139,11 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
     .command("run")
     .description("run the daemon (SIGINT/SIGTERM stop it cleanly)")
     .option("-c, --config <file>", `config file (default $FIELDGATE_AGENT_CONFIG or ${DEFAULT_CONFIG})`, configFlag)
-    .option("--log-format <format>", "auto (pretty on a terminal), json or pretty (default: config log.format)", logFormatFlag)
+    .option(
+      "--log-format <format>",
+      "auto (pretty on a terminal), json or pretty (default: config log.format)",
+      logFormatFlag,
+    )
     .action(async (opts: { config?: string; logFormat?: LogFormat }) => {
       let agent: Agent;
       // Listen before starting, so a stop that arrives during start-up is still a clean one.
