@@ -54,7 +54,9 @@ describe("log format of the daemons", () => {
     agent.child.stderr?.on("data", (c: Buffer) => agentErr.push(c.toString()));
     const agentCode = await new Promise((r) => agent.child.once("exit", r));
     expect(agentCode).toBe(2);
-    expect(agentErr.join("")).toContain('error CONFIG_INVALID: --log-format "text" is not a log format');
+    expect(agentErr.join("")).toContain(
+      'error CONFIG_INVALID: --log-format: "text" is not valid; expected auto, json, pretty',
+    );
 
     const cloud = startWithStdout([
       cloudBin,

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { type ErrorCode, FieldgateError, formatDuration, type LogFormat, parseLogFormat } from "@fieldgate/shared";
+import { type ErrorCode, FieldgateError, formatDuration, LOG_FORMATS, type LogFormat } from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
 import { Agent, outboxPath } from "../agent.js";
 import { assertConfigWritable, readConfigFileForUpdate, writeConfigFile } from "../config/config-file.js";
@@ -35,7 +35,11 @@ export interface CliIo {
 
 const DEFAULT_CONFIG = "/etc/fieldgate/agent.json";
 const configFlag = pathFlag("--config", "the agent's config file (JSON)");
-const logFormatFlag = (value: string): LogFormat => parseLogFormat(value);
+const logFormatFlag = (value: string): LogFormat => {
+  if (!(LOG_FORMATS as readonly string[]).includes(value))
+    throw flagError("--log-format", value, LOG_FORMATS.join(", "));
+  return value as LogFormat;
+};
 const DEFAULT_DATA_DIR = "/var/lib/fieldgate";
 
 function exitCodeFor(code: ErrorCode): number {

@@ -55,6 +55,7 @@ describe("no flag value produces a stack trace: each is CONFIG_INVALID naming th
     const dataDir = ["", files.aFile as string];
     return {
       "run --config": config,
+      "run --log-format": ["fancy", ""],
       "enroll --cloud": ["http://cloud.example:8443", "localhost:9443", "https://", "not a url", ""],
       "enroll --uuid": ["nope", "0f1e2d3c4b5a49688776655443322110", ""],
       "enroll --token": ["", "two words", "x".repeat(300)],

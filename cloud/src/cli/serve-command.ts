@@ -1,5 +1,3 @@
-import fs from "node:fs";
-import { FieldgateError } from "@fieldgate/shared";
 import { Command } from "commander";
 import { resolveCloudConfig } from "../config/cloud-config.js";
 import { createCloudLogger, resolveLogFormat } from "../log/logger.js";
@@ -57,7 +55,6 @@ export function serveCommand(io: CliIo, version: string): Command {
       // `--data-dir` may also stand in front of `serve`.
       const opts = { ...flags, dataDir: flags.dataDir ?? cmd.optsWithGlobals<{ dataDir?: string }>().dataDir };
       const config = resolveCloudConfig(opts, io.env);
-      checkSigningKeyPath(config.firmwareSigningKey);
       const logger = createCloudLogger(config.logLevel, resolveLogFormat(opts.logFormat, io.env));
       // Loaded here so that the operator commands start fast.
       const { Cloud } = await import("../cloud.js");
@@ -74,27 +71,4 @@ export function serveCommand(io: CliIo, version: string): Command {
       process.on("SIGINT", () => void stop("SIGINT"));
       process.on("SIGTERM", () => void stop("SIGTERM"));
     });
-}
-
-/**
- * The signing key may not exist yet (`firmware keygen` writes it later), but a file that is there
- * must be a PEM key: otherwise serve refuses to start rather than sign nothing.
- */
-function checkSigningKeyPath(file: string): void {
-  const refuse = (why: string) =>
-    new FieldgateError(
-      "CONFIG_INVALID",
-      `--firmware-signing-key ${JSON.stringify(file)}: ${why}; expected the Ed25519 key from \`firmware keygen\` (or its .pub)`,
-      "firmware-signing-key",
-    );
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    // Not there yet is fine; under a file (ENOTDIR) or unreadable is not.
-    if (code === "ENOENT") return;
-    throw refuse(`cannot read it (${code ?? (err as Error).message})`);
-  }
-  if (!/-----BEGIN [A-Z ]*KEY-----/.test(text)) throw refuse("holds no PEM key");
 }

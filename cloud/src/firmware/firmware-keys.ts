@@ -251,6 +251,14 @@ export class FirmwareKeys {
       : fs.existsSync(this.publicKeyFile)
         ? this.publicKeyFile
         : undefined;
+    if (!file && fs.statSync(path.dirname(this.privateKeyFile), { throwIfNoEntry: false })?.isDirectory() === false) {
+      // No key yet is fine, but `firmware keygen` could never write one under a file.
+      throw new FieldgateError(
+        "CONFIG_INVALID",
+        `${this.privateKeyFile} is under a file, not a directory. ${KEY_FIX.fix}`,
+        KEY_FIX.field,
+      );
+    }
     if (file) {
       const text = readPemFile(file, KEY_FIX);
       const key = text.includes("PRIVATE KEY") ? readPrivateKeyFile(file, KEY_FIX) : publicKeyOf(text);

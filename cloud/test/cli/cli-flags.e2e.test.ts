@@ -37,6 +37,7 @@ const MALFORMED: Record<string, string[]> = {
   "--cert-lifetime": ["forever"],
   "--mqtt-url": ["http://x:1"],
   "--log-level": ["loud"],
+  "--log-format": ["fancy"],
   "--keepalive-unit": ["minute"],
   "--keepalive-check": ["2h"],
   "--log-retention": ["week"],
