@@ -101,19 +101,21 @@ describe("fieldgate-cloud devices (operator CLI)", () => {
     );
 
     // Pasted on a gateway, with the CA copied where the line says: the agent enrolls. This test host's
-    // name may not resolve to the loopback the cloud listens on, so the host is swapped for localhost,
-    // and --config (the agent's own flag, added beside this change) is left out.
+    // name may not resolve to the loopback the cloud listens on, so the host is swapped for localhost;
+    // the paths under /etc/fieldgate move into a temporary gateway directory.
     const gateway = tempDir("gateway");
     fs.copyFileSync(cloud.caFile, path.join(gateway, "ca.crt"));
     const args = command
       .replace(/^fieldgate-agent /, "")
       .replace(`https://${os.hostname()}:`, "https://localhost:")
       .replace("/etc/fieldgate/ca.crt", path.join(gateway, "ca.crt"))
-      .replace(/ --config \S+/, "")
+      .replace("/etc/fieldgate/agent.json", path.join(gateway, "agent.json"))
       .split(" ");
     const enrolled = await agentCli([...args, "--data-dir", path.join(gateway, "data")]);
     expect(enrolled.stderr).toBe("");
     expect(enrolled.stdout).toContain(`enrolled ${uuid}`);
+    const written = JSON.parse(fs.readFileSync(path.join(gateway, "agent.json"), "utf8")) as { uuid: string };
+    expect(written.uuid).toBe(uuid);
   });
 
   it("reset-token says what it did: nothing revoked for a device never enrolled; offline after the drop for a live one", async () => {
