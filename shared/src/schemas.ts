@@ -515,7 +515,16 @@ export const StoredReading = Type.Object({
   stream: Type.String(),
   seq: Type.Integer(),
 });
-export const TelemetryPage = Type.Object({ uuid: Uuid, items: Type.Array(StoredReading), count: Type.Integer() });
+/** Stored rows a reader could not show (a time beyond Date's range, a non-finite value): left out and counted. */
+export const SkippedRows = Type.Optional(
+  Type.Integer({ minimum: 1, description: "stored rows left out because no reader can show them" }),
+);
+export const TelemetryPage = Type.Object({
+  uuid: Uuid,
+  items: Type.Array(StoredReading),
+  count: Type.Integer(),
+  skipped: SkippedRows,
+});
 export type TelemetryPage = Static<typeof TelemetryPage>;
 
 export const DeviceEventRecord = Type.Object({
@@ -526,7 +535,7 @@ export const DeviceEventRecord = Type.Object({
   field: Type.Union([Type.String(), Type.Null()]),
   topic: Type.Union([Type.String(), Type.Null()]),
 });
-export const DeviceEventPage = Type.Object({ uuid: Uuid, items: Type.Array(DeviceEventRecord) });
+export const DeviceEventPage = Type.Object({ uuid: Uuid, items: Type.Array(DeviceEventRecord), skipped: SkippedRows });
 export type DeviceEventPage = Static<typeof DeviceEventPage>;
 
 export const ErrorResponse = Type.Object({

@@ -10,7 +10,13 @@ const addFormats = (addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv 
  */
 export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
   // strictNumbers: a body's `1e999` parses to Infinity; refuse it rather than store what no reader can show.
-  const common = { allErrors: false, strict: false, strictNumbers: true, verbose: true, removeAdditional: false } as const;
+  const common = {
+    allErrors: false,
+    strict: false,
+    strictNumbers: true,
+    verbose: true,
+    removeAdditional: false,
+  } as const;
   const strict = addFormats(new Ajv({ ...common, coerceTypes: false, useDefaults: false }));
   const coercing = addFormats(new Ajv({ ...common, coerceTypes: "array", useDefaults: true }));
   return ({ schema, httpPart }) => {
