@@ -136,6 +136,10 @@ describe("ingest: poison messages end deterministically", () => {
       "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, 'X', 'info', 'm', NULL, NULL)",
     ).run(id, -1e16);
     db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, 'info', 'bad')").run(id, 1e16);
+    db.prepare(
+      `INSERT INTO device_state (device_id, config_reported_json, updated_at) VALUES (?, ?, 0)
+       ON CONFLICT(device_id) DO UPDATE SET config_reported_json = excluded.config_reported_json`,
+    ).run(id, JSON.stringify({ v: 1, ts: 1e16, version: 0 }));
     db.close();
     const telemetry = await cloud.api<Page>("GET", `/api/v1/devices/${device.uuid}/telemetry?limit=1000`);
     expect(telemetry.status).toBe(200);
@@ -147,5 +151,7 @@ describe("ingest: poison messages end deterministically", () => {
     const logs = await cloud.api<{ items: unknown[]; skipped?: number }>("GET", `/api/v1/devices/${device.uuid}/logs`);
     expect(logs.status).toBe(200);
     expect(logs.body.skipped).toBe(1);
+    const config = await cloud.api<{ reported: unknown }>("GET", `/api/v1/devices/${device.uuid}/config`);
+    expect(config).toMatchObject({ status: 200, body: { reported: null } });
   });
 });
