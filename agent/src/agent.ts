@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { uptime } from "node:os";
 import { join } from "node:path";
-import { checkLinks, deviceTopic, FieldgateError } from "@fieldgate/shared";
+import { checkLinks, type DeviceEvents, deviceTopic, FieldgateError } from "@fieldgate/shared";
 import type { Logger } from "pino";
 import type { AgentConfig } from "./config/config-schema.js";
 import { DesiredConfigHandler, FileDesiredConfigStore } from "./config/desired-config.js";
@@ -339,9 +339,22 @@ export class Agent {
       batchMax: config.telemetry.batchMax,
       maxInFlight: config.telemetry.maxInFlight,
       publishIntervalMs: config.telemetry.publishIntervalMs,
+      maxSendAttempts: config.outbox.maxSendAttempts,
       logger,
     });
     publisher.on("acked", (e) => this.status?.published(e.at));
+    session.on("message", (topic, payload) => publisher.handleMessage(topic, payload));
+    publisher.on("setAside", ({ code, seq, reason }) => {
+      // The cloud's device history shows it too (best effort: the batch itself is kept either way).
+      const message = `telemetry batch ${seq} set aside: ${reason.code}${reason.field ? ` at ${reason.field}` : ""}: ${reason.message}`;
+      const events: DeviceEvents = {
+        v: 1,
+        events: [{ ts: Date.now(), code, severity: "warning", message: message.slice(0, 2048) }],
+      };
+      session
+        .publish(deviceTopic(config.uuid, { kind: "events" }), JSON.stringify(events), { qos: 1 })
+        .catch((err: Error) => logger.debug({ err: err.message }, "reporting a set-aside batch failed"));
+    });
     session.on("connected", () => this.health?.monitor.connected());
     const stateReporter = new DeviceStateReporter(
       config.uuid,

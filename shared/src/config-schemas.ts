@@ -5,7 +5,7 @@
  */
 import { type Static, Type } from "@sinclair/typebox";
 import { Links } from "./link-schemas.js";
-import { SCHEMA_VERSION, Uuid } from "./schemas.js";
+import { SCHEMA_VERSION, SkippedRows, Uuid } from "./schemas.js";
 
 /** Log levels a device forwards and an operator can set, lowest first (pino's order). */
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -109,5 +109,6 @@ export const DeviceLogPage = Type.Object({
   uuid: Uuid,
   items: Type.Array(DeviceLogEntry),
   nextAfter: Type.Integer({ description: "pass as `after` to get only newer entries" }),
+  skipped: SkippedRows,
 });
 export type DeviceLogPage = Static<typeof DeviceLogPage>;

@@ -6,6 +6,14 @@
 export const ERROR_CODES = {
   VALIDATION_FAILED: { status: 400, message: "The input failed validation" },
   PAYLOAD_MALFORMED: { status: 400, message: "The payload is not valid JSON" },
+  STORE_REFUSED: {
+    status: 422,
+    message: "The message passed validation but storage refused it; it was acknowledged and is not stored",
+  },
+  BATCH_SET_ASIDE: {
+    status: 422,
+    message: "The cloud refused a telemetry batch, or never acknowledged it; the agent set it aside",
+  },
   AUTH_REQUIRED: { status: 401, message: "Credentials are missing or wrong" },
   FORBIDDEN: { status: 403, message: "The credential may not do this" },
   NOT_FOUND: { status: 404, message: "No such route" },

@@ -10,7 +10,24 @@ export const SCHEMA_VERSION = 1 as const;
 const V = Type.Literal(SCHEMA_VERSION, { description: "schema version" });
 
 export const Uuid = Type.String({ pattern: UUID_PATTERN, description: "device uuid (RFC 4122 text form)" });
-const Timestamp = Type.Integer({ minimum: 0, description: "milliseconds since the Unix epoch" });
+/**
+ * Bounds of every number a device sends (issue #12): what SQLite stores and JavaScript reads back
+ * exactly. Timestamps stop at the end of year 9999, so every reader can turn them into an ISO string;
+ * counters and sequence numbers stop at 2^53 − 1, beyond which a JSON number is already rounded.
+ */
+export const MAX_TIMESTAMP_MS = 253_402_300_799_999;
+export const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
+const Timestamp = Type.Integer({
+  minimum: 0,
+  maximum: MAX_TIMESTAMP_MS,
+  description: "milliseconds since the Unix epoch, up to the end of year 9999",
+});
+/** A batch's sequence number within its stream. */
+const Seq = Type.Integer({ minimum: 1, maximum: MAX_COUNTER, description: "sequence number, 1 to 2^53 − 1" });
+/** A finite JSON number (JSON cannot carry NaN or ±Infinity; the validator refuses an overflowed `1e999`). */
+const FiniteNumber = Type.Number({ minimum: -Number.MAX_VALUE, maximum: Number.MAX_VALUE });
+/** A non-negative count or duration. */
+const Count = Type.Number({ minimum: 0, maximum: MAX_COUNTER });
 const Iso = Type.String({ format: "date-time" });
 const Name = Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.:/-]+$" });
 
@@ -20,7 +37,7 @@ export const Reading = Type.Object(
   {
     name: Name,
     ts: Timestamp,
-    value: Type.Union([Type.Number(), Type.String({ maxLength: 1024 }), Type.Boolean()]),
+    value: Type.Union([FiniteNumber, Type.String({ maxLength: 1024 }), Type.Boolean()]),
     unit: Type.Optional(Type.String({ maxLength: 32 })),
     /** The device link that produced the reading (its id); absent for the agent's own readings. */
     source: Type.Optional(Type.String({ pattern: LINK_ID_PATTERN, description: "link id (issue #6)" })),
@@ -37,7 +54,7 @@ export const TelemetryBatch = Type.Object(
   {
     v: V,
     stream: Type.String({ pattern: "^[0-9a-f]{16,32}$" }),
-    seq: Type.Integer({ minimum: 1 }),
+    seq: Seq,
     readings: Type.Array(Reading, { minItems: 1, maxItems: 10_000 }),
   },
   { additionalProperties: false },
@@ -84,7 +101,7 @@ export const LogBatch = Type.Object(
   {
     v: V,
     stream: Type.Optional(Type.String({ pattern: "^[0-9a-f]{16,32}$" })),
-    seq: Type.Optional(Type.Integer({ minimum: 1 })),
+    seq: Type.Optional(Seq),
     entries: Type.Array(
       Type.Object(
         { ts: Timestamp, level: LogLevel, msg: Type.String({ maxLength: 8192 }) },
@@ -103,7 +120,7 @@ export const DeviceState = Type.Object(
     ts: Timestamp,
     agentVersion: Type.String({ maxLength: 64 }),
     firmwareVersion: Type.Optional(Type.String({ maxLength: 64 })),
-    uptimeS: Type.Optional(Type.Number({ minimum: 0 })),
+    uptimeS: Type.Optional(Count),
   },
   { additionalProperties: true },
 );
@@ -154,7 +171,7 @@ export const JobStatus = Type.Object(
       ["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED"].map((s) => Type.Literal(s)),
     ),
     step: Type.Optional(Type.String({ maxLength: 64 })),
-    progress: Type.Optional(Type.Object({ done: Type.Number({ minimum: 0 }), total: Type.Number({ minimum: 0 }) })),
+    progress: Type.Optional(Type.Object({ done: Count, total: Count })),
     reason: Type.Optional(Type.String({ maxLength: 64 })),
     message: Type.Optional(Type.String({ maxLength: 2048 })),
     checks: Type.Optional(Type.Array(JobStatusCheck, { maxItems: MAX_JOB_STATUS_CHECKS })),
@@ -164,7 +181,12 @@ export const JobStatus = Type.Object(
 export type JobStatus = Static<typeof JobStatus>;
 
 export const ConfigReported = Type.Object(
-  { v: V, ts: Timestamp, version: Type.Integer({ minimum: 0 }), error: Type.Optional(Type.String()) },
+  {
+    v: V,
+    ts: Timestamp,
+    version: Type.Integer({ minimum: 0, maximum: MAX_COUNTER }),
+    error: Type.Optional(Type.String({ maxLength: 2048 })),
+  },
   { additionalProperties: true },
 );
 export type ConfigReported = Static<typeof ConfigReported>;
@@ -190,6 +212,20 @@ export const DEVICE_PAYLOAD_SCHEMAS = {
   time: TimeRequest,
   "jobs/status": JobStatus,
 } as const satisfies Record<string, TSchema>;
+
+/** Why the cloud refused a telemetry batch: `code` from errors.ts, `field` the failing one. */
+export const TelemetryRefused = Type.Object(
+  {
+    v: V,
+    stream: Type.String({ pattern: "^[0-9a-f]{16,32}$" }),
+    seq: Seq,
+    code: Type.String({ maxLength: 64 }),
+    field: Type.Optional(Type.String({ maxLength: 256 })),
+    message: Type.String({ maxLength: 2048 }),
+  },
+  { additionalProperties: false },
+);
+export type TelemetryRefused = Static<typeof TelemetryRefused>;
 
 // ---- enrollment -----------------------------------------------------------------------------
 
@@ -479,7 +515,16 @@ export const StoredReading = Type.Object({
   stream: Type.String(),
   seq: Type.Integer(),
 });
-export const TelemetryPage = Type.Object({ uuid: Uuid, items: Type.Array(StoredReading), count: Type.Integer() });
+/** Stored rows a reader could not show (a time beyond Date's range, a non-finite value): left out and counted. */
+export const SkippedRows = Type.Optional(
+  Type.Integer({ minimum: 1, description: "stored rows left out because no reader can show them" }),
+);
+export const TelemetryPage = Type.Object({
+  uuid: Uuid,
+  items: Type.Array(StoredReading),
+  count: Type.Integer(),
+  skipped: SkippedRows,
+});
 export type TelemetryPage = Static<typeof TelemetryPage>;
 
 export const DeviceEventRecord = Type.Object({
@@ -490,7 +535,7 @@ export const DeviceEventRecord = Type.Object({
   field: Type.Union([Type.String(), Type.Null()]),
   topic: Type.Union([Type.String(), Type.Null()]),
 });
-export const DeviceEventPage = Type.Object({ uuid: Uuid, items: Type.Array(DeviceEventRecord) });
+export const DeviceEventPage = Type.Object({ uuid: Uuid, items: Type.Array(DeviceEventRecord), skipped: SkippedRows });
 export type DeviceEventPage = Static<typeof DeviceEventPage>;
 
 export const ErrorResponse = Type.Object({

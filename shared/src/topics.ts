@@ -17,8 +17,11 @@ export const DEVICE_TO_CLOUD = [
   "jobs/+/status",
 ] as const;
 
-/** Topics a device subscribes to (cloud → device). */
-export const CLOUD_TO_DEVICE = ["jobs/notify", "config/desired", "commands/+"] as const;
+/**
+ * Topics a device subscribes to (cloud → device). `telemetry/refused` tells the device that a batch
+ * was acknowledged but refused (it would never be stored), before its PUBACK, so the device sets it aside.
+ */
+export const CLOUD_TO_DEVICE = ["jobs/notify", "config/desired", "commands/+", "telemetry/refused"] as const;
 
 export type DeviceTopic =
   | { kind: "telemetry" }
@@ -31,6 +34,7 @@ export type DeviceTopic =
   | { kind: "time" }
   | { kind: "jobs/status"; jobId: string }
   | { kind: "jobs/notify" }
+  | { kind: "telemetry/refused" }
   | { kind: "config/desired" }
   | { kind: "commands"; commandId: string };
 
@@ -94,6 +98,7 @@ export function parseDeviceTopic(topic: string): ParsedTopic | undefined {
     if (a === "config" && b === "reported") return up({ kind: "config/reported" });
     if (a === "config" && b === "desired") return down({ kind: "config/desired" });
     if (a === "jobs" && b === "notify") return down({ kind: "jobs/notify" });
+    if (a === "telemetry" && b === "refused") return down({ kind: "telemetry/refused" });
     if (a === "commands" && b !== undefined && idRegex.test(b)) return down({ kind: "commands", commandId: b });
     return undefined;
   }

@@ -111,7 +111,15 @@ function closestBranches(errors: ErrorObject[]): ErrorObject[] {
 }
 
 function createAjv(allErrors = false): Ajv {
-  const ajv = new Ajv({ allErrors, strict: false, coerceTypes: false, useDefaults: false, verbose: true });
+  // strictNumbers: a JSON `1e999` parses to Infinity, which no store or reader can represent.
+  const ajv = new Ajv({
+    allErrors,
+    strict: false,
+    strictNumbers: true,
+    coerceTypes: false,
+    useDefaults: false,
+    verbose: true,
+  });
   addFormats(ajv);
   return ajv;
 }

@@ -15,6 +15,7 @@ describe("topic map", () => {
       { kind: "presence" },
       { kind: "jobs/status", jobId: "job-42" },
       { kind: "jobs/notify" },
+      { kind: "telemetry/refused" },
       { kind: "config/desired" },
       { kind: "commands", commandId: "reboot.1" },
     ] as const;
@@ -48,6 +49,13 @@ describe("topic map", () => {
       `fieldgate/v1/${U}/jobs/notify`,
       `fieldgate/v1/${U}/config/desired`,
       `fieldgate/v1/${U}/commands/+`,
+      `fieldgate/v1/${U}/telemetry/refused`,
     ]);
+  });
+
+  it("makes telemetry/refused cloud-to-device, and nothing below it", () => {
+    expect(parseDeviceTopic(`fieldgate/v1/${U}/telemetry/refused`)?.direction).toBe("cloud-to-device");
+    expect(parseDeviceTopic(`fieldgate/v1/${U}/telemetry/refused/x`)).toBeUndefined();
+    expect(parseDeviceTopic(`fieldgate/v1/${U}/telemetry/other`)).toBeUndefined();
   });
 });

@@ -305,7 +305,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
             : { running: false, state: "not running" },
           outbox: backlog
             ? { ...backlog, oldestAgeMs: backlog.oldestTs === null ? null : now - backlog.oldestTs }
-            : { rows: 0, batches: 0, oldestTs: null, droppedTotal: 0, oldestAgeMs: null },
+            : { rows: 0, batches: 0, oldestTs: null, droppedTotal: 0, setAside: 0, oldestAgeMs: null },
           logs: logBacklog
             ? { ...logBacklog, oldestAgeMs: logBacklog.oldestTs === null ? null : now - logBacklog.oldestTs }
             : { lines: 0, oldestTs: null, droppedUnreported: 0, oldestAgeMs: null },
@@ -344,6 +344,8 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
         io.out(`outbox       ${report.outbox.rows} readings waiting in ${report.outbox.batches} sent batches${oldest}`);
         if (report.outbox.droppedTotal > 0)
           io.out(`             ${report.outbox.droppedTotal} readings dropped by the cap (OUTBOX_FULL)`);
+        if (report.outbox.setAside > 0)
+          io.out(`             ${report.outbox.setAside} batches set aside, refused by the cloud (BATCH_SET_ASIDE)`);
         const oldestLine =
           report.logs.oldestAgeMs === null ? "" : `, oldest ${formatDuration(report.logs.oldestAgeMs)} old`;
         io.out(`logs         ${report.logs.lines} lines waiting to be forwarded${oldestLine}`);

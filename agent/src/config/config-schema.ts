@@ -40,6 +40,8 @@ export const AgentConfigFile = Type.Object(
       {
         maxRows: Type.Integer({ minimum: 1, default: 1_000_000 }),
         policy: Type.Literal("drop-oldest", { default: "drop-oldest" }),
+        // A batch sent this often without a PUBACK is set aside (issue #12), so it cannot stall the rest.
+        maxSendAttempts: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
       },
       { additionalProperties: false },
     ),
@@ -229,7 +231,7 @@ export interface AgentConfig {
     readonly maxInFlight: number;
     readonly syntheticRate: number;
   };
-  readonly outbox: { readonly maxRows: number; readonly policy: "drop-oldest" };
+  readonly outbox: { readonly maxRows: number; readonly policy: "drop-oldest"; readonly maxSendAttempts: number };
   readonly updates: {
     readonly enabled: boolean;
     readonly publicKeyFile?: string;

@@ -400,7 +400,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       maxInFlight: file.telemetry.maxInFlight,
       syntheticRate: file.telemetry.syntheticRate,
     },
-    outbox: { maxRows: file.outbox.maxRows, policy: file.outbox.policy },
+    outbox: { maxRows: file.outbox.maxRows, policy: file.outbox.policy, maxSendAttempts: file.outbox.maxSendAttempts },
     updates: {
       enabled: file.updates.enabled,
       ...(file.updates.publicKeyFile !== undefined && { publicKeyFile: file.updates.publicKeyFile }),

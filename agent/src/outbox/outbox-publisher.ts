@@ -1,8 +1,11 @@
 import { EventEmitter } from "node:events";
-import { deviceTopic, type TelemetryBatch } from "@fieldgate/shared";
+import { deviceTopic, SchemaValidator, type TelemetryBatch, TelemetryRefused } from "@fieldgate/shared";
 import type { Logger } from "pino";
 import type { MessageSink } from "../transport/mqtt-session.js";
 import type { OutboxStore, StoredBatch } from "./outbox-store.js";
+import type { SetAsideReason } from "./set-aside.js";
+
+const validator = new SchemaValidator();
 
 /** Dependencies and limits of the publisher. */
 export interface OutboxPublisherOptions {
@@ -13,13 +16,22 @@ export interface OutboxPublisherOptions {
   maxInFlight: number;
   /** Idle poll period; a backlog drains without waiting for it. */
   publishIntervalMs: number;
+  /**
+   * A batch sent this many times without a PUBACK (across reconnects, within one run) is set aside:
+   * the safety net for a batch the cloud can neither store nor name in a refusal notice.
+   */
+  maxSendAttempts?: number;
   logger: Logger;
 }
+
+/** How many sends without a PUBACK a batch gets by default before it is set aside. */
+export const DEFAULT_MAX_SEND_ATTEMPTS = 10;
 
 /** Events of the publisher. */
 export interface OutboxPublisherEvents {
   published: [{ seq: number; count: number; replay: boolean }];
   acked: [{ seq: number; count: number; at: number }];
+  setAside: [{ code: "BATCH_SET_ASIDE"; seq: number; reason: SetAsideReason }];
 }
 
 /**
@@ -32,6 +44,9 @@ export interface OutboxPublisherEvents {
  */
 export class OutboxPublisher extends EventEmitter<OutboxPublisherEvents> {
   private readonly topic: string;
+  private readonly refusedTopic: string;
+  /** Sends per seq still waiting for a PUBACK. */
+  private readonly attempts = new Map<number, number>();
   private readonly inFlight = new Set<number>();
   private replay: StoredBatch[] = [];
   private generation = 0;
@@ -58,6 +73,25 @@ export class OutboxPublisher extends EventEmitter<OutboxPublisherEvents> {
   constructor(private readonly options: OutboxPublisherOptions) {
     super();
     this.topic = deviceTopic(options.uuid, { kind: "telemetry" });
+    this.refusedTopic = deviceTopic(options.uuid, { kind: "telemetry/refused" });
+  }
+
+  /**
+   * Takes the session's incoming messages; acts on the cloud's refusal notice, which arrives before
+   * the refused batch's PUBACK: the batch is set aside, so the PUBACK then deletes nothing.
+   */
+  handleMessage(topic: string, payload: Buffer): void {
+    if (topic !== this.refusedTopic) return;
+    let notice: TelemetryRefused;
+    try {
+      notice = validator.parse(TelemetryRefused, JSON.parse(payload.toString("utf8")));
+    } catch (err) {
+      this.options.logger.warn({ err: (err as Error).message }, "ignoring a malformed telemetry/refused notice");
+      return;
+    }
+    if (notice.stream !== this.options.store.stream) return;
+    const { code, field, message } = notice;
+    this.setAside(notice.seq, { code, ...(field === undefined ? {} : { field }), message });
   }
 
   get inFlightCount(): number {
@@ -105,8 +139,33 @@ export class OutboxPublisher extends EventEmitter<OutboxPublisherEvents> {
     }
   }
 
+  private setAside(seq: number, reason: SetAsideReason): boolean {
+    let moved: boolean;
+    try {
+      moved = this.options.store.setAside(seq, reason);
+    } catch (err) {
+      this.options.logger.error({ seq, err: (err as Error).message }, "setting a batch aside failed");
+      return false;
+    }
+    this.attempts.delete(seq);
+    if (!moved) return false;
+    this.options.logger.warn(
+      { code: "BATCH_SET_ASIDE", seq, refusal: reason.code, field: reason.field },
+      `telemetry batch ${seq} set aside (${reason.code}${reason.field ? ` at ${reason.field}` : ""}): ${reason.message}`,
+    );
+    this.emit("setAside", { code: "BATCH_SET_ASIDE", seq, reason });
+    return true;
+  }
+
   private send(batch: StoredBatch, replay: boolean): void {
     const { store, sink, logger } = this.options;
+    const sent = (this.attempts.get(batch.seq) ?? 0) + 1;
+    const max = this.options.maxSendAttempts ?? DEFAULT_MAX_SEND_ATTEMPTS;
+    if (sent > max) {
+      const message = `sent ${max} times without a PUBACK`;
+      if (this.setAside(batch.seq, { code: "BATCH_SET_ASIDE", message })) return;
+    }
+    this.attempts.set(batch.seq, sent);
     const generation = this.generation;
     const message: TelemetryBatch = { v: 1, stream: store.stream, seq: batch.seq, readings: batch.readings };
     this.inFlight.add(batch.seq);
@@ -120,6 +179,7 @@ export class OutboxPublisher extends EventEmitter<OutboxPublisherEvents> {
           logger.error({ seq: batch.seq, err: (err as Error).message }, "acknowledging a batch failed");
           return;
         }
+        this.attempts.delete(batch.seq);
         if (generation === this.generation) this.inFlight.delete(batch.seq);
         this.emit("acked", { seq: batch.seq, count: batch.readings.length, at: Date.now() });
         this.pump();

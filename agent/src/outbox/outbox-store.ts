@@ -1,4 +1,5 @@
 import type { Reading } from "@fieldgate/shared";
+import type { SetAsideReason } from "./set-aside.js";
 
 /** A batch that has been assigned its sequence number and is waiting for its PUBACK. */
 export interface StoredBatch {
@@ -22,6 +23,8 @@ export interface Backlog {
   oldestTs: number | null;
   /** Readings dropped by the cap over the life of the database. */
   droppedTotal: number;
+  /** Batches set aside (refused by the cloud, or never acknowledged): kept, never resent. */
+  setAside: number;
 }
 
 /**
@@ -47,6 +50,11 @@ export interface OutboxStore {
   nextBatch(max: number): StoredBatch | undefined;
   /** Deletes the batch and its rows (after its PUBACK). Acknowledging an unknown seq is a no-op. */
   ack(seq: number): void;
+  /**
+   * Moves a formed batch out of the outbox into the set-aside table, in one transaction: it is
+   * never resent, and the batches behind it flow. False if no such batch (already acknowledged).
+   */
+  setAside(seq: number, reason: SetAsideReason): boolean;
   backlog(): Backlog;
   close(): void;
 }

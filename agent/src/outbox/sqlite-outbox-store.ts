@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { Reading, SchemaValidator } from "@fieldgate/shared";
 import Database from "better-sqlite3";
 import type { AppendResult, Backlog, OutboxStore, StoredBatch } from "./outbox-store.js";
+import { SetAsideBatches, type SetAsideReason, summarize } from "./set-aside.js";
 
 /** Options of the SQLite outbox. */
 export interface SqliteOutboxOptions {
@@ -35,6 +36,7 @@ export class SqliteOutboxStore implements OutboxStore {
   private readonly db: Database.Database;
   private rows: number;
   private readonly stmt;
+  private readonly setAsideBatches: SetAsideBatches;
 
   constructor(
     readonly path: string,
@@ -103,6 +105,7 @@ export class SqliteOutboxStore implements OutboxStore {
       oldest: this.db.prepare<[], { ts: number }>("SELECT ts FROM readings ORDER BY id LIMIT 1"),
       batchCount: this.db.prepare<[], { n: number }>("SELECT count(*) AS n FROM batches"),
     };
+    this.setAsideBatches = new SetAsideBatches(this.db);
     this.stream = this.meta("stream");
     // Only this object writes the database, so a cached count stays exact and spares a scan per append.
     this.rows = this.stmt.count.get()?.n ?? 0;
@@ -121,7 +124,13 @@ export class SqliteOutboxStore implements OutboxStore {
       const dropped = db.prepare("SELECT value FROM meta WHERE key = 'dropped_total'").get() as
         | { value: string }
         | undefined;
-      return { rows, batches, oldestTs: oldest?.ts ?? null, droppedTotal: Number(dropped?.value ?? 0) };
+      return {
+        rows,
+        batches,
+        oldestTs: oldest?.ts ?? null,
+        droppedTotal: Number(dropped?.value ?? 0),
+        setAside: summarize(db).batches,
+      };
     } finally {
       db.close();
     }
@@ -184,8 +193,20 @@ export class SqliteOutboxStore implements OutboxStore {
     })();
   }
 
+  setAside(seq: number, reason: SetAsideReason, at = Date.now()): boolean {
+    return this.db.transaction(() => {
+      const b = this.stmt.batch.get(seq);
+      if (!b) return false;
+      this.setAsideBatches.keep(this.stream, seq, this.readRange(b.first_id, b.last_id), reason, at);
+      this.rows -= this.stmt.deleteRange.run(b.first_id, b.last_id).changes;
+      this.stmt.deleteBatch.run(seq);
+      return true;
+    })();
+  }
+
   backlog(): Backlog {
     return {
+      setAside: this.setAsideBatches.summary().batches,
       rows: this.rows,
       batches: this.stmt.batchCount.get()?.n ?? 0,
       oldestTs: this.stmt.oldest.get()?.ts ?? null,

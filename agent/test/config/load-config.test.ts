@@ -43,7 +43,7 @@ describe("loadConfig", () => {
       maxInFlight: 8,
       syntheticRate: 0,
     });
-    expect(config.outbox).toEqual({ maxRows: 1_000_000, policy: "drop-oldest" });
+    expect(config.outbox).toEqual({ maxRows: 1_000_000, policy: "drop-oldest", maxSendAttempts: 10 });
     expect(config.mqtt).toEqual({ keepaliveS: 30, reconnectMinMs: 1000, reconnectMaxMs: 30_000 });
     expect(config.log.level).toBe("info");
   });

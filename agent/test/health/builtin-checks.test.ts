@@ -71,7 +71,13 @@ describe("built-in checks", () => {
   });
 
   it("outbox: backlog rows and the age of the oldest reading", async () => {
-    const backlog = (rows: number, oldestTs: number | null) => () => ({ rows, batches: 0, oldestTs, droppedTotal: 0 });
+    const backlog = (rows: number, oldestTs: number | null) => () => ({
+      rows,
+      batches: 0,
+      oldestTs,
+      droppedTotal: 0,
+      setAside: 0,
+    });
     expect((await outboxBacklogCheck(T, backlog(10, NOW)).run()).status).toBe("ok");
     expect((await outboxBacklogCheck(T, backlog(100_000, NOW)).run()).status).toBe("warning");
     expect((await outboxBacklogCheck(T, backlog(900_000, NOW)).run()).status).toBe("critical");

@@ -16,6 +16,8 @@ export interface TestBroker {
   /** Releases every held publish (their PUBACKs go out). */
   release(): void;
   held(): number;
+  /** Publishes from the broker's side (as the cloud does) at QoS 1. */
+  publishToDevices(topic: string, payload: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,13 @@ export async function startTestBroker(pki: TestPki): Promise<TestBroker> {
       for (const cb of heldCallbacks.splice(0)) cb();
     },
     held: () => heldCallbacks.length,
+    publishToDevices: (topic, payload) =>
+      new Promise((resolve, reject) =>
+        broker.publish(
+          { cmd: "publish", topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      ),
     close: async () => {
       await new Promise<void>((r) => server.close(() => r()));
       await new Promise<void>((r) => broker.close(() => r()));

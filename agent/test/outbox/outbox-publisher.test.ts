@@ -47,7 +47,7 @@ describe("OutboxPublisher against a real aedes broker over mTLS", () => {
     tmp.cleanup();
   });
 
-  const connect = async (batchMax = 10) => {
+  const connect = async (batchMax = 10, maxSendAttempts = 1000) => {
     const client = await pki.issueClient(UUID);
     session = new MqttSession({
       uuid: UUID,
@@ -67,8 +67,10 @@ describe("OutboxPublisher against a real aedes broker over mTLS", () => {
       batchMax,
       maxInFlight: 3,
       publishIntervalMs: 100,
+      maxSendAttempts,
       logger: log.logger,
     });
+    session.on("message", (topic, payload) => publisher.handleMessage(topic, payload));
     publisher.start();
     session.start();
     await until(() => session.connected);
@@ -128,6 +130,58 @@ describe("OutboxPublisher against a real aedes broker over mTLS", () => {
     publisher.notify();
     await until(() => store.backlog().rows === 0);
     expect(telemetry().map((b) => b.seq)).toEqual([1, 2]);
+  });
+
+  it("sets a refused batch aside on the cloud's notice, before its PUBACK, and delivers the next", async () => {
+    broker.mode = "hold";
+    append(0, 3);
+    const setAside: number[] = [];
+    await connect(10);
+    publisher.on("setAside", (e) => setAside.push(e.seq));
+    await until(() => broker.held() === 1);
+    const notice = {
+      v: 1,
+      stream: store.stream,
+      seq: 1,
+      code: "VALIDATION_FAILED",
+      field: "readings[0].ts",
+      message: "x",
+    };
+    await broker.publishToDevices(`fieldgate/v1/${UUID}/telemetry/refused`, JSON.stringify(notice));
+    await until(() => store.backlog().setAside === 1);
+    expect(setAside).toEqual([1]);
+    expect(store.backlog()).toMatchObject({ rows: 0, batches: 0, setAside: 1 });
+    broker.mode = "allow";
+    broker.release(); // the refused batch's PUBACK now deletes nothing
+    append(3, 2);
+    publisher.notify();
+    await until(() => telemetry().some((b) => b.seq === 2));
+    await until(() => store.backlog().rows === 0);
+    expect(
+      telemetry()
+        .find((b) => b.seq === 2)
+        ?.readings.map((r) => r.value),
+    ).toEqual([3, 4]);
+    // A notice for another stream, or malformed, changes nothing.
+    await broker.publishToDevices(
+      `fieldgate/v1/${UUID}/telemetry/refused`,
+      JSON.stringify({ ...notice, stream: "ff".repeat(8), seq: 2 }),
+    );
+    await broker.publishToDevices(`fieldgate/v1/${UUID}/telemetry/refused`, "{nope");
+    expect(store.backlog().setAside).toBe(1);
+  });
+
+  it("sets aside a batch sent maxSendAttempts times without a PUBACK, so the next ones flow", async () => {
+    broker.mode = "deny";
+    append(0, 3);
+    await connect(10, 2);
+    await until(() => store.backlog().setAside === 1);
+    expect(log.lines.some((l) => l.code === "BATCH_SET_ASIDE")).toBe(true);
+    broker.mode = "allow";
+    append(3, 1);
+    publisher.notify();
+    await until(() => store.backlog().rows === 0);
+    expect(telemetry().map((b) => b.seq)).toEqual([2]);
   });
 
   it("on start, first republishes batches persisted by a previous run", async () => {

@@ -40,9 +40,27 @@ export function outboxStoreConformance(name: string, makeHarness: () => StoreHar
 
     it("appends and reports the backlog", () => {
       const s = openStore();
-      expect(s.backlog()).toEqual({ rows: 0, batches: 0, oldestTs: null, droppedTotal: 0 });
+      expect(s.backlog()).toEqual({ rows: 0, batches: 0, oldestTs: null, droppedTotal: 0, setAside: 0 });
       expect(s.append(readings(1, 3))).toEqual({ appended: 3, dropped: 0 });
       expect(s.backlog()).toMatchObject({ rows: 3, batches: 0, oldestTs: reading(1).ts });
+    });
+
+    it("sets a batch aside: out of the outbox and never resent, counted across reopening", () => {
+      const s = openStore();
+      s.append(readings(1, 4));
+      const first = s.nextBatch(2);
+      const second = s.nextBatch(2);
+      expect(s.setAside(first?.seq ?? 0, { code: "VALIDATION_FAILED", field: "readings[0].ts", message: "m" })).toBe(
+        true,
+      );
+      expect(s.setAside(first?.seq ?? 0, { code: "X", message: "again" })).toBe(false);
+      expect(s.setAside(999, { code: "X", message: "unknown" })).toBe(false);
+      expect(s.pendingBatches().map((b) => b.seq)).toEqual([second?.seq]);
+      expect(s.backlog()).toMatchObject({ rows: 2, batches: 1, setAside: 1 });
+      s.close();
+      const reopened = openStore();
+      expect(reopened.backlog()).toMatchObject({ rows: 2, batches: 1, setAside: 1 });
+      expect(reopened.pendingBatches().map((b) => b.seq)).toEqual([second?.seq]);
     });
 
     it("keeps values of every type and an absent unit", () => {

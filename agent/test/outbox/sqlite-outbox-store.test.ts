@@ -20,7 +20,7 @@ describe("SqliteOutboxStore", () => {
     const db = new Database(path, { readonly: true });
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-    expect(tables).toEqual(expect.arrayContaining(["batches", "meta", "readings"]));
+    expect(tables).toEqual(expect.arrayContaining(["batches", "meta", "outbox_set_aside", "readings"]));
     db.close();
     tmp.cleanup();
   });
@@ -31,7 +31,7 @@ describe("SqliteOutboxStore", () => {
     expect(SqliteOutboxStore.peek(path)).toBeUndefined();
     const store = new SqliteOutboxStore(path, { maxRows: 10 });
     store.append([{ name: "x", ts: 5, value: 1 }]);
-    expect(SqliteOutboxStore.peek(path)).toEqual({ rows: 1, batches: 0, oldestTs: 5, droppedTotal: 0 });
+    expect(SqliteOutboxStore.peek(path)).toEqual({ rows: 1, batches: 0, oldestTs: 5, droppedTotal: 0, setAside: 0 });
     store.close();
     tmp.cleanup();
   });

@@ -9,7 +9,14 @@ const addFormats = (addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv 
  * smuggle a uuid); query strings and params are text on the wire, so they are coerced.
  */
 export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
-  const common = { allErrors: false, strict: false, verbose: true, removeAdditional: false } as const;
+  // strictNumbers: a body's `1e999` parses to Infinity; refuse it rather than store what no reader can show.
+  const common = {
+    allErrors: false,
+    strict: false,
+    strictNumbers: true,
+    verbose: true,
+    removeAdditional: false,
+  } as const;
   const strict = addFormats(new Ajv({ ...common, coerceTypes: false, useDefaults: false }));
   const coercing = addFormats(new Ajv({ ...common, coerceTypes: "array", useDefaults: true }));
   return ({ schema, httpPart }) => {

@@ -6,7 +6,7 @@ export type AclDecision = { allowed: true } | { allowed: false; code: ErrorCode;
 const ALLOW: AclDecision = { allowed: true };
 const deny = (reason: string): AclDecision => ({ allowed: false, code: "TOPIC_NOT_ALLOWED", reason });
 
-/** A device may publish only to its own device-to-cloud topics. */
+/** A device may publish only to its own device-to-cloud topics (never to `telemetry/refused`, the cloud's notice). */
 export function authorizeDevicePublish(uuid: string, topic: string): AclDecision {
   if (topic.startsWith("$")) return deny("$-topics are reserved");
   if (topic.includes("+") || topic.includes("#")) return deny("wildcards are not allowed in a publish topic");

@@ -7,6 +7,7 @@ import {
   type ErrorCode,
   FieldgateError,
   parseDeviceTopic,
+  type TelemetryRefused,
 } from "@fieldgate/shared";
 import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
 import type { Logger } from "pino";
@@ -285,15 +286,29 @@ export class MqttBroker {
     // (lib/handlers/publish.js), so storing here is what makes a PUBACK mean "stored".
     const body = typeof payload === "string" ? Buffer.from(payload) : payload;
     this.ingest.handle(session, topic, body).then(
-      () => {
+      async (refused) => {
+        // The notice goes out before the PUBACK (same socket, in order), so the device learns of
+        // the refusal before it would delete the batch.
+        if (refused) await this.noticeRefused(session.uuid, refused);
         done(null);
         if (parseDeviceTopic(topic)?.topic.kind === "time") this.answerTime(session.uuid, body);
       },
       (err: Error) => {
-        this.logger.error({ uuid: session.uuid, err: err.message }, "ingest failed; withholding PUBACK");
+        this.logger.error(
+          { uuid: session.uuid, err: err.message },
+          "ingest failed transiently; withholding PUBACK (the message is refused after repeated failures)",
+        );
         done(err);
       },
     );
+  }
+
+  private async noticeRefused(uuid: string, notice: TelemetryRefused): Promise<void> {
+    try {
+      await this.publishToDevice(uuid, deviceTopic(uuid, { kind: "telemetry/refused" }), JSON.stringify(notice));
+    } catch (err) {
+      this.logger.warn({ uuid, seq: notice.seq, err: (err as Error).message }, "telling a device of a refusal failed");
+    }
   }
 
   private authorizeSubscribe(

@@ -6,6 +6,7 @@ import {
   type SchemaValidator,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import { storedIso } from "../storage/stored-row.js";
 
 /** The device a config belongs to. */
 export interface ConfigDevice {
@@ -71,15 +72,7 @@ export class DeviceConfigs {
     const version = row?.version ?? 0;
     const desired = row ? this.storedDesired(row) : {};
     const raw = this.reported.get(device.id)?.config_reported_json;
-    let reported: DeviceConfigView["reported"] = null;
-    if (raw) {
-      const {
-        v: _v,
-        ts,
-        ...rest
-      } = JSON.parse(raw) as { v: number; ts: number; version: number } & Record<string, unknown>;
-      reported = { ...rest, version: rest.version, ts: new Date(ts).toISOString() };
-    }
+    const reported = raw ? readReported(raw) : null;
     let state: DeviceConfigView["state"];
     if (version === 0) state = "none";
     else if (reported?.rejectedVersion === version) state = "rejected";
@@ -109,4 +102,20 @@ export class DeviceConfigs {
       );
     }
   }
+}
+
+/**
+ * The stored reported config as the API shows it; `null` when the row cannot be read (a time no
+ * Date holds, written before the bounds of issue #12, or broken JSON), so one bad row never fails the answer.
+ */
+function readReported(raw: string): DeviceConfigView["reported"] {
+  let parsed: { v: number; ts: number; version: number } & Record<string, unknown>;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  const { v: _v, ts, ...rest } = parsed;
+  const iso = storedIso(ts);
+  return iso === undefined ? null : { ...rest, version: rest.version, ts: iso };
 }

@@ -9,11 +9,15 @@ import {
   type JobStatus,
   type LogBatch,
   parseDeviceTopic,
+  Reading,
   type SchemaValidator,
   type TelemetryBatch,
+  type TelemetryRefused,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
+import { StorageFailures } from "./storage-failures.js";
+import { TelemetryEnvelope } from "./telemetry-envelope.js";
 import type { TelemetryWriter } from "./telemetry-writer.js";
 
 /** The largest payload the cloud accepts on any device topic. */
@@ -41,6 +45,7 @@ export class DeviceIngest {
   private readonly getHealth: Database.Statement;
   private readonly setFirmware: Database.Statement;
   private readonly markSeen: Database.Statement;
+  private readonly failures: StorageFailures;
 
   constructor(
     private readonly db: Database.Database,
@@ -50,7 +55,10 @@ export class DeviceIngest {
     private readonly clock: () => number = Date.now,
     /** Stores a job status; false when the job is not the device's. */
     private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): boolean },
+    /** How often one message may fail transiently at storage before it is refused. */
+    maxTransientFailures = 5,
   ) {
+    this.failures = new StorageFailures(maxTransientFailures);
     this.insertEvent = db.prepare(
       "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
@@ -78,16 +86,39 @@ export class DeviceIngest {
 
   /**
    * Handles one message on an already-authorized topic. Resolves once what must be durable is
-   * stored; rejects only on a storage failure, so the broker withholds the PUBACK and the device resends.
+   * stored, or once the message is refused for good (an event, a dead-letter copy, and for a
+   * telemetry batch the notice the broker sends the device before the PUBACK). Rejects only on a
+   * transient storage failure, a bounded number of times per message, so the broker withholds the
+   * PUBACK and the device resends.
    */
-  async handle(source: IngestSource, topic: string, payload: Buffer): Promise<void> {
+  async handle(source: IngestSource, topic: string, payload: Buffer): Promise<TelemetryRefused | undefined> {
     const parsed = parseDeviceTopic(topic)?.topic;
     const kind = parsed?.kind;
-    if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return;
+    if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return undefined;
     // Any message is a sign of life (the keep-alive watches last_seen); telemetry sets it in its own commit.
     if (kind !== "telemetry") this.markSeen.run(this.clock(), source.deviceId);
-    const value = this.decode(source, topic, kind, payload);
-    if (value === undefined) return;
+    const decoded = this.decode(source, topic, kind, payload);
+    if (!decoded.ok) return decoded.refused;
+    try {
+      await this.store(source, topic, kind, decoded.value);
+      this.failures.succeeded(source.deviceId, topic, payload);
+      return undefined;
+    } catch (err) {
+      if (this.failures.mayRetry(source.deviceId, topic, payload, err)) throw err;
+      // Refused for good: a value storage will never take, or a transient failure that kept failing.
+      const code = "STORE_REFUSED";
+      const message = `${kind} message refused at storage: ${(err as Error).message}`.slice(0, 2048);
+      try {
+        this.reject(source, topic, payload, new FieldgateError(code, message));
+      } catch (recordErr) {
+        this.logger.error({ uuid: source.uuid, err: (recordErr as Error).message }, "recording a refusal failed");
+      }
+      return kind === "telemetry" ? refusalOf(decoded.value as TelemetryBatch, code, undefined, message) : undefined;
+    }
+  }
+
+  private async store(source: IngestSource, topic: string, kind: DeviceTopicKind, value: unknown): Promise<void> {
+    const parsed = parseDeviceTopic(topic)?.topic;
     switch (kind) {
       case "telemetry":
         await this.telemetry.write(source.deviceId, value as TelemetryBatch);
@@ -175,41 +206,86 @@ export class DeviceIngest {
     this.insertEvent.run(deviceId, this.clock(), code, severity, message, field ?? null, topic ?? null);
   }
 
-  private decode(source: IngestSource, topic: string, kind: DeviceTopicKind, payload: Buffer): unknown {
+  private decode(source: IngestSource, topic: string, kind: DeviceTopicKind, payload: Buffer): Decoded {
+    const refuse = (err: FieldgateError, json?: unknown): Decoded => {
+      this.reject(source, topic, payload, err);
+      return {
+        ok: false,
+        refused: kind === "telemetry" ? refusalOf(json, err.code, err.field, err.message) : undefined,
+      };
+    };
     if (payload.length > MAX_PAYLOAD_BYTES) {
-      return this.reject(
-        source,
-        topic,
-        payload,
-        new FieldgateError("VALIDATION_FAILED", `payload exceeds ${MAX_PAYLOAD_BYTES} bytes`, "payload"),
-      );
+      return refuse(new FieldgateError("VALIDATION_FAILED", `payload exceeds ${MAX_PAYLOAD_BYTES} bytes`, "payload"));
     }
     let json: unknown;
     try {
       json = JSON.parse(payload.toString("utf8"));
     } catch {
-      return this.reject(
-        source,
-        topic,
-        payload,
-        new FieldgateError("PAYLOAD_MALFORMED", `payload on ${kind} is not valid JSON`),
-      );
+      return refuse(new FieldgateError("PAYLOAD_MALFORMED", `payload on ${kind} is not valid JSON`));
     }
     try {
-      return this.validator.parse(DEVICE_PAYLOAD_SCHEMAS[kindKey(kind)], json);
+      return { ok: true, value: this.validator.parse(DEVICE_PAYLOAD_SCHEMAS[kindKey(kind)], json) };
     } catch (err) {
-      if (err instanceof FieldgateError) return this.reject(source, topic, payload, err);
-      throw err;
+      if (!(err instanceof FieldgateError)) throw err;
+      if (kind === "telemetry" && err.field?.startsWith("readings[")) {
+        const partial = this.keepValidReadings(source, topic, payload, json);
+        if (partial) return { ok: true, value: partial };
+      }
+      return refuse(err, json);
     }
   }
 
-  private reject(source: IngestSource, topic: string, payload: Buffer, err: FieldgateError): undefined {
+  /**
+   * A batch whose envelope is sound but some readings are not: the valid readings are stored and
+   * each invalid one is refused with an event naming its index and field (the payload is kept as a
+   * dead letter), so one bad value never costs the others. `undefined` when no reading is valid.
+   */
+  private keepValidReadings(
+    source: IngestSource,
+    topic: string,
+    payload: Buffer,
+    json: unknown,
+  ): TelemetryBatch | undefined {
+    let envelope: TelemetryEnvelope;
+    try {
+      envelope = this.validator.parse(TelemetryEnvelope, json);
+    } catch {
+      return undefined;
+    }
+    const kept: Reading[] = [];
+    const refused: FieldgateError[] = [];
+    envelope.readings.forEach((reading, i) => {
+      try {
+        kept.push(this.validator.parse(Reading, reading, `readings[${i}]`));
+      } catch (err) {
+        if (!(err instanceof FieldgateError)) throw err;
+        refused.push(err);
+      }
+    });
+    if (kept.length === 0) return undefined;
+    this.db.transaction(() => {
+      for (const err of refused) {
+        const message = `${err.message}; reading refused, the other ${kept.length} of the batch stored`;
+        this.recordEvent(source.deviceId, err.code, "error", message, err.field, topic);
+      }
+      this.insertDeadLetter.run(
+        source.deviceId,
+        this.clock(),
+        topic,
+        "VALIDATION_FAILED",
+        payload.subarray(0, DEAD_LETTER_BYTES),
+      );
+    })();
+    this.logger.warn({ uuid: source.uuid, topic, refused: refused.length, kept: kept.length }, "refused readings");
+    return { v: envelope.v, stream: envelope.stream, seq: envelope.seq, readings: kept };
+  }
+
+  private reject(source: IngestSource, topic: string, payload: Buffer, err: FieldgateError): void {
     this.db.transaction(() => {
       this.recordEvent(source.deviceId, err.code, "error", err.message, err.field, topic);
       this.insertDeadLetter.run(source.deviceId, this.clock(), topic, err.code, payload.subarray(0, DEAD_LETTER_BYTES));
     })();
     this.logger.warn({ uuid: source.uuid, topic, code: err.code, field: err.field }, "rejected device payload");
-    return undefined;
   }
 
   private state(
@@ -225,6 +301,21 @@ export class DeviceIngest {
       now: this.clock(),
     });
   }
+}
+
+type Decoded = { ok: true; value: unknown } | { ok: false; refused: TelemetryRefused | undefined };
+
+/** The notice for a refused batch; `undefined` when the payload names no batch the device could set aside. */
+function refusalOf(
+  json: unknown,
+  code: string,
+  field: string | undefined,
+  message: string,
+): TelemetryRefused | undefined {
+  const { stream, seq } = (json ?? {}) as { stream?: unknown; seq?: unknown };
+  if (typeof stream !== "string" || !/^[0-9a-f]{16,32}$/.test(stream)) return undefined;
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) return undefined;
+  return { v: 1, stream, seq, code, ...(field === undefined ? {} : { field }), message: message.slice(0, 2048) };
 }
 
 function kindKey(kind: DeviceTopicKind): keyof typeof DEVICE_PAYLOAD_SCHEMAS {

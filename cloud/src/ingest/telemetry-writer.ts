@@ -112,14 +112,29 @@ export class TelemetryWriter {
     this.queue = [];
     if (items.length === 0) return;
     try {
-      const { stored, highs } = this.commit(items);
-      for (const [key, mark] of highs) this.highs.set(key, mark.high);
-      items.forEach((item, i) => {
-        item.resolve(stored[i] ?? false);
-      });
+      this.commitAndSettle(items);
     } catch (err) {
-      for (const item of items) item.reject(err as Error);
+      if (items.length === 1) {
+        (items[0] as Pending).reject(err as Error);
+        return;
+      }
+      // One poison batch must not fail the batches that shared its commit: each again on its own.
+      for (const item of items) {
+        try {
+          this.commitAndSettle([item]);
+        } catch (alone) {
+          item.reject(alone as Error);
+        }
+      }
     }
+  }
+
+  private commitAndSettle(items: Pending[]): void {
+    const { stored, highs } = this.commit(items);
+    for (const [key, mark] of highs) this.highs.set(key, mark.high);
+    items.forEach((item, i) => {
+      item.resolve(stored[i] ?? false);
+    });
   }
 
   /**

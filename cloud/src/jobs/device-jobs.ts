@@ -3,6 +3,7 @@ import { FieldgateError, type JobNotify, type JobStatus, type JobStatusCheck } f
 import type Database from "better-sqlite3";
 import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
 import type { DeviceRow } from "../registry/device-registry.js";
+import { readRows, storedIso } from "../storage/stored-row.js";
 
 /** Job statuses after which the device does nothing more for the job. */
 export const FINISHED_JOB_STATUSES = ["SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED", "CANCELLED"] as const;
@@ -222,7 +223,11 @@ export class DeviceJobs {
       | undefined;
     if (!row) throw new FieldgateError("JOB_NOT_FOUND", `no job ${id} on this device`);
     const steps = this.deps.db.prepare("SELECT * FROM job_steps WHERE job_id = ? ORDER BY id").all(id) as StepRow[];
-    return { ...view(row), steps: steps.map(stepView) };
+    // A step whose device-sent time cannot be read is left out rather than failing the job's answer.
+    return {
+      ...view(row),
+      steps: readRows(steps, (step) => (storedIso(step.ts) === undefined ? undefined : stepView(step))).items,
+    };
   }
 
   /**

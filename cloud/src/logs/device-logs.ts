@@ -1,5 +1,6 @@
 import { type DeviceLogPage, type DeviceLogQuery, type LogLevelName, levelsAtLeast } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import { readRows, storedIso } from "../storage/stored-row.js";
 
 interface LogRow {
   id: number;
@@ -51,9 +52,14 @@ export class DeviceLogs {
       )
       .all(...args, limit) as LogRow[];
     const newest = ascending ? rows[rows.length - 1] : rows[0];
+    const { items, skipped } = readRows(rows, (r) => {
+      const ts = storedIso(r.ts);
+      return ts === undefined ? undefined : { id: r.id, ts, level: r.level, msg: r.msg };
+    });
     return {
       uuid: device.uuid,
-      items: rows.map((r) => ({ id: r.id, ts: new Date(r.ts).toISOString(), level: r.level, msg: r.msg })),
+      items,
+      ...(skipped > 0 ? { skipped } : {}),
       nextAfter: newest?.id ?? Math.max(q.after ?? 0, this.maxId.get(device.id)?.id ?? 0),
     };
   }

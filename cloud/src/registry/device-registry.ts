@@ -10,6 +10,7 @@ import {
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 import type { GroupTree } from "../groups/group-tree.js";
+import { readRows, storedIso } from "../storage/stored-row.js";
 import type { DeviceExportRecord } from "./device-export.js";
 import {
   buildDeviceQuery,
@@ -432,19 +433,14 @@ export class DeviceRegistry {
       stream: string;
       seq: number;
     }[];
-    return {
-      uuid: row.uuid,
-      count: row.telemetry_count,
-      items: rows.map((r) => ({
-        ts: new Date(r.ts).toISOString(),
-        name: r.name,
-        value: r.kind === 2 ? r.value === 1 : r.value,
-        unit: r.unit,
-        source: r.source,
-        stream: r.stream,
-        seq: r.seq,
-      })),
-    };
+    const { items, skipped } = readRows(rows, (r) => {
+      const ts = storedIso(r.ts);
+      const value = r.kind === 2 ? r.value === 1 : r.value;
+      if (ts === undefined || (typeof value === "number" && !Number.isFinite(value))) return undefined;
+      if (!Number.isSafeInteger(r.seq)) return undefined;
+      return { ts, name: r.name, value, unit: r.unit, source: r.source, stream: r.stream, seq: r.seq };
+    });
+    return { uuid: row.uuid, count: row.telemetry_count, items, ...(skipped > 0 ? { skipped } : {}) };
   }
 
   events(orgId: number, uuid: string, limit: number) {
@@ -461,7 +457,11 @@ export class DeviceRegistry {
       field: string | null;
       topic: string | null;
     }[];
-    return { uuid: row.uuid, items: rows.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() })) };
+    const { items, skipped } = readRows(rows, (r) => {
+      const ts = storedIso(r.ts);
+      return ts === undefined ? undefined : { ...r, ts };
+    });
+    return { uuid: row.uuid, items, ...(skipped > 0 ? { skipped } : {}) };
   }
 
   toApi(row: DeviceRow): Device {

@@ -27,6 +27,7 @@ describe("device ACL", () => {
       `fieldgate/v1/${A}/config/desired`,
       `fieldgate/v1/${A}/commands/c1`,
       `fieldgate/v1/${A}/telemetry/extra`,
+      `fieldgate/v1/${A}/telemetry/refused`,
       `fieldgate/v1/${A.toUpperCase()}/telemetry`,
       "$SYS/broker/load",
       `fieldgate/v1/${A}/+`,
@@ -37,7 +38,7 @@ describe("device ACL", () => {
   });
 
   it("allows only the device's own cloud-to-device subscriptions", () => {
-    for (const f of ["config/desired", "jobs/notify", "commands/+", "commands/abc"]) {
+    for (const f of ["config/desired", "jobs/notify", "commands/+", "commands/abc", "telemetry/refused"]) {
       expect(authorizeDeviceSubscribe(A, `fieldgate/v1/${A}/${f}`).allowed, f).toBe(true);
     }
     for (const f of [
@@ -48,6 +49,8 @@ describe("device ACL", () => {
       "fieldgate/v1/+/jobs/notify",
       `fieldgate/v1/${A}/#`,
       `fieldgate/v1/${A}/+/desired`,
+      `fieldgate/v1/${A}/telemetry/+`,
+      `fieldgate/v1/${B}/telemetry/refused`,
       `fieldgate/v1/${A}/telemetry`,
     ]) {
       expect(authorizeDeviceSubscribe(A, f).allowed, f).toBe(false);

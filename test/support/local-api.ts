@@ -1,0 +1,26 @@
+import { request } from "node:http";
+
+/**
+ * An HTTP call over the agent's Unix socket, as `curl --unix-socket` makes it. A `{ raw }` body is
+ * sent as given, for JSON that `JSON.stringify` cannot write (`-1e999`).
+ */
+export function localApi<T>(
+  socketPath: string,
+  method: string,
+  p: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path: p }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T });
+      });
+    });
+    req.on("error", reject);
+    const raw = (body as { raw?: unknown } | undefined)?.raw;
+    req.end(body === undefined ? undefined : typeof raw === "string" ? raw : JSON.stringify(body));
+  });
+}
