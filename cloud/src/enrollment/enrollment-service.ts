@@ -42,10 +42,12 @@ export class EnrollmentService {
   async enroll(request: EnrollRequest, endpoints: EnrollmentEndpoints): Promise<EnrollResponse> {
     const uuid = request.uuid.toLowerCase();
     this.openWindowRow(uuid);
-    const { csr, sha256Hex } = await this.ca.verifyCsr(request.csr);
+    const { csr, sha256Hex, publicKeySha256 } = await this.ca.verifyCsr(request.csr);
     // Re-read after the await: another request may have used or closed the window meanwhile.
     const row = this.openWindowRow(uuid);
     this.checkProof(row, request, sha256Hex);
+    // After the proof, so only the device's rightful holder learns that a key was refused.
+    this.registry.assertKeyNotUsed(row.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(uuid, csr, new Date(this.clock()));
 
     let revoked = 0;
@@ -57,9 +59,7 @@ export class EnrollmentService {
       if (!sameWindow)
         throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
       revoked = this.registry.revokeAll(current.id, "superseded");
-      this.db
-        .prepare("INSERT INTO certificates (serial, device_id, issued_at, not_after, pem) VALUES (?, ?, ?, ?, ?)")
-        .run(issued.serial, current.id, this.clock(), issued.notAfter.getTime(), issued.pem);
+      this.registry.addCertificate(current.id, issued, publicKeySha256);
       // A successful enrollment closes the window and spends the token.
       this.db
         .prepare(
@@ -99,7 +99,8 @@ export class EnrollmentService {
     endpoints: EnrollmentEndpoints,
   ): Promise<EnrollResponse> {
     if (device.retired_at !== null) throw new FieldgateError("CERT_REVOKED", "the device was retired");
-    const { csr } = await this.ca.verifyCsr(request.csr);
+    const { csr, publicKeySha256 } = await this.ca.verifyCsr(request.csr);
+    this.registry.assertKeyNotUsed(device.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(device.uuid, csr, new Date(this.clock()));
     this.db.transaction(() => {
       const current = this.registry.currentCertificate(device.id);
@@ -110,9 +111,7 @@ export class EnrollmentService {
           "UPDATE certificates SET revoked_at = ?, revoke_reason = 'renewed' WHERE device_id = ? AND revoked_at IS NULL",
         )
         .run(this.clock(), device.id);
-      this.db
-        .prepare("INSERT INTO certificates (serial, device_id, issued_at, not_after, pem) VALUES (?, ?, ?, ?, ?)")
-        .run(issued.serial, device.id, this.clock(), issued.notAfter.getTime(), issued.pem);
+      this.registry.addCertificate(device.id, issued, publicKeySha256);
     })();
     return this.answer(device.uuid, issued, endpoints);
   }

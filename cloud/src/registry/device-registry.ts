@@ -10,6 +10,8 @@ import {
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 import type { GroupTree } from "../groups/group-tree.js";
+import type { IssuedCertificate } from "../pki/certificate-authority.js";
+import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
 import type { DeviceExportRecord } from "./device-export.js";
 import {
   buildDeviceQuery,
@@ -385,6 +387,30 @@ export class DeviceRegistry {
       this.statements.set(sql, statement);
     }
     return statement;
+  }
+
+  /** Records a certificate just issued to the device for the key with this fingerprint. Call inside the caller's transaction. */
+  addCertificate(deviceId: number, issued: IssuedCertificate, publicKeySha256: string): void {
+    this.statement(
+      "INSERT INTO certificates (serial, device_id, issued_at, not_after, pem, public_key_sha256) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(issued.serial, deviceId, this.clock(), issued.notAfter.getTime(), issued.pem, publicKeySha256);
+  }
+
+  /**
+   * Refuses a key that any certificate of the device was issued for: the current one is about to
+   * be superseded, and the others were revoked or superseded already, perhaps because it was stolen.
+   */
+  assertKeyNotUsed(deviceId: number, publicKeySha256: string): void {
+    const rows = this.statement(
+      "SELECT public_key_sha256, pem FROM certificates WHERE device_id = ? AND (public_key_sha256 = ? OR public_key_sha256 IS NULL)",
+    ).all(deviceId, publicKeySha256) as { public_key_sha256: string | null; pem: string }[];
+    if (rows.some((r) => (r.public_key_sha256 ?? certificateKeyFingerprint(r.pem)) === publicKeySha256)) {
+      throw new FieldgateError(
+        "ENROLL_KEY_REUSED",
+        "a certificate of this device was already issued for this public key; generate a new key and CSR",
+        "csr",
+      );
+    }
   }
 
   /** The serial of the device's current certificate: the newest unrevoked one. */
