@@ -68,7 +68,7 @@ export class ApiCredentials {
   /** The credential, or CREDENTIAL_NOT_FOUND (also for another organization's). */
   get(orgId: number, id: string): CredentialRecord {
     const row = this.row(id);
-    if (!row || row.org_id !== orgId) throw new FieldgateError("CREDENTIAL_NOT_FOUND", `no credential ${id}`, "id");
+    if (!row || row.org_id !== orgId) throw credentialNotFound(id);
     return toRecord(row);
   }
 
@@ -114,4 +114,9 @@ function toRecord(row: CredentialRow): CredentialRecord {
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
   };
+}
+
+/** What an unknown credential id gets; also a credential outside the caller's scope. */
+export function credentialNotFound(id: string): FieldgateError {
+  return new FieldgateError("CREDENTIAL_NOT_FOUND", `no credential ${id}`, "id");
 }

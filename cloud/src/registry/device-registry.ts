@@ -9,7 +9,7 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
-import type { GroupTree } from "../groups/group-tree.js";
+import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
 import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
 import type { DeviceExportRecord } from "./device-export.js";
@@ -191,8 +191,7 @@ export class DeviceRegistry {
   row(orgId: number, uuid: string): DeviceRow {
     const row = this.findByUuid(uuid);
     // A device of another organization is reported exactly like a missing one.
-    if (!row || row.org_id !== orgId)
-      throw new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, "uuid");
+    if (!row || row.org_id !== orgId) throw deviceNotFound(uuid);
     return row;
   }
 
@@ -207,15 +206,17 @@ export class DeviceRegistry {
 
   /**
    * Turns API filters into resolved ones: the group reference into its row (GROUP_NOT_FOUND when
-   * it does not exist), times into milliseconds. A group outside the caller's scope is not an
-   * error: the scope still applies, so such a filter lists nothing.
+   * it does not exist, or when the caller may not see it — `visible` — so that the two read
+   * alike), times into milliseconds. A group the caller sees but outside the scope of this
+   * request's permission lists nothing: the scope still applies.
    */
-  resolveFilters(orgId: number, query: ListDevicesQuery): DeviceFilters {
+  resolveFilters(orgId: number, query: ListDevicesQuery, visible: (groupPath: string) => boolean): DeviceFilters {
     const { lastSeenFrom, lastSeenTo } = query;
     if (lastSeenFrom && lastSeenTo && Date.parse(lastSeenFrom) > Date.parse(lastSeenTo)) {
       throw new FieldgateError("VALIDATION_FAILED", "lastSeenFrom must not be after lastSeenTo", "lastSeenFrom");
     }
     const group = query.group === undefined ? undefined : this.groups.resolve(orgId, query.group);
+    if (group && query.group !== undefined && !visible(group.path)) throw groupNotFound(query.group);
     const type = query.type;
     return {
       uuid: query.uuid,
@@ -541,6 +542,11 @@ export class DeviceRegistry {
    * thousands of devices in batched transactions with their own prepared statements, and must open
    * the same windows as `create`.
    */
+}
+
+/** What an unknown uuid gets; also what a device outside the caller's scope gets (AccessPolicy.requireOn). */
+export function deviceNotFound(uuid: string, field = "uuid"): FieldgateError {
+  return new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, field);
 }
 
 /** The tags after a patch: `tags` replaces them; `addTags`/`removeTags` change the current ones. */
