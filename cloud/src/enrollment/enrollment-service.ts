@@ -1,4 +1,4 @@
-import { createPublicKey, verify } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import {
   ENROLL_CHECK_DIGEST,
   type EnrollCheckRequest,
@@ -30,6 +30,8 @@ export interface EnrollmentEndpoints {
  * where the organization allows it, its uuid alone) and gets a certificate for the key in its CSR.
  */
 export class EnrollmentService {
+  private standInKey: string | undefined;
+
   constructor(
     private readonly db: Database.Database,
     private readonly registry: DeviceRegistry,
@@ -123,17 +125,18 @@ export class EnrollmentService {
    * must not close the window.
    */
   check(request: EnrollCheckRequest): EnrollCheckResponse {
-    const row = this.registry.findByUuid(request.uuid);
+    // The same work whether or not the uuid exists or has a factory key: one probe row, one hash,
+    // one signature check (against a stand-in key when there is none), so time tells nothing.
+    const row = this.registry.enrollmentProbe(request.uuid);
     const now = this.clock();
     let verified = false;
-    if (row && request.method === "token" && request.token !== undefined) {
-      verified = secretMatches(request.token, row.token_hash);
-    } else if (row && request.method === "factory-key" && request.factory && row.factory_public_key) {
+    if (request.method === "token" && request.token !== undefined) {
+      verified = secretMatches(request.token, row.token_hash) && row.id !== null;
+    } else if (request.method === "factory-key" && request.factory) {
       const { timestamp, nonce, signature } = request.factory;
-      const message = factoryProofMessage(row.uuid, ENROLL_CHECK_DIGEST, timestamp, nonce);
-      verified =
-        Math.abs(now - timestamp) <= FACTORY_PROOF_MAX_SKEW_MS &&
-        verifyFactorySignature(row.factory_public_key, message, signature);
+      const message = factoryProofMessage(request.uuid.toLowerCase(), ENROLL_CHECK_DIGEST, timestamp, nonce);
+      const signed = verifyFactorySignature(row.factory_public_key ?? this.standInFactoryKey(), message, signature);
+      verified = signed && row.factory_public_key !== null && Math.abs(now - timestamp) <= FACTORY_PROOF_MAX_SKEW_MS;
       if (verified) {
         const fresh = this.db
           .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
@@ -141,7 +144,7 @@ export class EnrollmentService {
         verified = fresh > 0;
       }
     }
-    if (!row || !verified) return { verified: false };
+    if (row.id === null || !verified) return { verified: false };
     const open = row.window_expires_at !== null && row.window_expires_at > now;
     return {
       verified: true,
@@ -151,8 +154,22 @@ export class EnrollmentService {
     };
   }
 
-  /** The device row if its window is open; otherwise the same answer whether or not the uuid exists. */
+  /** A P-256 public key no device has, made on first use: what a check without a key verifies against. */
+  private standInFactoryKey(): string {
+    this.standInKey ??= generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+      .publicKey.export({ type: "spki", format: "pem" })
+      .toString();
+    return this.standInKey;
+  }
+
+  /**
+   * The device row if its window is open; otherwise the same answer, after the same work, whether
+   * or not the uuid exists (the probe row has one shape either way; the full row is read only
+   * for an open window).
+   */
   private openWindowRow(uuid: string): DeviceRow {
+    const probe = this.registry.enrollmentProbe(uuid);
+    if (probe.window_expires_at === null || probe.window_expires_at <= this.clock()) throw this.closed();
     const row = this.registry.findByUuid(uuid);
     if (!row || row.window_expires_at === null || row.window_expires_at <= this.clock()) throw this.closed();
     return row;

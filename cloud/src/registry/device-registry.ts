@@ -48,6 +48,11 @@ export interface DeviceRow {
   offline_reason: string | null;
 }
 
+/** The enrollment columns of a device, or nulls for an unknown uuid (`DeviceRegistry.enrollmentProbe`). */
+export type EnrollmentProbe = {
+  [K in "id" | "uuid" | "window_expires_at" | "token_hash" | "factory_public_key"]: DeviceRow[K] | null;
+};
+
 /** A row of a device query: the device with its group path, type name, certificate expiry and sort key. */
 interface ListedRow extends DeviceRow {
   group_path: string;
@@ -185,6 +190,18 @@ export class DeviceRegistry {
   /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */
   findByUuid(uuid: string): DeviceRow | undefined {
     return this.statement("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
+  }
+
+  /**
+   * What the public enrollment routes need before anything is proven, always as one row of the
+   * same shape (all null for an unknown uuid): a known and an unknown uuid then cost the same
+   * lookup, and their closed-window answers cannot be told apart by time either.
+   */
+  enrollmentProbe(uuid: string): EnrollmentProbe {
+    return this.statement(
+      `SELECT d.id, d.uuid, d.window_expires_at, d.token_hash, d.factory_public_key
+       FROM (SELECT ? AS uuid) AS q LEFT JOIN devices d ON d.uuid = q.uuid`,
+    ).get(uuid.toLowerCase()) as EnrollmentProbe;
   }
 
   /** The device row in this organization, or DEVICE_NOT_FOUND. */
