@@ -58,6 +58,11 @@ export const ERROR_CODES = {
     message: "The signed enrollment request is too old or from the future; check the clock",
   },
   ENROLL_METHOD_DISABLED: { status: 403, message: "This enrollment method is not enabled for the organization" },
+  ENROLL_KEY_REUSED: {
+    status: 409,
+    message:
+      "This public key was used by a revoked or superseded certificate of the device; generate a new key and send a CSR for it",
+  },
   CSR_INVALID: { status: 400, message: "The CSR cannot be parsed, is not P-256, or its signature does not verify" },
   CERT_REVOKED: { status: 401, message: "The client certificate is revoked or superseded" },
   CERT_EXPIRED: {

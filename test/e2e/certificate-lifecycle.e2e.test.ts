@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, agentCli, startAgent, writeAgentConfig } from "../support/agent-process.js";
@@ -144,6 +145,8 @@ describe("revocation, real processes", () => {
       "the first enrollment",
     );
 
+    const deviceKeyFile = path.join(dir, "data", "identity", "device.key");
+    const revokedKey = fs.readFileSync(deviceKeyFile, "utf8");
     const resetAt = Date.now();
     expect((await cloud.api("POST", `/api/v1/devices/${uuid}/reset-token`)).status).toBe(200);
     const offline = await eventually(
@@ -168,6 +171,8 @@ describe("revocation, real processes", () => {
       15_000,
       "re-enrollment",
     );
+    // A new key, not the revoked one: the cloud would refuse that with ENROLL_KEY_REUSED.
+    expect(fs.readFileSync(deviceKeyFile, "utf8")).not.toBe(revokedKey);
     const events = await cloud.api<{ items: { code: string; message: string }[] }>(
       "GET",
       `/api/v1/devices/${uuid}/events`,

@@ -1,8 +1,18 @@
-import { createHash, generateKeyPairSync, randomBytes, randomUUID, sign, webcrypto } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+  sign,
+  webcrypto,
+} from "node:crypto";
+import https from "node:https";
 import { factoryProofMessage } from "@fieldgate/shared";
 import mqtt, { type MqttClient } from "mqtt";
 import * as x509 from "../../cloud/src/pki/x509.js";
-import type { CloudProcess } from "./cloud-process.js";
+import type { ApiAnswer, CloudProcess } from "./cloud-process.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -18,17 +28,68 @@ export async function makeCsr(subject = "CN=whatever-the-device-asks"): Promise<
     "sign",
     "verify",
   ])) as webcrypto.CryptoKeyPair;
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
+  return csrFor(keys, `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64")}\n-----END PRIVATE KEY-----\n`, subject);
+}
+
+/** A new CSR for a key the device already has (PKCS#8 PEM), as a thief holding a stolen key would send. */
+export async function makeCsrForKey(keyPem: string, subject = "CN=whatever-the-device-asks"): Promise<DeviceKeys> {
+  const algorithm = { name: "ECDSA", namedCurve: "P-256" };
+  const der = (type: "pkcs8" | "spki") =>
+    (type === "pkcs8" ? createPrivateKey(keyPem) : createPublicKey(keyPem)).export({ type, format: "der" });
+  const keys = {
+    privateKey: await webcrypto.subtle.importKey("pkcs8", der("pkcs8"), algorithm, true, ["sign"]),
+    publicKey: await webcrypto.subtle.importKey("spki", der("spki"), algorithm, true, ["verify"]),
+  };
+  return csrFor(keys, keyPem, subject);
+}
+
+async function csrFor(
+  keys: { privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey },
+  keyPem: string,
+  subject: string,
+): Promise<DeviceKeys> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: subject,
     keys: keys as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]["keys"],
     signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
   });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
   return {
-    keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64")}\n-----END PRIVATE KEY-----\n`,
+    keyPem,
     csrPem: csr.toString("pem"),
     csrSha256: createHash("sha256").update(Buffer.from(csr.rawData)).digest("hex"),
   };
+}
+
+/** POST /api/v1/renew over mTLS with the device's current key and certificate, as the agent does. */
+export function renewOverMtls(
+  cloud: CloudProcess,
+  device: { keyPem: string; certPem: string },
+  csrPem: string,
+): Promise<ApiAnswer<{ certificate: string; serial: string; error: { code: string; field?: string } }>> {
+  const payload = Buffer.from(JSON.stringify({ v: 1, csr: csrPem }));
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      new URL("/api/v1/renew", cloud.url),
+      {
+        method: "POST",
+        ca: cloud.caPem,
+        key: device.keyPem,
+        cert: device.certPem,
+        headers: { "content-type": "application/json", "content-length": payload.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text || "null"), text });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
 }
 
 export function newUuid(): string {

@@ -13,6 +13,8 @@ export function enrollmentAdvice(code: ErrorCode, uuid: string): string {
       return "the device clock is off; fix the time (NTP) and retry";
     case "ENROLL_REPLAYED":
       return "the proof was already used; the next attempt uses a fresh nonce";
+    case "ENROLL_KEY_REUSED":
+      return "the cloud refused a key this device already had a certificate for; the next attempt generates a new key";
     case "ENROLL_METHOD_DISABLED":
       return "this enrollment method is off for the organization; use a token or a registered factory key";
     case "CLOUD_UNREACHABLE":

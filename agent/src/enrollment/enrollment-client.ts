@@ -56,7 +56,7 @@ export class EnrollmentClient implements Enroller {
 
   /** Generates a fresh key and CSR, enrolls, saves the identity. Throws `FieldgateError` with the cloud's code. */
   async enroll(): Promise<Identity> {
-    const { uuid, factoryKey, rejectedTokens } = this.options;
+    const { factoryKey } = this.options;
     const token = this.usableToken();
     if (!token && !factoryKey && this.options.token) {
       // Sending it again would only count another wrong try against the window.
@@ -66,6 +66,19 @@ export class EnrollmentClient implements Enroller {
         "enrollment.token",
       );
     }
+    try {
+      return await this.attempt(token);
+    } catch (err) {
+      // The cloud refuses a key one of the device's certificates already had. Every attempt makes
+      // a new key, so one more try settles it; a second refusal is not about the key and is thrown.
+      if (!(err instanceof FieldgateError) || err.code !== "ENROLL_KEY_REUSED") throw err;
+      return this.attempt(token);
+    }
+  }
+
+  /** One request with a key and CSR generated for it. */
+  private async attempt(token: string | undefined): Promise<Identity> {
+    const { uuid, factoryKey, rejectedTokens } = this.options;
     const { keyPem, csrPem, csrSha256 } = await generateKeyAndCsr(uuid);
     const body: EnrollRequest = { v: 1, uuid: uuid.toLowerCase(), method: this.method, csr: csrPem };
     if (this.method === "token" && token) body.token = token;

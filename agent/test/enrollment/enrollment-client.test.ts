@@ -9,6 +9,7 @@ import { EnrollmentLoop } from "../../src/enrollment/enrollment-loop.js";
 import { RejectedTokens } from "../../src/enrollment/rejected-tokens.js";
 import { FactoryKey, generateFactoryKey } from "../../src/identity/factory-key.js";
 import { IdentityStore } from "../../src/identity/identity-store.js";
+import * as x509 from "../../src/identity/x509.js";
 import { memoryLogger } from "../helpers/logger.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -21,7 +22,7 @@ describe("EnrollmentClient", () => {
   let server: Server;
   let url: string;
   const received: EnrollRequest[] = [];
-  let answer: "ok" | "closed" | "garbage" = "ok";
+  let answer: "ok" | "closed" | "garbage" | "key-reused-once" | "key-reused-always" = "ok";
   const tmp = tempDir();
 
   beforeAll(async () => {
@@ -40,6 +41,11 @@ describe("EnrollmentClient", () => {
         if (answer === "closed") {
           res.statusCode = 403;
           return res.end(JSON.stringify({ error: { code: "ENROLL_WINDOW_CLOSED", message: "No window" } }));
+        }
+        if (answer === "key-reused-once" || answer === "key-reused-always") {
+          if (answer === "key-reused-once") answer = "ok";
+          res.statusCode = 409;
+          return res.end(JSON.stringify({ error: { code: "ENROLL_KEY_REUSED", message: "key reused", field: "csr" } }));
         }
         if (answer === "garbage") {
           res.statusCode = 502;
@@ -107,6 +113,25 @@ describe("EnrollmentClient", () => {
     await expect(client({ token: "good-token" }).enroll()).rejects.toMatchObject({ code: "ENROLL_WINDOW_CLOSED" });
     answer = "garbage";
     await expect(client({ token: "good-token" }).enroll()).rejects.toMatchObject({ code: "CLOUD_UNREACHABLE" });
+  });
+
+  it("answers ENROLL_KEY_REUSED with one more try at once, for a new key, and does not loop", async () => {
+    const csrKey = (csr: string) =>
+      Buffer.from(new x509.Pkcs10CertificateRequest(csr).publicKey.rawData).toString("hex");
+    answer = "key-reused-once";
+    const before = received.length;
+    const identity = await client({ token: "good-token" }).enroll();
+    const tries = received.slice(before);
+    expect(tries).toHaveLength(2);
+    expect(csrKey(tries[0]?.csr ?? "")).not.toBe(csrKey(tries[1]?.csr ?? ""));
+    expect(csrKey(tries[1]?.csr ?? "")).toBe(
+      createPublicKey(identity.keyPem).export({ type: "spki", format: "der" }).toString("hex"),
+    );
+
+    answer = "key-reused-always";
+    const start = received.length;
+    await expect(client({ token: "good-token" }).enroll()).rejects.toMatchObject({ code: "ENROLL_KEY_REUSED" });
+    expect(received.length - start).toBe(2);
   });
 
   it("signs a factory-key proof over the uuid and the CSR's hash", async () => {

@@ -1,5 +1,5 @@
 import { FieldgateError } from "@fieldgate/shared";
-import { type Permission, ROLE_PERMISSIONS, type Role, roleCovers } from "./roles.js";
+import { type Permission, ROLE_PERMISSIONS, type Role, readPermissionOf, roleCovers } from "./roles.js";
 
 /** A role held on a group (and so on its subtree). `path` is the group's materialized path. */
 export interface Grant {
@@ -7,6 +7,9 @@ export interface Grant {
   path: string;
   role: Role;
 }
+
+/** How far an object's existence may show: the principal's scope, or also the groups above it. */
+export type Reach = "scope" | "scope-and-above";
 
 /** Who is calling: an API credential (one grant) or a logged-in user (any number of grants). */
 export interface Principal {
@@ -30,6 +33,33 @@ export class AccessPolicy {
     if (!this.can(principal, permission, groupPath)) {
       throw new FieldgateError("FORBIDDEN", `this credential lacks ${permission} on that group`);
     }
+  }
+
+  /**
+   * `require` on an object filed in `groupPaths` (all of them for a rollout): where the principal
+   * may not even read it, the object is reported absent with `notFound()` — the very error an
+   * unknown id gets — so a scoped caller cannot tell what exists outside its scope. Where it may
+   * read but not do this, the answer is FORBIDDEN: it knows the object exists already.
+   */
+  requireOn(
+    principal: Principal,
+    permission: Permission,
+    groupPaths: readonly string[],
+    notFound: () => FieldgateError,
+    reach: Reach = "scope",
+  ): void {
+    if (!groupPaths.every((p) => this.sees(principal, permission, p, reach))) throw notFound();
+    for (const path of groupPaths) this.require(principal, permission, path);
+  }
+
+  /**
+   * Whether the principal may know that objects of `permission`'s kind filed in this group exist:
+   * it may read there, or (`reach` "scope-and-above") the group is above one of its own — groups
+   * and the types defined on them, which every full name and device view in its scope shows.
+   */
+  sees(principal: Principal, permission: Permission, groupPath: string, reach: Reach = "scope"): boolean {
+    if (this.can(principal, readPermissionOf(permission), groupPath)) return true;
+    return reach === "scope-and-above" && principal.grants.some((g) => g.path.startsWith(groupPath));
   }
 
   /** The subtree roots where the principal holds `permission`, without nested duplicates. */

@@ -33,6 +33,11 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> =
   admin: new Set(PERMISSIONS),
 };
 
+/** The read permission of a resource kind: who lacks it may not learn that such an object exists. */
+export function readPermissionOf(permission: Permission): Permission {
+  return permission.replace(/:write$/, ":read") as Permission;
+}
+
 export function isRole(value: unknown): value is Role {
   return typeof value === "string" && (ROLES as readonly string[]).includes(value);
 }

@@ -1,13 +1,13 @@
 import type { TLSSocket } from "node:tls";
 import { FieldgateError } from "@fieldgate/shared";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AccessPolicy, Principal } from "../access/access-policy.js";
+import type { AccessPolicy, Principal, Reach } from "../access/access-policy.js";
 import { ROUTE_RIGHTS, type RouteRight, routeKey } from "../access/route-rights.js";
-import type { ApiCredentials } from "../credentials/api-credentials.js";
-import type { DeviceTypes } from "../device-types/device-types.js";
-import type { GroupRow, GroupTree } from "../groups/group-tree.js";
-import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
-import type { Rollouts } from "../rollouts/rollouts.js";
+import { type ApiCredentials, credentialNotFound } from "../credentials/api-credentials.js";
+import { type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
+import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
+import { type Rollouts, rolloutNotFound } from "../rollouts/rollouts.js";
 import type { UserDirectory } from "../users/user-directory.js";
 
 declare module "fastify" {
@@ -63,42 +63,49 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
     const principal = request.principal;
     if (!right || !principal || !right.permission) return;
     const { policy, groups } = deps;
+    const { orgId } = principal;
     const params = request.params as { uuid?: string; id?: number | string };
+    const uuid = String(params.uuid);
+    const id = Number(params.id);
+    const permission = right.permission;
+    // An object outside the caller's scope gets the answer an unknown id gets (requireOn).
+    const requireOn = (paths: readonly string[], notFound: () => FieldgateError, reach?: Reach) =>
+      policy.requireOn(principal, permission, paths, notFound, reach);
     switch (right.scope) {
       case "org":
-        policy.require(principal, right.permission, groups.root(principal.orgId).path);
+        policy.require(principal, permission, groups.root(orgId).path);
         break;
       case "device": {
-        const row = deps.registry.row(principal.orgId, String(params.uuid));
-        policy.require(principal, right.permission, deps.registry.groupPath(row));
+        const row = deps.registry.row(orgId, uuid);
+        requireOn([deps.registry.groupPath(row)], () => deviceNotFound(uuid));
         request.device = row;
         break;
       }
       case "group":
-        policy.require(principal, right.permission, groups.get(principal.orgId, Number(params.id)).path);
+        requireOn([groups.get(orgId, id).path], () => groupNotFound(id), "scope-and-above");
         break;
       case "type":
-        policy.require(principal, right.permission, deps.types.get(principal.orgId, Number(params.id)).groupPath);
+        requireOn([deps.types.get(orgId, id).groupPath], () => typeNotFound(id), "scope-and-above");
         break;
       case "credential":
-        policy.require(principal, right.permission, deps.credentials.get(principal.orgId, String(params.id)).groupPath);
+        requireOn([deps.credentials.get(orgId, String(params.id)).groupPath], () =>
+          credentialNotFound(String(params.id)),
+        );
         break;
       case "rollout":
-        for (const path of deps.rollouts.groupPaths(principal.orgId, Number(params.id))) {
-          policy.require(principal, right.permission, path);
-        }
+        requireOn(deps.rollouts.groupPaths(orgId, id), () => rolloutNotFound(id));
         break;
       case "list":
-        if (policy.scopes(principal, right.permission).length === 0) {
-          throw new FieldgateError("FORBIDDEN", `this credential lacks ${right.permission} everywhere`);
+        if (policy.scopes(principal, permission).length === 0) {
+          throw new FieldgateError("FORBIDDEN", `this credential lacks ${permission} everywhere`);
         }
         break;
     }
     if (right.target) {
       const ref = (request.body as Record<string, unknown> | undefined)?.[right.target];
       if (typeof ref === "string" || typeof ref === "number") {
-        const target = groups.resolve(principal.orgId, ref);
-        policy.require(principal, right.permission, target.path);
+        const target = groups.resolve(orgId, ref);
+        requireOn([target.path], () => groupNotFound(ref), "scope-and-above");
         request.targetGroup = target;
       }
     }

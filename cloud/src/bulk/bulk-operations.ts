@@ -13,9 +13,9 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
-import type { DeviceTypeRecord, DeviceTypes } from "../device-types/device-types.js";
-import type { GroupRow, GroupTree } from "../groups/group-tree.js";
-import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
+import { type DeviceTypeRecord, type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
+import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
 import { type CsvColumns, type CsvRecord, type CsvRow, parseCsvTable } from "./csv-table.js";
 import { normalizeFactoryKey } from "./factory-key.js";
 
@@ -460,6 +460,9 @@ class RowScope {
       this.groupsByRef.set(ref, found);
     }
     if (found instanceof FieldgateError) throw withField(found, field);
+    // A group the caller may not see reads like one that does not exist.
+    if (!this.deps.policy.sees(this.principal, "devices:read", found.path, "scope-and-above"))
+      throw withField(groupNotFound(ref), field);
     return found;
   }
 
@@ -495,9 +498,11 @@ class RowScope {
   device(uuid: string, field: string): DeviceRow {
     this.deps.validator.parse(Uuid, uuid, field);
     const row = this.byUuid.get(uuid.toLowerCase()) as DeviceRow | undefined;
-    if (!row || row.org_id !== this.principal.orgId)
-      throw new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, field);
-    this.requireWritable(this.groupOf(row), field);
+    if (!row || row.org_id !== this.principal.orgId) throw deviceNotFound(uuid, field);
+    const group = this.groupOf(row);
+    // Outside what the caller may read, a device reads like one that does not exist.
+    if (!this.deps.policy.sees(this.principal, "devices:read", group.path)) throw deviceNotFound(uuid, field);
+    this.requireWritable(group, field);
     return row;
   }
 
@@ -515,6 +520,8 @@ class RowScope {
   typeFor(ref: string, group: GroupRow, field: string): DeviceTypeRecord {
     const found = this.type(ref, field);
     if (!group.path.startsWith(found.groupPath)) {
+      if (!this.deps.policy.sees(this.principal, "types:read", found.groupPath, "scope-and-above"))
+        throw withField(typeNotFound(ref), field);
       throw new FieldgateError(
         "VALIDATION_FAILED",
         `device type ${found.name} is not defined for group ${this.deps.groups.fullName(this.principal.orgId, group.path)} or its parents`,

@@ -86,7 +86,7 @@ export class DeviceTypes {
 
   get(orgId: number, id: number): DeviceTypeRecord {
     const row = this.db.prepare(`${SELECT} WHERE t.id = ? AND t.org_id = ?`).get(id, orgId) as TypeRow | undefined;
-    if (!row) throw new FieldgateError("TYPE_NOT_FOUND", `no device type ${id}`, "type");
+    if (!row) throw typeNotFound(id);
     return toRecord(row);
   }
 
@@ -94,7 +94,7 @@ export class DeviceTypes {
   resolve(orgId: number, ref: string | number): DeviceTypeRecord {
     if (typeof ref === "number" || /^\d+$/.test(ref)) return this.get(orgId, Number(ref));
     const row = this.db.prepare(`${SELECT} WHERE t.name = ? AND t.org_id = ?`).get(ref, orgId) as TypeRow | undefined;
-    if (!row) throw new FieldgateError("TYPE_NOT_FOUND", `no device type ${JSON.stringify(ref)}`, "type");
+    if (!row) throw typeNotFound(ref);
     return toRecord(row);
   }
 
@@ -168,4 +168,10 @@ function toRecord(row: TypeRow): DeviceTypeRecord {
     createdAt: row.created_at,
     devices: row.devices,
   };
+}
+
+/** What an unknown type reference gets (by id or by name); also a type outside the caller's scope. */
+export function typeNotFound(ref: string | number): FieldgateError {
+  const shown = typeof ref === "number" || /^\d+$/.test(ref) ? String(Number(ref)) : JSON.stringify(ref);
+  return new FieldgateError("TYPE_NOT_FOUND", `no device type ${shown}`, "type");
 }

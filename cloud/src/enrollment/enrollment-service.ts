@@ -1,4 +1,4 @@
-import { createPublicKey, verify } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import {
   ENROLL_CHECK_DIGEST,
   type EnrollCheckRequest,
@@ -30,6 +30,8 @@ export interface EnrollmentEndpoints {
  * where the organization allows it, its uuid alone) and gets a certificate for the key in its CSR.
  */
 export class EnrollmentService {
+  private standInKey: string | undefined;
+
   constructor(
     private readonly db: Database.Database,
     private readonly registry: DeviceRegistry,
@@ -42,10 +44,12 @@ export class EnrollmentService {
   async enroll(request: EnrollRequest, endpoints: EnrollmentEndpoints): Promise<EnrollResponse> {
     const uuid = request.uuid.toLowerCase();
     this.openWindowRow(uuid);
-    const { csr, sha256Hex } = await this.ca.verifyCsr(request.csr);
+    const { csr, sha256Hex, publicKeySha256 } = await this.ca.verifyCsr(request.csr);
     // Re-read after the await: another request may have used or closed the window meanwhile.
     const row = this.openWindowRow(uuid);
     this.checkProof(row, request, sha256Hex);
+    // After the proof, so only the device's rightful holder learns that a key was refused.
+    this.registry.assertKeyNotUsed(row.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(uuid, csr, new Date(this.clock()));
 
     let revoked = 0;
@@ -57,9 +61,7 @@ export class EnrollmentService {
       if (!sameWindow)
         throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
       revoked = this.registry.revokeAll(current.id, "superseded");
-      this.db
-        .prepare("INSERT INTO certificates (serial, device_id, issued_at, not_after, pem) VALUES (?, ?, ?, ?, ?)")
-        .run(issued.serial, current.id, this.clock(), issued.notAfter.getTime(), issued.pem);
+      this.registry.addCertificate(current.id, issued, publicKeySha256);
       // A successful enrollment closes the window and spends the token.
       this.db
         .prepare(
@@ -99,7 +101,8 @@ export class EnrollmentService {
     endpoints: EnrollmentEndpoints,
   ): Promise<EnrollResponse> {
     if (device.retired_at !== null) throw new FieldgateError("CERT_REVOKED", "the device was retired");
-    const { csr } = await this.ca.verifyCsr(request.csr);
+    const { csr, publicKeySha256 } = await this.ca.verifyCsr(request.csr);
+    this.registry.assertKeyNotUsed(device.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(device.uuid, csr, new Date(this.clock()));
     this.db.transaction(() => {
       const current = this.registry.currentCertificate(device.id);
@@ -110,9 +113,7 @@ export class EnrollmentService {
           "UPDATE certificates SET revoked_at = ?, revoke_reason = 'renewed' WHERE device_id = ? AND revoked_at IS NULL",
         )
         .run(this.clock(), device.id);
-      this.db
-        .prepare("INSERT INTO certificates (serial, device_id, issued_at, not_after, pem) VALUES (?, ?, ?, ?, ?)")
-        .run(issued.serial, device.id, this.clock(), issued.notAfter.getTime(), issued.pem);
+      this.registry.addCertificate(device.id, issued, publicKeySha256);
     })();
     return this.answer(device.uuid, issued, endpoints);
   }
@@ -124,17 +125,18 @@ export class EnrollmentService {
    * must not close the window.
    */
   check(request: EnrollCheckRequest): EnrollCheckResponse {
-    const row = this.registry.findByUuid(request.uuid);
+    // The same work whether or not the uuid exists or has a factory key: one probe row, one hash,
+    // one signature check (against a stand-in key when there is none), so time tells nothing.
+    const row = this.registry.enrollmentProbe(request.uuid);
     const now = this.clock();
     let verified = false;
-    if (row && request.method === "token" && request.token !== undefined) {
-      verified = secretMatches(request.token, row.token_hash);
-    } else if (row && request.method === "factory-key" && request.factory && row.factory_public_key) {
+    if (request.method === "token" && request.token !== undefined) {
+      verified = secretMatches(request.token, row.token_hash) && row.id !== null;
+    } else if (request.method === "factory-key" && request.factory) {
       const { timestamp, nonce, signature } = request.factory;
-      const message = factoryProofMessage(row.uuid, ENROLL_CHECK_DIGEST, timestamp, nonce);
-      verified =
-        Math.abs(now - timestamp) <= FACTORY_PROOF_MAX_SKEW_MS &&
-        verifyFactorySignature(row.factory_public_key, message, signature);
+      const message = factoryProofMessage(request.uuid.toLowerCase(), ENROLL_CHECK_DIGEST, timestamp, nonce);
+      const signed = verifyFactorySignature(row.factory_public_key ?? this.standInFactoryKey(), message, signature);
+      verified = signed && row.factory_public_key !== null && Math.abs(now - timestamp) <= FACTORY_PROOF_MAX_SKEW_MS;
       if (verified) {
         const fresh = this.db
           .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
@@ -142,7 +144,7 @@ export class EnrollmentService {
         verified = fresh > 0;
       }
     }
-    if (!row || !verified) return { verified: false };
+    if (row.id === null || !verified) return { verified: false };
     const open = row.window_expires_at !== null && row.window_expires_at > now;
     return {
       verified: true,
@@ -152,8 +154,22 @@ export class EnrollmentService {
     };
   }
 
-  /** The device row if its window is open; otherwise the same answer whether or not the uuid exists. */
+  /** A P-256 public key no device has, made on first use: what a check without a key verifies against. */
+  private standInFactoryKey(): string {
+    this.standInKey ??= generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+      .publicKey.export({ type: "spki", format: "pem" })
+      .toString();
+    return this.standInKey;
+  }
+
+  /**
+   * The device row if its window is open; otherwise the same answer, after the same work, whether
+   * or not the uuid exists (the probe row has one shape either way; the full row is read only
+   * for an open window).
+   */
   private openWindowRow(uuid: string): DeviceRow {
+    const probe = this.registry.enrollmentProbe(uuid);
+    if (probe.window_expires_at === null || probe.window_expires_at <= this.clock()) throw this.closed();
     const row = this.registry.findByUuid(uuid);
     if (!row || row.window_expires_at === null || row.window_expires_at <= this.clock()) throw this.closed();
     return row;

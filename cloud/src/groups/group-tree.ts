@@ -75,7 +75,7 @@ export class GroupTree {
     const row = this.db.prepare("SELECT * FROM groups WHERE id = ? AND org_id = ?").get(id, orgId) as
       | GroupRow
       | undefined;
-    if (!row) throw new FieldgateError("GROUP_NOT_FOUND", `no group ${id}`, "group");
+    if (!row) throw groupNotFound(id);
     return row;
   }
 
@@ -88,7 +88,7 @@ export class GroupTree {
       const child = this.db.prepare("SELECT * FROM groups WHERE parent_id = ? AND name = ?").get(current.id, part) as
         | GroupRow
         | undefined;
-      if (!child) throw new FieldgateError("GROUP_NOT_FOUND", `no group ${JSON.stringify(fullName)}`, "group");
+      if (!child) throw groupNotFound(fullName);
       current = child;
     }
     return current;
@@ -272,4 +272,10 @@ function assertTimezone(tz: string): void {
       "timezone",
     );
   }
+}
+
+/** What an unknown group reference gets (by id or by name); also a group outside the caller's scope. */
+export function groupNotFound(ref: string | number): FieldgateError {
+  const shown = typeof ref === "number" || /^\d+$/.test(ref) ? String(Number(ref)) : JSON.stringify(ref);
+  return new FieldgateError("GROUP_NOT_FOUND", `no group ${shown}`, "group");
 }

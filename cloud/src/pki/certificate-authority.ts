@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { FieldgateError } from "@fieldgate/shared";
 import { assertKeyMatches, readCertificateFile, readPrivateKeyFile } from "./key-files.js";
+import { publicKeyFingerprint } from "./key-fingerprint.js";
 import { writePublicFile, writeSecretFile } from "./secret-files.js";
 import * as x509 from "./x509.js";
 
@@ -100,7 +101,9 @@ export class CertificateAuthority {
    * Verifies a PKCS#10 CSR (parse, P-256 key, self-signature) and returns its SPKI public key.
    * The subject it asks for is ignored: the CA decides the subject.
    */
-  async verifyCsr(csrPem: string): Promise<{ csr: x509.Pkcs10CertificateRequest; sha256Hex: string }> {
+  async verifyCsr(
+    csrPem: string,
+  ): Promise<{ csr: x509.Pkcs10CertificateRequest; sha256Hex: string; publicKeySha256: string }> {
     let csr: x509.Pkcs10CertificateRequest;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -123,7 +126,11 @@ export class CertificateAuthority {
     }
     if (!ok)
       throw new FieldgateError("CSR_INVALID", "csr signature does not verify (proof of key possession failed)", "csr");
-    return { csr, sha256Hex: createHash("sha256").update(Buffer.from(csr.rawData)).digest("hex") };
+    return {
+      csr,
+      sha256Hex: createHash("sha256").update(Buffer.from(csr.rawData)).digest("hex"),
+      publicKeySha256: publicKeyFingerprint(new Uint8Array(csr.publicKey.rawData)),
+    };
   }
 
   /** Issues a client certificate with CN = uuid for the CSR's key, whatever subject the CSR asked for. */

@@ -9,7 +9,9 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
-import type { GroupTree } from "../groups/group-tree.js";
+import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import type { IssuedCertificate } from "../pki/certificate-authority.js";
+import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
 import type { DeviceExportRecord } from "./device-export.js";
 import {
@@ -46,6 +48,11 @@ export interface DeviceRow {
   presence_changed_at: number | null;
   offline_reason: string | null;
 }
+
+/** The enrollment columns of a device, or nulls for an unknown uuid (`DeviceRegistry.enrollmentProbe`). */
+export type EnrollmentProbe = {
+  [K in "id" | "uuid" | "window_expires_at" | "token_hash" | "factory_public_key"]: DeviceRow[K] | null;
+};
 
 /** A row of a device query: the device with its group path, type name, certificate expiry and sort key. */
 interface ListedRow extends DeviceRow {
@@ -186,12 +193,23 @@ export class DeviceRegistry {
     return this.statement("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
   }
 
+  /**
+   * What the public enrollment routes need before anything is proven, always as one row of the
+   * same shape (all null for an unknown uuid): a known and an unknown uuid then cost the same
+   * lookup, and their closed-window answers cannot be told apart by time either.
+   */
+  enrollmentProbe(uuid: string): EnrollmentProbe {
+    return this.statement(
+      `SELECT d.id, d.uuid, d.window_expires_at, d.token_hash, d.factory_public_key
+       FROM (SELECT ? AS uuid) AS q LEFT JOIN devices d ON d.uuid = q.uuid`,
+    ).get(uuid.toLowerCase()) as EnrollmentProbe;
+  }
+
   /** The device row in this organization, or DEVICE_NOT_FOUND. */
   row(orgId: number, uuid: string): DeviceRow {
     const row = this.findByUuid(uuid);
     // A device of another organization is reported exactly like a missing one.
-    if (!row || row.org_id !== orgId)
-      throw new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, "uuid");
+    if (!row || row.org_id !== orgId) throw deviceNotFound(uuid);
     return row;
   }
 
@@ -206,15 +224,17 @@ export class DeviceRegistry {
 
   /**
    * Turns API filters into resolved ones: the group reference into its row (GROUP_NOT_FOUND when
-   * it does not exist), times into milliseconds. A group outside the caller's scope is not an
-   * error: the scope still applies, so such a filter lists nothing.
+   * it does not exist, or when the caller may not see it — `visible` — so that the two read
+   * alike), times into milliseconds. A group the caller sees but outside the scope of this
+   * request's permission lists nothing: the scope still applies.
    */
-  resolveFilters(orgId: number, query: ListDevicesQuery): DeviceFilters {
+  resolveFilters(orgId: number, query: ListDevicesQuery, visible: (groupPath: string) => boolean): DeviceFilters {
     const { lastSeenFrom, lastSeenTo } = query;
     if (lastSeenFrom && lastSeenTo && Date.parse(lastSeenFrom) > Date.parse(lastSeenTo)) {
       throw new FieldgateError("VALIDATION_FAILED", "lastSeenFrom must not be after lastSeenTo", "lastSeenFrom");
     }
     const group = query.group === undefined ? undefined : this.groups.resolve(orgId, query.group);
+    if (group && query.group !== undefined && !visible(group.path)) throw groupNotFound(query.group);
     const type = query.type;
     return {
       uuid: query.uuid,
@@ -388,6 +408,30 @@ export class DeviceRegistry {
     return statement;
   }
 
+  /** Records a certificate just issued to the device for the key with this fingerprint. Call inside the caller's transaction. */
+  addCertificate(deviceId: number, issued: IssuedCertificate, publicKeySha256: string): void {
+    this.statement(
+      "INSERT INTO certificates (serial, device_id, issued_at, not_after, pem, public_key_sha256) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(issued.serial, deviceId, this.clock(), issued.notAfter.getTime(), issued.pem, publicKeySha256);
+  }
+
+  /**
+   * Refuses a key that any certificate of the device was issued for: the current one is about to
+   * be superseded, and the others were revoked or superseded already, perhaps because it was stolen.
+   */
+  assertKeyNotUsed(deviceId: number, publicKeySha256: string): void {
+    const rows = this.statement(
+      "SELECT public_key_sha256, pem FROM certificates WHERE device_id = ? AND (public_key_sha256 = ? OR public_key_sha256 IS NULL)",
+    ).all(deviceId, publicKeySha256) as { public_key_sha256: string | null; pem: string }[];
+    if (rows.some((r) => (r.public_key_sha256 ?? certificateKeyFingerprint(r.pem)) === publicKeySha256)) {
+      throw new FieldgateError(
+        "ENROLL_KEY_REUSED",
+        "a certificate of this device was already issued for this public key; generate a new key and CSR",
+        "csr",
+      );
+    }
+  }
+
   /** The serial of the device's current certificate: the newest unrevoked one. */
   currentCertificate(deviceId: number): CertificateRow | undefined {
     return this.statement(
@@ -515,6 +559,11 @@ export class DeviceRegistry {
    * thousands of devices in batched transactions with their own prepared statements, and must open
    * the same windows as `create`.
    */
+}
+
+/** What an unknown uuid gets; also what a device outside the caller's scope gets (AccessPolicy.requireOn). */
+export function deviceNotFound(uuid: string, field = "uuid"): FieldgateError {
+  return new FieldgateError("DEVICE_NOT_FOUND", `no device with uuid ${uuid}`, field);
 }
 
 /** The tags after a patch: `tags` replaces them; `addTags`/`removeTags` change the current ones. */

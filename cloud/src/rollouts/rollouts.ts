@@ -495,7 +495,9 @@ export class Rollouts {
       : target.group !== undefined
         ? { group: String(target.group), includeSubgroups: true }
         : this.parseQuery(target.query ?? "");
-    const filters = registry.resolveFilters(principal.orgId, query);
+    const filters = registry.resolveFilters(principal.orgId, query, (path) =>
+      policy.sees(principal, "devices:read", path, "scope-and-above"),
+    );
     const scope = policy.sqlScope(principal, "firmware:write", "g.path");
     const statement = buildDeviceQuery(principal.orgId, scope, { ...filters, sort: "createdAt" }).select;
     return this.deps.db.prepare(statement.sql).all(...statement.params) as DeviceRow[];
@@ -538,7 +540,7 @@ export class Rollouts {
     const row = this.deps.db.prepare("SELECT * FROM rollouts WHERE id = ? AND org_id = ?").get(id, orgId) as
       | RolloutRow
       | undefined;
-    if (!row) throw new FieldgateError("ROLLOUT_NOT_FOUND", `no rollout ${id}`);
+    if (!row) throw rolloutNotFound(id);
     return row;
   }
 
@@ -706,3 +708,8 @@ function publicCounts(c: ReturnType<typeof countsOf>) {
 const pct = (fraction: number) => `${Math.round(fraction * 10_000) / 100}%`;
 
 const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** What an unknown rollout id gets; also a rollout reaching outside the caller's scope. */
+export function rolloutNotFound(id: number): FieldgateError {
+  return new FieldgateError("ROLLOUT_NOT_FOUND", `no rollout ${id}`);
+}

@@ -430,6 +430,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE job_steps ADD COLUMN checks_json TEXT;
     `,
   },
+  {
+    version: 14,
+    // The key each certificate was issued for (SHA-256 of its SubjectPublicKeyInfo, hex), so a
+    // device can never be issued a certificate again for a key it already had: after reset-token,
+    // a stolen key must stay dead. Older rows keep NULL and are fingerprinted from their PEM.
+    sql: `
+      ALTER TABLE certificates ADD COLUMN public_key_sha256 TEXT;
+      CREATE INDEX certificates_device_key ON certificates(device_id, public_key_sha256);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

@@ -10,8 +10,9 @@ type Call = { method: string; url: string; body?: unknown; contentType?: string 
 
 /**
  * Every route in ROUTE_RIGHTS, for every role: allowed exactly where the role table says so, on
- * the caller's own group; refused (403) on a sibling group's resources; organization-level routes
- * only for roles held on the root group. Lists never show another group's rows.
+ * the caller's own group; a sibling group's objects answer exactly as objects that do not exist
+ * (issue #12); organization-level routes only for roles held on the root group. Lists never show
+ * another group's rows.
  */
 describe("access control, enumerated over every route and role", () => {
   let cloud: CloudProcess;
@@ -344,14 +345,42 @@ describe("access control, enumerated over every route and role", () => {
       }
     });
 
-    it(`${role} scoped to plant-a: 403 on every plant-b resource and on organization routes`, async () => {
+    it(`${role} scoped to plant-a: a plant-b object answers byte for byte as an unknown one, on every route`, async () => {
+      const auth = creds[`${role}@a`] ?? "";
+      const compared: string[] = [];
       for (const [key, right] of Object.entries(ROUTE_RIGHTS)) {
         // Device-only (mTLS) routes have no operator scope to cross.
-        const operatorScoped = !["public", "authenticated", "device-mtls"].includes(right.scope);
-        if (!operatorScoped || (right.scope === "list" && !right.target)) continue;
-        if (key.startsWith("POST /api/v1/devices/bulk/")) continue; // rows are checked one by one: see the bulk tests
-        const res = await call(await fixtureFor(key, ids.b), creds[`${role}@a`] ?? "");
-        expect(res.status, `${role}@a ${key}: ${res.text}`).toBe(403);
+        if (["public", "authenticated", "device-mtls"].includes(right.scope)) continue;
+        const inB = await fixtureFor(key, ids.b);
+        const { call: unknown, swap } = withUnknownIds(key, inB, ids.b);
+        // Lists without a filter and the organization's firmware images name no object of a group.
+        if (swap.size === 0) continue;
+        compared.push(key);
+        const outside = await call(inB, auth);
+        const absent = await call(unknown, auth);
+        expect(absent.status, `${role}@a ${key}: ${absent.text}`).toBe(outside.status);
+        expect(replaceIds(outside.text, swap), `${role}@a ${key}`).toBe(absent.text);
+        if (right.scope === "org") expect(outside.status, `${role}@a ${key}`).toBe(403);
+        else if (key.startsWith("POST /api/v1/devices/bulk/"))
+          // A role without devices:write is refused as a whole; others get the row's not-found.
+          expect(outside.status === 403 || /_NOT_FOUND/.test(outside.text), `${key}: ${outside.text}`).toBe(true);
+        else expect([403, 404], `${role}@a ${key}: ${outside.text}`).toContain(outside.status);
+      }
+      // Every route that names an object was compared, so a new one cannot slip past.
+      const objectRoutes = Object.entries(ROUTE_RIGHTS)
+        .filter(
+          ([k, r]) =>
+            ["device", "group", "type", "credential", "rollout"].includes(r.scope) || r.target || k.includes("/bulk/"),
+        )
+        .map(([k]) => k);
+      expect(objectRoutes.filter((k) => !compared.includes(k))).toEqual([]);
+
+      // A list filtered on a plant-b group reads as one filtered on a group that does not exist.
+      for (const url of ["/api/v1/devices?group=", "/api/v1/devices/export?format=json&group="]) {
+        const outside = await cloud.api("GET", `${url}${ids.b}`, undefined, auth);
+        const absent = await cloud.api("GET", `${url}987654`, undefined, auth);
+        expect(absent.status, url).toBe(outside.status);
+        expect(outside.text.replaceAll(String(ids.b), "987654"), url).toBe(absent.text);
       }
     });
   }
@@ -390,7 +419,9 @@ describe("access control, enumerated over every route and role", () => {
       { name: "escalate", group: ids.root, role: "admin" },
       creds["admin@a"],
     );
+    // The root group is above plant-a: its name shows in every full name, so it is no secret.
     expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe("FORBIDDEN");
     const sideways = await cloud.api<{ error: { code: string } }>(
       "POST",
       "/api/v1/credentials",
@@ -406,6 +437,49 @@ describe("access control, enumerated over every route and role", () => {
     return fixture(group);
   }
 });
+
+const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+
+/**
+ * The same call with every object it names — path ids, uuids anywhere, the plant-b group — swapped
+ * for ids that exist nowhere. `swap` maps each known id to its stand-in, to compare the answers.
+ */
+function withUnknownIds(key: string, c: Call, groupB: number): { call: Call; swap: Map<string, string> } {
+  const swap = new Map<string, string>();
+  const unknownNumber = () => String(900_000 + swap.size);
+  const pattern = (key.split(" ")[1] ?? "").split("/");
+  const actual = (c.url.split("?")[0] ?? "").split("/");
+  pattern.forEach((segment, i) => {
+    const value = actual[i] ?? "";
+    if (!segment.startsWith(":")) return;
+    if (/^\d+$/.test(value)) swap.set(value, unknownNumber());
+    else if (value.startsWith("fgc_")) swap.set(value, `fgc_${"0".repeat(16)}`);
+  });
+  const body = typeof c.body === "string" ? c.body : JSON.stringify(c.body ?? null);
+  const text = `${c.url} ${body}`;
+  for (const uuid of text.match(UUID_PATTERN) ?? []) swap.set(uuid, newUuid());
+  if (bounded(String(groupB)).test(text)) swap.set(String(groupB), unknownNumber());
+  const swapped = replaceIds(body, swap);
+  return {
+    call: {
+      ...c,
+      url: replaceIds(c.url, swap),
+      body: typeof c.body === "string" ? swapped : (JSON.parse(swapped) as unknown),
+    },
+    swap,
+  };
+}
+
+/** Replaces whole ids only: 3 in `/groups/3/` or `"group":3`, never in `v1`, `1.0.0` or a uuid. */
+function replaceIds(text: string, swap: ReadonlyMap<string, string>): string {
+  let out = text;
+  for (const [known, unknown] of swap) out = out.replace(bounded(known, "g"), unknown);
+  return out;
+}
+
+function bounded(id: string, flags = ""): RegExp {
+  return new RegExp(`(?<![\\w.-])${id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![\\w.-])`, flags);
+}
 
 function csv(op: string, text: string): Call {
   const [path, query] = op.split("?");

@@ -204,14 +204,19 @@ describe("device list filters, sorting, paging and export", () => {
     expect(made.status, made.text).toBe(201);
     const auth = `Basic ${Buffer.from(`${made.body.credential.id}:${made.body.secret}`).toString("base64")}`;
     expect(await names("sort=name", auth)).toEqual(["alpha-pump", "beta-valve"]);
-    expect(await names(`group=${other.id}`, auth)).toEqual([]);
-    expect(await names(`group=${other.id}&includeSubgroups=true`, auth)).toEqual([]);
+    // A group outside the scope reads as one that does not exist; one above it lists what is in scope.
+    const unknown = await cloud.api("GET", "/api/v1/devices?group=987654", undefined, auth);
+    for (const query of [`group=${other.id}`, `group=${other.id}&includeSubgroups=true`]) {
+      const res = await cloud.api("GET", `/api/v1/devices?${query}`, undefined, auth);
+      expect(res.status).toBe(404);
+      expect(res.text.replace(String(other.id), "987654")).toBe(unknown.text);
+    }
     expect(await names("group=default&includeSubgroups=true&sort=name", auth)).toEqual(["alpha-pump", "beta-valve"]);
     expect(await names("q=formula", auth)).toEqual([]);
     const exported = await cloud.api("GET", "/api/v1/devices/export?columns=name&sort=name", undefined, auth);
     expect(exported.text).toBe("name\r\nalpha-pump\r\nbeta-valve\r\n");
     const outside = await cloud.api("GET", `/api/v1/devices/export?columns=name&group=${other.id}`, undefined, auth);
-    expect(outside.text).toBe("name\r\n");
+    expect(outside.status).toBe(404);
   });
 
   it("streams an export of thousands of devices, every one exactly once, in order", async () => {

@@ -406,7 +406,7 @@ describe("bulk series from CSV (API)", () => {
   });
 
   describe("rights per row", () => {
-    it("a credential scoped to a group gets FORBIDDEN for rows outside it, and works inside it", async () => {
+    it("a credential scoped to a group gets FORBIDDEN above it, not-found for devices outside it, and works inside it", async () => {
       const scoped = await scopedCredential(cloud, "scoped-site");
       const outside = (await registerDevice(cloud)).uuid;
       const inside = (await registerDevice(cloud, { group: scoped.groupId })).uuid;
@@ -429,7 +429,8 @@ describe("bulk series from CSV (API)", () => {
         { mode: "rows" },
         scoped.authorization,
       );
-      expect(outcome(edit.body)).toEqual({ 2: "ok", 3: "FORBIDDEN" });
+      // A device outside the scope reads exactly like one that does not exist (issue #12).
+      expect(outcome(edit.body)).toEqual({ 2: "ok", 3: "DEVICE_NOT_FOUND" });
       expect((await device(outside)).body.name).toBe("");
 
       const transfer = await postCsv(
@@ -449,7 +450,7 @@ describe("bulk series from CSV (API)", () => {
         { mode: "rows" },
         scoped.authorization,
       );
-      expect(outcome(removed.body)).toEqual({ 2: "FORBIDDEN", 3: "ok" });
+      expect(outcome(removed.body)).toEqual({ 2: "DEVICE_NOT_FOUND", 3: "ok" });
       expect((await device(outside)).status).toBe(200);
       expect((await device(inside)).status).toBe(404);
     });

@@ -49,7 +49,7 @@ describe("natural sort of device names", () => {
       registry.create(org, { uuid, name: `meter-${n}` }, { groupId: root.id, typeId: null });
     });
     const natural = [...numbers].sort((a, b) => a - b).map((n) => `meter-${n}`);
-    const filters = registry.resolveFilters(org, { sort: "name" });
+    const filters = registry.resolveFilters(org, { sort: "name" }, () => true);
     const paged: string[] = [];
     for (let offset = 0; offset < numbers.length; offset += 5) {
       paged.push(...registry.list(org, everywhere, filters, { limit: 5, offset }).items.map((d) => d.name));
@@ -57,7 +57,7 @@ describe("natural sort of device names", () => {
     expect(paged).toEqual(natural);
     const walked = [...registry.exportPages(org, everywhere, filters, 4)].flat().map((r) => r.name);
     expect(walked).toEqual(natural);
-    const descending = registry.resolveFilters(org, { sort: "-name" });
+    const descending = registry.resolveFilters(org, { sort: "-name" }, () => true);
     expect(registry.list(org, everywhere, descending, { limit: 3, offset: 0 }).items.map((d) => d.name)).toEqual([
       "meter-100",
       "meter-30",

@@ -13,6 +13,8 @@ import {
 } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
+import type { Principal } from "../../access/access-policy.js";
+import { typeNotFound } from "../../device-types/device-types.js";
 import type { GroupRow } from "../../groups/group-tree.js";
 import type { OpenedWindow } from "../../registry/device-registry.js";
 import { deviceOf, errorResponses, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
@@ -28,10 +30,15 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     enrollmentToken: window.token,
     windowExpiresAt: new Date(window.expiresAt).toISOString(),
   });
-  /** A type may be used by devices in its own group and the groups below it. */
-  const typeFor = (orgId: number, ref: string | number, group: GroupRow) => {
-    const type = ctx.types.resolve(orgId, ref);
+  /**
+   * A type may be used by devices in its own group and the groups below it. One the caller may
+   * neither use there nor read is reported as unknown, so its existence stays hidden.
+   */
+  const typeFor = (principal: Principal, ref: string | number, group: GroupRow, known = false) => {
+    const type = ctx.types.resolve(principal.orgId, ref);
     if (!group.path.startsWith(type.groupPath)) {
+      if (!known && !ctx.policy.sees(principal, "types:read", type.groupPath, "scope-and-above"))
+        throw typeNotFound(ref);
       throw new FieldgateError(
         "VALIDATION_FAILED",
         `device type ${type.name} is not defined for this group or its parents`,
@@ -55,7 +62,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     async (request, reply) => {
       const principal = principalOf(request);
       const group = targetGroupOf(ctx, request, "devices:write");
-      const type = request.body.type === undefined ? undefined : typeFor(principal.orgId, request.body.type, group);
+      const type = request.body.type === undefined ? undefined : typeFor(principal, request.body.type, group);
       const { device, window } = registry.create(principal.orgId, request.body, {
         groupId: group.id,
         typeId: type?.id ?? null,
@@ -79,7 +86,9 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       const limit = request.query.limit ?? 100;
       const offset = request.query.offset ?? 0;
       const scope = ctx.policy.sqlScope(principal, "devices:read", "g.path");
-      const filters = registry.resolveFilters(principal.orgId, request.query);
+      const filters = registry.resolveFilters(principal.orgId, request.query, (path) =>
+        ctx.policy.sees(principal, "devices:read", path, "scope-and-above"),
+      );
       const { items, total } = registry.list(principal.orgId, scope, filters, { limit, offset });
       return { items, total, limit, offset };
     },
@@ -117,11 +126,12 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       const group = request.targetGroup ?? ctx.groups.get(principal.orgId, row.group_id);
       let typeId: number | null | undefined;
       if (typeRef === null) typeId = null;
-      else if (typeRef !== undefined) typeId = typeFor(principal.orgId, typeRef, group).id;
+      else if (typeRef !== undefined) typeId = typeFor(principal, typeRef, group).id;
       else if (request.targetGroup && row.type_id !== null) {
         // Moving keeps the type only where the type is still defined.
         const current = ctx.types.get(principal.orgId, row.type_id);
-        if (!group.path.startsWith(current.groupPath)) typeFor(principal.orgId, current.id, group);
+        // The device view names its type already: the refusal may name it too.
+        if (!group.path.startsWith(current.groupPath)) typeFor(principal, current.id, group, true);
       }
       return registry.patch(principal.orgId, row.uuid, fields, {
         ...(request.targetGroup && { groupId: group.id }),
