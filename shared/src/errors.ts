@@ -142,6 +142,10 @@ export const ERROR_CODES = {
     message:
       "The serial port cannot be opened, closed by itself, or vanished (unplugged?); it is reopened with backoff",
   },
+  LINK_PATH_NOT_ALLOWED: {
+    status: 403,
+    message: "The serial link's path is outside the gateway's allowed link paths, or not a character device",
+  },
   LINK_DRIVER_UNAVAILABLE: {
     status: 503,
     message: "A native binding the link needs is missing or does not load on this host; the link is unavailable",
