@@ -53,7 +53,7 @@ export class Cloud {
   ) {}
 
   async start(): Promise<RuntimeInfo> {
-    fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+    ownerOnlyDir(this.config.dataDir);
     // Before anything in the data directory is written: a second cloud must not touch the first's files.
     this.lock = DataDirLock.acquire(this.config.dataDir);
     try {
@@ -97,7 +97,7 @@ export class Cloud {
       credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
 
     const validator = new SchemaValidator();
-    fs.mkdirSync(this.config.firmwareDir, { recursive: true, mode: 0o700 });
+    ownerOnlyDir(this.config.firmwareDir);
     const types = new DeviceTypes(db);
     const policy = new AccessPolicy();
     // A stored image found to differ from its manifest: logged, an event on the device, and its job
@@ -280,4 +280,10 @@ function listenError(err: Error, flag: string, port: number): Error {
   if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND")
     return new FieldgateError("CONFIG_INVALID", `the listen address is not on this host (--host)`, "host");
   return err;
+}
+
+/** Makes the directory, or closes one an older version made 0755: what it holds is then private too. */
+function ownerOnlyDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }

@@ -222,7 +222,9 @@ describe("cloud hardening: file modes, firmware integrity, terminal-safe output 
       20_000,
       "the agent's readings",
     );
-    const created = await cloud.api<Job>("POST", `/api/v1/devices/${uuid}/jobs`, { firmware: "gw-os@2.0.0" });
+    const up = await uploadImage(cloud, "name=gw-os&version=3.0.0&compatible=acme-gw-h", randomBytes(800));
+    expect(up.status, up.text).toBe(201);
+    const created = await cloud.api<Job>("POST", `/api/v1/devices/${uuid}/jobs`, { firmware: "gw-os@3.0.0" });
     expect(created.status).toBe(201);
     // Updates are off on this agent: it answers the job, which ends.
     await eventually(
@@ -237,5 +239,21 @@ describe("cloud hardening: file modes, firmware integrity, terminal-safe output 
     expect(looseModes(dataDir)).toEqual([]);
     expect(fs.readdirSync(storeDir).length).toBeGreaterThan(0);
     expect(looseModes(storeDir)).toEqual([]);
+  });
+
+  it("closes a data directory and firmware store an older version left 0755", { timeout: 30_000 }, async () => {
+    const root = tempDir("harden-old");
+    const oldData = path.join(root, "data");
+    const oldStore = path.join(root, "store");
+    for (const dir of [oldData, oldStore]) {
+      fs.mkdirSync(dir, { mode: 0o755 });
+      fs.chmodSync(dir, 0o755);
+    }
+    const old = await startCloud({ dataDir: oldData, args: ["--firmware-dir", oldStore] });
+    try {
+      for (const dir of [oldData, oldStore]) expect((fs.statSync(dir).mode & 0o777).toString(8)).toBe("700");
+    } finally {
+      await old.stop();
+    }
   });
 });
