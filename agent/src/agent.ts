@@ -135,6 +135,7 @@ export class Agent {
       factories: this.overrides.linkFactories ?? defaultLinkFactories(),
       sink: this.writer,
       logger,
+      linkPaths: config.linkPaths,
     });
     this.links = links;
     await this.startHealth();
@@ -160,7 +161,10 @@ export class Agent {
       apply: (desired) => {
         // Checked before anything changes: a refused config leaves links and levels as they were.
         // The cloud's `links`, when given, replace the file's whole (docs/links.md).
-        const linkConfigs = desired.links === undefined ? [...config.links] : checkLinks(desired.links, "links");
+        const linkConfigs =
+          desired.links === undefined
+            ? [...config.links]
+            : checkLinks(desired.links, "links", "VALIDATION_FAILED", { devicePaths: true });
         const levels = effectiveLogLevels(config, desired);
         logForwarding.apply(levels);
         links.apply(linkConfigs).catch((err: Error) => logger.error({ err: err.message }, "applying links failed"));

@@ -14,7 +14,7 @@ import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { FirmwareKeys } from "./firmware/firmware-keys.js";
-import { FirmwareStore } from "./firmware/firmware-store.js";
+import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
 import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
@@ -53,7 +53,7 @@ export class Cloud {
   ) {}
 
   async start(): Promise<RuntimeInfo> {
-    fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+    ownerOnlyDir(this.config.dataDir);
     // Before anything in the data directory is written: a second cloud must not touch the first's files.
     this.lock = DataDirLock.acquire(this.config.dataDir);
     try {
@@ -97,10 +97,20 @@ export class Cloud {
       credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
 
     const validator = new SchemaValidator();
-    fs.mkdirSync(this.config.firmwareDir, { recursive: true, mode: 0o755 });
+    ownerOnlyDir(this.config.firmwareDir);
     const types = new DeviceTypes(db);
     const policy = new AccessPolicy();
-    const firmware = new FirmwareStore(db, this.config.firmwareDir, this.config.firmwareMaxSize, firmwareKeys);
+    // A stored image found to differ from its manifest: logged, an event on the device, and its job
+    // failed now. Jobs and ingest exist only after the store, hence the late binding.
+    let reportCorrupt: CorruptImageHandler | undefined;
+    const firmware = new FirmwareStore(
+      db,
+      this.config.firmwareDir,
+      this.config.firmwareMaxSize,
+      firmwareKeys,
+      Date.now,
+      (record, device, problem) => reportCorrupt?.(record, device, problem),
+    );
     // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
     // Job ends move their rollout on; the rollouts service exists only after the jobs, hence the late binding.
     let rollouts: Rollouts | undefined;
@@ -131,6 +141,16 @@ export class Cloud {
       this.config.rolloutTickMs,
     );
     const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs);
+    const firmwareLog = this.logger.child({ component: "firmware" });
+    reportCorrupt = (record, device, problem) => {
+      const message = `${record.name}@${record.version} is not served: ${problem}`;
+      const failed = jobs.failForImage(device.id, record.id, "FIRMWARE_IMAGE_CORRUPT", message);
+      firmwareLog.error(
+        { uuid: device.uuid, image: `${record.name}@${record.version}`, problem, failed },
+        "stored image differs from its manifest",
+      );
+      ingest.recordEvent(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message);
+    };
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(
       db,
@@ -260,4 +280,10 @@ function listenError(err: Error, flag: string, port: number): Error {
   if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND")
     return new FieldgateError("CONFIG_INVALID", `the listen address is not on this host (--host)`, "host");
   return err;
+}
+
+/** Makes the directory, or closes one an older version made 0755: what it holds is then private too. */
+function ownerOnlyDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }

@@ -101,6 +101,10 @@ export const ERROR_CODES = {
   FIRMWARE_SIGNATURE_INVALID: { status: 400, message: "The manifest signature does not verify with a trusted key" },
   FIRMWARE_HASH_MISMATCH: { status: 400, message: "The image's sha256 differs from the manifest's" },
   FIRMWARE_SIZE_MISMATCH: { status: 400, message: "The image's size differs from the manifest's" },
+  FIRMWARE_IMAGE_CORRUPT: {
+    status: 500,
+    message: "The cloud's stored image differs from its manifest (size or sha256); it is not served",
+  },
   FIRMWARE_INCOMPATIBLE: { status: 400, message: "The image is not made for this device type" },
   FIRMWARE_NOT_NEWER: { status: 409, message: "The image is not newer than the installed version (anti-rollback)" },
   AGENT_TOO_OLD: { status: 409, message: "The image needs a newer agent than the one installed" },
@@ -150,6 +154,10 @@ export const ERROR_CODES = {
     status: 503,
     message:
       "The serial port cannot be opened, closed by itself, or vanished (unplugged?); it is reopened with backoff",
+  },
+  LINK_PATH_NOT_ALLOWED: {
+    status: 403,
+    message: "The serial link's path is outside the gateway's allowed link paths, or not a character device",
   },
   LINK_DRIVER_UNAVAILABLE: {
     status: 503,

@@ -10,6 +10,7 @@ export * from "./link-schemas.js";
 export * from "./log-format.js";
 export * from "./rollout-schemas.js";
 export * from "./schemas.js";
+export * from "./terminal-text.js";
 export * from "./topics.js";
 export * from "./validation.js";
 

@@ -84,6 +84,13 @@ export const ModbusRtuProtocol = Type.Object(
 );
 export type ModbusRtuProtocol = Static<typeof ModbusRtuProtocol>;
 
+/**
+ * A serial `path` as the cloud accepts it in a desired config: a node under /dev, each segment
+ * starting with neither `.` nor `/` (so no `.`, `..` or empty segments). The gateway checks its own
+ * allow-list again before it opens anything (agent config `linkPaths`, docs/links.md).
+ */
+export const DEVICE_PATH_PATTERN = "^/dev(/[A-Za-z0-9_+:@-][A-Za-z0-9_.+:@-]*)+$";
+
 export const SerialLinkConfig = Type.Object(
   {
     ...linkCommonProperties,
@@ -159,6 +166,9 @@ export function checkLinks(
   value: unknown,
   prefix = "links",
   code: "VALIDATION_FAILED" | "CONFIG_INVALID" = "VALIDATION_FAILED",
+  /** For links from the cloud: serial paths must match DEVICE_PATH_PATTERN. A gateway's own
+   * file may name other paths; its allow-list (`linkPaths`) decides at open. */
+  options: { devicePaths?: boolean } = {},
 ): LinkConfig[] {
   const fail = (field: string, message: string): never => {
     throw new FieldgateError(code, `${field} ${message}`, field);
@@ -198,6 +208,12 @@ export function checkLinks(
     }
     if (link.type === "ble") checkBleLink(link, at, fail);
     if (link.type === "serial") {
+      if (options.devicePaths && !new RegExp(DEVICE_PATH_PATTERN).test(link.path)) {
+        fail(
+          `${at}.path`,
+          `must be a device node under /dev such as /dev/ttyUSB0 or /dev/serial/by-id/<name> (no . or .. segments), got ${JSON.stringify(link.path)}`,
+        );
+      }
       checkSerial(link, at, fail);
       // One port, one master: a second enabled link on the same path could never open it.
       const other = firstByPath.get(link.path);

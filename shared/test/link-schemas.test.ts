@@ -114,3 +114,44 @@ describe("checkLinks", () => {
     expect(() => v.parse(DesiredConfigMessage, { v: 1, version: 3, links: {} })).toThrow(FieldgateError);
   });
 });
+
+describe("serial paths from the cloud (devicePaths)", () => {
+  const cloudLinks = (path: string) =>
+    checkLinks([{ ...lines, path }], "links", "VALIDATION_FAILED", { devicePaths: true });
+
+  it("accepts device nodes under /dev, by-id names included", () => {
+    for (const path of [
+      "/dev/ttyUSB0",
+      "/dev/ttyS1",
+      "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0",
+    ]) {
+      expect(cloudLinks(path)[0]).toMatchObject({ path });
+    }
+  });
+
+  it("refuses paths outside /dev and dot or empty segments, naming the field and the allowed forms", () => {
+    for (const path of [
+      "/etc/shadow",
+      "/dev/../etc/shadow",
+      "/dev/tty/../../etc",
+      "/dev/.hidden",
+      "/dev//ttyS0",
+      "/dev/",
+      "ttyS0",
+      "/devices/x",
+    ]) {
+      const err = errorOf(() => cloudLinks(path));
+      expect(err.code, path).toBe("VALIDATION_FAILED");
+      expect(err.field).toBe("links[0].path");
+      expect(err.message).toBe(
+        `links[0].path must be a device node under /dev such as /dev/ttyUSB0 or /dev/serial/by-id/<name> (no . or .. segments), got ${JSON.stringify(path)}`,
+      );
+    }
+  });
+
+  it("leaves a gateway's own file to its linkPaths allow-list", () => {
+    expect(checkLinks([{ ...lines, path: "/tmp/pty-dev" }], "links", "CONFIG_INVALID")[0]).toMatchObject({
+      path: "/tmp/pty-dev",
+    });
+  });
+});

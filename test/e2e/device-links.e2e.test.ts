@@ -37,7 +37,8 @@ describe("device links desired from the cloud, with real processes and kernel pt
   const thermoFile = () => ({
     id: "thermo",
     type: "serial",
-    path: thermoPty.device,
+    // The pty itself (/dev/pts/N): the cloud accepts only device nodes under /dev.
+    path: fs.realpathSync(thermoPty.device),
     reconnectMin: "200ms",
     reconnectMax: "1s",
     protocol: { type: "lines", format: "kv" },
@@ -45,7 +46,7 @@ describe("device links desired from the cloud, with real processes and kernel pt
   const meterLink = () => ({
     id: "meter",
     type: "serial",
-    path: meterPty.device,
+    path: fs.realpathSync(meterPty.device),
     baudRate: 19200,
     protocol: {
       type: "modbus-rtu",
@@ -96,6 +97,8 @@ describe("device links desired from the cloud, with real processes and kernel pt
       mqtt: { reconnectMin: "200ms", reconnectMax: "1s" },
       health: { checkInterval: "1s" },
       links: [thermoFile()],
+      // socat's ptys are /dev/pts/N, outside the default allow-list: this gateway allows them.
+      linkPaths: ["/dev/pts/*"],
     });
     agent = startAgent(configFile, { FIELDGATE_AGENT_ENROLLMENT_TOKEN: token });
     await agent.waitForLog(/connected to /, 30_000);
@@ -176,6 +179,17 @@ describe("device links desired from the cloud, with real processes and kernel pt
     });
     expect(bad.status).toBe(400);
     expect(bad.body.error.field).toBe("links[0].protocol.poll[0].address");
+    // A serial path outside /dev, or climbing out of it, is refused when saved: the agent runs as root.
+    for (const where of ["/etc/shadow", "/dev/../etc/shadow", "/dev/./ttyS0", "/dev//ttyS0", "dev/ttyS0", "/dev/"]) {
+      const outside = await cloud.api<{ error: { code: string; field: string; message: string } }>(
+        "PUT",
+        `/api/v1/devices/${uuid}/config`,
+        { links: [{ ...meterLink(), path: where }] },
+      );
+      expect(outside.status, where).toBe(400);
+      expect(outside.body.error).toMatchObject({ code: "VALIDATION_FAILED", field: "links[0].path" });
+      expect(outside.body.error.message).toContain("must be a device node under /dev such as /dev/ttyUSB0");
+    }
   });
 
   it("rejects a desired config it cannot apply, reports the field, and keeps the last good links", async () => {

@@ -270,7 +270,9 @@ describe("firmware installers, real cloud and agents", () => {
     for (const version of ["1.0.0", "4.0.0", "4.0.1", "4.0.2", "4.0.3"]) {
       expect((await upload("rej-os", version, randomBytes(50_000))).status).toBe(201);
     }
-    // Tampered: same length, other bytes. The manifest's sha256 no longer matches.
+    // Tampered: same length, other bytes. The signed manifest's sha256 no longer matches. The cloud's
+    // index is made to agree with the bytes (else the cloud refuses to serve them, FIRMWARE_IMAGE_CORRUPT,
+    // test/e2e/cloud-hardening.e2e.test.ts): the agent's own checks are what is tested here.
     const tampered = path.join(storeDir("rej-os", "4.0.1"), "image.bin");
     const bytes = fs.readFileSync(tampered);
     bytes[100] = (bytes[100] ?? 0) ^ 0xff;
@@ -290,6 +292,12 @@ describe("firmware installers, real cloud and agents", () => {
     const db = new Database(path.join(cloud.dataDir, "fieldgate.db"));
     db.pragma("busy_timeout = 5000");
     db.prepare("UPDATE firmware_images SET size = size + 1000 WHERE name = 'rej-os' AND version = '4.0.3'").run();
+    for (const version of ["4.0.1", "4.0.3"]) {
+      const sha256 = createHash("sha256")
+        .update(fs.readFileSync(path.join(storeDir("rej-os", version), "image.bin")))
+        .digest("hex");
+      db.prepare("UPDATE firmware_images SET sha256 = ? WHERE name = 'rej-os' AND version = ?").run(sha256, version);
+    }
     db.close();
 
     const d = await deviceConfig("inst-rej", {});

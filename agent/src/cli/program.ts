@@ -1,6 +1,13 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { type ErrorCode, FieldgateError, formatDuration, LOG_FORMATS, type LogFormat } from "@fieldgate/shared";
+import {
+  type ErrorCode,
+  FieldgateError,
+  formatDuration,
+  LOG_FORMATS,
+  type LogFormat,
+  visibleText,
+} from "@fieldgate/shared";
 import { Command, CommanderError } from "commander";
 import { Agent, outboxPath } from "../agent.js";
 import { assertConfigWritable, readConfigFileForUpdate, writeConfigFile } from "../config/config-file.js";
@@ -328,7 +335,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
           io.out(`connection   ${status.state} since ${age(status.since, now)} (status ${age(status.updatedAt, now)})`);
         if (status?.lastError) {
           io.out(
-            `last error   ${status.lastError.code}: ${status.lastError.message} (${age(status.lastError.at, now)})`,
+            `last error   ${status.lastError.code}: ${visibleText(status.lastError.message)} (${age(status.lastError.at, now)})`,
           );
         }
         if (status) io.out(`last publish ${age(status.lastPublishAt, now)}`);
@@ -337,7 +344,7 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
           io.out(
             `health       ${status.health.status} (${age(status.health.at, now)}${running ? "" : ", last known"})`,
           );
-          for (const c of notOk) io.out(`             ${c.status.padEnd(8)} ${c.name}: ${c.message}`);
+          for (const c of notOk) io.out(visibleText(`             ${c.status.padEnd(8)} ${c.name}: ${c.message}`));
         }
         const oldest =
           report.outbox.oldestAgeMs === null ? "" : `, oldest ${formatDuration(report.outbox.oldestAgeMs)} old`;
@@ -510,7 +517,8 @@ function linkText(l: LinkView, now: number): string {
     lines.push(`  last reading ${values}${more} (${ago(l.lastReading.ts)})`);
   } else lines.push("  last reading none yet");
   if (l.lastError) lines.push(`  last error   ${l.lastError.code}: ${l.lastError.message} (${ago(l.lastError.ts)})`);
-  return lines.join("\n");
+  // Per line: names, units and messages come from devices and config; the line breaks are ours.
+  return lines.map(visibleText).join("\n");
 }
 
 function readCa(file: string): Buffer {

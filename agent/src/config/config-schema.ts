@@ -1,5 +1,6 @@
 import { LinkConfig, LOG_FORMATS, type LogLevelName, MAX_LINKS, UUID_PATTERN } from "@fieldgate/shared";
 import { type Static, Type } from "@sinclair/typebox";
+import { DEFAULT_LINK_PATHS } from "../links/serial/link-paths.js";
 
 const Duration = (def: string) =>
   Type.String({ minLength: 1, default: def, description: "duration such as 10s, 1m30s or 250ms" });
@@ -205,6 +206,12 @@ export const AgentConfigFile = Type.Object(
       maxItems: MAX_LINKS,
       description: "device links (serial, ble); ids must be unique",
     }),
+    // Set on the gateway only (never by the cloud): the paths a serial link may open (docs/links.md).
+    linkPaths: Type.Array(Type.String({ pattern: "^/", minLength: 2, maxLength: 4096 }), {
+      default: [...DEFAULT_LINK_PATHS],
+      maxItems: 64,
+      description: "absolute path patterns serial links may open; * matches within one path segment",
+    }),
   },
   { additionalProperties: false },
 );
@@ -272,6 +279,8 @@ export interface AgentConfig {
   };
   /** Device links from the file, checked by `checkLinks` (durations stay text; each link resolves its own). */
   readonly links: readonly LinkConfig[];
+  /** Path patterns a serial link may open, the link's path and its resolved target both (`linkPaths`). */
+  readonly linkPaths: readonly string[];
 }
 
 /** `updates.installer`, resolved: a script's argv and timeout, or the root directory of ab-slots or agent slots. */

@@ -151,7 +151,7 @@ export class DesiredConfigHandler {
       try {
         // Links first, item by item against their own type, so the error names the right field.
         const links = (json as { links?: unknown } | null)?.links;
-        if (links !== undefined) checkLinks(links, "links");
+        if (links !== undefined) checkLinks(links, "links", "VALIDATION_FAILED", { devicePaths: true });
         message = validator.parse(DesiredConfigMessage, json);
       } catch (err) {
         const version = (json as { version?: unknown } | null)?.version;

@@ -437,6 +437,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       journal: file.logs.journal,
     },
     links,
+    linkPaths: file.linkPaths,
   };
   // Durations inside the object above report their problems too, so this comes last.
   if (problems.length > 0) throw new ConfigInvalidError(problems, sourceName);

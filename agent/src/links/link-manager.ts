@@ -13,6 +13,8 @@ export interface LinkManagerOptions {
   /** Where readings go: the outbox writer, so links get its no-loss guarantees. */
   sink: Pick<ReadingSink, "append">;
   logger: Logger;
+  /** The gateway's `linkPaths`, handed to every link. */
+  linkPaths?: readonly string[];
   /** Backoff between attempts to build or start a link that failed to (defaults 1s, 60s). */
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -147,7 +149,11 @@ export class LinkManager extends EventEmitter<LinkManagerEvents> {
     }
     let link: Link | undefined;
     try {
-      link = factory(config, { sink: this.sinkFor(entry), logger: this.options.logger });
+      link = factory(config, {
+        sink: this.sinkFor(entry),
+        logger: this.options.logger,
+        ...(this.options.linkPaths && { linkPaths: this.options.linkPaths }),
+      });
       link.start();
       entry.link = link;
       entry.failure = undefined;

@@ -70,6 +70,8 @@ export interface Link {
 export interface LinkContext {
   sink: LinkSink;
   logger: Logger;
+  /** Path patterns a serial link may open (agent config `linkPaths`; default DEFAULT_LINK_PATHS). */
+  linkPaths?: readonly string[];
 }
 
 /**

@@ -272,7 +272,9 @@ function codedAnswer(status: number, body: Buffer): FieldgateError {
   } catch {
     error = undefined;
   }
-  if (error?.code === "FIRMWARE_NOT_FOUND") return new FieldgateError("FIRMWARE_NOT_FOUND", error.message);
+  // Final answers: retrying cannot help (a corrupt stored image fails the job on the cloud side too).
+  if (error?.code === "FIRMWARE_NOT_FOUND" || error?.code === "FIRMWARE_IMAGE_CORRUPT")
+    return new FieldgateError(error.code, error.message);
   if (error?.code === "CERT_REVOKED" || error?.code === "CERT_UNKNOWN" || error?.code === "CERT_EXPIRED")
     return new FieldgateError(error.code, error.message);
   return new FieldgateError("CLOUD_UNREACHABLE", `the cloud answered ${status}: ${error?.message ?? "no details"}`);

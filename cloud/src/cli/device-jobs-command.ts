@@ -1,4 +1,4 @@
-import { ERROR_CODES, type ErrorCode, FieldgateError, type JobStatusCheck } from "@fieldgate/shared";
+import { ERROR_CODES, type ErrorCode, FieldgateError, type JobStatusCheck, visibleText } from "@fieldgate/shared";
 import type { Command } from "commander";
 import { FINISHED_JOB_STATUSES, type JobStepView, type JobView } from "../jobs/device-jobs.js";
 import { type CliIo, clientFor, wantsJson, withConnection } from "./cli-support.js";
@@ -117,7 +117,8 @@ export function renderUpdateSteps(job: JobView): string {
       `  result: ${job.status}${job.reason ? ` ${job.reason}` : ""}${job.message ? `: ${job.message.split("\n")[0]}` : ""}`,
     );
   }
-  return lines.join("\n");
+  // Per line: names, checks and messages are device-sent; the line breaks are the renderer's own.
+  return lines.map(visibleText).join("\n");
 }
 
 /** Prints the device's latest job; with `follow`, each new report line until the job ends. */
@@ -177,7 +178,7 @@ function stepLine(s: JobStepView): string {
   const why = s.reason ? ` ${s.reason}` : "";
   // With checks the message only repeats them.
   const message = s.message && !s.checks?.length ? `: ${s.message.split("\n")[0]}` : "";
-  return `${s.ts} ${s.status.padEnd(11)} ${renderJobStep(s)}${why}${message}`;
+  return visibleText(`${s.ts} ${s.status.padEnd(11)} ${renderJobStep(s)}${why}${message}`);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -7,6 +7,7 @@ import {
   FieldgateError,
   LOG_LEVELS,
   parseDuration,
+  visibleText,
 } from "@fieldgate/shared";
 import type { Command } from "commander";
 import { type CliIo, clientFor, wantsJson, withConnection } from "./cli-support.js";
@@ -156,7 +157,7 @@ export function addDeviceLogsCommands(devices: Command, io: CliIo): void {
 }
 
 function logLine(e: DeviceLogEntry, json: boolean): string {
-  return json ? JSON.stringify(e) : `${e.ts} ${e.level.toUpperCase().padEnd(5)} ${e.msg}`;
+  return json ? JSON.stringify(e) : `${e.ts} ${e.level.toUpperCase().padEnd(5)} ${visibleText(e.msg)}`;
 }
 
 /** The desired links by id and type, and which links the device reports in force (and from where). */

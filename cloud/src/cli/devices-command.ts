@@ -135,7 +135,7 @@ export function devicesCommand(io: CliIo): Command {
         ["location", d.location || "-"],
         ["comment", d.comment || "-"],
         ["tags", d.tags.join(", ") || "-"],
-        ["status", `${colour ? paintStatus(d, statusWord(d)) : statusWord(d)} (${colourName(d)})`],
+        ["status", { own: `${colour ? paintStatus(d, statusWord(d)) : statusWord(d)} (${colourName(d)})` }],
         ["offline reason", d.online ? "-" : (d.offlineReason ?? "-")],
         ["last seen", d.lastSeen ?? "never"],
         ["certificate", d.certificate ? `serial ${d.certificate.serial}` : "none (not enrolled)"],

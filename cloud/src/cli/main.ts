@@ -2,6 +2,10 @@
 // The entry point: the process's io and exit code around buildProgram (program.ts), which tests drive in-process.
 import { buildProgram } from "./program.js";
 
+// First, before any file is opened: every file and directory this process creates, its libraries'
+// too (SQLite's -wal and -shm, the firmware store), is owner-only (0600/0700) whatever mode asks for more.
+process.umask(0o077);
+
 // A reader that went away (`devices list | head -1`): stop quietly, as other Unix tools do.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (err: NodeJS.ErrnoException) => {

@@ -61,7 +61,7 @@ export class DataDirLock {
     // Written whole under a private name, then linked into place: link fails if the lock exists,
     // so no reader ever sees a half-written lock, and two starting clouds cannot both win.
     const tmp = `${file}.${pid}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify(holder)}\n`, { mode: 0o644 });
+    fs.writeFileSync(tmp, `${JSON.stringify(holder)}\n`, { mode: 0o600 });
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         try {

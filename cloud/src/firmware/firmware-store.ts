@@ -53,6 +53,9 @@ interface ImageRow {
   created_at: number;
 }
 
+/** Told when a stored image no longer matches its manifest, with the device whose download found it. */
+export type CorruptImageHandler = (record: FirmwareRecord, device: DeviceRow, problem: string) => void;
+
 /** Rollout states that hold on to their image. Rollouts (a later slice) write this table. */
 export const ACTIVE_ROLLOUT_STATES = ["running", "paused"] as const;
 
@@ -63,6 +66,8 @@ export const ACTIVE_ROLLOUT_STATES = ["running", "paused"] as const;
  */
 export class FirmwareStore {
   private readonly validator = new SchemaValidator();
+  /** Per image id: the file (inode, size, times) whose sha256 was last checked, and that check. */
+  private readonly verified = new Map<number, { fingerprint: string; check: Promise<string> }>();
 
   constructor(
     private readonly db: Database.Database,
@@ -70,6 +75,7 @@ export class FirmwareStore {
     readonly maxSize: number,
     private readonly keys: FirmwareKeys,
     private readonly clock: () => number = Date.now,
+    private readonly onCorrupt: CorruptImageHandler = () => undefined,
   ) {}
 
   /** The firmware keys devices should trust (the signing key and those rotated out, not retired). */
@@ -126,10 +132,10 @@ export class FirmwareStore {
         }
         signed = offline;
       } else signed = this.keys.sign(manifest);
-      fs.writeFileSync(path.join(incoming, "manifest.json"), `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
+      fs.writeFileSync(path.join(incoming, "manifest.json"), `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o600 });
 
       const final = this.imageDir(orgId, upload.name, upload.version);
-      fs.mkdirSync(path.dirname(final), { recursive: true, mode: 0o755 });
+      fs.mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
       const id = this.db.transaction(() => {
         const inserted = Number(
           this.db
@@ -204,6 +210,46 @@ export class FirmwareStore {
     return path.join(this.imageDir(record.orgId, record.name, record.version), "image.bin");
   }
 
+  /**
+   * The image file, checked against its manifest before a device is served it: its size every
+   * time, its sha256 once per version of the file (inode, size, mtime, ctime: an edit in place
+   * changes ctime). A mismatch is reported (`onCorrupt`) and thrown as FIRMWARE_IMAGE_CORRUPT.
+   */
+  async checkedImage(record: FirmwareRecord, device: DeviceRow): Promise<string> {
+    const file = this.imagePath(record);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(file);
+    } catch (err) {
+      throw this.corrupt(record, device, `the stored file is unreadable (${(err as NodeJS.ErrnoException).code})`);
+    }
+    if (stat.size !== record.size) {
+      throw this.corrupt(record, device, `the stored file has ${stat.size} bytes; its manifest says ${record.size}`);
+    }
+    const fingerprint = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+    let entry = this.verified.get(record.id);
+    if (entry?.fingerprint !== fingerprint) {
+      // One hash per file version, shared by the devices that ask while it runs (a rollout's fan-out).
+      entry = { fingerprint, check: sha256Of(file) };
+      this.verified.set(record.id, entry);
+    }
+    const sha256 = await entry.check.catch((err: NodeJS.ErrnoException) => `unreadable (${err.code})`);
+    if (sha256 !== record.sha256) {
+      this.verified.delete(record.id);
+      throw this.corrupt(record, device, `the stored file's sha256 is ${sha256}; its manifest says ${record.sha256}`);
+    }
+    return file;
+  }
+
+  /** Reports a stored image that differs from its manifest; the error to answer the device with. */
+  corrupt(record: FirmwareRecord, device: DeviceRow, problem: string): FieldgateError {
+    this.onCorrupt(record, device, problem);
+    return new FieldgateError(
+      "FIRMWARE_IMAGE_CORRUPT",
+      `${record.name}@${record.version}: ${problem}; restore the file or upload the image again under a new version`,
+    );
+  }
+
   /** True while a rollout in an active state, or a job a device has not finished, uses the image. */
   inUse(record: FirmwareRecord): boolean {
     const states = ACTIVE_ROLLOUT_STATES.map(() => "?").join(",");
@@ -261,7 +307,7 @@ export class FirmwareStore {
    */
   private async receive(body: Readable, file: string): Promise<{ size: number; sha256: string }> {
     const hash = createHash("sha256");
-    const out = fs.createWriteStream(file, { mode: 0o644 });
+    const out = fs.createWriteStream(file, { mode: 0o600 });
     let size = 0;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -317,6 +363,16 @@ export class FirmwareStore {
       createdAt: row.created_at,
     };
   }
+}
+
+function sha256Of(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    fs.createReadStream(file)
+      .on("data", (chunk) => hash.update(chunk))
+      .once("error", reject)
+      .once("end", () => resolve(hash.digest("hex")));
+  });
 }
 
 function exists(upload: { name: string; version: string }): FieldgateError {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { FieldgateError, type JobNotify, type JobStatus, type JobStatusCheck } from "@fieldgate/shared";
+import { type ErrorCode, FieldgateError, type JobNotify, type JobStatus, type JobStatusCheck } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
 import type { DeviceRow } from "../registry/device-registry.js";
@@ -185,6 +185,23 @@ export class DeviceJobs {
     )();
     for (const id of jobIds) this.sendCancel(this.row(id));
     return ended;
+  }
+
+  /**
+   * Ends the device's unfinished jobs for an image FAILED with `reason` (the cloud found the image
+   * unusable, so waiting for the device's own report would only wait for its retries). Returns the ids.
+   */
+  failForImage(deviceId: number, firmwareId: number, reason: ErrorCode, message: string): string[] {
+    const now = this.clock();
+    const finished = FINISHED_JOB_STATUSES.map((s) => `'${s}'`).join(", ");
+    const rows = this.deps.db
+      .prepare(
+        `UPDATE jobs SET status = 'FAILED', reason = ?, message = ?, updated_at = ?
+         WHERE device_id = ? AND firmware_id = ? AND status NOT IN (${finished}) RETURNING id, rollout_id`,
+      )
+      .all(reason, message, now, deviceId, firmwareId) as { id: string; rollout_id: number | null }[];
+    for (const row of rows) this.deps.onFinished?.(row.id, row.rollout_id);
+    return rows.map((r) => r.id);
   }
 
   /** Marks every unfinished job past its timeout FAILED `JOB_TIMEOUT`; returns how many. */

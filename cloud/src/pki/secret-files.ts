@@ -10,10 +10,11 @@ export function writeSecretFile(file: string, data: string | Buffer): void {
   fs.renameSync(tmp, file);
 }
 
-/** Writes a public file (a certificate) atomically. */
+/** Writes a public file (a certificate) atomically; owner-only like the rest of the data directory
+ * (public in content, not shared in place: the operator hands out copies). */
 export function writePublicFile(file: string, data: string | Buffer): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data, { mode: 0o644 });
+  fs.writeFileSync(tmp, data, { mode: 0o600 });
   fs.renameSync(tmp, file);
 }

@@ -444,7 +444,7 @@ export const MIGRATIONS: readonly Migration[] = [
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */
 export function openDatabase(file: string, migrations: readonly Migration[] = MIGRATIONS): Database.Database {
-  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   db.pragma("journal_mode = WAL");
   // WAL + NORMAL survives process crashes without losing commits; only an OS crash can lose

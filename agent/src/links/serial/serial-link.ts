@@ -5,6 +5,7 @@ import { Backoff, sleep } from "../../retry/backoff.js";
 import type { Link, LinkContext, LinkCounters, LinkFactory, LinkReading, LinkState, LinkStatus } from "../link.js";
 import { nativeBindingReason, SERIAL_BINDING } from "../native-binding.js";
 import { DEFAULT_MAX_LINE_LENGTH, LineDecoder, LineSplitter } from "./line-protocol.js";
+import { DEFAULT_LINK_PATHS, linkPathRefusal } from "./link-paths.js";
 import { type ModbusClient, ModbusPoller } from "./modbus-poller.js";
 import { RtuFramer } from "./rtu-framer.js";
 import { RtuPort } from "./rtu-port.js";
@@ -185,6 +186,14 @@ export class SerialLink implements Link {
     let openedBefore = false;
     const path = this.resolved.settings.path;
     while (this.running) {
+      // Checked before every open: a symlink's target can change between opens (a replug).
+      const refusal = linkPathRefusal(path, this.context.linkPaths ?? DEFAULT_LINK_PATHS);
+      if (refusal !== undefined) {
+        this.fail("LINK_PATH_NOT_ALLOWED", refusal);
+        this.setState("unavailable", refusal);
+        await sleep(backoff.next(), this.abort.signal);
+        continue;
+      }
       this.setState("connecting", `opening ${path}`);
       let port: SerialPortHandle;
       try {

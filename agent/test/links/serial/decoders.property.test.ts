@@ -71,7 +71,7 @@ describe("line decoding under random input", () => {
           {
             id: "fuzz",
             type: "serial",
-            path: "/dev/fuzz",
+            path: "/dev/ttyFUZZ",
             protocol: { type: "lines", format: "kv", maxLineLength: 64 },
           },
         ])[0] as SerialLinkConfig;

@@ -1,3 +1,6 @@
+import fs from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
 import { checkLinks, type SerialLinkConfig } from "@fieldgate/shared";
 import { SerialPort } from "serialport";
 import { afterEach, describe, expect, it } from "vitest";
@@ -8,6 +11,10 @@ import type { LinkReading, LinkSink, LinkStatus } from "../../../src/links/link.
 import { SerialLink } from "../../../src/links/serial/serial-link.js";
 import { memoryLogger } from "../../helpers/logger.js";
 import { tempDir } from "../../helpers/tmp.js";
+
+// The pty pairs live as symlinks in temp dirs, resolving to /dev/pts/N: allowed explicitly, as a
+// gateway's linkPaths would.
+const PTY_LINK_PATHS = [join(os.tmpdir(), "fieldgate-serial-*", "*"), "/dev/pts/*"];
 
 /** Collects what a link delivers. */
 function recordingSink() {
@@ -54,6 +61,48 @@ describe("serial link on a real pty pair", () => {
     return pair;
   }
 
+  it("opens nothing outside linkPaths, nor an allowed name that resolves to a regular file", async () => {
+    const tmp = tempDir("fieldgate-serial-");
+    cleanups.push(tmp.cleanup);
+    const secret = join(tmp.dir, "shadow");
+    fs.writeFileSync(secret, "root:$6$secret\n");
+    const allowedName = join(tmp.dir, "ttyUSB0");
+    fs.symlinkSync(secret, allowedName);
+    const start = (path: string, linkPaths?: string[]) => {
+      const { sink } = recordingSink();
+      const link = new SerialLink(
+        serialConfig({ id: "l", path, reconnectMin: "10ms", protocol: { type: "lines", format: "kv" } }),
+        { sink, logger: memoryLogger().logger, ...(linkPaths && { linkPaths }) },
+      );
+      cleanups.push(() => link.stop());
+      link.start();
+      return link;
+    };
+    const refused = async (link: SerialLink) =>
+      eventually(() => (link.status().state === "unavailable" ? link.status() : undefined), 5000, "refused");
+
+    // A file config naming /etc/shadow, with the default linkPaths.
+    const shadow = await refused(start("/etc/shadow"));
+    expect(shadow.reason).toBe(
+      "/etc/shadow is not in the allowed link paths; add a pattern to linkPaths in the gateway's agent config (now /dev/tty*, /dev/serial/by-id/*)",
+    );
+    expect(shadow.lastError?.code).toBe("LINK_PATH_NOT_ALLOWED");
+    // `..` never matches a pattern by climbing out of it.
+    const climbing = await refused(start("/dev/tty../../etc/shadow"));
+    expect(climbing.reason).toContain("is not in the allowed link paths");
+    // An allowed name linked to a regular file: its target is outside the patterns...
+    const linked = await refused(start(allowedName, [join(tmp.dir, "tty*")]));
+    expect(linked.reason).toBe(
+      `${allowedName} resolves to ${secret}, which is not in the allowed link paths; add a pattern to linkPaths in the gateway's agent config (now ${join(tmp.dir, "tty*")})`,
+    );
+    // ...and allowed too, it is still no character device.
+    const file = await refused(start(allowedName, [join(tmp.dir, "*")]));
+    expect(file.reason).toBe(
+      `${allowedName} (${secret}) is not a character device; a serial link opens only device nodes`,
+    );
+    expect(file.lastError?.code).toBe("LINK_PATH_NOT_ALLOWED");
+  });
+
   it("decodes good lines into readings and counts bad ones, over-long ones included", async () => {
     const pair = await setup();
     const { sink, readings } = recordingSink();
@@ -63,7 +112,7 @@ describe("serial link on a real pty pair", () => {
         path: pair.device,
         protocol: { type: "lines", format: "json", maxLineLength: 64, units: { temp: "°C" } },
       }),
-      { sink, logger: memoryLogger().logger },
+      { sink, logger: memoryLogger().logger, linkPaths: PTY_LINK_PATHS },
     );
     cleanups.push(() => link.stop());
     link.start();
@@ -132,7 +181,7 @@ describe("serial link on a real pty pair", () => {
           ],
         },
       }),
-      { sink, logger: memoryLogger().logger },
+      { sink, logger: memoryLogger().logger, linkPaths: PTY_LINK_PATHS },
     );
     cleanups.push(() => link.stop());
     link.start();
@@ -174,7 +223,7 @@ describe("serial link on a real pty pair", () => {
         reconnectMax: "400ms",
         protocol: { type: "lines", format: "kv" },
       }),
-      { sink, logger: memoryLogger().logger },
+      { sink, logger: memoryLogger().logger, linkPaths: PTY_LINK_PATHS },
       { watchIntervalMs: 100 },
     );
     cleanups.push(() => link.stop());
@@ -226,7 +275,7 @@ describe("serial link on a real pty pair", () => {
           poll: [{ unitId: 7, function: "input", address: 0, name: "flow" }],
         },
       }),
-      { sink, logger: memoryLogger().logger },
+      { sink, logger: memoryLogger().logger, linkPaths: PTY_LINK_PATHS },
       { watchIntervalMs: 100 },
     );
     cleanups.push(() => link.stop());
@@ -257,7 +306,7 @@ describe("serial link on a real pty pair", () => {
         reconnectMax: "100ms",
         protocol: { type: "lines", format: "kv" },
       }),
-      { sink, logger: memoryLogger().logger },
+      { sink, logger: memoryLogger().logger, linkPaths: PTY_LINK_PATHS },
       { watchIntervalMs: 50 },
     );
     cleanups.push(() => link.stop());

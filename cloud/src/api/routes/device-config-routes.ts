@@ -37,7 +37,7 @@ export function registerDeviceConfigRoutes(app: FastifyInstance, ctx: RouteConte
       // names the field at fault (links[1].protocol.poll[0].count) and duplicate ids are refused.
       preValidation: async (request) => {
         const links = (request.body as { links?: unknown } | null)?.links;
-        if (links !== undefined) checkLinks(links, "links");
+        if (links !== undefined) checkLinks(links, "links", "VALIDATION_FAILED", { devicePaths: true });
       },
     },
     async (request) => {

@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import type { Readable } from "node:stream";
+import { pipeline, type Readable, Transform } from "node:stream";
 import {
   ErrorResponse,
   FIRMWARE_COMPAT_PATTERN,
@@ -201,25 +201,29 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
       },
     },
     async (request, reply) => {
-      const record = firmware.forDevice(deviceOf(request), request.params.name, request.params.version);
+      const device = deviceOf(request);
+      const record = firmware.forDevice(device, request.params.name, request.params.version);
       const range = parseRange(request.headers.range, record.size);
       void reply.header("accept-ranges", "bytes").header("etag", `"${record.sha256}"`);
       if (range === "invalid") {
         void reply.header("content-range", `bytes */${record.size}`);
         throw new FieldgateError("FIRMWARE_RANGE_INVALID", `the image has ${record.size} bytes`, "range");
       }
+      // Checked before the first byte (size, and the sha256 once per file version): a mismatch is a
+      // clean coded answer, never a Content-Length the body does not keep.
+      const file = await firmware.checkedImage(record, device);
       void reply.type("application/octet-stream");
-      const file = firmware.imagePath(record);
-      if (!range) {
-        void reply.header("content-length", record.size);
-        return reply.status(200).send(fs.createReadStream(file, { highWaterMark: IMAGE_READ_BYTES }));
-      }
-      void reply
-        .header("content-length", range.end - range.start + 1)
-        .header("content-range", `bytes ${range.start}-${range.end}/${record.size}`);
-      return reply
-        .status(206)
-        .send(fs.createReadStream(file, { start: range.start, end: range.end, highWaterMark: IMAGE_READ_BYTES }));
+      const { start, end } = range ?? { start: 0, end: record.size - 1 };
+      void reply.header("content-length", end - start + 1);
+      if (range) void reply.header("content-range", `bytes ${start}-${end}/${record.size}`);
+      const body = exactBytes(file, start, end, (sent) =>
+        firmware.corrupt(
+          record,
+          device,
+          `the stored file ended ${end - start + 1 - sent} bytes early while being sent`,
+        ),
+      );
+      return reply.status(range ? 206 : 200).send(body);
     },
   );
 }
@@ -227,6 +231,32 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
 /** Image bytes read per file read: 64 KiB (the default) made file reads a tenth of a fan-out;
  * a bigger read holds up to this much per transfer in memory. */
 const IMAGE_READ_BYTES = 256 * 1024;
+
+/**
+ * Bytes start..end of the file, never more (a file grown since the check is cut at the manifest's
+ * size); one that shrank while sent ends in an error, which aborts the response rather than leaving
+ * the client waiting for bytes that never come.
+ */
+function exactBytes(file: string, start: number, end: number, onShort: (sent: number) => Error): Readable {
+  const expected = end - start + 1;
+  let sent = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      sent += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      done(sent < expected ? onShort(sent) : null);
+    },
+  });
+  if (expected === 0) {
+    counter.end();
+    return counter;
+  }
+  // pipeline destroys the counter (and so the response) when the file read fails.
+  pipeline(fs.createReadStream(file, { start, end, highWaterMark: IMAGE_READ_BYTES }), counter, () => undefined);
+  return counter;
+}
 
 function deviceOf(request: FastifyRequest): DeviceRow {
   // HEAD requests bypass the rights table's lookup, so the device is checked here too.
