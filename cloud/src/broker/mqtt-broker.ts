@@ -85,15 +85,6 @@ export class MqttBroker {
     aedes.on("clientReady", (client) => {
       const session = this.sessions.get(client);
       if (session) this.presence.connected(session.deviceId, client);
-      // aedes keeps retained messages in memory only: after a cloud restart the database is the
-      // truth, and the desired config goes back into the retained store. Only then: a copy already
-      // there reaches the device when it subscribes, and publishing it again sent it twice.
-      const desired = session ? this.options.desiredConfig?.(session.deviceId) : undefined;
-      if (session && desired && this.retainedDesired.get(session.uuid) !== desired.version) {
-        this.publishDesiredConfig(session.uuid, desired).catch((err: Error) =>
-          this.logger.warn({ uuid: session.uuid, err: err.message }, "re-publishing the desired config failed"),
-        );
-      }
     });
     // Unfinished jobs go out when the device subscribes to jobs/notify, not at clientReady: a
     // non-retained message published before the first subscription would be dropped. The agent
@@ -254,7 +245,20 @@ export class MqttBroker {
       return;
     }
     this.sessions.set(client, { deviceId: device.id, uuid: device.uuid, serial: current.serial });
-    done(null, true);
+    // aedes keeps retained messages in memory only: after a cloud restart the database is the
+    // truth, and the desired config goes back into the retained store — before the CONNACK, so the
+    // device cannot have subscribed yet and gets it once, as the retained copy. Published after
+    // the CONNACK, it raced the subscription and could arrive twice (live and retained).
+    const desired = this.options.desiredConfig?.(device.id);
+    if (!desired || this.retainedDesired.get(device.uuid) === desired.version) {
+      done(null, true);
+      return;
+    }
+    this.publishDesiredConfig(device.uuid, desired)
+      .catch((err: Error) =>
+        this.logger.warn({ uuid: device.uuid, err: err.message }, "re-publishing the desired config failed"),
+      )
+      .finally(() => done(null, true));
   }
 
   private authorizePublish(
