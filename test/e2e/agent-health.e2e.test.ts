@@ -1,27 +1,13 @@
 import { chmodSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, agentCli, startAgent, writeAgentConfig } from "../support/agent-process.js";
 import { type CloudProcess, eventually, startCloud, tempDir } from "../support/cloud-process.js";
 import { registerDevice } from "../support/device-identity.js";
+import { localApi } from "../support/local-api-call.js";
 
-/** An HTTP call over the agent's Unix socket, as `curl --unix-socket` makes it. */
-function local<T>(socketPath: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path: p }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T });
-      });
-    });
-    req.on("error", reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+const local = localApi;
 
 type Check = { name: string; status: string; message: string };
 
