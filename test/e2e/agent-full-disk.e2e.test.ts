@@ -99,11 +99,11 @@ describe("the agent on a full disk, real processes and a real tmpfs", () => {
     cloud = await startCloud({ dataDir: cloudDir, args: ports });
     await eventually(
       async () => {
-        const page = await cloud.api<{ count: number }>(
+        const page = await cloud.api<{ items: unknown[] }>(
           "GET",
-          `/api/v1/devices/${uuid}/telemetry?name=line.pressure&limit=1`,
+          `/api/v1/devices/${uuid}/telemetry?name=line.pressure&limit=1000`,
         );
-        return page.body.count >= 500 ? true : undefined;
+        return page.body.items.length >= 500 ? true : undefined;
       },
       30_000,
       "readings delivered from the full disk",
