@@ -67,26 +67,40 @@ describe("the agent on a full disk, real processes and a real tmpfs", () => {
       expect((await localApi<Answer>(socket, "POST", "/v1/telemetry", batch(i * 500))).status).toBe(202);
     const filler = fs.fill();
 
-    let refused: { status: number; body: Answer } | undefined;
-    for (let i = 0; i < 400 && !refused; i++) {
-      const answer = await localApi<Answer>(socket, "POST", "/v1/telemetry", batch(10_000 + i * 500));
-      if (answer.status !== 202) refused = answer;
-    }
+    const postUntilRefused = async (from: number) => {
+      for (let i = 0; i < 400; i++) {
+        const answer = await localApi<Answer>(socket, "POST", "/v1/telemetry", batch(from + i * 500));
+        if (answer.status !== 202) return answer;
+      }
+      return undefined;
+    };
+    const storageAlarm = () =>
+      eventually(
+        async () => {
+          const s = (await localApi<Snapshot>(socket, "GET", "/v1/status")).body;
+          const storage = s.checks.find((c) => c.name === "storage");
+          return s.status === "critical" && storage?.status === "critical" && /^STORAGE_FULL/.test(storage.message)
+            ? true
+            : undefined;
+        },
+        10_000,
+        "the storage alarm",
+      );
+    const refused = await postUntilRefused(10_000);
     expect(refused?.status).toBe(503);
     expect(refused?.body.error?.code).toBe("STORAGE_FULL");
     expect(refused?.body.error?.message).toMatch(/filesystem is full: 500 readings could not be stored; free space/);
     expect(agent.child.exitCode).toBeNull();
-    await eventually(
-      async () => {
-        const s = (await localApi<Snapshot>(socket, "GET", "/v1/status")).body;
-        const storage = s.checks.find((c) => c.name === "storage");
-        return s.status === "critical" && storage?.status === "critical" && /^STORAGE_FULL/.test(storage.message)
-          ? true
-          : undefined;
-      },
-      10_000,
-      "the storage alarm",
-    );
+    await storageAlarm();
+
+    // A restart on the full disk comes up again (it used to exit at once, for ever) and still says so.
+    expect(await agent.stop()).toBe(0);
+    agent = startAgent(configFile);
+    await agent.waitForLog(/local API listening/, 20_000);
+    expect((await postUntilRefused(500_000))?.body.error?.code).toBe("STORAGE_FULL");
+    await storageAlarm();
+    expect(agent.child.exitCode).toBeNull();
+
     // The drop policy made room for the next post (the oldest unsent readings went, reported as OUTBOX_FULL).
     await eventually(
       async () =>
