@@ -29,6 +29,7 @@ import { OutboxWriter } from "./outbox/outbox-writer.js";
 import { SqliteOutboxStore } from "./outbox/sqlite-outbox-store.js";
 import { DeviceStateReporter } from "./status/device-state-reporter.js";
 import { type AgentState, StatusFile } from "./status/status-file.js";
+import { RESERVE_BYTES, StorageGuard } from "./storage/storage-full.js";
 import { SystemSampler } from "./telemetry/system-sampler.js";
 import { MqttSession } from "./transport/mqtt-session.js";
 import { InstalledVersionStore } from "./update/installed-version-store.js";
@@ -80,6 +81,7 @@ export class Agent {
   private desiredConfig: DesiredConfigHandler | undefined;
   private identity: Identity | undefined;
   private health: AgentHealth | undefined;
+  private storage: StorageGuard | undefined;
   private localApi: LocalApi | undefined;
   private updates: UpdateService | undefined;
   private links: LinkManager | undefined;
@@ -116,10 +118,20 @@ export class Agent {
     // A live agent on this data directory answers on the socket: refuse before touching its files.
     if (config.localApi.enabled) await assertSocketFree(config.localApi.socket);
     this.running = true;
+    // Kept allocated so a full disk can be un-jammed; see docs/health.md ("storage").
+    this.storage = new StorageGuard({
+      reservePath: join(config.dataDir, "storage.reserve"),
+      reserveBytes: RESERVE_BYTES,
+      logger,
+    });
+    this.storage.ensureReserve();
     this.status = new StatusFile(config.dataDir, config.uuid);
     this.status.flush();
 
-    this.store = new SqliteOutboxStore(outboxPath(config.dataDir), { maxRows: config.outbox.maxRows });
+    this.store = new SqliteOutboxStore(outboxPath(config.dataDir), {
+      maxRows: config.outbox.maxRows,
+      storage: this.storage,
+    });
     this.writer = new OutboxWriter({ store: this.store, logger, onAppend: () => this.publisher?.notify() });
     this.writer.on("full", (e) => this.status?.setError("OUTBOX_FULL", `dropped ${e.dropped} oldest readings`));
     this.sampler = new SystemSampler({
@@ -144,7 +156,10 @@ export class Agent {
     // Log forwarding buffers from the start (lines logged while enrolling are sent once connected);
     // the last applied desired config is re-applied before the cloud is reached.
     // Lines wait on disk (own tables in agent.db), so a crash or a power cut loses none that were committed.
-    this.logBuffer = new SqliteLogBuffer(outboxPath(config.dataDir), { maxWaiting: config.logs.bufferMax });
+    this.logBuffer = new SqliteLogBuffer(outboxPath(config.dataDir), {
+      maxWaiting: config.logs.bufferMax,
+      storage: this.storage,
+    });
     const logForwarding = new LogForwarding({
       uuid: config.uuid,
       config,
@@ -184,6 +199,7 @@ export class Agent {
       identityStore: this.identityStore,
       health: (this.health as AgentHealth).monitor,
       dbPath: outboxPath(config.dataDir),
+      storage: this.storage,
       agentVersion: this.overrides.agentVersion ?? packageVersion(),
       logger,
       requestRestart: () => this.onRestart?.(),
@@ -276,7 +292,7 @@ export class Agent {
         Promise.reject(new FieldgateError("CLOUD_UNREACHABLE", "not connected to the broker")),
     };
     // Statuses posted through the local API outlive a restart (own table in agent.db).
-    this.postedStatuses = new SqlitePostedStatusStore(outboxPath(config.dataDir));
+    this.postedStatuses = new SqlitePostedStatusStore(outboxPath(config.dataDir), this.storage);
     const health = createAgentHealth({
       config,
       identityStore: this.identityStore,
@@ -284,6 +300,7 @@ export class Agent {
       publisher,
       logger,
       postedStatuses: this.postedStatuses,
+      ...(this.storage && { storage: this.storage.check() }),
     });
     this.health = health;
     health.monitor.on("change", (snapshot) => this.status?.setHealth(snapshot));

@@ -84,6 +84,10 @@ export const ERROR_CODES = {
   },
   NOT_ENROLLED: { status: 409, message: "The agent has no operational identity yet" },
   CLOUD_UNREACHABLE: { status: 503, message: "The cloud cannot be reached" },
+  STORAGE_FULL: {
+    status: 503,
+    message: "The agent's data directory is on a full filesystem; nothing new can be stored until space is freed",
+  },
   OUTBOX_FULL: { status: 507, message: "The outbox reached its cap; the oldest readings were dropped" },
   LOCAL_API_IN_USE: {
     status: 409,

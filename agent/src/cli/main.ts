@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+// First of all: every file the agent or a library creates (SQLite's -wal and -shm, the socket,
+// staged firmware) is then 0600 and every directory 0700 (docs/security.md). Same value as AGENT_UMASK.
+process.umask(0o077);
 // Catch a stop signal from the first instant: a supervisor may stop the daemon while it is still
 // loading its modules, and the default action would kill it without a clean shutdown.
 let stopSignal: string | undefined;

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import {
   type ErrorCode,
@@ -12,6 +12,7 @@ import { Command, CommanderError } from "commander";
 import { Agent, outboxPath } from "../agent.js";
 import { assertConfigWritable, readConfigFileForUpdate, writeConfigFile } from "../config/config-file.js";
 import type { AgentConfig } from "../config/config-schema.js";
+import { checkFileModes } from "../config/file-modes.js";
 import { ConfigInvalidError, type ConfigProblem, type LoadedConfig, loadConfig } from "../config/load-config.js";
 import { Doctor } from "../doctor/doctor.js";
 import { enrollmentAdvice } from "../enrollment/enrollment-advice.js";
@@ -162,8 +163,14 @@ export function buildProgram(io: CliIo): { run: (argv: string[]) => Promise<numb
       try {
         const file = opts.config ?? io.env.FIELDGATE_AGENT_CONFIG ?? DEFAULT_CONFIG;
         const { config, warnings } = loadConfigOf(opts, { file, env: io.env });
+        const modes = checkFileModes({
+          dataDir: config.dataDir,
+          factoryKeyFile: config.enrollment.factoryKeyFile,
+          configFile: existsSync(file) ? file : undefined,
+        });
+        if (modes.errors.length > 0) throw new ConfigInvalidError(modes.errors, "the file modes");
         const logger = createLogger(config.log.level, stdoutDestination(opts.logFormat ?? config.log.format));
-        for (const w of warnings) logger.warn(w);
+        for (const w of [...warnings, ...modes.warnings]) logger.warn(w);
         agent = new Agent(config, logger);
         await agent.start();
       } catch (err) {

@@ -47,7 +47,7 @@ export class FileDesiredConfigStore implements DesiredConfigStore {
   }
 
   save(applied: AppliedDesired): void {
-    writeFileAtomic(this.path, `${JSON.stringify(applied, null, 2)}\n`, 0o644);
+    writeFileAtomic(this.path, `${JSON.stringify(applied, null, 2)}\n`, 0o600);
   }
 }
 

@@ -7,6 +7,7 @@ import { ENROLL_CHECK_DIGEST, type EnrollCheckResponse, type ErrorCode, type Fie
 import mqtt from "mqtt";
 import type { AgentConfig } from "../config/config-schema.js";
 import { FileDesiredConfigStore } from "../config/desired-config.js";
+import { checkFileModes } from "../config/file-modes.js";
 import { ConfigInvalidError, type ConfigProblem, howToCreateConfig, loadConfig } from "../config/load-config.js";
 import { FactoryKey } from "../identity/factory-key.js";
 import { type Identity, IdentityStore } from "../identity/identity-store.js";
@@ -41,7 +42,7 @@ const CLOCK_WARN_MS = 60_000;
 
 /**
  * A field engineer's diagnosis of the gateway, one check after another, each with a fix: config,
- * DNS, TCP, TLS, clock, registration and window, certificate, broker, updates, Bluetooth (when BLE
+ * file modes, DNS, TCP, TLS, clock, registration and window, certificate, broker, updates, Bluetooth (when BLE
  * links are configured), disk. Later checks that depend on a failed one are reported as skipped
  * (warning) rather than failing twice.
  */
@@ -60,6 +61,7 @@ export class Doctor {
 
     const config = this.config(add);
     if (!config) return results;
+    for (const r of fileModeChecks(config, this.options.configFile)) add(r);
 
     const url = new URL(config.cloud.url);
     const host = url.hostname.replace(/^\[|\]$/g, "");
@@ -473,6 +475,31 @@ function updatesCheck(config: AgentConfig): DoctorResult {
     };
   }
   return { check: "updates", status: "ok", message: `software updates are enabled (installer ${installer.type})` };
+}
+
+/** The modes `run` refuses (a readable key, a writable data directory) and warns about (a readable token). */
+function fileModeChecks(config: AgentConfig, configFile: string): DoctorResult[] {
+  const { errors, warnings } = checkFileModes({
+    dataDir: config.dataDir,
+    factoryKeyFile: config.enrollment.factoryKeyFile,
+    configFile,
+  });
+  if (errors.length === 0 && warnings.length === 0) {
+    return [{ check: "files", status: "ok", message: "the data directory, keys and config file are private" }];
+  }
+  const fixOf = (message: string) => /run `(chmod [^`]+)`/.exec(message)?.[1] ?? "see docs/security.md";
+  return [
+    ...errors.map(
+      (e): DoctorResult => ({
+        check: "files",
+        status: "fail",
+        code: "CONFIG_INVALID",
+        message: e.message,
+        fix: fixOf(e.message),
+      }),
+    ),
+    ...warnings.map((w): DoctorResult => ({ check: "files", status: "warning", message: w, fix: fixOf(w) })),
+  ];
 }
 
 function skipped(check: string, why: string): DoctorResult {

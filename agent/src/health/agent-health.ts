@@ -14,6 +14,7 @@ import {
 } from "./builtin-checks.js";
 import { ClockSkew } from "./clock-skew.js";
 import { CommandCheck } from "./command-check.js";
+import type { HealthCheck } from "./health-check.js";
 import { HealthMonitor, type HealthPublisher } from "./health-monitor.js";
 import type { PostedStatusStore } from "./posted-status-store.js";
 
@@ -26,6 +27,8 @@ export interface AgentHealthDeps {
   logger: Logger;
   /** Keeps statuses posted through the local API across restarts. */
   postedStatuses?: PostedStatusStore;
+  /** The `storage` check: critical while the data directory's filesystem is full. */
+  storage?: HealthCheck;
 }
 
 /** The monitor with every built-in and configured check, and the clock measurement it judges. */
@@ -62,6 +65,7 @@ export function createAgentHealth(deps: AgentHealthDeps): AgentHealth {
     certificateCheck(t, () => identityStore.loadInfo()?.notAfter),
     outboxBacklogCheck(t, backlog),
     outboxAgeCheck(t, backlog),
+    ...(deps.storage ? [deps.storage] : []),
     ...config.health.commands.map(
       (c) =>
         new CommandCheck({

@@ -1,6 +1,6 @@
-import { chmodSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openAgentDatabase, retryWhenFull } from "../storage/agent-database.js";
+import { isStorageFull, type StorageWatch, storageFullError } from "../storage/storage-full.js";
 
 /** A status posted through the local API, as kept across restarts. */
 export interface PostedStatusRow {
@@ -29,13 +29,11 @@ export class SqlitePostedStatusStore implements PostedStatusStore {
   private readonly db: Database.Database;
   private readonly stmt;
 
-  constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    chmodSync(path, 0o600);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
-    this.db.pragma("busy_timeout = 5000");
+  constructor(
+    readonly path: string,
+    private readonly storage?: StorageWatch,
+  ) {
+    this.db = openAgentDatabase(path);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS local_statuses (
         name TEXT PRIMARY KEY, status TEXT NOT NULL, message TEXT NOT NULL,
@@ -55,12 +53,26 @@ export class SqlitePostedStatusStore implements PostedStatusStore {
     };
   }
 
+  /** Throws STORAGE_FULL on a full disk: the status was not stored, so the API must not acknowledge it. */
   save(row: PostedStatusRow): void {
-    this.stmt.upsert.run(row.name, row.status, row.message, row.ttlMs, row.expiresAt);
+    try {
+      this.retry(() => this.stmt.upsert.run(row.name, row.status, row.message, row.ttlMs, row.expiresAt));
+    } catch (err) {
+      throw isStorageFull(err) ? storageFullError(`the status ${row.name}`) : err;
+    }
   }
 
+  /** On a full disk the row stays; it expires or is removed again after a restart, which is harmless. */
   remove(name: string): void {
-    this.stmt.remove.run(name);
+    try {
+      this.retry(() => this.stmt.remove.run(name));
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+    }
+  }
+
+  private retry(write: () => unknown): void {
+    retryWhenFull(this.db, this.storage, "posted statuses", write);
   }
 
   all(): PostedStatusRow[] {

@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { EnrollResponse } from "@fieldgate/shared";
 import { writeFileAtomic } from "./atomic-file.js";
@@ -57,7 +57,6 @@ export class IdentityStore {
       const caPem = readFileSync(this.paths.ca, "utf8");
       // A crash between renames could pair a new key with an old certificate; refuse that pair.
       if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) return undefined;
-      this.tightenKeyMode();
       return { ...info, keyPem, certPem, caPem };
     } catch {
       return undefined;
@@ -79,8 +78,8 @@ export class IdentityStore {
     // Removing the marker first means a crash mid-save reads as "not enrolled", never as a mixed identity.
     rmSync(this.paths.info, { force: true });
     writeFileAtomic(this.paths.key, keyPem, 0o600);
-    writeFileAtomic(this.paths.cert, response.certificate, 0o644);
-    writeFileAtomic(this.paths.ca, response.caCertificate, 0o644);
+    writeFileAtomic(this.paths.cert, response.certificate, 0o600);
+    writeFileAtomic(this.paths.ca, response.caCertificate, 0o600);
     const info: IdentityInfo = {
       uuid: response.uuid.toLowerCase(),
       serial: response.serial,
@@ -91,7 +90,7 @@ export class IdentityStore {
       enrolledAt: now.toISOString(),
       ...(response.firmwarePublicKey !== undefined && { firmwarePublicKey: response.firmwarePublicKey }),
     };
-    writeFileAtomic(this.paths.info, `${JSON.stringify(info, null, 2)}\n`, 0o644);
+    writeFileAtomic(this.paths.info, `${JSON.stringify(info, null, 2)}\n`, 0o600);
     return { ...info, keyPem, certPem: response.certificate, caPem: response.caCertificate };
   }
 
@@ -108,14 +107,5 @@ export class IdentityStore {
       }
     }
     return removed;
-  }
-
-  /** Key files must be 0600 even if someone copied one in with a wider mode. */
-  private tightenKeyMode(): void {
-    try {
-      chmodSync(this.paths.key, 0o600);
-    } catch {
-      // Read-only filesystems: the key was still readable, so carry on; `status` reports the mode.
-    }
   }
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync } from "node:fs";
 import type { LogLevelName } from "@fieldgate/shared";
 import Database from "better-sqlite3";
+import { deleteBatch, openAgentDatabase, retryWhenFull } from "../storage/agent-database.js";
+import { type StorageWatch, storageFullError } from "../storage/storage-full.js";
 import { LEVEL_VALUES, type LogEntry, truncateMsg } from "./log-entry.js";
 
 /** A batch formed from the buffer: its identity and exact entries never change until it is acknowledged. */
@@ -109,15 +110,9 @@ export class SqliteLogBuffer implements LogBuffer {
 
   constructor(
     readonly path: string,
-    private readonly options: { maxWaiting: number },
+    private readonly options: { maxWaiting: number; storage?: StorageWatch },
   ) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    // Log lines may say more than they should; SQLite gives the -wal and -shm files the database's mode.
-    chmodSync(path, 0o600);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
-    this.db.pragma("busy_timeout = 5000");
+    this.db = openAgentDatabase(path);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS log_lines (
@@ -178,6 +173,12 @@ export class SqliteLogBuffer implements LogBuffer {
 
   append(entries: readonly LogEntry[], drops: LogDrops = { rate: 0, buffer: 0 }): LogAppendResult {
     if (entries.length === 0 && drops.rate === 0 && drops.buffer === 0) return { appended: 0, dropped: 0 };
+    // On a full disk log lines must not take the room readings need: the forwarder keeps them staged (bounded).
+    if (this.options.storage?.isFull) throw storageFullError(`${entries.length} log lines`);
+    return this.retry(() => this.insertLines(entries, drops));
+  }
+
+  private insertLines(entries: readonly LogEntry[], drops: LogDrops): LogAppendResult {
     return this.db.transaction(() => {
       for (const e of entries) this.stmt.insert.run(e.ts, e.level, e.msg);
       this.unbatched += entries.length;
@@ -200,6 +201,10 @@ export class SqliteLogBuffer implements LogBuffer {
   }
 
   nextBatch(maxEntries: number, maxBytes: number, now: number): StoredLogBatch | undefined {
+    return this.retry(() => this.formBatch(maxEntries, maxBytes, now));
+  }
+
+  private formBatch(maxEntries: number, maxBytes: number, now: number): StoredLogBatch | undefined {
     return this.db.transaction(() => {
       const reports = this.dropReports(now);
       const max = Math.max(0, maxEntries - reports.length);
@@ -244,17 +249,27 @@ export class SqliteLogBuffer implements LogBuffer {
   }
 
   ack(seq: number): void {
-    this.db.transaction(() => {
-      const b = this.stmt.batch.get(seq);
-      if (!b) return;
-      this.inBatch -= this.stmt.deleteRange.run(b.first_id, b.last_id).changes;
-      this.stmt.deleteBatch.run(seq);
-    })();
+    // Deleting sent lines frees pages on a full disk, so it gets the retry too.
+    this.inBatch -= this.retry(() => deleteBatch(this.db, this.stmt, seq));
     if (this.inBatch < 0) this.inBatch = 0;
   }
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** On a full disk the forwarder keeps failed lines staged (bounded) and retries; see `retryWhenFull`. */
+  private retry<T>(write: () => T): T {
+    return retryWhenFull(this.db, this.options.storage, "log buffer", () => {
+      // The cached counts move inside the transaction; a rolled-back one puts them back.
+      const counts = [this.unbatched, this.inBatch] as const;
+      try {
+        return write();
+      } catch (err) {
+        [this.unbatched, this.inBatch] = counts;
+        throw err;
+      }
+    });
   }
 
   private readBatch(row: {

@@ -53,8 +53,12 @@ export class OutboxPublisher extends EventEmitter<OutboxPublisherEvents> {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
+  private readonly unstoredAcks = new Set<number>();
+  private lastError: string | undefined;
   private readonly onConnected = (): void => {
-    this.replay = this.options.store.pendingBatches().filter((b) => !this.inFlight.has(b.seq));
+    this.replay = this.options.store
+      .pendingBatches()
+      .filter((b) => !this.inFlight.has(b.seq) && !this.unstoredAcks.has(b.seq));
     if (this.replay.length > 0) {
       this.options.logger.info(
         { batches: this.replay.length },
@@ -130,12 +134,29 @@ export class OutboxPublisher extends EventEmitter<OutboxPublisherEvents> {
   }
 
   private pump(): void {
-    const { store, sink, batchMax, maxInFlight } = this.options;
-    while (this.running && sink.connected && this.inFlight.size < maxInFlight) {
-      const replayed = this.replay.shift();
-      const batch = replayed ?? store.nextBatch(batchMax);
-      if (!batch) return;
-      this.send(batch, replayed !== undefined);
+    const { store, sink, batchMax, maxInFlight, logger } = this.options;
+    try {
+      this.retryAcks();
+      while (this.running && sink.connected && this.inFlight.size < maxInFlight) {
+        const replayed = this.replay.shift();
+        const batch = replayed ?? store.nextBatch(batchMax);
+        if (!batch) return;
+        this.send(batch, replayed !== undefined);
+      }
+    } catch (err) {
+      // A store that cannot write (a full disk: STORAGE_FULL) must not stop the agent; the next poll tries again.
+      const message = (err as Error).message;
+      if (message !== this.lastError)
+        logger.error({ err: message }, "forming a batch failed; retrying on the next poll");
+      this.lastError = message;
+    }
+  }
+
+  /** Acknowledged batches whose delete failed (a full disk): deleted as soon as the store can. */
+  private retryAcks(): void {
+    for (const seq of [...this.unstoredAcks]) {
+      this.options.store.ack(seq);
+      this.unstoredAcks.delete(seq);
     }
   }
 
@@ -176,8 +197,9 @@ export class OutboxPublisher extends EventEmitter<OutboxPublisherEvents> {
         try {
           store.ack(batch.seq);
         } catch (err) {
-          logger.error({ seq: batch.seq, err: (err as Error).message }, "acknowledging a batch failed");
-          return;
+          // Delivered all the same: the rows stay until a retry deletes them (or a reconnect resends them, deduped).
+          logger.error({ seq: batch.seq, err: (err as Error).message }, "acknowledging a batch failed; retrying");
+          this.unstoredAcks.add(batch.seq);
         }
         this.attempts.delete(batch.seq);
         if (generation === this.generation) this.inFlight.delete(batch.seq);

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync } from "node:fs";
 import { Reading, SchemaValidator } from "@fieldgate/shared";
 import Database from "better-sqlite3";
+import { checkpoint, deleteBatch, openAgentDatabase, retryWhenFull } from "../storage/agent-database.js";
+import { isStorageFull, type StorageWatch, storageFullError } from "../storage/storage-full.js";
 import type { AppendResult, Backlog, OutboxStore, StoredBatch } from "./outbox-store.js";
 import { SetAsideBatches, type SetAsideReason, summarize } from "./set-aside.js";
 
@@ -10,7 +11,14 @@ import { SetAsideBatches, type SetAsideReason, summarize } from "./set-aside.js"
 export interface SqliteOutboxOptions {
   /** Cap on stored readings; beyond it the oldest unbatched rows are dropped. */
   maxRows: number;
+  /** Told when a write finds the filesystem full (it may free the storage reserve). */
+  storage?: StorageWatch;
 }
+
+/** On a full disk, at least this many of the oldest unbatched readings are dropped to make room. */
+export const FULL_DROP_MIN = 1000;
+/** What one stored reading is budgeted in the file (index and page overhead included), to judge free pages. */
+const ROW_BUDGET_BYTES = 128;
 
 const SCHEMA_VERSION = 1;
 
@@ -35,6 +43,7 @@ export class SqliteOutboxStore implements OutboxStore {
   readonly stream: string;
   private readonly db: Database.Database;
   private rows: number;
+  private readonly pageSize: number;
   private readonly stmt;
   private readonly setAsideBatches: SetAsideBatches;
 
@@ -42,13 +51,7 @@ export class SqliteOutboxStore implements OutboxStore {
     readonly path: string,
     private readonly options: SqliteOutboxOptions,
   ) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    // Telemetry may be sensitive; SQLite gives the -wal and -shm files the database's mode.
-    chmodSync(path, 0o600);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
-    this.db.pragma("busy_timeout = 5000");
+    this.db = openAgentDatabase(path);
     const version = this.db.pragma("user_version", { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
       throw new Error(`${path} has schema version ${version}; this agent knows up to ${SCHEMA_VERSION}`);
@@ -107,6 +110,7 @@ export class SqliteOutboxStore implements OutboxStore {
     };
     this.setAsideBatches = new SetAsideBatches(this.db);
     this.stream = this.meta("stream");
+    this.pageSize = this.db.pragma("page_size", { simple: true }) as number;
     // Only this object writes the database, so a cached count stays exact and spares a scan per append.
     this.rows = this.stmt.count.get()?.n ?? 0;
   }
@@ -140,19 +144,17 @@ export class SqliteOutboxStore implements OutboxStore {
     if (readings.length === 0) return { appended: 0, dropped: 0 };
     // A reading the cloud would refuse must fail here, at its producer, not poison a batch forever.
     for (const [i, r] of readings.entries()) validator.parse(Reading, r, `readings[${i}]`);
-    return this.db.transaction(() => {
+    return this.appendRows(readings.length, `${readings.length} readings`, () => {
       for (const r of readings) {
         this.stmt.insert.run(r.name, r.ts, JSON.stringify(r.value), r.unit ?? null, r.source ?? null);
       }
-      this.rows += readings.length;
-      return { appended: readings.length, dropped: this.enforceCap() };
-    })();
+    });
   }
 
   appendCounter(name: string, count: number, ts: number): AppendResult {
     if (count <= 0) return { appended: 0, dropped: 0 };
     validator.parse(Reading, { name, ts, value: 0 }, "reading");
-    return this.db.transaction(() => {
+    return this.appendRows(count, `${count} ${name} readings`, () => {
       const key = `counter:${name}`;
       let value = Number(this.stmt.getMeta.get(key)?.value ?? 0);
       for (let i = 0; i < count; i++) {
@@ -160,9 +162,63 @@ export class SqliteOutboxStore implements OutboxStore {
         this.stmt.insert.run(name, ts, JSON.stringify(value), null, null);
       }
       this.stmt.setMeta.run(key, String(value));
-      this.rows += count;
-      return { appended: count, dropped: this.enforceCap() };
-    })();
+    });
+  }
+
+  /**
+   * Inserts `count` rows in one transaction and enforces the cap. A write that finds the disk
+   * full is refused with STORAGE_FULL (nothing of it is stored) and the drop policy makes room for
+   * the next: the oldest unbatched rows go, as at the cap, and the WAL is checkpointed so the freed
+   * pages are reused without new blocks. While the alarm is up, appends drop before they grow the file.
+   */
+  private appendRows(count: number, what: string, insert: () => void): AppendResult {
+    try {
+      const dropped = this.db.transaction(() => {
+        // While the disk is full the file must not grow: the oldest unsent rows make room first, as at the cap.
+        const freed = this.options.storage?.isFull ? this.dropForRoom(count) : 0;
+        insert();
+        return freed + this.enforceCap(this.rows - freed + count);
+      })();
+      this.rows += count - dropped;
+      return { appended: count, dropped };
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+      // Refused, not retried: the producer learns the disk is full. The next append finds room.
+      this.options.storage?.full("outbox");
+      checkpoint(this.db);
+      this.makeRoom(Math.max(count, FULL_DROP_MIN));
+      throw storageFullError(what);
+    }
+  }
+
+  /** Drops the oldest unbatched rows unless the file's free pages already hold `count` more rows. */
+  private dropForRoom(count: number): number {
+    const freeBytes = (this.db.pragma("freelist_count", { simple: true }) as number) * this.pageSize;
+    if (freeBytes >= count * ROW_BUDGET_BYTES + 2 * this.pageSize) return 0;
+    const dropped = this.stmt.dropOldest.run(
+      Number(this.meta("batched_through")),
+      Math.max(2 * count, FULL_DROP_MIN),
+    ).changes;
+    this.addDropped(dropped);
+    return dropped;
+  }
+
+  private retry<T>(write: () => T): T {
+    return retryWhenFull(this.db, this.options.storage, "outbox", write);
+  }
+
+  /** The drop policy on a full disk: deletes up to `count` of the oldest unbatched rows (never throws). */
+  private makeRoom(count: number): void {
+    try {
+      this.db.transaction(() => {
+        const dropped = this.stmt.dropOldest.run(Number(this.meta("batched_through")), count).changes;
+        this.addDropped(dropped);
+        this.rows -= dropped;
+      })();
+    } catch {
+      // Not even a delete fits: the alarm is up, and delivered batches free pages as they are acknowledged.
+    }
+    checkpoint(this.db);
   }
 
   pendingBatches(): StoredBatch[] {
@@ -170,6 +226,15 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   nextBatch(max: number): StoredBatch | undefined {
+    try {
+      return this.retry(() => this.formBatch(max));
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+      throw storageFullError("a new batch");
+    }
+  }
+
+  private formBatch(max: number): StoredBatch | undefined {
     return this.db.transaction(() => {
       const through = Number(this.meta("batched_through"));
       const rows = this.stmt.unbatched.all(through, max);
@@ -185,12 +250,9 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   ack(seq: number): void {
-    this.db.transaction(() => {
-      const b = this.stmt.batch.get(seq);
-      if (!b) return;
-      this.rows -= this.stmt.deleteRange.run(b.first_id, b.last_id).changes;
-      this.stmt.deleteBatch.run(seq);
-    })();
+    // Deleting delivered rows is what frees pages on a full disk, so it gets the retry too.
+    const deleted = this.retry(() => deleteBatch(this.db, this.stmt, seq));
+    this.rows -= deleted;
   }
 
   setAside(seq: number, reason: SetAsideReason, at = Date.now()): boolean {
@@ -219,15 +281,16 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   /** Drops the oldest rows not yet in a batch until the cap holds; batched rows are already promised. */
-  private enforceCap(): number {
-    const excess = this.rows - this.options.maxRows;
+  private enforceCap(rows: number): number {
+    const excess = rows - this.options.maxRows;
     if (excess <= 0) return 0;
     const dropped = this.stmt.dropOldest.run(Number(this.meta("batched_through")), excess).changes;
-    if (dropped > 0) {
-      this.rows -= dropped;
-      this.stmt.setMeta.run("dropped_total", String(Number(this.meta("dropped_total")) + dropped));
-    }
+    this.addDropped(dropped);
     return dropped;
+  }
+
+  private addDropped(dropped: number): void {
+    if (dropped > 0) this.stmt.setMeta.run("dropped_total", String(Number(this.meta("dropped_total")) + dropped));
   }
 
   private readRange(first: number, last: number): Reading[] {

@@ -113,7 +113,7 @@ export class StatusFile {
     this.timer = undefined;
     this.status = { ...this.status, updatedAt: new Date().toISOString() };
     try {
-      writeFileAtomic(statusPath(this.dataDir), `${JSON.stringify(this.status, null, 2)}\n`, 0o644);
+      writeFileAtomic(statusPath(this.dataDir), `${JSON.stringify(this.status, null, 2)}\n`, 0o600);
     } catch {
       // status.json is a convenience for other processes; the daemon keeps running without it.
     }

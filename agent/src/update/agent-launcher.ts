@@ -79,7 +79,7 @@ export function readTrial(root: string): TrialRecord | undefined {
 /** Written to a temp file, fsynced and renamed: a power cut leaves the old record or the new one. */
 export function writeTrial(root: string, record: TrialRecord): void {
   const tmp = join(root, ".trial.json.tmp");
-  writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o644 });
+  writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   fsyncPath(tmp);
   renameSync(tmp, trialPath(root));
   fsyncPath(root);

@@ -39,7 +39,7 @@ export class FirmwareKeyStore {
     if (keys.keys.length === 0) return false;
     const text = `${JSON.stringify(keys, null, 2)}\n`;
     if (safeRead(this.file) === text) return false;
-    writeFileAtomic(this.file, text, 0o644);
+    writeFileAtomic(this.file, text, 0o600);
     return true;
   }
 }

@@ -34,7 +34,7 @@ export class InstalledVersionStore {
       ...(previous !== undefined && previous !== version && { previous }),
       installedAt: now.toISOString(),
     };
-    writeFileAtomic(this.file, `${JSON.stringify(record)}\n`, 0o644);
+    writeFileAtomic(this.file, `${JSON.stringify(record)}\n`, 0o600);
   }
 
   private read(): { version: string; previous?: string } | undefined {

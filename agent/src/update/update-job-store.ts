@@ -1,6 +1,6 @@
-import { chmodSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openAgentDatabase, retryWhenFull } from "../storage/agent-database.js";
+import { isStorageFull, type StorageWatch, storageFullError } from "../storage/storage-full.js";
 import { isUpdateState, type UpdateState } from "./update-states.js";
 
 /** One update job as persisted: enough to resume or roll back after a crash. */
@@ -92,13 +92,11 @@ interface DbRow {
 export class UpdateJobStore {
   private readonly db: Database.Database;
 
-  constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    chmodSync(path, 0o600);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
-    this.db.pragma("busy_timeout = 5000");
+  constructor(
+    readonly path: string,
+    private readonly storage?: StorageWatch,
+  ) {
+    this.db = openAgentDatabase(path);
     // Its own table; the outbox owns user_version of this file, so it is left alone here.
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS update_jobs (
@@ -128,21 +126,23 @@ export class UpdateJobStore {
     rollback?: boolean;
     rollbackTo?: string | undefined;
   }): boolean {
-    const r = this.db
-      .prepare(
-        `INSERT OR IGNORE INTO update_jobs (job_id, state, manifest_json, deadline, created_at, updated_at,
+    const r = this.write(() =>
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO update_jobs (job_id, state, manifest_json, deadline, created_at, updated_at,
            rollback, rollback_to)
          VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        job.jobId,
-        job.manifestJson,
-        job.deadline,
-        job.now,
-        job.now,
-        job.rollback ? 1 : 0,
-        job.rollback ? (job.rollbackTo ?? null) : null,
-      );
+        )
+        .run(
+          job.jobId,
+          job.manifestJson,
+          job.deadline,
+          job.now,
+          job.now,
+          job.rollback ? 1 : 0,
+          job.rollback ? (job.rollbackTo ?? null) : null,
+        ),
+    );
     return r.changes === 1;
   }
 
@@ -154,9 +154,11 @@ export class UpdateJobStore {
   update(jobId: string, patch: UpdateJobPatch, now: number): UpdateJobRow {
     const keys = Object.keys(patch) as (keyof UpdateJobPatch)[];
     const sets = keys.map((k) => `${COLUMNS[k]} = @${k}`);
-    this.db
-      .prepare(`UPDATE update_jobs SET ${[...sets, "updated_at = @now"].join(", ")} WHERE job_id = @jobId`)
-      .run({ ...patch, now, jobId });
+    this.write(() =>
+      this.db
+        .prepare(`UPDATE update_jobs SET ${[...sets, "updated_at = @now"].join(", ")} WHERE job_id = @jobId`)
+        .run({ ...patch, now, jobId }),
+    );
     const row = this.get(jobId);
     if (!row) throw new Error(`update job ${jobId} is not stored`);
     return row;
@@ -175,6 +177,15 @@ export class UpdateJobStore {
 
   close(): void {
     this.db.close();
+  }
+
+  /** A state that cannot be stored must not be acted on: a full disk is STORAGE_FULL, not a crash. */
+  private write<T>(run: () => T): T {
+    try {
+      return retryWhenFull(this.db, this.storage, "update jobs", run);
+    } catch (err) {
+      throw isStorageFull(err) ? storageFullError("an update job's state") : err;
+    }
   }
 }
 

@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import type { AgentConfig } from "../config/config-schema.js";
 import { writeFileAtomic } from "../identity/atomic-file.js";
 import type { IdentityStore } from "../identity/identity-store.js";
+import type { StorageWatch } from "../storage/storage-full.js";
 import type { MessageSink } from "../transport/mqtt-session.js";
 import { AgentInstaller } from "./agent-installer.js";
 import { FirmwareDownloader } from "./firmware-downloader.js";
@@ -38,6 +39,8 @@ export interface UpdateServiceDeps {
   health: HealthSource;
   /** The agent database file, where `update_jobs` lives. */
   dbPath: string;
+  /** Told when a job state cannot be stored for lack of space. */
+  storage?: StorageWatch;
   agentVersion: string;
   logger: Logger;
   /** Stops the agent and exits so the service manager starts it again (the `agent` installer). */
@@ -66,7 +69,7 @@ export class UpdateService {
   constructor(private readonly deps: UpdateServiceDeps) {
     const { config, identityStore, logger } = deps;
     this.firmwareKeys = new FirmwareKeyStore(config.dataDir);
-    this.store = new UpdateJobStore(deps.dbPath);
+    this.store = new UpdateJobStore(deps.dbPath, deps.storage);
     // The device learns its type's compat id from the cloud's notify; kept so a resumed job has it.
     this.compatFile = join(config.dataDir, "firmware-compat");
     this.compat = readOptional(this.compatFile);
@@ -164,7 +167,7 @@ export class UpdateService {
     }
     if (notify.firmwareCompat !== this.compat) {
       this.compat = notify.firmwareCompat;
-      writeFileAtomic(this.compatFile, notify.firmwareCompat, 0o644);
+      writeFileAtomic(this.compatFile, notify.firmwareCompat, 0o600);
     }
     const { name, version } = notify.firmware;
     logger.info({ jobId: notify.jobId, name, version }, `update job ${notify.jobId} received: ${name}@${version}`);

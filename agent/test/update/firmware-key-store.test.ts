@@ -29,7 +29,7 @@ describe("FirmwareKeyStore: the keys the cloud sent over mTLS, kept on disk", ()
     expect(store.replace({ v: 1, keys: [entry(a.publicPem), entry(b.publicPem, false)] })).toBe(true);
     const again = new FirmwareKeyStore(tmp.dir).load();
     expect(again?.keys.map((k) => k.keyId)).toEqual([firmwareKeyId(a.publicPem), firmwareKeyId(b.publicPem)]);
-    expect(statSync(store.file).mode & 0o777).toBe(0o644);
+    expect(statSync(store.file).mode & 0o777).toBe(0o600);
     // The same answer again changes nothing.
     expect(store.replace({ v: 1, keys: [entry(a.publicPem), entry(b.publicPem, false)] })).toBe(false);
   });
