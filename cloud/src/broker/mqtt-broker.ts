@@ -45,6 +45,8 @@ interface DeviceSession {
 }
 
 const NOT_AUTHORIZED = 5;
+/** The agent holds a handful; `commands/{id}` filters are otherwise unbounded, and each is kept in memory. */
+export const MAX_SUBSCRIPTIONS_PER_CLIENT = 32;
 
 /**
  * The embedded broker: aedes behind a TLS server that requires a client certificate chained to
@@ -357,6 +359,12 @@ export class MqttBroker {
         );
       }
       // A refused filter gets SUBACK 0x80 [MQTT-3.9.3-2]; the connection stays up.
+      done(null, null);
+      return;
+    }
+    const held = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
+    if (!(sub.topic in held) && Object.keys(held).length >= MAX_SUBSCRIPTIONS_PER_CLIENT) {
+      this.logger.warn({ uuid: session.uuid, max: MAX_SUBSCRIPTIONS_PER_CLIENT }, "subscription refused: too many");
       done(null, null);
       return;
     }

@@ -13,7 +13,12 @@ interface PacketParser {
  * `onOversize` runs once, before the socket is destroyed.
  */
 export function limitPacketSize(client: Client, maxBytes: number, onOversize: (announced: number) => void): void {
-  const parser = (client as unknown as { _parser: PacketParser })._parser;
+  const parser = (client as unknown as { _parser?: PacketParser })._parser;
+  if (typeof parser?._parseLength !== "function") {
+    // Fail closed: an upgrade that moved the parser must not silently lift the limit.
+    client.conn.destroy(new Error("mqtt-packet's parser changed: the packet size limit cannot be enforced"));
+    return;
+  }
   const parseLength = parser._parseLength.bind(parser);
   parser._parseLength = () => {
     const done = parseLength();

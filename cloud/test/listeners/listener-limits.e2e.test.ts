@@ -4,6 +4,7 @@ import mqttPacket from "mqtt-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, eventually, startCloud } from "../../../test/support/cloud-process.js";
 import { connectDevice, type EnrolledDevice, registerAndEnroll } from "../../../test/support/device-identity.js";
+import { MAX_SUBSCRIPTIONS_PER_CLIENT } from "../../src/broker/mqtt-broker.js";
 
 type EventPage = { items: { code: string; severity: string; message: string }[] };
 
@@ -173,6 +174,28 @@ describe("the MQTT listener bounds what a connection can make the cloud hold", (
     expect(client.connected).toBe(true);
     const stored = await cloud.api<{ telemetryCount: number }>("GET", `/api/v1/devices/${device.uuid}`);
     expect(stored.body.telemetryCount).toBe(1000);
+    client.end(true);
+  });
+
+  it(`grants at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions per connection, refusing more with SUBACK 0x80`, async () => {
+    const client = await connectDevice(cloud, device, device.uuid);
+    const filters = Array.from(
+      { length: MAX_SUBSCRIPTIONS_PER_CLIENT + 1 },
+      (_, i) => `fieldgate/v1/${device.uuid}/commands/c${i}`,
+    );
+    const subscribe = (list: string[]) =>
+      new Promise<number[]>((resolve) =>
+        client.subscribe(list, { qos: 1 }, (err, granted) => {
+          // mqtt.js reports any 0x80 in a SUBACK as an error that carries the packet.
+          const suback = (err as { packet?: { granted?: number[] } } | null)?.packet?.granted;
+          resolve(suback ?? (granted ?? []).map((g) => g.qos));
+        }),
+      );
+    const granted = await subscribe(filters);
+    expect(granted).toEqual([...Array<number>(MAX_SUBSCRIPTIONS_PER_CLIENT).fill(1), 128]);
+    // Re-subscribing to a held filter is no new subscription.
+    expect(await subscribe([filters[0] as string])).toEqual([1]);
+    expect(client.connected).toBe(true);
     client.end(true);
   });
 });
