@@ -72,13 +72,15 @@ export function sourceOf(address: string): string {
     .join(":")}::/64`;
 }
 
-/** The answers that mean "that secret was wrong": a guess, not a device with a stale certificate. */
-const GUESS_FAILURES = new Set(["AUTH_REQUIRED", "LOGIN_FAILED"]);
+/**
+ * The answer that means "that operator secret was wrong": a guess, not a device with a stale
+ * certificate. Logins have their own per-account limit (`LOGIN_LOCKED`, user-directory.ts).
+ */
+const GUESS_FAILURES = new Set(["AUTH_REQUIRED"]);
 
 /**
  * Wires the throttle into the API: a throttled source is answered before any secret is checked,
- * and every wrong operator credential, session token or login password it sends counts as a
- * failure. Device traffic (enrollment, mTLS routes) is never throttled: a gateway retrying with a
+ * and every wrong operator credential or session token it sends counts as a failure. Device traffic (enrollment, mTLS routes) is never throttled: a gateway retrying with a
  * bad clock must not lock out its whole site behind one NAT. Installed before access control.
  */
 export function installAuthThrottle(app: FastifyInstance, throttle: AuthThrottle): void {
@@ -101,9 +103,7 @@ export function installAuthThrottle(app: FastifyInstance, throttle: AuthThrottle
   });
 }
 
-/** A request that carries a secret to check: an Authorization header, or a login. */
+/** A request that carries a secret to check. */
 function presentsSecret(request: FastifyRequest): boolean {
-  return request.headers.authorization !== undefined || request.url.startsWith(LOGIN_URL);
+  return request.headers.authorization !== undefined;
 }
-
-const LOGIN_URL = "/api/v1/auth/login";

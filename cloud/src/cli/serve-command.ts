@@ -83,7 +83,7 @@ export function serveCommand(io: CliIo, version: string): Command {
     )
     .option(
       "--auth-failure-limit <n>",
-      "failed sign-ins one address may make per window before 429 (env FIELDGATE_AUTH_FAILURE_LIMIT, default 10)",
+      "wrong credentials one address may send per window before 429 (env FIELDGATE_AUTH_FAILURE_LIMIT, default 10)",
     )
     .option(
       "--auth-failure-window <duration>",
