@@ -232,11 +232,6 @@ export class MqttBroker {
     client.close();
   }
 
-  /** Sockets accepted and not yet authenticated by CONNECT. */
-  pendingConnections(): number {
-    return this.pending.count;
-  }
-
   private refuseOversize(client: Client, announced: number): void {
     const max = this.options.limits.maxPacketSize;
     const session = this.sessions.get(client);

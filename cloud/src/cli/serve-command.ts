@@ -79,7 +79,7 @@ export function serveCommand(io: CliIo, version: string): Command {
     )
     .option(
       "--http-keepalive-timeout <duration>",
-      "idle time between requests on one connection (env FIELDGATE_HTTP_KEEPALIVE_TIMEOUT, default 5s)",
+      "idle time between requests on one connection (env FIELDGATE_HTTP_KEEPALIVE_TIMEOUT, default 72s)",
     )
     .option(
       "--auth-failure-limit <n>",

@@ -231,7 +231,7 @@ function resolveLimits(pick: (key: keyof typeof CLOUD_ENV) => string | undefined
     mqttMaxPacketSize,
     httpHeadersTimeoutMs,
     httpRequestTimeoutMs,
-    httpKeepAliveTimeoutMs: duration("httpKeepaliveTimeout", "http-keepalive-timeout", "5s", 100, hour),
+    httpKeepAliveTimeoutMs: duration("httpKeepaliveTimeout", "http-keepalive-timeout", "72s", 100, hour),
     authFailureLimit: count("authFailureLimit", "auth-failure-limit", "10", 10_000),
     authFailureWindowMs: duration("authFailureWindow", "auth-failure-window", "15m", 1000, 24 * hour),
   });

@@ -38,10 +38,6 @@ export class PendingConnections {
     private readonly listener: string,
   ) {}
 
-  get count(): number {
-    return this.pending.size;
-  }
-
   watch(server: tls.Server, after: AfterHandshake): void {
     server.on("connection", (socket: net.Socket) => this.admit(socket));
     server.on("secureConnection", (socket: tls.TLSSocket) => {

@@ -10,7 +10,7 @@ describe("cloud config", () => {
       mqttMaxPacketSize: 2 * 1024 ** 2,
       httpHeadersTimeoutMs: 10_000,
       httpRequestTimeoutMs: 30 * 60_000,
-      httpKeepAliveTimeoutMs: 5_000,
+      httpKeepAliveTimeoutMs: 72_000,
       authFailureLimit: 10,
       authFailureWindowMs: 15 * 60_000,
     });
