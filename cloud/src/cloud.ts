@@ -168,6 +168,12 @@ export class Cloud {
         tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() },
         desiredConfig: (deviceId) => deviceConfigs.message(deviceId),
         deviceReady: (deviceId) => jobs.resend(deviceId),
+        limits: {
+          handshakeTimeoutMs: this.config.limits.tlsHandshakeTimeoutMs,
+          maxPending: this.config.limits.maxPendingConnections,
+          connectTimeoutMs: this.config.limits.mqttConnectTimeoutMs,
+          maxPacketSize: this.config.limits.mqttMaxPacketSize,
+        },
       },
       registry,
       ingest,
@@ -181,6 +187,17 @@ export class Cloud {
         host: this.config.host,
         port: this.config.httpPort,
         tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() },
+        limits: {
+          handshakeTimeoutMs: this.config.limits.tlsHandshakeTimeoutMs,
+          maxPending: this.config.limits.maxPendingConnections,
+          headersTimeoutMs: this.config.limits.httpHeadersTimeoutMs,
+          requestTimeoutMs: this.config.limits.httpRequestTimeoutMs,
+          keepAliveTimeoutMs: this.config.limits.httpKeepAliveTimeoutMs,
+          authThrottle: {
+            maxFailures: this.config.limits.authFailureLimit,
+            windowMs: this.config.limits.authFailureWindowMs,
+          },
+        },
       },
       {
         registry,

@@ -15,6 +15,10 @@ export const ERROR_CODES = {
     message: "The cloud refused a telemetry batch, or never acknowledged it; the agent set it aside",
   },
   AUTH_REQUIRED: { status: 401, message: "Credentials are missing or wrong" },
+  AUTH_THROTTLED: {
+    status: 429,
+    message: "Too many failed authentication attempts from this address; retry after the Retry-After seconds",
+  },
   FORBIDDEN: { status: 403, message: "The credential may not do this" },
   NOT_FOUND: { status: 404, message: "No such route" },
   DEVICE_NOT_FOUND: { status: 404, message: "No device with this uuid" },
@@ -72,6 +76,10 @@ export const ERROR_CODES = {
   },
   CERT_UNKNOWN: { status: 401, message: "The client certificate is not known to the registry" },
   CLIENT_ID_MISMATCH: { status: 401, message: "The MQTT client id must equal the certificate's uuid" },
+  MQTT_PACKET_TOO_LARGE: {
+    status: 413,
+    message: "An MQTT packet announced more bytes than the cloud's --mqtt-max-packet-size; the connection was closed",
+  },
   TOPIC_NOT_ALLOWED: { status: 403, message: "The topic is outside the device's own root or direction" },
   CONFIG_INVALID: { status: 400, message: "The configuration is invalid" },
   DESIRED_CONFIG_STORED_INVALID: {

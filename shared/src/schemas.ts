@@ -392,7 +392,7 @@ export const Device = Type.Object({
   createdAt: Iso,
   online: Type.Boolean(),
   offlineReason: Type.Union([Type.String(), Type.Null()], {
-    description: "clean-disconnect, keepalive-timeout, last-will, revoked or cloud-stopped",
+    description: "clean-disconnect, keepalive-timeout, last-will, revoked, packet-too-large or cloud-stopped",
   }),
   lastSeen: Type.Union([Iso, Type.Null()]),
   certificate: Type.Union([Type.Object({ serial: Type.String(), notAfter: Iso, issuedAt: Iso }), Type.Null()]),

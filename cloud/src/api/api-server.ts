@@ -1,8 +1,12 @@
 import type { AddressInfo } from "node:net";
+import type tls from "node:tls";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
+import { PendingConnections, type PendingLimits } from "../listeners/pending-connections.js";
+import { serverTlsPolicy } from "../listeners/tls-policy.js";
 import { type AccessDeps, installAccessControl } from "./access-hook.js";
+import { AuthThrottle, type AuthThrottleLimits, installAuthThrottle } from "./auth-throttle.js";
 import { handleApiError } from "./error-handler.js";
 import { installOpenApiContract, SECURITY_SCHEMES } from "./openapi-contract.js";
 import { registerBulkRoutes } from "./routes/bulk-routes.js";
@@ -26,6 +30,18 @@ export interface ApiServerOptions {
   host: string;
   port: number;
   tls: { key: string; cert: string; ca: string };
+  limits: ApiLimits;
+}
+
+/** How long a connection may take over each step, and how many may be waiting (docs/security.md, "Limits"). */
+export interface ApiLimits extends PendingLimits {
+  /** From accept (or the end of the previous request) to the end of the request headers. */
+  headersTimeoutMs: number;
+  /** From accept to the whole request, body included (firmware uploads must fit in it). */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeoutMs: number;
+  authThrottle: AuthThrottleLimits;
 }
 
 /** Each capability adds its routes through one of these; ROUTE_RIGHTS must name every route. */
@@ -60,6 +76,7 @@ export class ApiServer {
   ) {}
 
   async start(): Promise<number> {
+    const { limits } = this.options;
     // Typed as a plain instance: the HTTPS server generic adds nothing the routes use.
     const app = Fastify({
       // Devices renew over mTLS on the same port; operators and enrolling devices send no certificate,
@@ -70,13 +87,22 @@ export class ApiServer {
         ca: [this.options.tls.ca],
         requestCert: true,
         rejectUnauthorized: false,
-        minVersion: "TLSv1.2",
+        ...serverTlsPolicy(limits.handshakeTimeoutMs),
+        // http.Server options: Node checks the header and request deadlines this often (30 s by default).
+        headersTimeout: limits.headersTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
       },
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
       loggerInstance: this.logger as FastifyBaseLogger,
       bodyLimit: 256 * 1024,
       return503OnClosing: true,
     }) as unknown as FastifyInstance;
     this.app = app;
+    // Pending from accept until the connection's first request: its authentication is per request.
+    const pending = new PendingConnections(limits, this.logger, "https");
+    pending.watch(app.server as unknown as tls.Server, { timeoutMs: limits.headersTimeoutMs, awaited: "request" });
+    app.addHook("onRequest", async (request) => pending.settle(request.raw.socket));
     app.setValidatorCompiler(createValidatorCompiler());
     app.setErrorHandler(handleApiError);
     app.setNotFoundHandler((request, reply) => {
@@ -95,6 +121,7 @@ export class ApiServer {
         },
       },
     });
+    installAuthThrottle(app, new AuthThrottle(limits.authThrottle));
     installAccessControl(app, this.ctx);
     installOpenApiContract(app);
     for (const register of this.modules) register(app, this.ctx);

@@ -23,6 +23,8 @@ export function securityOf(right: RouteRight): Record<string, string[]>[] {
 export function errorStatusesOf(right: RouteRight, url: string): number[] {
   const statuses = [400];
   if (right.scope !== "public") statuses.push(401);
+  // A source that sent too many wrong operator credentials is throttled (auth-throttle.ts).
+  if (right.scope !== "public" && right.scope !== "device-mtls") statuses.push(429);
   if (right.permission || right.scope === "device-mtls") statuses.push(403);
   if (url.includes("/:")) statuses.push(404);
   return statuses;

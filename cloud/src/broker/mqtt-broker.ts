@@ -12,8 +12,11 @@ import {
 import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
 import type { Logger } from "pino";
 import type { DeviceIngest } from "../ingest/device-ingest.js";
+import { PendingConnections, type PendingLimits } from "../listeners/pending-connections.js";
+import { serverTlsPolicy } from "../listeners/tls-policy.js";
 import type { DeviceRegistry } from "../registry/device-registry.js";
 import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliverToDevice } from "./device-acl.js";
+import { limitPacketSize } from "./packet-size-limit.js";
 import { PresenceTracker } from "./presence-tracker.js";
 
 export interface MqttBrokerOptions {
@@ -24,6 +27,15 @@ export interface MqttBrokerOptions {
   desiredConfig?: (deviceId: number) => DesiredConfigMessage | undefined;
   /** Called each time a device (re)subscribes to `jobs/notify`: re-sends its unfinished update jobs. */
   deviceReady?: (deviceId: number) => void;
+  limits: BrokerLimits;
+}
+
+/** What one connection may make the broker hold (docs/security.md, "Limits"). */
+export interface BrokerLimits extends PendingLimits {
+  /** The largest MQTT packet, fixed header included; a bigger one closes the connection. */
+  maxPacketSize: number;
+  /** From the end of the TLS handshake to an accepted CONNECT. */
+  connectTimeoutMs: number;
 }
 
 /** Per-connection facts settled at CONNECT, from the verified client certificate. */
@@ -34,6 +46,8 @@ interface DeviceSession {
 }
 
 const NOT_AUTHORIZED = 5;
+/** The agent holds a handful; `commands/{id}` filters are otherwise unbounded, and each is kept in memory. */
+export const MAX_SUBSCRIPTIONS_PER_CLIENT = 32;
 
 /**
  * The embedded broker: aedes behind a TLS server that requires a client certificate chained to
@@ -47,6 +61,7 @@ export class MqttBroker {
   /** The desired-config version in aedes' (in-memory) retained store, per device uuid. */
   private readonly retainedDesired = new Map<string, number>();
   private readonly presence: PresenceTracker;
+  private readonly pending: PendingConnections;
 
   constructor(
     private readonly options: MqttBrokerOptions,
@@ -58,6 +73,7 @@ export class MqttBroker {
     this.presence =
       presence ??
       new PresenceTracker(registry, (id, code, severity, message) => ingest.recordEvent(id, code, severity, message));
+    this.pending = new PendingConnections(options.limits, logger, "mqtt");
   }
 
   async start(): Promise<number> {
@@ -78,8 +94,12 @@ export class MqttBroker {
       // No $SYS heartbeat: devices may not read $SYS, and nothing else here listens.
       heartbeatInterval: 24 * 3600_000,
       drainTimeout: 30_000,
-      connectTimeout: 10_000,
+      connectTimeout: this.options.limits.connectTimeoutMs,
       maxClientsIdLength: 36,
+      // Device topics have five levels at most (fieldgate/v1/{uuid}/commands/{id}).
+      maxTopicLevels: 8,
+      // Devices publish at QoS 0 or 1; a QoS 2 flood waiting for PUBRELs is held to this many.
+      maxInflightInbound: 100,
     });
     this.aedes = aedes;
     aedes.on("clientReady", (client) => {
@@ -108,6 +128,7 @@ export class MqttBroker {
     });
     this.registry.onRevocation((uuid, reason) => this.dropSession(uuid, reason));
 
+    const { limits } = this.options;
     this.server = tls.createServer(
       {
         key: this.options.tls.key,
@@ -115,10 +136,14 @@ export class MqttBroker {
         ca: [this.options.tls.ca],
         requestCert: true,
         rejectUnauthorized: true,
-        minVersion: "TLSv1.2",
+        ...serverTlsPolicy(limits.handshakeTimeoutMs),
       },
-      (socket) => aedes.handle(socket),
+      (socket) => {
+        const client = aedes.handle(socket);
+        limitPacketSize(client, limits.maxPacketSize, (announced) => this.refuseOversize(client, announced));
+      },
     );
+    this.pending.watch(this.server, { timeoutMs: limits.connectTimeoutMs, awaited: "CONNECT" });
     this.server.on("tlsClientError", (err) => this.logger.debug({ err: err.message }, "mqtt tls handshake refused"));
     const server = this.server;
     await new Promise<void>((resolve, reject) => {
@@ -199,6 +224,19 @@ export class MqttBroker {
     client.close();
   }
 
+  private refuseOversize(client: Client, announced: number): void {
+    const max = this.options.limits.maxPacketSize;
+    const session = this.sessions.get(client);
+    const message = `connection closed: a packet announced ${announced} bytes; the limit is ${max} (--mqtt-max-packet-size)`;
+    this.logger.warn(
+      { uuid: session?.uuid, announced, max },
+      "mqtt packet over the size limit; closing the connection",
+    );
+    if (!session) return;
+    this.presence.markReason(client, "packet-too-large");
+    this.ingest.recordEvent(session.deviceId, "MQTT_PACKET_TOO_LARGE", "warning", message);
+  }
+
   private clients(): Record<string, Client> {
     // aedes keeps live clients by id; the map is not in its type declarations.
     return (this.aedes as unknown as { clients: Record<string, Client> }).clients;
@@ -245,6 +283,7 @@ export class MqttBroker {
       return;
     }
     this.sessions.set(client, { deviceId: device.id, uuid: device.uuid, serial: current.serial });
+    this.pending.settle(socket);
     // aedes keeps retained messages in memory only: after a cloud restart the database is the
     // truth, and the desired config goes back into the retained store — before the CONNACK, so the
     // device cannot have subscribed yet and gets it once, as the retained copy. Published after
@@ -334,6 +373,12 @@ export class MqttBroker {
         );
       }
       // A refused filter gets SUBACK 0x80 [MQTT-3.9.3-2]; the connection stays up.
+      done(null, null);
+      return;
+    }
+    const held = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
+    if (!(sub.topic in held) && Object.keys(held).length >= MAX_SUBSCRIPTIONS_PER_CLIENT) {
+      this.logger.warn({ uuid: session.uuid, max: MAX_SUBSCRIPTIONS_PER_CLIENT }, "subscription refused: too many");
       done(null, null);
       return;
     }

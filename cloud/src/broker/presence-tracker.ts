@@ -2,13 +2,20 @@ import type { Client } from "aedes";
 import type { DeviceRegistry } from "../registry/device-registry.js";
 
 /** Why a device went offline; recorded on the device and in its event history. */
-export type OfflineReason = "clean-disconnect" | "keepalive-timeout" | "last-will" | "revoked" | "cloud-stopped";
+export type OfflineReason =
+  | "clean-disconnect"
+  | "keepalive-timeout"
+  | "last-will"
+  | "revoked"
+  | "packet-too-large"
+  | "cloud-stopped";
 
 const REASON_TEXT: Record<OfflineReason, string> = {
   "clean-disconnect": "disconnected cleanly",
   "keepalive-timeout": "missed its MQTT keepalive",
   "last-will": "connection lost; the last will was published",
   revoked: "its certificate was revoked",
+  "packet-too-large": "it sent a packet over the size limit",
   "cloud-stopped": "the cloud stopped",
 };
 

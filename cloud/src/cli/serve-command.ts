@@ -51,6 +51,42 @@ export function serveCommand(io: CliIo, version: string): Command {
       "--firmware-signing-key <file>",
       "Ed25519 firmware signing key, or its public key for offline signing (env FIELDGATE_FIRMWARE_SIGNING_KEY, default <data-dir>/firmware-signing.key)",
     )
+    .option(
+      "--tls-handshake-timeout <duration>",
+      "time from accept to a finished TLS handshake, both ports (env FIELDGATE_TLS_HANDSHAKE_TIMEOUT, default 10s)",
+    )
+    .option(
+      "--max-pending-connections <n>",
+      "unauthenticated connections each port holds at once (env FIELDGATE_MAX_PENDING_CONNECTIONS, default 1024)",
+    )
+    .option(
+      "--mqtt-connect-timeout <duration>",
+      "time from the TLS handshake to an MQTT CONNECT (env FIELDGATE_MQTT_CONNECT_TIMEOUT, default 10s)",
+    )
+    .option(
+      "--mqtt-max-packet-size <size>",
+      "largest MQTT packet; a bigger one closes the connection (env FIELDGATE_MQTT_MAX_PACKET_SIZE, default 2MiB)",
+    )
+    .option(
+      "--http-headers-timeout <duration>",
+      "time to receive a request's headers (env FIELDGATE_HTTP_HEADERS_TIMEOUT, default 10s)",
+    )
+    .option(
+      "--http-request-timeout <duration>",
+      "time to receive a whole request, uploads included (env FIELDGATE_HTTP_REQUEST_TIMEOUT, default 30m)",
+    )
+    .option(
+      "--http-keepalive-timeout <duration>",
+      "idle time between requests on one connection (env FIELDGATE_HTTP_KEEPALIVE_TIMEOUT, default 72s)",
+    )
+    .option(
+      "--auth-failure-limit <n>",
+      "wrong credentials one address may send per window before 429 (env FIELDGATE_AUTH_FAILURE_LIMIT, default 10)",
+    )
+    .option(
+      "--auth-failure-window <duration>",
+      "window of --auth-failure-limit (env FIELDGATE_AUTH_FAILURE_WINDOW, default 15m)",
+    )
     .action(async (flags, cmd: Command) => {
       // `--data-dir` may also stand in front of `serve`.
       const opts = { ...flags, dataDir: flags.dataDir ?? cmd.optsWithGlobals<{ dataDir?: string }>().dataDir };

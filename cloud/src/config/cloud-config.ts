@@ -28,6 +28,20 @@ export interface CloudConfig {
   readonly jobTimeoutMs: number;
   /** How often rollouts start installs and overdue jobs time out. */
   readonly rolloutTickMs: number;
+  /** What connections may hold and for how long, on both listeners (docs/security.md, "Limits"). */
+  readonly limits: ListenerLimits;
+}
+
+export interface ListenerLimits {
+  readonly tlsHandshakeTimeoutMs: number;
+  readonly maxPendingConnections: number;
+  readonly mqttConnectTimeoutMs: number;
+  readonly mqttMaxPacketSize: number;
+  readonly httpHeadersTimeoutMs: number;
+  readonly httpRequestTimeoutMs: number;
+  readonly httpKeepAliveTimeoutMs: number;
+  readonly authFailureLimit: number;
+  readonly authFailureWindowMs: number;
 }
 
 /** Raw option values, from flags with environment fallbacks already applied. */
@@ -49,6 +63,15 @@ export interface CloudConfigInput {
   firmwareSigningKey?: string;
   jobTimeout?: string;
   rolloutTick?: string;
+  tlsHandshakeTimeout?: string;
+  maxPendingConnections?: string;
+  mqttConnectTimeout?: string;
+  mqttMaxPacketSize?: string;
+  httpHeadersTimeout?: string;
+  httpRequestTimeout?: string;
+  httpKeepaliveTimeout?: string;
+  authFailureLimit?: string;
+  authFailureWindow?: string;
 }
 
 /** Every serve flag and the environment variable that sets it when the flag is absent. */
@@ -70,6 +93,15 @@ export const CLOUD_ENV = {
   firmwareSigningKey: "FIELDGATE_FIRMWARE_SIGNING_KEY",
   jobTimeout: "FIELDGATE_JOB_TIMEOUT",
   rolloutTick: "FIELDGATE_ROLLOUT_TICK",
+  tlsHandshakeTimeout: "FIELDGATE_TLS_HANDSHAKE_TIMEOUT",
+  maxPendingConnections: "FIELDGATE_MAX_PENDING_CONNECTIONS",
+  mqttConnectTimeout: "FIELDGATE_MQTT_CONNECT_TIMEOUT",
+  mqttMaxPacketSize: "FIELDGATE_MQTT_MAX_PACKET_SIZE",
+  httpHeadersTimeout: "FIELDGATE_HTTP_HEADERS_TIMEOUT",
+  httpRequestTimeout: "FIELDGATE_HTTP_REQUEST_TIMEOUT",
+  httpKeepaliveTimeout: "FIELDGATE_HTTP_KEEPALIVE_TIMEOUT",
+  authFailureLimit: "FIELDGATE_AUTH_FAILURE_LIMIT",
+  authFailureWindow: "FIELDGATE_AUTH_FAILURE_WINDOW",
 } as const satisfies Record<keyof CloudConfigInput, string>;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -134,6 +166,7 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   for (const h of hostnames) {
     if (!/^[A-Za-z0-9.:-]+$/.test(h)) throw invalid("hostname", h, "a DNS name or IP address");
   }
+  const limits = resolveLimits(pick);
   const dataDir = path.resolve(pick("dataDir") ?? "./data");
   return Object.freeze({
     dataDir,
@@ -154,7 +187,60 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
     firmwareSigningKey: path.resolve(pick("firmwareSigningKey") ?? path.join(dataDir, "firmware-signing.key")),
     jobTimeoutMs,
     rolloutTickMs,
+    limits,
   });
+}
+
+/** The listeners' limits; each a flag, so a site can tighten or loosen them. */
+function resolveLimits(pick: (key: keyof typeof CLOUD_ENV) => string | undefined): ListenerLimits {
+  const duration = (key: keyof typeof CLOUD_ENV, flag: string, fallback: string, minMs: number, maxMs: number) => {
+    const text = pick(key) ?? fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      throw invalid(flag, text, `a duration from ${formatMs(minMs)} to ${formatMs(maxMs)}, like ${fallback}`);
+    }
+    return ms;
+  };
+  const count = (key: keyof typeof CLOUD_ENV, flag: string, fallback: string, max: number) => {
+    const text = pick(key) ?? fallback;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > max)
+      throw invalid(flag, text, `a whole number from 1 to ${max}, like ${fallback}`);
+    return n;
+  };
+  const hour = 3_600_000;
+  const packetText = pick("mqttMaxPacketSize") ?? "2MiB";
+  const mqttMaxPacketSize = parseSize(packetText);
+  // 1 KiB holds any CONNECT; MQTT itself cannot announce more than 256 MiB.
+  if (mqttMaxPacketSize === undefined || mqttMaxPacketSize < 1024 || mqttMaxPacketSize > 256 * 1024 ** 2) {
+    throw invalid("mqtt-max-packet-size", packetText, "a size from 1KiB to 256MiB, like 2MiB");
+  }
+  const httpHeadersTimeoutMs = duration("httpHeadersTimeout", "http-headers-timeout", "10s", 100, hour);
+  const httpRequestTimeoutMs = duration("httpRequestTimeout", "http-request-timeout", "30m", 100, 24 * hour);
+  if (httpHeadersTimeoutMs > httpRequestTimeoutMs) {
+    throw invalid(
+      "http-headers-timeout",
+      pick("httpHeadersTimeout") ?? "10s",
+      `a duration no longer than --http-request-timeout (${formatMs(httpRequestTimeoutMs)})`,
+    );
+  }
+  return Object.freeze({
+    tlsHandshakeTimeoutMs: duration("tlsHandshakeTimeout", "tls-handshake-timeout", "10s", 100, 10 * 60_000),
+    maxPendingConnections: count("maxPendingConnections", "max-pending-connections", "1024", 1_000_000),
+    mqttConnectTimeoutMs: duration("mqttConnectTimeout", "mqtt-connect-timeout", "10s", 100, 10 * 60_000),
+    mqttMaxPacketSize,
+    httpHeadersTimeoutMs,
+    httpRequestTimeoutMs,
+    httpKeepAliveTimeoutMs: duration("httpKeepaliveTimeout", "http-keepalive-timeout", "72s", 100, hour),
+    authFailureLimit: count("authFailureLimit", "auth-failure-limit", "10", 10_000),
+    authFailureWindowMs: duration("authFailureWindow", "auth-failure-window", "15m", 1000, 24 * hour),
+  });
+}
+
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** `1073741824`, `512MiB`, `64KiB`, `1GiB` (binary units; a bare number is bytes). */

@@ -55,6 +55,7 @@ describe("OpenAPI document against the access table", () => {
       const errors = ["400", ...(right.scope === "public" ? [] : ["401"])];
       if (right.permission || right.scope === "device-mtls") errors.push("403");
       if (url.includes("/:")) errors.push("404");
+      if (right.scope !== "public" && right.scope !== "device-mtls") errors.push("429");
       for (const status of errors) {
         const schema = op.responses[status]?.content?.["application/json"]?.schema as
           | { properties?: { error?: { properties?: Record<string, unknown> } } }

@@ -2,6 +2,48 @@ import { describe, expect, it } from "vitest";
 import { resolveCloudConfig } from "../../src/config/cloud-config.js";
 
 describe("cloud config", () => {
+  it("applies the documented listener limits, from flags or FIELDGATE_* variables", () => {
+    expect(resolveCloudConfig({}, {}).limits).toEqual({
+      tlsHandshakeTimeoutMs: 10_000,
+      maxPendingConnections: 1024,
+      mqttConnectTimeoutMs: 10_000,
+      mqttMaxPacketSize: 2 * 1024 ** 2,
+      httpHeadersTimeoutMs: 10_000,
+      httpRequestTimeoutMs: 30 * 60_000,
+      httpKeepAliveTimeoutMs: 72_000,
+      authFailureLimit: 10,
+      authFailureWindowMs: 15 * 60_000,
+    });
+    const env = { FIELDGATE_MQTT_MAX_PACKET_SIZE: "64KiB", FIELDGATE_AUTH_FAILURE_LIMIT: "3" };
+    expect(resolveCloudConfig({ tlsHandshakeTimeout: "2s" }, env).limits).toMatchObject({
+      tlsHandshakeTimeoutMs: 2000,
+      mqttMaxPacketSize: 65_536,
+      authFailureLimit: 3,
+    });
+  });
+
+  it("names the limit flag and its range on bad values", () => {
+    const bad: [Record<string, string>, string][] = [
+      [{ tlsHandshakeTimeout: "0s" }, "tls-handshake-timeout"],
+      [{ tlsHandshakeTimeout: "forever" }, "tls-handshake-timeout"],
+      [{ maxPendingConnections: "0" }, "max-pending-connections"],
+      [{ maxPendingConnections: "1.5" }, "max-pending-connections"],
+      [{ mqttConnectTimeout: "1h" }, "mqtt-connect-timeout"],
+      [{ mqttMaxPacketSize: "512" }, "mqtt-max-packet-size"],
+      [{ mqttMaxPacketSize: "1GiB" }, "mqtt-max-packet-size"],
+      [{ httpHeadersTimeout: "2h" }, "http-headers-timeout"],
+      [{ httpHeadersTimeout: "2m", httpRequestTimeout: "1m" }, "http-headers-timeout"],
+      [{ httpKeepaliveTimeout: "-1s" }, "http-keepalive-timeout"],
+      [{ authFailureLimit: "none" }, "auth-failure-limit"],
+      [{ authFailureWindow: "10ms" }, "auth-failure-window"],
+    ];
+    for (const [flags, field] of bad) {
+      expect(() => resolveCloudConfig(flags, {}), JSON.stringify(flags)).toThrow(
+        expect.objectContaining({ code: "CONFIG_INVALID", field, message: expect.stringContaining(`--${field} `) }),
+      );
+    }
+  });
+
   it("applies the documented defaults", () => {
     const c = resolveCloudConfig({}, {});
     expect(c).toMatchObject({
