@@ -21,7 +21,7 @@ describe("timing does not tell known from unknown (real cloud)", () => {
   let agent: https.Agent;
   beforeAll(async () => {
     // Thousands of wrong credentials from one address: the per-source throttle would answer them all alike.
-    cloud = await startCloud({ args: ["--auth-failure-limit", "1000000"] });
+    cloud = await startCloud({ args: ["--auth-failure-limit", "10000", "--auth-failure-window", "1s"] });
     agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: cloud.caPem });
   });
   afterAll(async () => {
