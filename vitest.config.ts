@@ -7,7 +7,7 @@ export default defineConfig({
     alias: { "@fieldgate/shared": fileURLToPath(new URL("./shared/src/index.ts", import.meta.url)) },
   },
   test: {
-    include: ["{shared,cloud,agent}/test/**/*.test.ts", "test/**/*.test.ts"],
+    include: ["{shared,cloud,agent,console}/test/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -49,6 +49,10 @@ export const ERROR_CODES = {
   CSV_DUPLICATE_UUID: { status: 400, message: "This uuid already appears on an earlier row of the file" },
   LOGIN_FAILED: { status: 401, message: "Wrong email or password" },
   LOGIN_LOCKED: { status: 429, message: "Too many failed logins; try again later" },
+  CSRF_INVALID: {
+    status: 403,
+    message: "A cookie session's state-changing request lacks the session's X-CSRF-Token header",
+  },
   ENROLL_WINDOW_CLOSED: {
     status: 403,
     message:

@@ -184,13 +184,25 @@ export const EditUserBody = Type.Object(
 export type EditUserBody = Static<typeof EditUserBody>;
 
 export const LoginBody = Type.Object(
-  { email: Email, password: Type.String({ minLength: 1, maxLength: 1024 }) },
+  {
+    email: Email,
+    password: Type.String({ minLength: 1, maxLength: 1024 }),
+    session: Type.Optional(
+      Type.Union([Type.Literal("token"), Type.Literal("cookie")], {
+        description:
+          "token (default): the session token in the answer, for Authorization: Bearer; cookie: an HttpOnly, Secure, SameSite=Strict cookie and a CSRF token to send as X-CSRF-Token (the web console)",
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 export type LoginBody = Static<typeof LoginBody>;
 
 export const LoginResponse = Type.Object({
-  token: Type.String({ description: "session token; send as Authorization: Bearer <token>" }),
+  token: Type.Optional(Type.String({ description: "session token; send as Authorization: Bearer <token>" })),
+  csrfToken: Type.Optional(
+    Type.String({ description: "cookie sessions: send as X-CSRF-Token on every POST, PUT, PATCH and DELETE" }),
+  ),
   expiresAt: Iso,
   user: User,
 });
@@ -200,6 +212,15 @@ export const WhoAmI = Type.Object({
   id: Type.String(),
   organization: Type.String(),
   grants: Type.Array(
-    Type.Object({ group: Type.Object({ id: Type.Integer(), fullName: Type.String() }), role: Type.String() }),
+    Type.Object({
+      group: Type.Object({ id: Type.Integer(), fullName: Type.String() }),
+      role: Type.String(),
+      permissions: Type.Array(Type.String(), { description: "what the role allows on the group and below" }),
+    }),
+  ),
+  user: Type.Optional(Type.Object({ email: Type.String(), name: Type.String() })),
+  csrfToken: Type.Optional(
+    Type.String({ description: "cookie sessions: the X-CSRF-Token to send on state-changing requests" }),
   ),
 });
+export type WhoAmI = Static<typeof WhoAmI>;

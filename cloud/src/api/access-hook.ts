@@ -9,6 +9,7 @@ import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tr
 import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
 import { type Rollouts, rolloutNotFound } from "../rollouts/rollouts.js";
 import type { UserDirectory } from "../users/user-directory.js";
+import { CSRF_HEADER, csrfMatches, SESSION_COOKIE } from "./session-cookie.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -19,6 +20,8 @@ declare module "fastify" {
     targetGroup?: GroupRow;
     /** The device behind a verified client certificate, on `device-mtls` routes. */
     deviceCertificate?: { device: DeviceRow; serial: string };
+    /** The session token of a console request authenticated by its cookie. */
+    cookieSession?: string;
   }
 }
 
@@ -138,12 +141,28 @@ function rightOf(request: FastifyRequest): RouteRight | undefined {
   return url ? ROUTE_RIGHTS[routeKey(request.method, url)] : undefined;
 }
 
+/** Methods that change nothing: a cookie session needs no CSRF token for them. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /**
  * `Authorization: Basic base64(credentialId:secret)`, `Bearer credentialId:secret`, or
- * `Bearer <session token>` from `POST /auth/login`.
+ * `Bearer <session token>` from `POST /auth/login`; without an Authorization header, the
+ * console's session cookie, whose state-changing requests must carry its CSRF token.
  */
 function authenticate(request: FastifyRequest, deps: AccessDeps): Principal {
   const header = request.headers.authorization ?? "";
+  const cookie = request.cookies?.[SESSION_COOKIE];
+  if (!header && cookie) {
+    const principal = deps.users.principalForSession(cookie);
+    if (!principal)
+      throw new FieldgateError("AUTH_REQUIRED", "the session expired or was ended; log in again", "authorization");
+    const csrf = request.headers[CSRF_HEADER];
+    if (!SAFE_METHODS.has(request.method) && !csrfMatches(cookie, typeof csrf === "string" ? csrf : undefined)) {
+      throw new FieldgateError("CSRF_INVALID", "send the X-CSRF-Token header the login answered", "x-csrf-token");
+    }
+    request.cookieSession = cookie;
+    return principal;
+  }
   const space = header.indexOf(" ");
   const scheme = header.slice(0, space).toLowerCase();
   const value = header.slice(space + 1).trim();

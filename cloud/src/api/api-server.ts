@@ -1,8 +1,10 @@
 import type { AddressInfo } from "node:net";
 import type tls from "node:tls";
+import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
+import { type ConsoleSite, defaultConsoleDir, registerConsoleSite } from "../console/console-site.js";
 import { PendingConnections, type PendingLimits } from "../listeners/pending-connections.js";
 import { serverTlsPolicy } from "../listeners/tls-policy.js";
 import { type AccessDeps, installAccessControl } from "./access-hook.js";
@@ -31,6 +33,8 @@ export interface ApiServerOptions {
   port: number;
   tls: { key: string; cert: string; ca: string };
   limits: ApiLimits;
+  /** The built web console served under `/`; default: the `@fieldgate/console` workspace's dist/. */
+  consoleDir?: string;
 }
 
 /** How long a connection may take over each step, and how many may be waiting (docs/security.md, "Limits"). */
@@ -105,7 +109,9 @@ export class ApiServer {
     app.addHook("onRequest", async (request) => pending.settle(request.raw.socket));
     app.setValidatorCompiler(createValidatorCompiler());
     app.setErrorHandler(handleApiError);
+    let site: ConsoleSite | undefined;
     app.setNotFoundHandler((request, reply) => {
+      if (site?.servePage(request, reply)) return;
       void reply
         .status(404)
         .send({ error: { code: "NOT_FOUND", message: `no route ${request.method} ${request.url}` } });
@@ -121,6 +127,8 @@ export class ApiServer {
         },
       },
     });
+    await app.register(cookie);
+    site = await registerConsoleSite(app, this.options.consoleDir ?? defaultConsoleDir());
     installAuthThrottle(app, new AuthThrottle(limits.authThrottle));
     installAccessControl(app, this.ctx);
     installOpenApiContract(app);

@@ -12,7 +12,9 @@ import {
 } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ROLE_PERMISSIONS } from "../../access/roles.js";
 import type { UserRecord } from "../../users/user-directory.js";
+import { clearSessionCookie, csrfTokenFor, setSessionCookie } from "../session-cookie.js";
 import { groupRef, iso, principalOf, type RouteContext } from "./route-context.js";
 
 const errors = {
@@ -104,15 +106,18 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
     {
       schema: {
         tags: ["auth"],
-        summary: "Log in with email and password; returns a session token valid 12 hours",
+        summary: "Log in with email and password; a session valid 12 hours, as a token or (the console) a cookie",
         body: LoginBody,
         response: { 200: LoginResponse, ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { token, expiresAt, user } = await ctx.users.login(request.body.email, request.body.password);
-      request.log.info({ userId: user.id }, "user logged in");
-      return { token, expiresAt: new Date(expiresAt).toISOString(), user: userView(ctx, user) };
+      request.log.info({ userId: user.id, session: request.body.session ?? "token" }, "user logged in");
+      const answer = { expiresAt: new Date(expiresAt).toISOString(), user: userView(ctx, user) };
+      if (request.body.session !== "cookie") return { token, ...answer };
+      setSessionCookie(reply, token, expiresAt);
+      return { csrfToken: csrfTokenFor(token), ...answer };
     },
   );
 
@@ -122,6 +127,10 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
     async (request, reply) => {
       const header = request.headers.authorization ?? "";
       if (header.toLowerCase().startsWith("bearer fgu_")) ctx.users.logout(header.slice(7).trim());
+      if (request.cookieSession) {
+        ctx.users.logout(request.cookieSession);
+        clearSessionCookie(reply);
+      }
       return reply.status(204).send();
     },
   );
@@ -137,14 +146,25 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
     },
     async (request) => {
       const principal = principalOf(request);
+      const user = principal.kind === "user" ? ctx.users.get(principal.orgId, userIdOf(principal.id)) : undefined;
       return {
         kind: principal.kind,
         id: principal.id,
         organization: ctx.registry.organization(principal.orgId).name,
-        grants: principal.grants.map((g) => ({ group: groupRef(ctx, principal.orgId, g.path), role: g.role })),
+        grants: principal.grants.map((g) => ({
+          group: groupRef(ctx, principal.orgId, g.path),
+          role: g.role,
+          permissions: [...ROLE_PERMISSIONS[g.role]],
+        })),
+        ...(user && { user: { email: user.email, name: user.name } }),
+        ...(request.cookieSession && { csrfToken: csrfTokenFor(request.cookieSession) }),
       };
     },
   );
+}
+
+function userIdOf(principalId: string): number {
+  return Number(principalId.slice("user:".length));
 }
 
 /** Where an enrolled device reaches the broker and the API: the host it used, unless configured. */

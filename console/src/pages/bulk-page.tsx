@@ -1,0 +1,5 @@
+import { PageHeader } from "../components/page";
+
+export function BulkPage() {
+  return <PageHeader title="Bulk operations" />;
+}

@@ -1,0 +1,5 @@
+import { PageHeader } from "../components/page";
+
+export function CredentialsPage() {
+  return <PageHeader title="API credentials" />;
+}
