@@ -4,7 +4,7 @@
 // reports. Ctrl-C or SIGTERM stops both. Re-running reuses ./data: the gateway stays enrolled.
 // FIELDGATE_DATA_DIR, FIELDGATE_HTTP_PORT and FIELDGATE_MQTT_PORT reach the cloud unchanged.
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
@@ -107,6 +107,7 @@ async function main() {
     "the cloud to start",
   );
   say(`cloud ready: API ${runtime.url}, MQTT mqtts://localhost:${runtime.mqttPort}`);
+  const operator = await demoOperator(runtime);
 
   // One demo gateway, remembered across runs.
   const demoFile = path.join(dataDir, "demo-device.json");
@@ -158,7 +159,40 @@ async function main() {
   say(`  npx fieldgate-cloud devices telemetry ${uuid}`);
   const shownConfig = path.relative(process.cwd(), configFile);
   say(`  npx fieldgate-agent status --config ${shownConfig.startsWith("..") ? configFile : shownConfig}`);
+  say(`console: ${runtime.url}/ (log in as ${operator.email}, password ${operator.password})`);
+  say(
+    `  the browser warns about the cloud's own certificate authority: trust ${path.join(dataDir, "pki", "ca.crt")} or accept it`,
+  );
   say("Ctrl-C stops both.");
+}
+
+/**
+ * The demo's console login: an admin user made once, its password generated and kept beside the
+ * admin credential (0600), so a re-run prints the same login.
+ */
+async function demoOperator(runtime) {
+  const file = path.join(dataDir, "demo-operator.json");
+  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8"));
+  const operator = { email: "operator@demo.fieldgate.local", password: randomBytes(12).toString("base64url") };
+  const groups = await api(runtime, "GET", "/api/v1/groups");
+  const root = groups.body.items.find((g) => g.parentId === null);
+  const created = await api(runtime, "POST", "/api/v1/users", {
+    email: operator.email,
+    name: "Demo operator",
+    password: operator.password,
+    roles: [{ group: root.id, role: "admin" }],
+  });
+  if (created.status === 409) {
+    // Made by an earlier run whose file is gone: the password is unknown, so set a new one.
+    const users = await api(runtime, "GET", "/api/v1/users");
+    const user = users.body.items.find((u) => u.email === operator.email);
+    const edited = await api(runtime, "PATCH", `/api/v1/users/${user.id}`, { password: operator.password });
+    if (edited.status !== 200) throw new Error(`could not reset the demo operator: ${JSON.stringify(edited.body)}`);
+  } else if (created.status !== 201) {
+    throw new Error(`could not create the demo operator: ${JSON.stringify(created.body)}`);
+  }
+  fs.writeFileSync(file, `${JSON.stringify(operator, null, 2)}\n`, { mode: 0o600 });
+  return operator;
 }
 
 main().catch((err) => {

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually, repoRoot, tempDir } from "../support/cloud-process.js";
+import { eventually, httpsJson, repoRoot, tempDir } from "../support/cloud-process.js";
 
 // `npm start` as a user runs it, on ephemeral ports and a temporary data directory. However it is
 // stopped, its cloud and agent must not outlive it.
@@ -14,6 +14,9 @@ interface Demo {
   cloudPid: number;
   agentPid: number;
   demoPid: number;
+  /** What the demo printed for the console: its URL and the demo operator's login. */
+  console: { url: string; email: string; password: string };
+  dataDir: string;
 }
 
 const started: ChildProcess[] = [];
@@ -52,14 +55,17 @@ async function startDemo(command: string, args: string[]): Promise<Demo> {
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const output: string[] = [];
   child.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-  await new Promise<void>((resolve, reject) => {
+  let reporting = false;
+  const consoleLine = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the demo did not report:\n${output.join("")}`)), 90_000);
     void exited.then((code) => reject(new Error(`the demo exited (${code}):\n${output.join("")}`)));
     readline.createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       output.push(`${line}\n`);
-      if (/^\[demo\] gateway .* is enrolled .* and reporting\.$/.test(line)) {
+      if (/^\[demo\] gateway .* is enrolled .* and reporting\.$/.test(line)) reporting = true;
+      const printed = /^\[demo\] console: (\S+) \(log in as (\S+), password (\S+)\)$/.exec(line);
+      if (printed && reporting) {
         clearTimeout(timer);
-        resolve();
+        resolve(printed);
       }
     });
   });
@@ -69,13 +75,27 @@ async function startDemo(command: string, args: string[]): Promise<Demo> {
   const demoPid = parentOf(cloudPid);
   expect(parentOf(agentPid)).toBe(demoPid);
   pidsToReap.push(cloudPid, agentPid, demoPid);
-  return { process: child, exited, cloudPid, agentPid, demoPid };
+  const [, url = "", email = "", password = ""] = consoleLine;
+  return { process: child, exited, cloudPid, agentPid, demoPid, console: { url, email, password }, dataDir };
 }
 
 describe("npm start (the demo)", () => {
   it("stops its cloud and agent when `npm start` gets SIGTERM", { timeout: 180_000 }, async () => {
     const demo = await startDemo("npm", ["start"]);
     expect([demo.cloudPid, demo.agentPid, demo.demoPid].every(alive)).toBe(true);
+    // The console login it printed works, and the console is served where it said.
+    const ca = fs.readFileSync(path.join(demo.dataDir, "pki", "ca.crt"), "utf8");
+    const { email, password, url } = demo.console;
+    const login = await httpsJson<{ csrfToken?: string }>(url, ca, "POST", "/api/v1/auth/login", {
+      email,
+      password,
+      session: "cookie",
+    });
+    expect(login.status).toBe(200);
+    expect(login.body.csrfToken).toBeTruthy();
+    const page = await httpsJson(url, ca, "GET", "/");
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<div id="app">');
     demo.process.kill("SIGTERM");
     await demo.exited;
     // npm returns once the demo has stopped its children: nothing is left behind.
