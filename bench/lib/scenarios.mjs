@@ -7,6 +7,7 @@ import http from "node:http";
 import { freemem, tmpdir } from "node:os";
 import path from "node:path";
 import readline from "node:readline";
+import { consoleScenario } from "./console-scenario.mjs";
 import {
   agentBin,
   bareNodeFloor,
@@ -775,4 +776,6 @@ async function sample(pid, ms) {
 
 const rollout = rolloutScenario({ scaled, round, row, goal, cloudNodeArgs, simNodeArgs, shm: SHM });
 
-export const scenarios = [ingest, enrollStorm, reconnectStorm, outbox, fanout, footprint, rollout];
+const consoleList = consoleScenario({ round, row, goal });
+
+export const scenarios = [ingest, enrollStorm, reconnectStorm, outbox, fanout, footprint, rollout, consoleList];
