@@ -13,10 +13,12 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY shared/package.json shared/
 COPY cloud/package.json cloud/
 COPY agent/package.json agent/
+COPY console/package.json console/
 RUN npm ci --no-audit --no-fund
 COPY shared/ shared/
 COPY cloud/ cloud/
 COPY agent/ agent/
+COPY console/ console/
 RUN npm run build && npm prune --omit=dev
 
 # ---- runtime base: production dependencies and the shared protocol --------------------------
@@ -42,6 +44,9 @@ CMD ["run", "--config", "/etc/fieldgate/agent.json"]
 FROM runtime AS cloud
 COPY --from=build /src/cloud/package.json cloud/
 COPY --from=build /src/cloud/dist/ cloud/dist/
+# The web console: built files only, served by the cloud under /.
+COPY --from=build /src/console/package.json console/
+COPY --from=build /src/console/dist/ console/dist/
 RUN mkdir -p /data && chown node:node /data
 ENV FIELDGATE_DATA_DIR=/data \
     FIELDGATE_HOST=0.0.0.0
