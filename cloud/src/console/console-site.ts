@@ -71,7 +71,10 @@ export async function registerConsoleSite(app: FastifyInstance, dir: string | un
   return {
     /** Answers a GET the API has no route for: the console's page, or how to build it. */
     servePage(request: FastifyRequest, reply: FastifyReply): boolean {
-      if (request.method !== "GET" || request.url.startsWith("/api/")) return false;
+      const pathName = request.url.split("?")[0] ?? "";
+      // Only page paths fall back to index.html; a missing file (an old asset, a .map) stays a 404.
+      const isFile = pathName.startsWith("/assets/") || /\.[^/]*$/.test(pathName);
+      if (request.method !== "GET" || pathName.startsWith("/api/") || isFile) return false;
       if (!built) {
         void reply
           .status(503)
