@@ -139,9 +139,10 @@ export function AddDeviceDialog(props: {
           <textarea value={comment} maxLength={1024} rows={2} onInput={(e) => setComment(e.currentTarget.value)} />
         </label>
         <TagInput tags={tags} onChange={setTags} />
-        <label>
-          Group
+        <div class="field">
+          <label for="add-device-group">Group</label>
           <select
+            id="add-device-group"
             value={groupId}
             onChange={(e) => {
               const next = writable.find((g) => String(g.id) === e.currentTarget.value);
@@ -156,10 +157,15 @@ export function AddDeviceDialog(props: {
               </option>
             ))}
           </select>
-        </label>
-        <label>
-          Type
-          <select value={typeId} onChange={(e) => setTypeId(e.currentTarget.value)}>
+        </div>
+        <div class="field">
+          <label for="add-device-type">Type</label>
+          <select
+            id="add-device-type"
+            aria-describedby="add-device-type-hint"
+            value={typeId}
+            onChange={(e) => setTypeId(e.currentTarget.value)}
+          >
             <option value="">No type</option>
             {fitting.map((t) => (
               <option key={t.id} value={String(t.id)}>
@@ -167,11 +173,15 @@ export function AddDeviceDialog(props: {
               </option>
             ))}
           </select>
-          <span class="hint">Types defined for this group or a group above it.</span>
-        </label>
-        <label>
-          Factory public key (optional)
+          <span class="hint" id="add-device-type-hint">
+            Types defined for this group or a group above it.
+          </span>
+        </div>
+        <div class="field">
+          <label for="add-device-key">Factory public key (optional)</label>
           <textarea
+            id="add-device-key"
+            aria-describedby="add-device-key-hint"
             class="mono"
             rows={4}
             maxLength={4096}
@@ -179,8 +189,10 @@ export function AddDeviceDialog(props: {
             value={factoryKey}
             onInput={(e) => setFactoryKey(e.currentTarget.value)}
           />
-          <span class="hint">SPKI PEM (P-256 or Ed25519): the device may then enroll with a factory proof.</span>
-        </label>
+          <span class="hint" id="add-device-key-hint">
+            SPKI PEM (P-256 or Ed25519): the device may then enroll with a factory proof.
+          </span>
+        </div>
         <ErrorNotice error={error} />
         <div class="actions">
           <button type="button" onClick={props.onClose}>

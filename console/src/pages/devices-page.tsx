@@ -251,16 +251,20 @@ function DeviceTable(props: {
         >
           Next
         </button>
-        <label class="inline">
-          Rows per page
-          <select value={String(state.limit)} onChange={(e) => update({ limit: Number(e.currentTarget.value) })}>
+        <div class="field">
+          <label for="devices-rows-per-page">Rows per page</label>
+          <select
+            id="devices-rows-per-page"
+            value={String(state.limit)}
+            onChange={(e) => update({ limit: Number(e.currentTarget.value) })}
+          >
             {PAGE_SIZES.map((size) => (
               <option key={size} value={String(size)}>
                 {size}
               </option>
             ))}
           </select>
-        </label>
+        </div>
       </nav>
     </>
   );
@@ -375,9 +379,10 @@ function Filters(props: {
     <search class="device-filters" aria-label="Filter devices">
       <div class="filter-main">
         <TextFilter label="Search" value={state.q} onCommit={(q) => update({ q })} />
-        <label>
-          Group
+        <div class="field">
+          <label for="devices-group">Group</label>
           <select
+            id="devices-group"
             value={state.group}
             onChange={(e) => update({ group: e.currentTarget.value, includeSubgroups: state.includeSubgroups })}
           >
@@ -388,7 +393,7 @@ function Filters(props: {
               </option>
             ))}
           </select>
-        </label>
+        </div>
         <label class="checkbox">
           <input
             type="checkbox"
@@ -442,9 +447,9 @@ function Filters(props: {
               })
             }
           />
-          <label>
-            Type
-            <select value={state.type} onChange={(e) => update({ type: e.currentTarget.value })}>
+          <div class="field">
+            <label for="devices-type">Type</label>
+            <select id="devices-type" value={state.type} onChange={(e) => update({ type: e.currentTarget.value })}>
               <option value="">Any type</option>
               {typeNames.map((name) => (
                 <option key={name} value={name}>
@@ -452,24 +457,32 @@ function Filters(props: {
                 </option>
               ))}
             </select>
-          </label>
-          <label>
-            Health
-            <select value={state.status} onChange={(e) => update({ status: e.currentTarget.value })}>
+          </div>
+          <div class="field">
+            <label for="devices-health">Health</label>
+            <select
+              id="devices-health"
+              value={state.status}
+              onChange={(e) => update({ status: e.currentTarget.value })}
+            >
               <option value="">Any health</option>
               <option value="ok">OK</option>
               <option value="warning">Warning</option>
               <option value="critical">Critical</option>
             </select>
-          </label>
-          <label>
-            Presence
-            <select value={state.online} onChange={(e) => update({ online: e.currentTarget.value })}>
+          </div>
+          <div class="field">
+            <label for="devices-presence">Presence</label>
+            <select
+              id="devices-presence"
+              value={state.online}
+              onChange={(e) => update({ online: e.currentTarget.value })}
+            >
               <option value="">Online or offline</option>
               <option value="true">Online</option>
               <option value="false">Offline</option>
             </select>
-          </label>
+          </div>
           <TextFilter
             label="Firmware version (exact)"
             value={state.firmwareVersion}
@@ -590,9 +603,9 @@ function SavedFilters(props: { storageKey: string; search: string; state: Device
   };
   return (
     <div class="saved-filters">
-      <label class="inline">
-        Saved filters
-        <select value={chosen} onChange={(e) => pick(e.currentTarget.value)}>
+      <div class="field">
+        <label for="devices-saved-filters">Saved filters</label>
+        <select id="devices-saved-filters" value={chosen} onChange={(e) => pick(e.currentTarget.value)}>
           <option value="">{saved.length ? "Choose a saved filter" : "None saved yet"}</option>
           {saved.map((f) => (
             <option key={f.name} value={f.name}>
@@ -600,7 +613,7 @@ function SavedFilters(props: { storageKey: string; search: string; state: Device
             </option>
           ))}
         </select>
-      </label>
+      </div>
       {chosen && saved.some((f) => f.name === chosen) && (
         <button
           type="button"
