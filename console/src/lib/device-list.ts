@@ -209,12 +209,13 @@ export function hasFilter(state: DeviceListState): boolean {
   return Object.entries(query).some(([key, value]) => key !== "sort" && value !== undefined);
 }
 
-/** The CSV of `devices` in `columns`: the cells as shown, times as ISO 8601. */
+/** The CSV rows of `devices` in `columns`: the cells as shown, times as ISO 8601. */
 export function csvRows(devices: readonly Device[], columns: readonly ColumnId[]): string[][] {
   return devices.map((device) =>
     columns.map((id) => {
       const column = columnOf(id);
-      return column.time ? (column.time(device) ?? "") : column.text(device);
+      // Times as ISO 8601 (a spreadsheet reads them); "never" and blanks as shown.
+      return column.time?.(device) ?? column.text(device);
     }),
   );
 }
