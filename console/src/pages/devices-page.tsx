@@ -81,19 +81,22 @@ export function DevicesPage() {
       .catch(() => setTypes([]));
   }, []);
 
-  // Live: a change to a shown device (or a poll tick) re-reads the page, at most every 500 ms.
+  // Live: a device event (or a poll tick) re-reads the page; see the useLive call below.
   const shown = useMemo(() => new Set(list?.items.map((d) => d.uuid)), [list]);
   const debounce = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const loadRef = useRef(load);
   loadRef.current = load;
+  // Any device's change may add it to the filter or the page (a new device, a move, a status the
+  // filter asks for): re-read at most once a second, so a fleet's burst costs one request.
   useLive(
-    (event) => event.kind === "device" && shown.has(event.uuid),
-    () => {
+    (event) => event.kind === "device",
+    (event) => {
       if (debounce.current) return;
+      const delay = event.kind === "device" && shown.has(event.uuid) ? 300 : 1000;
       debounce.current = setTimeout(() => {
         debounce.current = undefined;
         void loadRef.current();
-      }, 500);
+      }, delay);
     },
   );
   useEffect(() => () => clearTimeout(debounce.current), []);
