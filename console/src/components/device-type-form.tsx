@@ -1,6 +1,7 @@
 import type { DeviceType, Group } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { api } from "../lib/api";
+import { Field } from "./field";
 import { FormDialog } from "./form-dialog";
 import { GroupSelect } from "./group-select";
 
@@ -92,72 +93,87 @@ export function DeviceTypeDialog(props: {
           hint="Devices in this group and the groups below it can have this type."
         />
       )}
-      <label>
-        Name
-        <input
-          name="name"
-          required
-          maxLength={128}
-          pattern="[A-Za-z0-9_.:\-]+"
-          value={name}
-          onInput={(e) => setName(e.currentTarget.value)}
-        />
-        <span class="hint">Letters, digits, _ . : -</span>
-      </label>
-      <label>
-        Description
-        <textarea
-          name="description"
-          maxLength={1024}
-          value={description}
-          onInput={(e) => setDescription(e.currentTarget.value)}
-        />
-      </label>
-      <label>
-        Keep-alive (minutes)
-        <input
-          name="keepaliveMinutes"
-          type="number"
-          min={1}
-          max={525600}
-          value={keepalive}
-          onInput={(e) => setKeepalive(e.currentTarget.value)}
-        />
-        <span class="hint">Minutes without a message before the device's KEEPALIVE_MISSED event; empty: none.</span>
-      </label>
-      <label>
-        Firmware compatibility
-        <input
-          name="firmwareCompat"
-          maxLength={128}
-          value={firmwareCompat}
-          placeholder={type ? undefined : "the type's name"}
-          onInput={(e) => setFirmwareCompat(e.currentTarget.value)}
-        />
-        <span class="hint">Firmware images declaring this compatibility string can be installed on these devices.</span>
-      </label>
-      <label>
-        Health thresholds (JSON object of numbers)
-        <textarea
-          name="healthThresholds"
-          class="mono"
-          rows={3}
-          value={thresholds}
-          placeholder='{"cpu_temp_c": 85}'
-          onInput={(e) => setThresholds(e.currentTarget.value)}
-        />
-      </label>
-      <label>
-        Default links (JSON array of objects)
-        <textarea
-          name="defaultLinks"
-          class="mono"
-          rows={3}
-          value={links}
-          placeholder='[{"title": "Manual", "url": "https://…"}]'
-          onInput={(e) => setLinks(e.currentTarget.value)}
-        />
-      </label>
+      <Field label="Name" hint={<>Letters, digits, _ . : -</>}>
+        {(field) => (
+          <input
+            {...field}
+            name="name"
+            required
+            maxLength={128}
+            pattern="[A-Za-z0-9_.:\-]+"
+            value={name}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field label="Description">
+        {(field) => (
+          <textarea
+            {...field}
+            name="description"
+            maxLength={1024}
+            value={description}
+            onInput={(e) => setDescription(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field
+        label="Keep-alive (minutes)"
+        hint={<>Minutes without a message before the device's KEEPALIVE_MISSED event; empty: none.</>}
+      >
+        {(field) => (
+          <input
+            {...field}
+            name="keepaliveMinutes"
+            type="number"
+            min={1}
+            max={525600}
+            value={keepalive}
+            onInput={(e) => setKeepalive(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field
+        label="Firmware compatibility"
+        hint={<>Firmware images declaring this compatibility string can be installed on these devices.</>}
+      >
+        {(field) => (
+          <input
+            {...field}
+            name="firmwareCompat"
+            maxLength={128}
+            value={firmwareCompat}
+            placeholder={type ? undefined : "the type's name"}
+            onInput={(e) => setFirmwareCompat(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field label="Health thresholds (JSON object of numbers)">
+        {(field) => (
+          <textarea
+            {...field}
+            name="healthThresholds"
+            class="mono"
+            rows={3}
+            value={thresholds}
+            placeholder='{"cpu_temp_c": 85}'
+            onInput={(e) => setThresholds(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field label="Default links (JSON array of objects)">
+        {(field) => (
+          <textarea
+            {...field}
+            name="defaultLinks"
+            class="mono"
+            rows={3}
+            value={links}
+            placeholder='[{"title": "Manual", "url": "https://…"}]'
+            onInput={(e) => setLinks(e.currentTarget.value)}
+          />
+        )}
+      </Field>
     </FormDialog>
   );
 }

@@ -1,5 +1,6 @@
 import type { Group } from "@fieldgate/shared";
 import { timeZones } from "../lib/groups";
+import { Field } from "./field";
 
 /** A labelled choice of group by full name; `value` is the group id. */
 export function GroupSelect(props: {
@@ -11,27 +12,28 @@ export function GroupSelect(props: {
   hint?: string;
 }) {
   return (
-    <label>
-      {props.label}
-      <select
-        name={props.name ?? "group"}
-        required
-        value={props.value === undefined ? "" : String(props.value)}
-        onChange={(e) => props.onChange(Number(e.currentTarget.value))}
-      >
-        {props.value === undefined && (
-          <option value="" disabled>
-            Choose a group
-          </option>
-        )}
-        {props.groups.map((group) => (
-          <option key={group.id} value={String(group.id)}>
-            {group.fullName}
-          </option>
-        ))}
-      </select>
-      {props.hint && <span class="hint">{props.hint}</span>}
-    </label>
+    <Field label={props.label} hint={props.hint}>
+      {(field) => (
+        <select
+          {...field}
+          name={props.name ?? "group"}
+          required
+          value={props.value === undefined ? "" : String(props.value)}
+          onChange={(e) => props.onChange(Number(e.currentTarget.value))}
+        >
+          {props.value === undefined && (
+            <option value="" disabled>
+              Choose a group
+            </option>
+          )}
+          {props.groups.map((group) => (
+            <option key={group.id} value={String(group.id)}>
+              {group.fullName}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
   );
 }
 
@@ -40,16 +42,17 @@ export function TimezoneSelect(props: { value: string; onChange: (zone: string) 
   const zones = timeZones();
   if (props.value && !zones.includes(props.value)) zones.unshift(props.value);
   return (
-    <label>
-      Time zone
-      <select name="timezone" value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
-        {props.inheritLabel !== undefined && <option value="">{props.inheritLabel}</option>}
-        {zones.map((zone) => (
-          <option key={zone} value={zone}>
-            {zone}
-          </option>
-        ))}
-      </select>
-    </label>
+    <Field label="Time zone">
+      {(field) => (
+        <select {...field} name="timezone" value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+          {props.inheritLabel !== undefined && <option value="">{props.inheritLabel}</option>}
+          {zones.map((zone) => (
+            <option key={zone} value={zone}>
+              {zone}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
   );
 }

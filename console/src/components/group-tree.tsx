@@ -92,44 +92,46 @@ export function GroupTree(props: {
     }
   };
 
-  const render = (parent: number | null, level: number) =>
-    (children.get(parent) ?? []).map((group) => {
-      const kids = children.get(group.id) ?? [];
-      const open = expanded.has(group.id);
-      const isSelected = selected?.id === group.id;
-      const labelId = `group-label-${group.id}`;
-      return (
-        <div
-          key={group.id}
-          role="treeitem"
-          aria-level={level}
-          aria-selected={isSelected}
-          aria-expanded={kids.length > 0 ? open : undefined}
-          aria-labelledby={labelId}
-          aria-describedby={`${labelId}-counts`}
-          tabIndex={isSelected ? 0 : -1}
-          data-group-id={group.id}
-          class={isSelected ? "tree-item selected" : "tree-item"}
-        >
-          <div class="tree-row">
-            <span class="tree-twisty" aria-hidden="true">
-              {kids.length === 0 ? "" : open ? "▾" : "▸"}
-            </span>
-            <span id={labelId} class="tree-name">
-              {group.name}
-            </span>
-            <span id={`${labelId}-counts`} class="tree-counts">
-              {group.devices} {group.devices === 1 ? "device" : "devices"} · {group.subgroups}{" "}
-              {group.subgroups === 1 ? "sub-group" : "sub-groups"}
-            </span>
-          </div>
-          {kids.length > 0 && open && (
-            // biome-ignore lint/a11y/useSemanticElements: an ARIA tree's nested level is role="group", not a fieldset
-            <div role="group">{render(group.id, level + 1)}</div>
-          )}
+  // A flat tree (treeitems carry aria-level, aria-setsize and aria-posinset), so each item's name
+  // is its own row: its name and counts, not the names of the groups below it.
+  const levels = new Map<number, number>();
+  for (const group of visible) {
+    const parent = parentOf(group);
+    levels.set(group.id, parent === null ? 1 : (levels.get(parent) ?? 0) + 1);
+  }
+  const items = visible.map((group) => {
+    const kids = children.get(group.id) ?? [];
+    const siblings = children.get(parentOf(group)) ?? [];
+    const open = expanded.has(group.id);
+    const isSelected = selected?.id === group.id;
+    const level = levels.get(group.id) ?? 1;
+    return (
+      <div
+        key={group.id}
+        role="treeitem"
+        aria-level={level}
+        aria-setsize={siblings.length}
+        aria-posinset={siblings.indexOf(group) + 1}
+        aria-selected={isSelected}
+        aria-expanded={kids.length > 0 ? open : undefined}
+        tabIndex={isSelected ? 0 : -1}
+        data-group-id={group.id}
+        class={isSelected ? "tree-item selected" : "tree-item"}
+        style={{ paddingLeft: `${(level - 1) * 20}px` }}
+      >
+        <div class="tree-row">
+          <span class="tree-twisty" aria-hidden="true">
+            {kids.length === 0 ? "" : open ? "▾" : "▸"}
+          </span>
+          <span class="tree-name">{group.name}</span>
+          <span class="tree-counts">
+            {group.devices} {group.devices === 1 ? "device" : "devices"} · {group.subgroups}{" "}
+            {group.subgroups === 1 ? "sub-group" : "sub-groups"}
+          </span>
         </div>
-      );
-    });
+      </div>
+    );
+  });
 
   // A click selects the group it lands in; on the ▸/▾ it also opens or closes it.
   const onClick = (event: MouseEvent) => {
@@ -143,7 +145,7 @@ export function GroupTree(props: {
 
   return (
     <div ref={treeRef} role="tree" aria-label={props.label} class="group-tree" onKeyDown={onKeyDown} onClick={onClick}>
-      {render(null, 1)}
+      {items}
     </div>
   );
 }

@@ -1,5 +1,6 @@
 import type { Group } from "@fieldgate/shared";
 import { accessOf, ROLE_NAMES } from "../lib/roles";
+import { Field } from "./field";
 
 export interface RoleBinding {
   group: number | undefined;
@@ -20,40 +21,44 @@ export function RoleEditor(props: {
       {props.value.length === 0 && <p class="hint">No role: the user can log in but sees nothing.</p>}
       {props.value.map((binding, index) => (
         <div class="role-line" key={index}>
-          <label>
-            Group
-            <select
-              name={`role-group-${index}`}
-              required
-              value={binding.group === undefined ? "" : String(binding.group)}
-              onChange={(e) => set(index, { group: Number(e.currentTarget.value) })}
-            >
-              {binding.group === undefined && (
-                <option value="" disabled>
-                  Choose a group
-                </option>
-              )}
-              {props.groups.map((group) => (
-                <option key={group.id} value={String(group.id)}>
-                  {group.fullName}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Role
-            <select
-              name={`role-${index}`}
-              value={binding.role}
-              onChange={(e) => set(index, { role: e.currentTarget.value })}
-            >
-              {ROLE_NAMES.map((role) => (
-                <option key={role} value={role}>
-                  {role} (devices {accessOf(role, "devices")})
-                </option>
-              ))}
-            </select>
-          </label>
+          <Field label="Group">
+            {(field) => (
+              <select
+                {...field}
+                name={`role-group-${index}`}
+                required
+                value={binding.group === undefined ? "" : String(binding.group)}
+                onChange={(e) => set(index, { group: Number(e.currentTarget.value) })}
+              >
+                {binding.group === undefined && (
+                  <option value="" disabled>
+                    Choose a group
+                  </option>
+                )}
+                {props.groups.map((group) => (
+                  <option key={group.id} value={String(group.id)}>
+                    {group.fullName}
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <Field label="Role">
+            {(field) => (
+              <select
+                {...field}
+                name={`role-${index}`}
+                value={binding.role}
+                onChange={(e) => set(index, { role: e.currentTarget.value })}
+              >
+                {ROLE_NAMES.map((role) => (
+                  <option key={role} value={role}>
+                    {role} (devices {accessOf(role, "devices")})
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
           <button
             type="button"
             aria-label={`Remove role ${index + 1}`}

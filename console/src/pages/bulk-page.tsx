@@ -2,6 +2,7 @@ import type { BulkOperation, BulkReport, DeviceType } from "@fieldgate/shared";
 import { useEffect, useState } from "preact/hooks";
 import { BulkReportView, BulkTokens } from "../components/bulk-report";
 import { ConfirmDialog } from "../components/dialog";
+import { Field } from "../components/field";
 import { FileDrop } from "../components/file-drop";
 import { ErrorNotice, PageHeader } from "../components/page";
 import { api, type Query } from "../lib/api";
@@ -146,24 +147,25 @@ export function BulkPage() {
           void run(true);
         }}
       >
-        <label>
-          Operation
-          <select
-            name="operation"
-            value={operation}
-            onChange={(e) => {
-              setOperation(e.currentTarget.value as BulkOperation);
-              setReport(undefined);
-            }}
-          >
-            {OPERATIONS.map((op) => (
-              <option key={op.value} value={op.value}>
-                {op.label}
-              </option>
-            ))}
-          </select>
-          <span class="hint">Columns: {described?.columns}. A header row is required.</span>
-        </label>
+        <Field label="Operation" hint={<>Columns: {described?.columns}. A header row is required.</>}>
+          {(field) => (
+            <select
+              {...field}
+              name="operation"
+              value={operation}
+              onChange={(e) => {
+                setOperation(e.currentTarget.value as BulkOperation);
+                setReport(undefined);
+              }}
+            >
+              {OPERATIONS.map((op) => (
+                <option key={op.value} value={op.value}>
+                  {op.label}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
         <FileDrop
           label="CSV file"
           accept=".csv,text/csv,text/plain"
@@ -173,27 +175,34 @@ export function BulkPage() {
         />
         {operation === "import" && (
           <>
-            <label>
-              Name prefix
-              <input
-                name="namePrefix"
-                maxLength={100}
-                value={options.namePrefix}
-                onInput={(e) => change("namePrefix", e.currentTarget.value)}
-              />
-              <span class="hint">Rows without a name get this prefix and a number, like press-8.</span>
-            </label>
-            <label>
-              Group of rows without one
-              <select name="group" value={options.group} onChange={(e) => change("group", e.currentTarget.value)}>
-                <option value="">Your own group</option>
-                {groupOptions.map((g) => (
-                  <option key={g.id} value={String(g.id)}>
-                    {g.fullName}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <Field label="Name prefix" hint={<>Rows without a name get this prefix and a number, like press-8.</>}>
+              {(field) => (
+                <input
+                  {...field}
+                  name="namePrefix"
+                  maxLength={100}
+                  value={options.namePrefix}
+                  onInput={(e) => change("namePrefix", e.currentTarget.value)}
+                />
+              )}
+            </Field>
+            <Field label="Group of rows without one">
+              {(field) => (
+                <select
+                  {...field}
+                  name="group"
+                  value={options.group}
+                  onChange={(e) => change("group", e.currentTarget.value)}
+                >
+                  <option value="">Your own group</option>
+                  {groupOptions.map((g) => (
+                    <option key={g.id} value={String(g.id)}>
+                      {g.fullName}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
             <TypeSelect
               label="Type of rows without one"
               types={types}
@@ -204,41 +213,45 @@ export function BulkPage() {
         )}
         {operation === "transfer" && (
           <>
-            <label>
-              Target group
-              <select
-                name="toGroup"
-                required
-                value={options.toGroup}
-                onChange={(e) => change("toGroup", e.currentTarget.value)}
-              >
-                <option value="" disabled>
-                  Choose a group
-                </option>
-                {groupOptions.map((g) => (
-                  <option key={g.id} value={String(g.id)}>
-                    {g.fullName}
+            <Field label="Target group">
+              {(field) => (
+                <select
+                  {...field}
+                  name="toGroup"
+                  required
+                  value={options.toGroup}
+                  onChange={(e) => change("toGroup", e.currentTarget.value)}
+                >
+                  <option value="" disabled>
+                    Choose a group
                   </option>
-                ))}
-              </select>
-            </label>
+                  {groupOptions.map((g) => (
+                    <option key={g.id} value={String(g.id)}>
+                      {g.fullName}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
             <TypeSelect
               label="New type for all"
               types={types}
               value={options.toType}
               onChange={(v) => change("toType", v)}
             />
-            <label>
-              History
-              <select
-                name="history"
-                value={options.history}
-                onChange={(e) => change("history", e.currentTarget.value as Options["history"])}
-              >
-                <option value="keep">Keep telemetry, events and logs</option>
-                <option value="drop">Drop telemetry, events and logs</option>
-              </select>
-            </label>
+            <Field label="History">
+              {(field) => (
+                <select
+                  {...field}
+                  name="history"
+                  value={options.history}
+                  onChange={(e) => change("history", e.currentTarget.value as Options["history"])}
+                >
+                  <option value="keep">Keep telemetry, events and logs</option>
+                  <option value="drop">Drop telemetry, events and logs</option>
+                </select>
+              )}
+            </Field>
           </>
         )}
         {operation === "replace" && (
@@ -252,17 +265,19 @@ export function BulkPage() {
             Move the old devices' telemetry, events and logs to the new ones
           </label>
         )}
-        <label>
-          Mode
-          <select
-            name="mode"
-            value={options.mode}
-            onChange={(e) => change("mode", e.currentTarget.value as Options["mode"])}
-          >
-            <option value="atomic">All rows or none (atomic)</option>
-            <option value="rows">Each valid row (rows)</option>
-          </select>
-        </label>
+        <Field label="Mode">
+          {(field) => (
+            <select
+              {...field}
+              name="mode"
+              value={options.mode}
+              onChange={(e) => change("mode", e.currentTarget.value as Options["mode"])}
+            >
+              <option value="atomic">All rows or none (atomic)</option>
+              <option value="rows">Each valid row (rows)</option>
+            </select>
+          )}
+        </Field>
         <ErrorNotice error={error} />
         <div class="actions start">
           <button type="submit" class={previewed ? undefined : "primary"} disabled={!file || busy}>
@@ -301,16 +316,17 @@ export function BulkPage() {
 
 function TypeSelect(props: { label: string; types: DeviceType[]; value: string; onChange: (value: string) => void }) {
   return (
-    <label>
-      {props.label}
-      <select value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
-        <option value="">None</option>
-        {props.types.map((t) => (
-          <option key={t.id} value={String(t.id)}>
-            {t.name} ({t.group.fullName})
-          </option>
-        ))}
-      </select>
-    </label>
+    <Field label={props.label}>
+      {(field) => (
+        <select {...field} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+          <option value="">None</option>
+          {props.types.map((t) => (
+            <option key={t.id} value={String(t.id)}>
+              {t.name} ({t.group.fullName})
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
   );
 }

@@ -1,6 +1,7 @@
 import type { Credential, CredentialWithSecret, Group } from "@fieldgate/shared";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
+import { Field } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect } from "../components/group-select";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
@@ -193,11 +194,18 @@ function CreateCredentialDialog(props: {
         props.onDone(await api<CredentialWithSecret>("POST", "/credentials", { body: { name, group, role } }));
       }}
     >
-      <label>
-        Name
-        <input name="name" required maxLength={128} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-        <span class="hint">What uses it, like "ERP sync".</span>
-      </label>
+      <Field label="Name" hint={<>What uses it, like "ERP sync".</>}>
+        {(field) => (
+          <input
+            {...field}
+            name="name"
+            required
+            maxLength={128}
+            value={name}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        )}
+      </Field>
       <GroupSelect
         label="Group"
         groups={props.groups}
@@ -205,16 +213,17 @@ function CreateCredentialDialog(props: {
         onChange={setGroup}
         hint="It reaches this group and the groups below it."
       />
-      <label>
-        Role
-        <select name="role" value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-          {ROLE_NAMES.map((r) => (
-            <option key={r} value={r}>
-              {r} (changes: {writableAreas(r)})
-            </option>
-          ))}
-        </select>
-      </label>
+      <Field label="Role">
+        {(field) => (
+          <select {...field} name="role" value={role} onChange={(e) => setRole(e.currentTarget.value)}>
+            {ROLE_NAMES.map((r) => (
+              <option key={r} value={r}>
+                {r} (changes: {writableAreas(r)})
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
     </FormDialog>
   );
 }

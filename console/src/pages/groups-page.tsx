@@ -1,6 +1,7 @@
 import type { Group } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
+import { Field } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect, TimezoneSelect } from "../components/group-select";
 import { GroupTree } from "../components/group-tree";
@@ -146,27 +147,30 @@ function CreateGroupDialog(props: {
       }}
     >
       <GroupSelect label="Parent group" name="parent" groups={props.parents} value={parent} onChange={setParent} />
-      <label>
-        Name
-        <input
-          name="name"
-          required
-          maxLength={64}
-          pattern="[^/]+"
-          value={name}
-          onInput={(e) => setName(e.currentTarget.value)}
-        />
-        <span class="hint">No slashes; unique among its sibling groups.</span>
-      </label>
-      <label>
-        Description
-        <textarea
-          name="description"
-          maxLength={1024}
-          value={description}
-          onInput={(e) => setDescription(e.currentTarget.value)}
-        />
-      </label>
+      <Field label="Name" hint={<>No slashes; unique among its sibling groups.</>}>
+        {(field) => (
+          <input
+            {...field}
+            name="name"
+            required
+            maxLength={64}
+            pattern="[^\/]+"
+            value={name}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field label="Description">
+        {(field) => (
+          <textarea
+            {...field}
+            name="description"
+            maxLength={1024}
+            value={description}
+            onInput={(e) => setDescription(e.currentTarget.value)}
+          />
+        )}
+      </Field>
       <TimezoneSelect
         value={timezone}
         onChange={setTimezone}
@@ -190,26 +194,30 @@ function EditGroupDialog(props: { group: Group; onClose: () => void; onDone: () 
         props.onDone();
       }}
     >
-      <label>
-        Name
-        <input
-          name="name"
-          required
-          maxLength={64}
-          pattern="[^/]+"
-          value={name}
-          onInput={(e) => setName(e.currentTarget.value)}
-        />
-      </label>
-      <label>
-        Description
-        <textarea
-          name="description"
-          maxLength={1024}
-          value={description}
-          onInput={(e) => setDescription(e.currentTarget.value)}
-        />
-      </label>
+      <Field label="Name">
+        {(field) => (
+          <input
+            {...field}
+            name="name"
+            required
+            maxLength={64}
+            pattern="[^\/]+"
+            value={name}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field label="Description">
+        {(field) => (
+          <textarea
+            {...field}
+            name="description"
+            maxLength={1024}
+            value={description}
+            onInput={(e) => setDescription(e.currentTarget.value)}
+          />
+        )}
+      </Field>
       <TimezoneSelect value={timezone} onChange={setTimezone} />
     </FormDialog>
   );
