@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, startCloud } from "../../test/support/cloud-process.js";
@@ -124,7 +125,7 @@ describe("groups, device types, users and API credentials in the console, in a r
   });
 
   it("creates a device type with keep-alive and firmware compatibility, and shows a refused duplicate", async () => {
-    const { context, page } = await openConsole(browser, cloud, admin);
+    const { context, page, problems } = await openConsole(browser, cloud, admin);
     await go(page, "Device types", "Device types");
     const create = async (name: string) => {
       await page.getByRole("button", { name: "New device type" }).click();
@@ -162,12 +163,19 @@ describe("groups, device types, users and API credentials in the console, in a r
     await edit.getByRole("button", { name: "Save" }).click();
     await expect.poll(() => row.textContent()).toContain("30 min");
     expect(await accessibilityViolations(page)).toEqual([]);
+
+    // A type a device uses is refused, with the API's message; once unused, it is deleted.
+    const uuid = randomUUID();
+    expect((await cloud.api("POST", "/api/v1/devices", { uuid, type: "press-ctl" })).status).toBe(201);
     await page.getByRole("button", { name: "Delete press-ctl" }).click();
-    await page
-      .getByRole("dialog", { name: "Delete device type press-ctl?" })
-      .getByRole("button", { name: "Delete device type" })
-      .click();
+    const confirm = page.getByRole("dialog", { name: "Delete device type press-ctl?" });
+    await confirm.getByRole("button", { name: "Delete device type" }).click();
+    await expect.poll(() => confirm.getByRole("alert").textContent()).toContain("still use this type");
+    expect(await row.count()).toBe(1);
+    expect((await cloud.api("DELETE", `/api/v1/devices/${uuid}`)).status).toBeLessThan(300);
+    await confirm.getByRole("button", { name: "Delete device type" }).click();
     await expect.poll(() => row.count()).toBe(0);
+    expect(problems.filter((p) => !/status of 409/.test(p))).toEqual([]);
     await context.close();
   });
 
@@ -207,6 +215,8 @@ describe("groups, device types, users and API credentials in the console, in a r
         .sort(),
     ).toEqual(["device-manager", "viewer"]);
 
+    await screenshot(page, "users");
+
     // The same email again: the API's refusal beside the form.
     await page.getByRole("button", { name: "New user" }).click();
     const again = page.getByRole("dialog", { name: "New user" });
@@ -226,7 +236,6 @@ describe("groups, device types, users and API credentials in the console, in a r
     await expect.poll(() => row.textContent()).toContain("Ops Lead (plant A)");
     expect(await row.locator(".role-access").count()).toBe(1);
 
-    await screenshot(page, "users");
     expect(await accessibilityViolations(page)).toEqual([]);
     await context.close();
   });

@@ -47,6 +47,3 @@ export function writableAreas(role: string): string {
   const areas = AREAS.filter(([area]) => accessOf(role, area) === "R/W").map(([, label]) => label);
   return areas.length > 0 ? areas.join(", ") : "none";
 }
-
-/** The shortest password the API takes (CreateUserBody in shared/src/fleet-schemas.ts). */
-export const PASSWORD_MIN_LENGTH = 12;

@@ -7,10 +7,8 @@ import { FileDrop } from "../components/file-drop";
 import { ErrorNotice, PageHeader } from "../components/page";
 import { api, type Query } from "../lib/api";
 import { useGroups } from "../lib/groups";
+import { BULK_MAX_BYTES } from "../lib/limits";
 import { useSession } from "../lib/session";
-
-/** The API's largest CSV (BULK_CSV_MAX_BYTES in shared/src/bulk-schemas.ts). */
-const MAX_BYTES = 32 * 1024 * 1024;
 
 const OPERATIONS: { value: BulkOperation; label: string; columns: string }[] = [
   {
@@ -94,7 +92,7 @@ export function BulkPage() {
     setFile(chosen);
     setReport(undefined);
     setError(
-      chosen && chosen.size > MAX_BYTES
+      chosen && chosen.size > BULK_MAX_BYTES
         ? new Error("The file is larger than 32 MiB: split it into several files, each with the header row.")
         : undefined,
     );

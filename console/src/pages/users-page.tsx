@@ -9,7 +9,7 @@ import { type RoleBinding, RoleEditor } from "../components/role-editor";
 import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { rootNameOf, useGroups } from "../lib/groups";
-import { PASSWORD_MIN_LENGTH } from "../lib/roles";
+import { PASSWORD_MIN_LENGTH } from "../lib/limits";
 import { useSession } from "../lib/session";
 
 /** Users of the organization with their roles on groups; admins of the root group manage them. */
