@@ -289,6 +289,23 @@ describe("groups, device types, users and API credentials in the console, in a r
     await context.close();
   });
 
+  it("fits a phone's width: tables scroll inside their frame, the page does not", async () => {
+    const { context, page } = await openConsole(browser, cloud, admin, { width: 390, height: 844 });
+    for (const [label, heading] of <[string, string][]>[
+      ["Groups", "Groups"],
+      ["Device types", "Device types"],
+      ["Users", "Users"],
+      ["API credentials", "API credentials"],
+      ["Bulk operations", "Bulk operations"],
+    ]) {
+      await go(page, label, heading);
+      await page.locator(".loading").waitFor({ state: "detached" });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, label).toBeLessThanOrEqual(0);
+    }
+    await context.close();
+  });
+
   it("shows a viewer the lists and none of the write controls", async () => {
     const { context, page, problems } = await openConsole(browser, cloud, viewer);
     const writeControls = [

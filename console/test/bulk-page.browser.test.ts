@@ -152,6 +152,31 @@ describe("bulk operations in the console: dry-run preview, apply, per-row report
     await context.close();
   });
 
+  it("transfers listed devices to a chosen group", async () => {
+    const uuids = [randomUUID(), randomUUID()];
+    for (const uuid of uuids) expect((await cloud.api("POST", "/api/v1/devices", { uuid })).status).toBe(201);
+    const target = await cloud.api<{ id: number; fullName: string }>("POST", "/api/v1/groups", { name: "plant-b" });
+    expect(target.status).toBe(201);
+    const { context, page } = await openConsole(browser, cloud, manager);
+    await openBulk(page);
+    await page.getByLabel("Operation", { exact: true }).selectOption("transfer");
+    await page.getByLabel("Target group", { exact: true }).selectOption({ label: target.body.fullName });
+    await chooseCsv(page, "transfer.csv", `uuid\n${uuids.join("\n")}\n`);
+    await page.getByRole("button", { name: "Dry run" }).click();
+    await expect
+      .poll(() => page.getByRole("region", { name: "Dry-run report" }).getByRole("status").textContent())
+      .toContain("2 rows would be moved");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await expect
+      .poll(() => page.getByRole("region", { name: "Report", exact: true }).getByRole("status").textContent())
+      .toBe("Applied: 2 rows moved, 0 failed.");
+    for (const uuid of uuids) {
+      const device = await cloud.api<{ group: { fullName: string } }>("GET", `/api/v1/devices/${uuid}`);
+      expect(device.body.group.fullName).toBe(target.body.fullName);
+    }
+    await context.close();
+  });
+
   it("deletes listed devices only after a dry run and a confirmation", async () => {
     const uuid = randomUUID();
     expect((await cloud.api("POST", "/api/v1/devices", { uuid })).status).toBe(201);
