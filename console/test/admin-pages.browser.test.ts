@@ -105,6 +105,31 @@ describe("groups, device types, users and API credentials in the console, in a r
     await confirm.getByRole("button", { name: "Cancel" }).click();
     expect((await groupsOf(cloud)).some((g) => g.name === "plant-a")).toBe(true);
 
+    // With "everything in it" checked, a throwaway subtree goes at once.
+    await page.getByRole("button", { name: "New sub-group" }).click();
+    const scratch = page.getByRole("dialog", { name: "New group" });
+    await scratch.getByLabel("Name", { exact: true }).fill("scratch");
+    await scratch.getByRole("button", { name: "Create group" }).click();
+    await tree.getByRole("treeitem", { name: "scratch" }).waitFor();
+    await tree.getByRole("treeitem", { name: "plant-a" }).click();
+    await page.getByRole("button", { name: "New sub-group" }).click();
+    await page
+      .getByRole("dialog", { name: "New group" })
+      .getByLabel("Parent group", { exact: true })
+      .selectOption({
+        label: `${root.fullName}/plant-a/scratch`,
+      });
+    await page.getByRole("dialog", { name: "New group" }).getByLabel("Name", { exact: true }).fill("inner");
+    await page.getByRole("dialog", { name: "New group" }).getByRole("button", { name: "Create group" }).click();
+    await tree.getByRole("treeitem", { name: "inner" }).waitFor();
+    await tree.getByRole("treeitem", { name: "scratch" }).click();
+    await page.getByRole("button", { name: "Delete" }).click();
+    const wipe = page.getByRole("dialog", { name: "Delete group scratch?" });
+    await wipe.getByLabel(/Also delete everything in it/).check();
+    await wipe.getByRole("button", { name: "Delete group and everything in it" }).click();
+    await expect.poll(() => tree.getByRole("treeitem", { name: "scratch" }).count()).toBe(0);
+    expect((await groupsOf(cloud)).map((g) => g.name)).not.toContain("inner");
+
     // Move line-1 under the root, edit its description.
     await tree.getByRole("treeitem", { name: "line-1" }).click();
     await page.getByRole("button", { name: "Move" }).click();
@@ -286,6 +311,26 @@ describe("groups, device types, users and API credentials in the console, in a r
       .click();
     await expect.poll(() => row.count()).toBe(0);
     expect((await cloud.api("GET", "/api/v1/devices", undefined, basic(second))).status).toBe(401);
+    await context.close();
+  });
+
+  it("shows an admin of a sub-group its own subtree to manage, and no user management", async () => {
+    const plantA = (await groupsOf(cloud)).find((g) => g.name === "plant-a") as GroupView;
+    const local = await createUser(cloud, "admin", plantA.id);
+    const { context, page, problems } = await openConsole(browser, cloud, local);
+    await go(page, "Groups", "Groups");
+    const tree = page.getByRole("tree", { name: "Groups" });
+    const first = tree.getByRole("treeitem").first();
+    await expect.poll(() => first.textContent()).toContain("plant-a");
+    expect(await first.getAttribute("aria-level")).toBe("1");
+    expect(await tree.locator(".tree-name").allTextContents()).not.toContain(root.name);
+    expect(await page.getByRole("button", { name: "New group" }).count()).toBe(1);
+
+    await go(page, "Users", "Users");
+    await page.getByText("only roles held on its root group list them").waitFor();
+    expect(await page.getByRole("button", { name: "New user" }).count()).toBe(0);
+    expect(await page.getByRole("alert").count()).toBe(0);
+    expect(problems).toEqual([]);
     await context.close();
   });
 

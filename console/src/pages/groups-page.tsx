@@ -247,10 +247,11 @@ function MoveGroupDialog(props: { group: Group; parents: Group[]; onClose: () =>
 function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: () => void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
+  const [recursive, setRecursive] = useState(false);
   return (
     <ConfirmDialog
       title={`Delete group ${props.group.name}?`}
-      confirmLabel="Delete group"
+      confirmLabel={recursive ? "Delete group and everything in it" : "Delete group"}
       danger
       busy={busy}
       onClose={props.onClose}
@@ -258,7 +259,7 @@ function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: (
         setBusy(true);
         setError(undefined);
         try {
-          await api("DELETE", `/groups/${props.group.id}`);
+          await api("DELETE", `/groups/${props.group.id}`, { query: { recursive: recursive || undefined } });
           props.onDone();
         } catch (caught) {
           setError(caught);
@@ -269,8 +270,13 @@ function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: (
     >
       <p>
         The group <span class="mono">{props.group.fullName}</span> is deleted. A group that still holds devices or
-        sub-groups is refused: move or delete them first.
+        sub-groups is refused: move or delete them first, or delete everything in it.
       </p>
+      <label class="checkbox">
+        <input type="checkbox" checked={recursive} onChange={(e) => setRecursive(e.currentTarget.checked)} />
+        Also delete everything in it: its sub-groups, their devices with all their data, device types and API
+        credentials
+      </label>
       <ErrorNotice error={error} />
     </ConfirmDialog>
   );

@@ -22,21 +22,24 @@ export function UsersPage() {
   const [deleting, setDeleting] = useState<User | undefined>(undefined);
   const [deleteError, setDeleteError] = useState<unknown>(undefined);
 
+  // Users belong to the organization: reading them takes users:read on its root group, and
+  // changing them users:write there.
+  const root = session.whoami.grants[0] ? rootNameOf(session.whoami.grants[0].group.fullName) : undefined;
+  const canRead = root !== undefined && session.can("users:read", root);
+  const canWrite = root !== undefined && session.can("users:write", root);
+
   const reload = useCallback(async () => {
+    if (!canRead) return;
     try {
       setUsers((await api<{ items: User[] }>("GET", "/users")).items);
       setError(undefined);
     } catch (caught) {
       setError(caught);
     }
-  }, []);
+  }, [canRead]);
   useEffect(() => {
     void reload();
   }, [reload]);
-
-  // Users belong to the organization: changing them takes users:write on its root group.
-  const root = session.whoami.grants[0] ? rootNameOf(session.whoami.grants[0].group.fullName) : undefined;
-  const canWrite = root !== undefined && session.can("users:write", root);
   const done = async () => {
     setEditing(undefined);
     await reload();
@@ -63,7 +66,9 @@ export function UsersPage() {
       </PageHeader>
       <RoleTable />
       <ErrorNotice error={error} />
-      {!users ? (
+      {!canRead ? (
+        <p>Users belong to the whole organization: only roles held on its root group list them.</p>
+      ) : !users ? (
         !error && <Loading />
       ) : (
         <div class="table-wrap">
