@@ -1,5 +1,221 @@
-import { PageHeader } from "../components/page";
+import type { Group, User } from "@fieldgate/shared";
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { ConfirmDialog } from "../components/dialog";
+import { Field } from "../components/field";
+import { FormDialog } from "../components/form-dialog";
+import { ErrorNotice, Loading, PageHeader } from "../components/page";
+import { RoleAccess, RoleTable } from "../components/role-access";
+import { type RoleBinding, RoleEditor } from "../components/role-editor";
+import { api } from "../lib/api";
+import { formatTime } from "../lib/format";
+import { rootNameOf, useGroups } from "../lib/groups";
+import { PASSWORD_MIN_LENGTH } from "../lib/limits";
+import { useSession } from "../lib/session";
 
+/** Users of the organization with their roles on groups; admins of the root group manage them. */
 export function UsersPage() {
-  return <PageHeader title="Users" />;
+  const session = useSession();
+  const { groups } = useGroups();
+  const [users, setUsers] = useState<User[] | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [editing, setEditing] = useState<{ user?: User } | undefined>(undefined);
+  const [deleting, setDeleting] = useState<User | undefined>(undefined);
+  const [deleteError, setDeleteError] = useState<unknown>(undefined);
+
+  // Users belong to the organization: reading them takes users:read on its root group, and
+  // changing them users:write there.
+  const root = session.whoami.grants[0] ? rootNameOf(session.whoami.grants[0].group.fullName) : undefined;
+  const canRead = root !== undefined && session.can("users:read", root);
+  const canWrite = root !== undefined && session.can("users:write", root);
+
+  const reload = useCallback(async () => {
+    if (!canRead) return;
+    try {
+      setUsers((await api<{ items: User[] }>("GET", "/users")).items);
+      setError(undefined);
+    } catch (caught) {
+      setError(caught);
+    }
+  }, [canRead]);
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+  const done = async () => {
+    setEditing(undefined);
+    await reload();
+  };
+  const remove = async (user: User) => {
+    setDeleteError(undefined);
+    try {
+      await api("DELETE", `/users/${user.id}`);
+      setDeleting(undefined);
+      await reload();
+    } catch (caught) {
+      setDeleteError(caught);
+    }
+  };
+
+  return (
+    <section>
+      <PageHeader title="Users">
+        {canWrite && (
+          <button type="button" class="primary" onClick={() => setEditing({})}>
+            New user
+          </button>
+        )}
+      </PageHeader>
+      <RoleTable />
+      <ErrorNotice error={error} />
+      {!canRead ? (
+        <p>Users belong to the whole organization: only roles held on its root group list them.</p>
+      ) : !users ? (
+        !error && <Loading />
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <caption class="visually-hidden">Users</caption>
+            <thead>
+              <tr>
+                <th scope="col">Email</th>
+                <th scope="col">Name</th>
+                <th scope="col">Roles</th>
+                <th scope="col">Last login</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {users.map((user) => (
+                <tr key={user.id}>
+                  <th scope="row">{user.email}</th>
+                  <td>{user.name}</td>
+                  <td>
+                    {user.roles.length === 0
+                      ? "none"
+                      : user.roles.map((r) => (
+                          <RoleAccess key={`${r.group.id}-${r.role}`} role={r.role} group={r.group.fullName} />
+                        ))}
+                  </td>
+                  <td>{formatTime(user.lastLoginAt)}</td>
+                  <td class="row-actions">
+                    {canWrite && (
+                      <>
+                        <button type="button" aria-label={`Edit ${user.email}`} onClick={() => setEditing({ user })}>
+                          Edit
+                        </button>
+                        <button
+                          type="button"
+                          class="danger"
+                          aria-label={`Delete ${user.email}`}
+                          onClick={() => {
+                            setDeleteError(undefined);
+                            setDeleting(user);
+                          }}
+                        >
+                          Delete
+                        </button>
+                      </>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {editing && (
+        <UserDialog user={editing.user} groups={groups ?? []} onClose={() => setEditing(undefined)} onDone={done} />
+      )}
+      {deleting && (
+        <ConfirmDialog
+          title={`Delete user ${deleting.email}?`}
+          confirmLabel="Delete user"
+          danger
+          onClose={() => setDeleting(undefined)}
+          onConfirm={() => remove(deleting)}
+        >
+          <p>
+            <span class="mono">{deleting.email}</span> can no longer log in; their sessions end now.
+          </p>
+          <ErrorNotice error={deleteError} />
+        </ConfirmDialog>
+      )}
+    </section>
+  );
+}
+
+function UserDialog(props: { user?: User; groups: Group[]; onClose: () => void; onDone: () => void }) {
+  const user = props.user;
+  const [email, setEmail] = useState(user?.email ?? "");
+  const [name, setName] = useState(user?.name ?? "");
+  const [password, setPassword] = useState("");
+  const [roles, setRoles] = useState<RoleBinding[]>(
+    user
+      ? user.roles.map((r) => ({ group: r.group.id, role: r.role }))
+      : [{ group: props.groups[0]?.id, role: "viewer" }],
+  );
+  const submit = async () => {
+    const bindings = roles.map((r) => ({ group: r.group, role: r.role }));
+    if (user) {
+      await api("PATCH", `/users/${user.id}`, { body: { name, roles: bindings, ...(password && { password }) } });
+    } else {
+      await api("POST", "/users", { body: { email, name, password, roles: bindings } });
+    }
+    props.onDone();
+  };
+  return (
+    <FormDialog
+      title={user ? `Edit user ${user.email}` : "New user"}
+      submitLabel={user ? "Save" : "Create user"}
+      wide
+      onClose={props.onClose}
+      onSubmit={submit}
+    >
+      {!user && (
+        <Field label="Email">
+          {(field) => (
+            <input
+              {...field}
+              name="email"
+              type="email"
+              required
+              maxLength={254}
+              autoComplete="off"
+              value={email}
+              onInput={(e) => setEmail(e.currentTarget.value)}
+            />
+          )}
+        </Field>
+      )}
+      <Field label="Name">
+        {(field) => (
+          <input {...field} name="name" maxLength={128} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        )}
+      </Field>
+      <Field
+        label={user ? "New password" : "Password"}
+        hint={
+          <>
+            At least {PASSWORD_MIN_LENGTH} characters.{user ? " Empty keeps it; a new one ends their sessions." : ""}
+          </>
+        }
+      >
+        {(field) => (
+          <input
+            {...field}
+            name="password"
+            type="password"
+            autoComplete="new-password"
+            required={!user}
+            minLength={PASSWORD_MIN_LENGTH}
+            maxLength={1024}
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <RoleEditor groups={props.groups} value={roles} onChange={setRoles} />
+    </FormDialog>
+  );
 }

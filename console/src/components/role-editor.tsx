@@ -1,0 +1,79 @@
+import type { Group } from "@fieldgate/shared";
+import { accessOf, ROLE_NAMES } from "../lib/roles";
+import { Field } from "./field";
+
+export interface RoleBinding {
+  group: number | undefined;
+  role: string;
+}
+
+/** Several group + role pairs: add a line, change it, remove it. */
+export function RoleEditor(props: {
+  groups: readonly Group[];
+  value: RoleBinding[];
+  onChange: (value: RoleBinding[]) => void;
+}) {
+  const set = (index: number, change: Partial<RoleBinding>) =>
+    props.onChange(props.value.map((binding, i) => (i === index ? { ...binding, ...change } : binding)));
+  return (
+    <fieldset class="role-editor">
+      <legend>Roles</legend>
+      {props.value.length === 0 && <p class="hint">No role: the user can log in but sees nothing.</p>}
+      {props.value.map((binding, index) => (
+        <div class="role-line" key={index}>
+          <Field label="Group">
+            {(field) => (
+              <select
+                {...field}
+                name={`role-group-${index}`}
+                required
+                value={binding.group === undefined ? "" : String(binding.group)}
+                onChange={(e) => set(index, { group: Number(e.currentTarget.value) })}
+              >
+                {binding.group === undefined && (
+                  <option value="" disabled>
+                    Choose a group
+                  </option>
+                )}
+                {props.groups.map((group) => (
+                  <option key={group.id} value={String(group.id)}>
+                    {group.fullName}
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <Field label="Role">
+            {(field) => (
+              <select
+                {...field}
+                name={`role-${index}`}
+                value={binding.role}
+                onChange={(e) => set(index, { role: e.currentTarget.value })}
+              >
+                {ROLE_NAMES.map((role) => (
+                  <option key={role} value={role}>
+                    {role} (devices {accessOf(role, "devices")})
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <button
+            type="button"
+            aria-label={`Remove role ${index + 1}`}
+            onClick={() => props.onChange(props.value.filter((_, i) => i !== index))}
+          >
+            Remove
+          </button>
+        </div>
+      ))}
+      <button
+        type="button"
+        onClick={() => props.onChange([...props.value, { group: props.groups[0]?.id, role: "viewer" }])}
+      >
+        Add role
+      </button>
+    </fieldset>
+  );
+}
