@@ -52,6 +52,10 @@ export const ERROR_CODES = {
     status: 429,
     message: "Too many failed logins for this account; retry after the Retry-After seconds",
   },
+  LIVE_STREAMS_EXHAUSTED: {
+    status: 429,
+    message: "Too many live update streams are open, for this credential or in all; close one or retry later",
+  },
   CSRF_INVALID: {
     status: 403,
     message: "A cookie session's state-changing request lacks the session's X-CSRF-Token header",

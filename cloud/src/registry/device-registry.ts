@@ -10,6 +10,7 @@ import {
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
 import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
@@ -97,7 +98,17 @@ export class DeviceRegistry {
     private readonly groups: GroupTree,
     private readonly windowMs: number,
     private readonly clock: () => number = Date.now,
+    /** Told of every change to a device row, for live updates. */
+    private readonly live: LiveSink = NO_LIVE,
   ) {}
+
+  /** Where a device belongs, for the live feed; undefined once it is deleted. */
+  liveRef(deviceId: number): LiveDeviceRef | undefined {
+    const row = this.statement(
+      "SELECT d.org_id, d.uuid, g.path FROM devices d JOIN groups g ON g.id = d.group_id WHERE d.id = ?",
+    ).get(deviceId) as { org_id: number; uuid: string; path: string } | undefined;
+    return row && { orgId: row.org_id, uuid: row.uuid, groupPath: row.path };
+  }
 
   onRevocation(listener: RevocationListener): void {
     this.revocationListeners.push(listener);
@@ -170,7 +181,7 @@ export class DeviceRegistry {
          window_expires_at, window_failed_attempts, token_hash, telemetry_count)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
     );
-    this.insertStatement.run(
+    const { lastInsertRowid } = this.insertStatement.run(
       fields.uuid.toLowerCase(),
       orgId,
       placement.groupId,
@@ -185,6 +196,7 @@ export class DeviceRegistry {
       hashSecret(token),
       telemetryCount,
     );
+    this.live.device(Number(lastInsertRowid));
     return { token, expiresAt };
   }
 
@@ -335,14 +347,19 @@ export class DeviceRegistry {
     if (body.factoryPublicKey !== undefined) assign("factory_public_key", body.factoryPublicKey);
     if (placement.groupId !== undefined) assign("group_id", placement.groupId);
     if (placement.typeId !== undefined) assign("type_id", placement.typeId);
-    if (sets.length > 0) this.db.prepare(`UPDATE devices SET ${sets.join(", ")} WHERE id = ?`).run(...params, row.id);
+    if (sets.length > 0) {
+      this.db.prepare(`UPDATE devices SET ${sets.join(", ")} WHERE id = ?`).run(...params, row.id);
+      this.live.device(row.id);
+    }
     return this.get(orgId, uuid);
   }
 
   /** Deletes the device and everything stored about it; its certificates stop working at once. */
   delete(orgId: number, uuid: string): void {
     const row = this.row(orgId, uuid);
+    const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
     this.db.prepare("DELETE FROM devices WHERE id = ?").run(row.id);
+    this.live.device(row.id, ref);
     this.notifyRevoked(row.uuid, "device deleted");
   }
 
@@ -376,6 +393,7 @@ export class DeviceRegistry {
       return count;
     })();
     this.notifyRevoked(row.uuid, "reset-token");
+    this.live.device(row.id);
     return { device: this.get(orgId, uuid), window: { token, expiresAt }, revoked };
   }
 
@@ -392,11 +410,12 @@ export class DeviceRegistry {
 
   /** Records presence; false when the device is gone (deleted while connected), with nothing to update. */
   setPresence(deviceId: number, online: boolean, at: number, offlineReason: string | null): boolean {
-    return (
+    const changed =
       this.statement(
         "UPDATE devices SET online = ?, last_seen = ?, presence_changed_at = ?, offline_reason = ? WHERE id = ?",
-      ).run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0
-    );
+      ).run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0;
+    if (changed) this.live.device(deviceId);
+    return changed;
   }
 
   private statement(sql: string): Database.Statement {
@@ -413,6 +432,7 @@ export class DeviceRegistry {
     this.statement(
       "INSERT INTO certificates (serial, device_id, issued_at, not_after, pem, public_key_sha256) VALUES (?, ?, ?, ?, ?, ?)",
     ).run(issued.serial, deviceId, this.clock(), issued.notAfter.getTime(), issued.pem, publicKeySha256);
+    this.live.device(deviceId);
   }
 
   /**

@@ -136,6 +136,8 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
         ctx.users.logout(request.cookieSession);
         clearSessionCookie(reply);
       }
+      // The session's live streams end now, not at their next ping.
+      ctx.live.recheck();
       return reply.status(204).send();
     },
   );
