@@ -95,6 +95,8 @@ export class Cloud {
       onError: (err) => liveLog.warn({ err: (err as Error).message }, "delivering live updates failed"),
     });
     this.live = live;
+    // A missed keep-alive is in the device's events and its view.
+    this.keepalive.onMissed((missed) => live.device(missed.deviceId));
     const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
     const orgId = registry.ensureDefaultOrganization();
     const ca = new CertificateAuthority({
@@ -236,6 +238,7 @@ export class Cloud {
           policy,
           validator,
           windowMs: this.config.enrollWindowMs,
+          live,
         }),
         version: this.version,
         mqttPort: () => mqttPort,

@@ -1,7 +1,8 @@
+import { execFileSync } from "node:child_process";
 import type { IncomingHttpHeaders } from "node:http";
 import https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CloudProcess, eventually, startCloud } from "../../../test/support/cloud-process.js";
+import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "../../../test/support/cloud-process.js";
 import { connectDevice, enrollWithToken, newUuid } from "../../../test/support/device-identity.js";
 
 type Err = { error: { code: string; message: string } };
@@ -81,7 +82,9 @@ describe("GET /api/v1/live", () => {
     stream.events().filter((e) => e.event === "device" && e.data.uuid === uuid);
 
   beforeAll(async () => {
-    cloud = await startCloud();
+    const dataDir = tempDir("live");
+    execFileSync(process.execPath, [cloudBin, "firmware", "keygen", "--data-dir", dataDir], { stdio: "pipe" });
+    cloud = await startCloud({ dataDir, args: ["--firmware-dir", `${dataDir}/firmware`] });
     admin = basic(cloud.credential.id, cloud.credential.secret);
   });
   afterAll(async () => {
@@ -126,6 +129,72 @@ describe("GET /api/v1/live", () => {
     await eventually(() => (eventsFor(scoped, inside.uuid).length > 0 ? true : undefined), 5000, "own device");
     await eventually(() => (eventsFor(whole, outside.uuid).length > 0 ? true : undefined), 5000, "admin sees it");
     expect(scoped.text()).not.toContain(outside.uuid);
+  });
+
+  it("streams a job's and a rollout's changes to who may read them, and nothing to another group", async () => {
+    const mine = await group("fw");
+    const other = await group("nofw");
+    const type = await cloud.api<{ id: number }>("POST", "/api/v1/device-types", {
+      name: `live-type-${newUuid().slice(0, 6)}`,
+      firmwareCompat: "live-t1",
+    });
+    expect(type.status).toBe(201);
+    const uploaded = await new Promise<number>((resolve, reject) => {
+      const body = Buffer.from("live image");
+      const req = https.request(
+        new URL("/api/v1/firmware?name=live-fw&version=1.0.0&compatible=live-t1", cloud.url),
+        {
+          method: "POST",
+          ca: cloud.caPem,
+          headers: {
+            authorization: admin,
+            "content-type": "application/octet-stream",
+            "content-length": body.length,
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+    expect(uploaded).toBe(201);
+    const uuid = newUuid();
+    expect((await cloud.api("POST", "/api/v1/devices", { uuid, group: mine.id, type: type.body.id })).status).toBe(201);
+    const whole = await live({ authorization: admin });
+    const outsider = await live({ authorization: await viewerIn(other.id) });
+    const job = await cloud.api<{ id: string }>("POST", `/api/v1/devices/${uuid}/jobs`, { firmware: "live-fw@1.0.0" });
+    expect(job.status, job.text).toBe(201);
+    await eventually(
+      () =>
+        whole.events().some((e) => e.event === "job" && e.data.uuid === uuid && e.data.jobId === job.body.id)
+          ? true
+          : undefined,
+      5000,
+      "the job's event",
+    );
+    const rollout = await cloud.api<{ id: number }>("POST", "/api/v1/rollouts", {
+      firmware: "live-fw@1.0.0",
+      target: { devices: [uuid] },
+    });
+    expect(rollout.status, rollout.text).toBe(201);
+    await eventually(
+      () => (whole.events().some((e) => e.event === "rollout" && e.data.id === rollout.body.id) ? true : undefined),
+      5000,
+      "the rollout's event",
+    );
+    expect((await cloud.api("POST", `/api/v1/rollouts/${rollout.body.id}/abort`)).status).toBe(200);
+    await eventually(
+      () =>
+        whole.events().filter((e) => e.event === "rollout" && e.data.id === rollout.body.id).length >= 2
+          ? true
+          : undefined,
+      5000,
+      "the abort's event",
+    );
+    expect(outsider.events()).toEqual([]);
   });
 
   it("refuses a 17th stream of one credential with 429 LIVE_STREAMS_EXHAUSTED", async () => {
@@ -195,5 +264,13 @@ describe("GET /api/v1/live", () => {
     expect(out).toBe(204);
     await stream.ended;
     expect((await live({ cookie: login.cookie })).status).toBe(401);
+  });
+
+  it("ends every open stream when the cloud stops, without waiting on them", async () => {
+    const stream = await live({ authorization: admin });
+    expect(stream.status).toBe(200);
+    await cloud.stop();
+    await stream.ended;
+    expect(cloud.logs.some((line) => line.includes('"cloud stopped"'))).toBe(true);
   });
 });
