@@ -266,6 +266,19 @@ describe("GET /api/v1/live", () => {
     expect((await live({ cookie: login.cookie })).status).toBe(401);
   });
 
+  it("ends a credential's streams when it is deleted", async () => {
+    const g = await group("gone");
+    const made = await cloud.api<{ credential: { id: string }; secret: string }>("POST", "/api/v1/credentials", {
+      name: "short-lived",
+      group: g.id,
+      role: "viewer",
+    });
+    const stream = await live({ authorization: basic(made.body.credential.id, made.body.secret) });
+    expect(stream.status).toBe(200);
+    expect((await cloud.api("DELETE", `/api/v1/credentials/${made.body.credential.id}`)).status).toBe(204);
+    await stream.ended;
+  });
+
   it("ends every open stream when the cloud stops, without waiting on them", async () => {
     const stream = await live({ authorization: admin });
     expect(stream.status).toBe(200);
