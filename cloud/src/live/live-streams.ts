@@ -130,8 +130,15 @@ export class LiveStreams {
   }
 
   private deliver(events: readonly LiveEvent[]): void {
+    // Streams with the same rights (a user's tabs, one credential's clients) share one filtering pass.
+    const byRights = new Map<string, string>();
     for (const stream of [...this.streams]) {
-      const text = this.framesFor(stream.principal, events);
+      const rights = rightsKey(stream.principal);
+      let text = byRights.get(rights);
+      if (text === undefined) {
+        text = this.framesFor(stream.principal, events);
+        byRights.set(rights, text);
+      }
       if (text) this.write(stream, text);
     }
   }
@@ -169,6 +176,11 @@ export class LiveStreams {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
   }
+}
+
+/** What a principal may read depends on its organization and grants only. */
+function rightsKey(principal: Principal): string {
+  return `${principal.orgId}|${principal.grants.map((g) => `${g.role}@${g.path}`).join(",")}`;
 }
 
 function safely(revalidate: () => Principal | undefined): Principal | undefined {
