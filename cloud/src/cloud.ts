@@ -20,6 +20,8 @@ import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
 import { DeviceJobs } from "./jobs/device-jobs.js";
 import { KeepaliveMonitor } from "./keepalive/keepalive-monitor.js";
+import { type LiveDeviceRef, LiveFeed } from "./live/live-feed.js";
+import { LiveStreams } from "./live/live-streams.js";
 import { DeviceLogs } from "./logs/device-logs.js";
 import { LogRetention } from "./logs/log-retention.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
@@ -42,6 +44,7 @@ export class Cloud {
   private rolloutScheduler: RolloutScheduler | undefined;
   private logRetention: LogRetention | undefined;
   private checkpointer: WalCheckpointer | undefined;
+  private live: LiveFeed | undefined;
   private lock: DataDirLock | undefined;
 
   constructor(
@@ -81,7 +84,20 @@ export class Cloud {
       minuteMs: this.config.keepaliveUnitMs,
     });
     const groups = new GroupTree(db);
-    const registry = new DeviceRegistry(db, groups, this.config.enrollWindowMs);
+    // What changed, for `GET /api/v1/live`; resolved at delivery, when the services below exist.
+    let rollouts: Rollouts | undefined;
+    const liveLog = this.logger.child({ component: "live" });
+    const live: LiveFeed = new LiveFeed({
+      resolver: {
+        device: (deviceId): LiveDeviceRef | undefined => registry.liveRef(deviceId),
+        rollout: (rolloutId) => rollouts?.liveRef(rolloutId),
+      },
+      onError: (err) => liveLog.warn({ err: (err as Error).message }, "delivering live updates failed"),
+    });
+    this.live = live;
+    // A missed keep-alive is in the device's events and its view.
+    this.keepalive.onMissed((missed) => live.device(missed.deviceId));
+    const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
     const orgId = registry.ensureDefaultOrganization();
     const ca = new CertificateAuthority({
       dir: files.pkiDir,
@@ -113,10 +129,10 @@ export class Cloud {
     );
     // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
     // Job ends move their rollout on; the rollouts service exists only after the jobs, hence the late binding.
-    let rollouts: Rollouts | undefined;
     const jobs = new DeviceJobs({
       db,
       firmware,
+      live,
       timeoutMs: this.config.jobTimeoutMs,
       onFinished: (jobId, rolloutId) => rollouts?.jobFinished(jobId, rolloutId),
       notify: (uuid, message) => {
@@ -134,13 +150,14 @@ export class Cloud {
       validator,
       logger: this.logger.child({ component: "rollouts" }),
       defaultJobTimeoutMs: this.config.jobTimeoutMs,
+      live,
     });
     this.rolloutScheduler = new RolloutScheduler(
       rollouts,
       this.logger.child({ component: "rollouts" }),
       this.config.rolloutTickMs,
     );
-    const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs);
+    const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs, 5, live);
     const firmwareLog = this.logger.child({ component: "firmware" });
     reportCorrupt = (record, device, problem) => {
       const message = `${record.name}@${record.version} is not served: ${problem}`;
@@ -212,6 +229,7 @@ export class Cloud {
         firmware,
         jobs,
         rollouts,
+        live: new LiveStreams(live, policy),
         bulk: new BulkOperations({
           db,
           registry,
@@ -220,6 +238,7 @@ export class Cloud {
           policy,
           validator,
           windowMs: this.config.enrollWindowMs,
+          live,
         }),
         version: this.version,
         mqttPort: () => mqttPort,
@@ -271,6 +290,7 @@ export class Cloud {
     this.keepalive?.stop();
     this.rolloutScheduler?.stop();
     this.logRetention?.stop();
+    this.live?.close();
     await this.checkpointer?.stop();
     this.db?.close();
     if (this.lock) {

@@ -48,7 +48,14 @@ export const ERROR_CODES = {
   CSV_ROW_INVALID: { status: 400, message: "The CSV row does not have one cell per header column" },
   CSV_DUPLICATE_UUID: { status: 400, message: "This uuid already appears on an earlier row of the file" },
   LOGIN_FAILED: { status: 401, message: "Wrong email or password" },
-  LOGIN_LOCKED: { status: 429, message: "Too many failed logins; try again later" },
+  LOGIN_THROTTLED: {
+    status: 429,
+    message: "Too many failed logins for this account; retry after the Retry-After seconds",
+  },
+  LIVE_STREAMS_EXHAUSTED: {
+    status: 429,
+    message: "Too many live update streams are open, for this credential or in all; close one or retry later",
+  },
   CSRF_INVALID: {
     status: 403,
     message: "A cookie session's state-changing request lacks the session's X-CSRF-Token header",

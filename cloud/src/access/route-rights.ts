@@ -47,6 +47,8 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "POST /api/v1/devices": { scope: "list", permission: "devices:write", target: "group" },
   "GET /api/v1/devices": { scope: "list", permission: "devices:read" },
   "GET /api/v1/devices/export": { scope: "list", permission: "devices:read" },
+  // Live updates: the stream filters every event to what the principal may read.
+  "GET /api/v1/live": { scope: "list", permission: "devices:read" },
   // Bulk series: every row is checked against devices:write on the groups it touches.
   "POST /api/v1/devices/bulk/import": { scope: "list", permission: "devices:write" },
   "POST /api/v1/devices/bulk/edit": { scope: "list", permission: "devices:write" },

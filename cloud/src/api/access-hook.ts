@@ -149,7 +149,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * `Bearer <session token>` from `POST /auth/login`; without an Authorization header, the
  * console's session cookie, whose state-changing requests must carry its CSRF token.
  */
-function authenticate(request: FastifyRequest, deps: AccessDeps): Principal {
+export function authenticate(request: FastifyRequest, deps: Pick<AccessDeps, "users" | "credentials">): Principal {
   const header = request.headers.authorization ?? "";
   const cookie = request.cookies?.[SESSION_COOKIE];
   if (!header && cookie) {

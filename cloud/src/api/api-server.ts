@@ -21,6 +21,7 @@ import { registerDeviceRoutes } from "./routes/device-routes.js";
 import { registerDeviceTypeRoutes } from "./routes/device-type-routes.js";
 import { registerFirmwareRoutes } from "./routes/firmware-routes.js";
 import { registerGroupRoutes } from "./routes/group-routes.js";
+import { registerLiveRoutes } from "./routes/live-routes.js";
 import { registerOrganizationRoutes } from "./routes/organization-routes.js";
 import { registerRolloutRoutes } from "./routes/rollout-routes.js";
 import type { RouteContext } from "./routes/route-context.js";
@@ -66,6 +67,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   registerFirmwareRoutes,
   registerDeviceJobRoutes,
   registerRolloutRoutes,
+  registerLiveRoutes,
 ];
 
 /** The HTTPS API under /api/v1, with access control from ROUTE_RIGHTS and OpenAPI. */
@@ -132,6 +134,8 @@ export class ApiServer {
     installAuthThrottle(app, new AuthThrottle(limits.authThrottle));
     installAccessControl(app, this.ctx);
     installOpenApiContract(app);
+    // Live streams never end by themselves: closing ends them, or close would wait on them forever.
+    app.addHook("preClose", async () => this.ctx.live.closeAll());
     for (const register of this.modules) register(app, this.ctx);
     await app.listen({ host: this.options.host, port: this.options.port });
     return (app.server.address() as AddressInfo).port;

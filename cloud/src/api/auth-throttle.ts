@@ -74,7 +74,7 @@ export function sourceOf(address: string): string {
 
 /**
  * The answer that means "that operator secret was wrong": a guess, not a device with a stale
- * certificate. Logins have their own per-account limit (`LOGIN_LOCKED`, user-directory.ts).
+ * certificate. Logins have their own per-account delay (`LOGIN_THROTTLED`, users/login-throttle.ts).
  */
 const GUESS_FAILURES = new Set(["AUTH_REQUIRED"]);
 

@@ -15,6 +15,7 @@ import type Database from "better-sqlite3";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
 import { type DeviceTypeRecord, type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
 import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
 import { type CsvColumns, type CsvRecord, type CsvRow, parseCsvTable } from "./csv-table.js";
 import { normalizeFactoryKey } from "./factory-key.js";
@@ -29,6 +30,8 @@ export interface BulkOperationsDeps {
   /** The enrollment window each imported or replacing device gets, as `registry.create` opens. */
   windowMs: number;
   clock?: () => number;
+  /** Told of every device a bulk run edits, moves, retires or deletes, for live updates. */
+  live?: LiveSink;
 }
 
 export interface BulkRunOptions {
@@ -81,9 +84,12 @@ export class BulkOperations {
   /** A nested better-sqlite3 transaction is a SAVEPOINT: one row's writes, all or nothing. */
   private readonly inSavepoint: (fn: () => void) => void;
 
+  private readonly live: LiveSink;
+
   constructor(private readonly deps: BulkOperationsDeps) {
     this.db = deps.db;
     this.clock = deps.clock ?? Date.now;
+    this.live = deps.live ?? NO_LIVE;
     this.statements = prepareStatements(this.db);
     this.inSavepoint = this.db.transaction((fn: () => void) => fn());
   }
@@ -176,6 +182,7 @@ export class BulkOperations {
               typeId ?? null,
               device.id,
             );
+            this.live.device(device.id);
           },
         };
       },
@@ -209,6 +216,7 @@ export class BulkOperations {
       return {
         write: () => {
           this.statements.move.run(target.id, typeId, device.id);
+          this.live.device(device.id);
           if (dropHistory) {
             for (const statement of this.statements.dropHistory) statement.run(device.id);
             this.statements.resetCount.run(device.id);
@@ -268,6 +276,7 @@ export class BulkOperations {
           const now = this.clock();
           this.statements.retire.run(now, newUuid, options.keepHistory ? 1 : 0, old.id);
           this.statements.revokeCertificates.run(now, old.id);
+          this.live.device(old.id);
           result.token = token;
           result.windowExpiresAt = new Date(expiresAt).toISOString();
         },
@@ -283,7 +292,11 @@ export class BulkOperations {
       const device = scope.device(record.cells.uuid ?? "", "uuid");
       result.uuid = device.uuid;
       return {
-        write: () => this.statements.remove.run(device.id),
+        write: () => {
+          const ref = { orgId: device.org_id, uuid: device.uuid, groupPath: this.deps.registry.groupPath(device) };
+          this.statements.remove.run(device.id);
+          this.live.device(device.id, ref);
+        },
         afterCommit: () => this.deps.registry.notifyRevoked(device.uuid, "device deleted"),
       };
     });

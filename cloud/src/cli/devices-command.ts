@@ -207,20 +207,30 @@ export function devicesCommand(io: CliIo): Command {
   withConnection(
     devices
       .command("telemetry <uuid>")
-      .description("show stored readings, newest first")
+      .description("show stored readings, newest first; --format csv streams the whole range, oldest first")
       .option("--from <iso>", "from this time (inclusive)")
       .option("--to <iso>", "to this time (exclusive)")
       .option("--name <reading>", "only this reading name")
       .option("--source <link>", "only readings of this device link (its id)")
-      .option("--limit <n>", "at most this many", "50"),
+      .option("--limit <n>", "at most this many (table and json)", "50")
+      .option("--format <format>", "table, json or csv (csv holds every reading in the range); --json means json"),
   ).action(async (uuid: string, opts: TelemetryOptions, cmd: Command) => {
-    const params = new URLSearchParams({ limit: opts.limit });
-    for (const key of ["from", "to", "name", "source"] as const) if (opts[key]) params.set(key, opts[key] ?? "");
+    const format = opts.format ?? (json(cmd) ? "json" : "table");
+    if (format !== "table" && format !== "csv" && format !== "json") {
+      throw new FieldgateError("VALIDATION_FAILED", `format must be table, json or csv, not ${format}`, "format");
+    }
+    const filters = new URLSearchParams();
+    for (const key of ["from", "to", "name", "source"] as const) if (opts[key]) filters.set(key, opts[key] ?? "");
+    if (format === "csv") {
+      filters.set("format", "csv");
+      return client(cmd).download(`/api/v1/devices/${encodeURIComponent(uuid)}/telemetry?${filters}`, io.stdout);
+    }
+    const params = new URLSearchParams({ limit: opts.limit, ...Object.fromEntries(filters) });
     const page = await client(cmd).request<TelemetryPage>(
       "GET",
       `/api/v1/devices/${encodeURIComponent(uuid)}/telemetry?${params}`,
     );
-    if (json(cmd)) return print(JSON.stringify(page, null, 2));
+    if (format === "json") return print(JSON.stringify(page, null, 2));
     print(
       renderTable(
         ["TIME", "SOURCE", "NAME", "VALUE", "UNIT"],
@@ -261,6 +271,7 @@ interface TelemetryOptions {
   name?: string;
   source?: string;
   limit: string;
+  format?: string;
 }
 
 interface DeviceFieldOptions {

@@ -16,6 +16,7 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
+import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { StorageFailures } from "./storage-failures.js";
 import { TelemetryEnvelope } from "./telemetry-envelope.js";
 import type { TelemetryWriter } from "./telemetry-writer.js";
@@ -57,6 +58,8 @@ export class DeviceIngest {
     private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): boolean },
     /** How often one message may fail transiently at storage before it is refused. */
     maxTransientFailures = 5,
+    /** Told when a device's health status or firmware version changes, for live updates. */
+    private readonly live: LiveSink = NO_LIVE,
   ) {
     this.failures = new StorageFailures(maxTransientFailures);
     this.insertEvent = db.prepare(
@@ -68,7 +71,7 @@ export class DeviceIngest {
     // Copies on the device row, so lists can filter and sort by them with an index.
     this.setHealth = db.prepare("UPDATE devices SET health = ? WHERE id = ?");
     this.getHealth = db.prepare("SELECT health FROM devices WHERE id = ?");
-    this.setFirmware = db.prepare("UPDATE devices SET firmware_version = ? WHERE id = ?");
+    this.setFirmware = db.prepare("UPDATE devices SET firmware_version = ? WHERE id = ? AND firmware_version IS NOT ?");
     this.markSeen = db.prepare("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?");
     this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
     this.insertLogBatch = db.prepare(
@@ -129,6 +132,7 @@ export class DeviceIngest {
         const previous = (this.getHealth.get(source.deviceId) as { health: string | null } | undefined)?.health ?? null;
         this.setHealth.run(report.status, source.deviceId);
         if (previous !== report.status) {
+          this.live.device(source.deviceId);
           // Every change of colour is in the history, with the checks that are not ok.
           const failing = report.checks
             .filter((c) => c.status !== "ok")
@@ -149,7 +153,12 @@ export class DeviceIngest {
       case "state": {
         const state = value as DeviceState;
         this.state(source, { stateJson: JSON.stringify(state) });
-        if (state.firmwareVersion !== undefined) this.setFirmware.run(state.firmwareVersion, source.deviceId);
+        if (
+          state.firmwareVersion !== undefined &&
+          this.setFirmware.run(state.firmwareVersion, source.deviceId, state.firmwareVersion).changes > 0
+        ) {
+          this.live.device(source.deviceId);
+        }
         return;
       }
       case "config/reported":

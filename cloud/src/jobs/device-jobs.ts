@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type ErrorCode, FieldgateError, type JobNotify, type JobStatus, type JobStatusCheck } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
+import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { DeviceRow } from "../registry/device-registry.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
 
@@ -91,6 +92,8 @@ export interface DeviceJobsDeps {
   clock?: () => number;
   /** Called after a job reaches a finished status (reported, timed out or cancelled). */
   onFinished?: (jobId: string, rolloutId: number | null) => void;
+  /** Told of every change to a job (created, reported on, cancelled, failed), for live updates. */
+  live?: LiveSink;
 }
 
 const SELECT_JOB = `
@@ -109,8 +112,11 @@ const SELECT_JOB = `
 export class DeviceJobs {
   private readonly clock: () => number;
 
+  private readonly live: LiveSink;
+
   constructor(private readonly deps: DeviceJobsDeps) {
     this.clock = deps.clock ?? Date.now;
+    this.live = deps.live ?? NO_LIVE;
   }
 
   /** Creates a job for `name@version` on the device and notifies it. */
@@ -152,6 +158,7 @@ export class DeviceJobs {
         options.rollback ? 1 : 0,
       );
     const row = this.row(id);
+    this.live.job(device.id, id);
     this.send(row);
     return view(row);
   }
@@ -183,7 +190,11 @@ export class DeviceJobs {
         return cancel.run("the rollout was aborted before the device started", now, id).changes > 0;
       }),
     )();
-    for (const id of jobIds) this.sendCancel(this.row(id));
+    for (const id of jobIds) {
+      const row = this.row(id);
+      this.live.job(row.device_id, id);
+      this.sendCancel(row);
+    }
     return ended;
   }
 
@@ -200,6 +211,7 @@ export class DeviceJobs {
          WHERE device_id = ? AND firmware_id = ? AND status NOT IN (${finished}) RETURNING id, rollout_id`,
       )
       .all(reason, message, now, deviceId, firmwareId) as { id: string; rollout_id: number | null }[];
+    for (const row of rows) this.live.job(deviceId, row.id);
     for (const row of rows) this.deps.onFinished?.(row.id, row.rollout_id);
     return rows.map((r) => r.id);
   }
@@ -210,11 +222,12 @@ export class DeviceJobs {
     // The statuses are inlined, not bound, so that SQLite can use the partial index `jobs_open`.
     const rows = this.deps.db
       .prepare(
-        `SELECT id, rollout_id FROM jobs WHERE timeout_at <= ?
+        `SELECT id, device_id, rollout_id FROM jobs WHERE timeout_at <= ?
          AND status NOT IN (${FINISHED_JOB_STATUSES.map((s) => `'${s}'`).join(", ")})`,
       )
-      .all(now) as { id: string; rollout_id: number | null }[];
+      .all(now) as { id: string; device_id: number; rollout_id: number | null }[];
     for (const row of rows) this.expire(row.id, now);
+    for (const row of rows) this.live.job(row.device_id, row.id);
     for (const row of rows) this.deps.onFinished?.(row.id, row.rollout_id);
     return rows.length;
   }
@@ -280,6 +293,7 @@ export class DeviceJobs {
           .run(status.status, ...fields, this.clock(), jobId);
       }
     })();
+    this.live.job(deviceId, jobId);
     if (!isFinished(job.status) && status.status === "SUCCEEDED") {
       // The device now runs the job's version: rollouts skip it and auto-rollback knows where it came from.
       this.deps.db
@@ -287,6 +301,8 @@ export class DeviceJobs {
           "UPDATE devices SET firmware_version = (SELECT version FROM firmware_images WHERE id = (SELECT firmware_id FROM jobs WHERE id = ?)) WHERE id = ?",
         )
         .run(jobId, deviceId);
+      // The device's firmware version changed with it.
+      this.live.device(deviceId);
     }
     if (!isFinished(job.status) && isFinished(status.status)) this.deps.onFinished?.(jobId, job.rollout_id);
     return true;

@@ -10,6 +10,7 @@ import {
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
 import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
@@ -97,7 +98,17 @@ export class DeviceRegistry {
     private readonly groups: GroupTree,
     private readonly windowMs: number,
     private readonly clock: () => number = Date.now,
+    /** Told of every change to a device row, for live updates. */
+    private readonly live: LiveSink = NO_LIVE,
   ) {}
+
+  /** Where a device belongs, for the live feed; undefined once it is deleted. */
+  liveRef(deviceId: number): LiveDeviceRef | undefined {
+    const row = this.statement(
+      "SELECT d.org_id, d.uuid, g.path FROM devices d JOIN groups g ON g.id = d.group_id WHERE d.id = ?",
+    ).get(deviceId) as { org_id: number; uuid: string; path: string } | undefined;
+    return row && { orgId: row.org_id, uuid: row.uuid, groupPath: row.path };
+  }
 
   onRevocation(listener: RevocationListener): void {
     this.revocationListeners.push(listener);
@@ -170,7 +181,7 @@ export class DeviceRegistry {
          window_expires_at, window_failed_attempts, token_hash, telemetry_count)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
     );
-    this.insertStatement.run(
+    const { lastInsertRowid } = this.insertStatement.run(
       fields.uuid.toLowerCase(),
       orgId,
       placement.groupId,
@@ -185,6 +196,7 @@ export class DeviceRegistry {
       hashSecret(token),
       telemetryCount,
     );
+    this.live.device(Number(lastInsertRowid));
     return { token, expiresAt };
   }
 
@@ -335,14 +347,19 @@ export class DeviceRegistry {
     if (body.factoryPublicKey !== undefined) assign("factory_public_key", body.factoryPublicKey);
     if (placement.groupId !== undefined) assign("group_id", placement.groupId);
     if (placement.typeId !== undefined) assign("type_id", placement.typeId);
-    if (sets.length > 0) this.db.prepare(`UPDATE devices SET ${sets.join(", ")} WHERE id = ?`).run(...params, row.id);
+    if (sets.length > 0) {
+      this.db.prepare(`UPDATE devices SET ${sets.join(", ")} WHERE id = ?`).run(...params, row.id);
+      this.live.device(row.id);
+    }
     return this.get(orgId, uuid);
   }
 
   /** Deletes the device and everything stored about it; its certificates stop working at once. */
   delete(orgId: number, uuid: string): void {
     const row = this.row(orgId, uuid);
+    const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
     this.db.prepare("DELETE FROM devices WHERE id = ?").run(row.id);
+    this.live.device(row.id, ref);
     this.notifyRevoked(row.uuid, "device deleted");
   }
 
@@ -376,6 +393,7 @@ export class DeviceRegistry {
       return count;
     })();
     this.notifyRevoked(row.uuid, "reset-token");
+    this.live.device(row.id);
     return { device: this.get(orgId, uuid), window: { token, expiresAt }, revoked };
   }
 
@@ -392,11 +410,12 @@ export class DeviceRegistry {
 
   /** Records presence; false when the device is gone (deleted while connected), with nothing to update. */
   setPresence(deviceId: number, online: boolean, at: number, offlineReason: string | null): boolean {
-    return (
+    const changed =
       this.statement(
         "UPDATE devices SET online = ?, last_seen = ?, presence_changed_at = ?, offline_reason = ? WHERE id = ?",
-      ).run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0
-    );
+      ).run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0;
+    if (changed) this.live.device(deviceId);
+    return changed;
   }
 
   private statement(sql: string): Database.Statement {
@@ -413,6 +432,7 @@ export class DeviceRegistry {
     this.statement(
       "INSERT INTO certificates (serial, device_id, issued_at, not_after, pem, public_key_sha256) VALUES (?, ?, ?, ?, ?, ?)",
     ).run(issued.serial, deviceId, this.clock(), issued.notAfter.getTime(), issued.pem, publicKeySha256);
+    this.live.device(deviceId);
   }
 
   /**
@@ -445,46 +465,50 @@ export class DeviceRegistry {
     query: { from?: string; to?: string; name?: string; source?: string; limit?: number },
   ): TelemetryPage {
     const row = this.row(orgId, uuid);
-    const where = ["device_id = ?"];
-    const params: (string | number)[] = [row.id];
-    if (query.from) {
-      where.push("ts >= ?");
-      params.push(Date.parse(query.from));
-    }
-    if (query.to) {
-      where.push("ts < ?");
-      params.push(Date.parse(query.to));
-    }
-    if (query.name) {
-      where.push("name = ?");
-      params.push(query.name);
-    }
-    if (query.source) {
-      where.push("source = ?");
-      params.push(query.source);
-    }
+    const { where, params } = telemetryWhere(row.id, query);
     const rows = this.db
       .prepare(
         `SELECT ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts DESC, rowid DESC LIMIT ?`,
       )
-      .all(...params, query.limit ?? 1000) as {
-      ts: number;
-      name: string;
-      value: number | string;
-      kind: number;
-      unit: string | null;
-      source: string | null;
-      stream: string;
-      seq: number;
-    }[];
-    const { items, skipped } = readRows(rows, (r) => {
-      const ts = storedIso(r.ts);
-      const value = r.kind === 2 ? r.value === 1 : r.value;
-      if (ts === undefined || (typeof value === "number" && !Number.isFinite(value))) return undefined;
-      if (!Number.isSafeInteger(r.seq)) return undefined;
-      return { ts, name: r.name, value, unit: r.unit, source: r.source, stream: r.stream, seq: r.seq };
-    });
+      .all(...params, query.limit ?? 1000) as TelemetryRow[];
+    const { items, skipped } = readRows(rows, readingOf);
     return { uuid: row.uuid, count: row.telemetry_count, items, ...(skipped > 0 ? { skipped } : {}) };
+  }
+
+  /**
+   * Every reading of the device in the range, oldest first, as pages of `pageSize`: each page is one
+   * keyset query read with `iterate()` and done with before the page is handed on, so the
+   * connection is never held between pages and memory holds one page whatever the range. Lazy: a
+   * page is read only when the consumer asks for it (a streamed answer, as fast as the client takes it).
+   */
+  *telemetryPages(
+    deviceId: number,
+    query: { from?: string; to?: string; name?: string; source?: string },
+    pageSize = 1000,
+  ): Generator<StoredReading[]> {
+    const { where, params } = telemetryWhere(deviceId, query);
+    const first = this.db.prepare(
+      `SELECT rowid AS id, ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts, rowid LIMIT ?`,
+    );
+    const next = this.db.prepare(
+      `SELECT rowid AS id, ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} AND (ts, rowid) > (?, ?) ORDER BY ts, rowid LIMIT ?`,
+    );
+    let cursor: { ts: number; id: number } | undefined;
+    for (;;) {
+      const rows = (
+        cursor ? next.iterate(...params, cursor.ts, cursor.id, pageSize) : first.iterate(...params, pageSize)
+      ) as IterableIterator<TelemetryRow & { id: number }>;
+      const page: StoredReading[] = [];
+      let read = 0;
+      for (const r of rows) {
+        read += 1;
+        cursor = { ts: r.ts, id: r.id };
+        const reading = readingOf(r);
+        if (reading) page.push(reading);
+      }
+      if (page.length > 0) yield page;
+      if (read < pageSize) return;
+    }
   }
 
   events(orgId: number, uuid: string, limit: number) {
@@ -591,4 +615,53 @@ export function editedTags(current: readonly string[], body: PatchDeviceBody): s
     );
   }
   return next;
+}
+
+/** One reading as the API shows it. */
+export type StoredReading = TelemetryPage["items"][number];
+
+interface TelemetryRow {
+  ts: number;
+  name: string;
+  value: number | string;
+  kind: number;
+  unit: string | null;
+  source: string | null;
+  stream: string;
+  seq: number;
+}
+
+/** A stored reading as the API shows it, or undefined for a row no reader can show. */
+function readingOf(r: TelemetryRow): StoredReading | undefined {
+  const ts = storedIso(r.ts);
+  const value = r.kind === 2 ? r.value === 1 : r.value;
+  if (ts === undefined || (typeof value === "number" && !Number.isFinite(value))) return undefined;
+  if (!Number.isSafeInteger(r.seq)) return undefined;
+  return { ts, name: r.name, value, unit: r.unit, source: r.source, stream: r.stream, seq: r.seq };
+}
+
+/** The telemetry filters as SQL conditions; `to` is exclusive. */
+function telemetryWhere(
+  deviceId: number,
+  query: { from?: string; to?: string; name?: string; source?: string },
+): { where: string[]; params: (string | number)[] } {
+  const where = ["device_id = ?"];
+  const params: (string | number)[] = [deviceId];
+  if (query.from) {
+    where.push("ts >= ?");
+    params.push(Date.parse(query.from));
+  }
+  if (query.to) {
+    where.push("ts < ?");
+    params.push(Date.parse(query.to));
+  }
+  if (query.name) {
+    where.push("name = ?");
+    params.push(query.name);
+  }
+  if (query.source) {
+    where.push("source = ?");
+    params.push(query.source);
+  }
+  return { where, params };
 }

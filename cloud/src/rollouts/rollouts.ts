@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
 import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
 import { type DeviceJobs, parseFirmwareRef } from "../jobs/device-jobs.js";
+import { type LiveRolloutRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { buildDeviceQuery } from "../registry/device-query.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
 import {
@@ -49,6 +50,8 @@ export interface RolloutsDeps {
   clock?: () => number;
   /** Most jobs one tick creates, so a tick over a large fleet stays short; the next tick goes on. */
   startsPerTick?: number;
+  /** Told when a rollout's state, phase or progress changes, for live updates. */
+  live?: LiveSink;
 }
 
 interface RolloutRow {
@@ -103,8 +106,19 @@ const LIST_LIMIT = 200;
 export class Rollouts {
   private readonly clock: () => number;
 
+  private readonly live: LiveSink;
+
   constructor(private readonly deps: RolloutsDeps) {
     this.clock = deps.clock ?? Date.now;
+    this.live = deps.live ?? NO_LIVE;
+  }
+
+  /** Where a rollout belongs, for the live feed; undefined when there is no such rollout. */
+  liveRef(id: number): LiveRolloutRef | undefined {
+    const row = this.deps.db.prepare("SELECT org_id, group_paths_json FROM rollouts WHERE id = ?").get(id) as
+      | { org_id: number; group_paths_json: string }
+      | undefined;
+    return row && { orgId: row.org_id, groupPaths: JSON.parse(row.group_paths_json) as string[] };
   }
 
   create(principal: Principal, body: CreateRolloutBody): RolloutView {
@@ -186,6 +200,7 @@ export class Rollouts {
       return rolloutId;
     })();
     this.deps.logger.info({ rolloutId: id, firmware: body.firmware, devices: devices.length }, "rollout created");
+    this.live.rollout(id);
     this.advance(id);
     return this.view(this.row(principal.orgId, id), true);
   }
@@ -229,6 +244,7 @@ export class Rollouts {
          current_phase = current_phase + ? WHERE id = ?`,
       )
       .run(this.clock(), held ? 1 : 0, id);
+    this.live.rollout(id);
     this.advance(id);
     return this.show(orgId, id);
   }
@@ -252,6 +268,7 @@ export class Rollouts {
       .prepare("SELECT * FROM rollout_devices WHERE rollout_id = ? AND (job_id = ? OR rollback_job_id = ?)")
       .get(rolloutId, jobId, jobId) as MemberRow | undefined;
     if (!member) return;
+    this.live.rollout(rolloutId);
     const now = this.clock();
     if (member.rollback_job_id === jobId) {
       db.prepare("UPDATE rollout_devices SET rollback_state = ? WHERE rollout_id = ? AND device_id = ?").run(
@@ -329,6 +346,7 @@ export class Rollouts {
         this.clock(),
         id,
       );
+      this.live.rollout(id);
       row = { ...row, current_phase: row.current_phase + 1 };
     }
     return this.startPending(row);
@@ -385,6 +403,7 @@ export class Rollouts {
             )
           : now;
       db.prepare("UPDATE rollouts SET last_start_at = ?, updated_at = ? WHERE id = ?").run(last, now, row.id);
+      this.live.rollout(row.id);
     }
     return started;
   }
@@ -459,6 +478,7 @@ export class Rollouts {
     this.deps.db
       .prepare("UPDATE rollouts SET state = ?, stop_reason = ?, stop_message = ?, updated_at = ? WHERE id = ?")
       .run(state, reason, message, this.clock(), id);
+    this.live.rollout(id);
   }
 
   private resolveTarget(principal: Principal, target: RolloutTarget): DeviceRow[] {

@@ -3,12 +3,10 @@ import type Database from "better-sqlite3";
 import type { Grant, Principal } from "../access/access-policy.js";
 import type { Role } from "../access/roles.js";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
+import { LoginThrottle } from "./login-throttle.js";
 import { hashPassword, verifyPassword } from "./password-hash.js";
 
 export const SESSION_TTL_MS = 12 * 3600_000;
-/** Failed logins before the account locks, and for how long. */
-const MAX_FAILED_LOGINS = 10;
-const LOCK_MS = 15 * 60_000;
 export const MIN_PASSWORD_LENGTH = 12;
 
 export interface UserRecord {
@@ -29,8 +27,13 @@ interface UserRow {
   password_hash: string;
   created_at: number;
   last_login_at: number | null;
-  failed_logins: number;
-  locked_until: number | null;
+}
+
+/** A login tried inside the account's delay: 429 LOGIN_THROTTLED, with the seconds to wait. */
+export class LoginThrottledError extends FieldgateError {
+  constructor(readonly retryAfterSeconds: number) {
+    super("LOGIN_THROTTLED", `too many failed logins for this account; retry in ${retryAfterSeconds} s`);
+  }
 }
 
 /**
@@ -41,6 +44,7 @@ export class UserDirectory {
   constructor(
     private readonly db: Database.Database,
     private readonly clock: () => number = Date.now,
+    private readonly throttle: LoginThrottle = new LoginThrottle(clock),
   ) {}
 
   async create(
@@ -84,15 +88,13 @@ export class UserDirectory {
     id: number,
     fields: { name?: string; password?: string; roles?: { groupId: number; role: Role }[] },
   ): Promise<UserRecord> {
-    this.get(orgId, id);
+    const user = this.get(orgId, id);
     if (fields.password !== undefined) assertPassword(fields.password);
     const hash = fields.password === undefined ? undefined : await hashPassword(fields.password);
     this.db.transaction(() => {
       if (fields.name !== undefined) this.db.prepare("UPDATE users SET name = ? WHERE id = ?").run(fields.name, id);
       if (hash !== undefined) {
-        this.db
-          .prepare("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE id = ?")
-          .run(hash, id);
+        this.db.prepare("UPDATE users SET password_hash = ? WHERE id = ?").run(hash, id);
         // A new password ends every session made with the old one.
         this.db.prepare("DELETE FROM sessions WHERE user_id = ?").run(id);
       }
@@ -101,6 +103,8 @@ export class UserDirectory {
         this.writeRoles(id, fields.roles);
       }
     })();
+    // A password an admin set is tried without the old one's delay.
+    if (hash !== undefined) this.throttle.succeeded(user.email);
     return this.get(orgId, id);
   }
 
@@ -109,24 +113,22 @@ export class UserDirectory {
     this.db.prepare("DELETE FROM users WHERE id = ?").run(id);
   }
 
-  /** Checks the password and opens a session. Unknown emails and wrong passwords answer alike. */
+  /**
+   * Checks the password and opens a session. Unknown emails and wrong passwords answer alike,
+   * and both are slowed alike after five failures in a row (LoginThrottle): a try inside the
+   * delay is refused with LoginThrottledError before any password is checked.
+   */
   async login(email: string, password: string): Promise<{ token: string; expiresAt: number; user: UserRecord }> {
-    const row = this.db.prepare("SELECT * FROM users WHERE email = ?").get(email.toLowerCase()) as UserRow | undefined;
-    const now = this.clock();
-    if (row?.locked_until && row.locked_until > now) {
-      throw new FieldgateError("LOGIN_LOCKED", "too many failed logins; try again in a few minutes");
-    }
+    const key = email.toLowerCase();
+    const waitMs = this.throttle.waitMs(key);
+    if (waitMs > 0) throw new LoginThrottledError(Math.ceil(waitMs / 1000));
+    // Counted as a failure before the (slow) check, so tries sent in parallel are slowed too.
+    this.throttle.failed(key);
+    const row = this.db.prepare("SELECT * FROM users WHERE email = ?").get(key) as UserRow | undefined;
     const ok = await verifyPassword(password, row?.password_hash);
-    if (!row || !ok) {
-      if (row) {
-        this.db
-          .prepare(
-            "UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END WHERE id = ?",
-          )
-          .run(MAX_FAILED_LOGINS, now + LOCK_MS, row.id);
-      }
-      throw new FieldgateError("LOGIN_FAILED");
-    }
+    if (!row || !ok) throw new FieldgateError("LOGIN_FAILED");
+    this.throttle.succeeded(key);
+    const now = this.clock();
     const token = newSecret("fgu_");
     const expiresAt = now + SESSION_TTL_MS;
     this.db.transaction(() => {
@@ -134,9 +136,7 @@ export class UserDirectory {
       this.db
         .prepare("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
         .run(hashSecret(token), row.id, now, expiresAt);
-      this.db
-        .prepare("UPDATE users SET last_login_at = ?, failed_logins = 0, locked_until = NULL WHERE id = ?")
-        .run(now, row.id);
+      this.db.prepare("UPDATE users SET last_login_at = ? WHERE id = ?").run(now, row.id);
     })();
     return { token, expiresAt, user: this.get(row.org_id, row.id) };
   }

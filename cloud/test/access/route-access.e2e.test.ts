@@ -24,6 +24,7 @@ describe("access control, enumerated over every route and role", () => {
   const creds: Record<string, string> = {};
   const admin = <T>(method: string, url: string, body?: unknown) => cloud.api<T>(method, url, body);
   const call = async (c: Call, auth: string): Promise<Answer> => {
+    if (c.contentType === "text/event-stream") return fetchStreamStatus(cloud, c, auth);
     if (c.contentType === "text/csv" || c.contentType === "application/octet-stream") {
       const res = await fetchCsv(cloud, c, auth);
       return res;
@@ -106,6 +107,8 @@ describe("access control, enumerated over every route and role", () => {
     }),
     "GET /api/v1/devices": async () => ({ method: "GET", url: "/api/v1/devices" }),
     "GET /api/v1/devices/export": async () => ({ method: "GET", url: "/api/v1/devices/export?format=json" }),
+    // An endless stream: its status is what is compared, then it is closed.
+    "GET /api/v1/live": async () => ({ method: "GET", url: "/api/v1/live", contentType: "text/event-stream" }),
     "GET /api/v1/devices/:uuid": async (g) => ({ method: "GET", url: `/api/v1/devices/${await make.device(g)}` }),
     "PATCH /api/v1/devices/:uuid": async (g) => ({
       method: "PATCH",
@@ -513,5 +516,31 @@ async function fetchCsv(cloud: CloudProcess, c: Call, auth: string): Promise<Ans
     });
     req.on("error", reject);
     req.end(payload);
+  });
+}
+
+/** A streaming GET's status; a 200 stream is closed at once, a refusal is read to its end. */
+async function fetchStreamStatus(cloud: CloudProcess, c: Call, auth: string): Promise<Answer> {
+  const https = await import("node:https");
+  return new Promise((resolve, reject) => {
+    const req = https.get(new URL(c.url, cloud.url), {
+      ca: cloud.caPem,
+      headers: auth ? { authorization: auth } : {},
+    });
+    req.on("response", (res) => {
+      if (res.statusCode === 200) {
+        req.destroy();
+        resolve({ status: 200, text: "", body: undefined });
+        return;
+      }
+      let text = "";
+      res.on("data", (d) => {
+        text += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text, body: undefined }));
+    });
+    req.on("error", (err) => {
+      if (!req.destroyed) reject(err);
+    });
   });
 }

@@ -7,7 +7,7 @@ import { useEffect, useRef } from "preact/hooks";
  */
 export type LiveEvent =
   | { kind: "device"; uuid: string }
-  | { kind: "job"; uuid: string; jobId: number }
+  | { kind: "job"; uuid: string; jobId: string }
   | { kind: "rollout"; id: number }
   /** The stream is unavailable: re-read everything shown. */
   | { kind: "poll" };

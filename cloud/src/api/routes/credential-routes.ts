@@ -90,6 +90,8 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       const orgId = principalOf(request).orgId;
       const { secret } = credentials.regenerate(orgId, request.params.id);
       request.log.info({ credentialId: request.params.id }, "api credential regenerated");
+      // Live streams opened with the old secret end now.
+      ctx.live.recheck();
       return { credential: view(credentials.get(orgId, request.params.id)), secret };
     },
   );
@@ -106,6 +108,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
     },
     async (request, reply) => {
       credentials.delete(principalOf(request).orgId, request.params.id);
+      ctx.live.recheck();
       return reply.status(204).send();
     },
   );

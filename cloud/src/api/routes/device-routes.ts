@@ -11,15 +11,39 @@ import {
   TelemetryQuery,
   Uuid,
 } from "@fieldgate/shared";
-import { Type } from "@sinclair/typebox";
+import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { Principal } from "../../access/access-policy.js";
 import { typeNotFound } from "../../device-types/device-types.js";
 import type { GroupRow } from "../../groups/group-tree.js";
 import type { OpenedWindow } from "../../registry/device-registry.js";
+import { telemetryCsvStream } from "../../registry/telemetry-export.js";
 import { deviceOf, errorResponses, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
 
 const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
+
+/** The telemetry filters, and the answer's format: `limit` applies to JSON only, a CSV holds the whole range. */
+const TelemetryRouteQuery = Type.Object(
+  {
+    ...TelemetryQuery.properties,
+    format: Type.Optional(
+      Type.Union([Type.Literal("json"), Type.Literal("csv")], {
+        description: "json (default) or csv; without it, `Accept: text/csv` asks for CSV",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+type TelemetryRouteQuery = Static<typeof TelemetryRouteQuery>;
+
+/** True when the Accept header names text/csv and not JSON before it. */
+function prefersCsv(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const types = accept.split(",").map((t) => t.split(";")[0]?.trim().toLowerCase());
+  const csv = types.indexOf("text/csv");
+  const json = types.indexOf("application/json");
+  return csv >= 0 && (json < 0 || csv < json);
+}
 const errors = errorResponses;
 
 /** Devices: registry, enrollment windows, telemetry and events. */
@@ -174,23 +198,51 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     },
   );
 
-  app.get<{ Params: { uuid: string }; Querystring: TelemetryQuery }>(
+  app.get<{ Params: { uuid: string }; Querystring: TelemetryRouteQuery }>(
     "/api/v1/devices/:uuid/telemetry",
     {
       schema: {
         tags: ["devices"],
+        summary:
+          "Stored readings: JSON, newest first and at most `limit`; or (format=csv, or Accept: text/csv) the whole range as a streamed CSV, oldest first",
 
         params: UuidParams,
-        querystring: TelemetryQuery,
-        response: { 200: TelemetryPage, ...errors },
+        querystring: TelemetryRouteQuery,
+        response: {
+          200: {
+            description: "the readings",
+            content: {
+              "application/json": { schema: TelemetryPage },
+              "text/csv": {
+                schema: Type.String({
+                  description:
+                    "header ts,name,value,unit,source,stream,seq, then one row per reading in the range, oldest first (CRLF); text cells are escaped against formula injection",
+                }),
+              },
+            },
+          },
+          ...errors,
+        },
       },
     },
-    async (request) => {
-      const { from, to } = request.query;
+    async (request, reply) => {
+      const { from, to, format: asked, ...query } = request.query;
       if (from && to && Date.parse(from) > Date.parse(to)) {
         throw new FieldgateError("VALIDATION_FAILED", "from must not be after to", "from");
       }
-      return registry.telemetry(principalOf(request).orgId, deviceOf(request).uuid, request.query);
+      const format = asked ?? (prefersCsv(request.headers.accept) ? "csv" : "json");
+      const device = deviceOf(request);
+      if (format === "json") {
+        return reply
+          .type("application/json; charset=utf-8")
+          .send(registry.telemetry(principalOf(request).orgId, device.uuid, { from, to, ...query }));
+      }
+      // Everything is checked before the first byte: after the headers are sent, an error can only cut the stream.
+      const { limit: _limit, ...filters } = query;
+      return reply
+        .type("text/csv; charset=utf-8")
+        .header("content-disposition", `attachment; filename="${device.uuid}-telemetry.csv"`)
+        .send(telemetryCsvStream(registry.telemetryPages(device.id, { from, to, ...filters })));
     },
   );
 

@@ -10,6 +10,7 @@ import type { EnrollmentService } from "../../enrollment/enrollment-service.js";
 import type { FirmwareStore } from "../../firmware/firmware-store.js";
 import type { GroupRow, GroupTree } from "../../groups/group-tree.js";
 import type { DeviceJobs } from "../../jobs/device-jobs.js";
+import type { LiveStreams } from "../../live/live-streams.js";
 import type { DeviceLogs } from "../../logs/device-logs.js";
 import type { DeviceRegistry, DeviceRow } from "../../registry/device-registry.js";
 import type { Rollouts } from "../../rollouts/rollouts.js";
@@ -30,6 +31,8 @@ export interface RouteContext {
   firmware: FirmwareStore;
   jobs: DeviceJobs;
   rollouts: Rollouts;
+  /** The open live update streams (`GET /api/v1/live`). */
+  live: LiveStreams;
   version: string;
   mqttPort: () => number;
   mqttUrl: string | undefined;

@@ -13,7 +13,7 @@ import {
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ROLE_PERMISSIONS } from "../../access/roles.js";
-import type { UserRecord } from "../../users/user-directory.js";
+import { LoginThrottledError, type UserRecord } from "../../users/user-directory.js";
 import { clearSessionCookie, csrfTokenFor, setSessionCookie } from "../session-cookie.js";
 import { groupRef, iso, principalOf, type RouteContext } from "./route-context.js";
 
@@ -112,7 +112,12 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
       },
     },
     async (request, reply) => {
-      const { token, expiresAt, user } = await ctx.users.login(request.body.email, request.body.password);
+      const { token, expiresAt, user } = await ctx.users
+        .login(request.body.email, request.body.password)
+        .catch((error) => {
+          if (error instanceof LoginThrottledError) void reply.header("retry-after", String(error.retryAfterSeconds));
+          throw error;
+        });
       request.log.info({ userId: user.id, session: request.body.session ?? "token" }, "user logged in");
       const answer = { expiresAt: new Date(expiresAt).toISOString(), user: userView(ctx, user) };
       if (request.body.session !== "cookie") return { token, ...answer };
@@ -131,6 +136,8 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
         ctx.users.logout(request.cookieSession);
         clearSessionCookie(reply);
       }
+      // The session's live streams end now, not at their next ping.
+      ctx.live.recheck();
       return reply.status(204).send();
     },
   );

@@ -70,6 +70,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
         ...rest,
         ...(roles && { roles: bindings(request, roles) }),
       });
+      // A new password ends the user's sessions, new roles change what they may read: live streams follow now.
+      ctx.live.recheck();
       return userView(ctx, user);
     },
   );
@@ -86,6 +88,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
     },
     async (request, reply) => {
       users.delete(principalOf(request).orgId, request.params.id);
+      ctx.live.recheck();
       return reply.status(204).send();
     },
   );
