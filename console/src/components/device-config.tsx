@@ -4,7 +4,7 @@ import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import type { Resource } from "../lib/use-resource";
 import { useResource } from "../lib/use-resource";
-import { Section } from "./device-sections";
+import { ScrollBox, Section } from "./device-sections";
 import { ErrorNotice, Loading } from "./page";
 
 /** pino's levels, lowest first (shared/src/config-schemas.ts LOG_LEVELS; types only come from shared). */
@@ -50,7 +50,7 @@ export function DeviceLogs(props: {
       {!logs.data && logs.loading && <Loading />}
       {logs.data && logs.data.items.length === 0 && <p class="hint">No log lines{level ? " at this level" : ""}.</p>}
       {logs.data && logs.data.items.length > 0 && (
-        <div class="table-wrap scroll-y">
+        <ScrollBox label="Log lines" tall>
           <table class="logs">
             <caption class="visually-hidden">Log lines, newest first</caption>
             <thead>
@@ -70,7 +70,7 @@ export function DeviceLogs(props: {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollBox>
       )}
     </Section>
   );

@@ -2,7 +2,7 @@ import type { Device } from "@fieldgate/shared";
 import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { useResource } from "../lib/use-resource";
-import { Section } from "./device-sections";
+import { ScrollBox, Section } from "./device-sections";
 import { ErrorNotice, Loading } from "./page";
 
 /** `GET /api/v1/devices/:uuid/jobs[/:id]` (cloud/src/jobs/device-jobs.ts JobView). */
@@ -132,7 +132,7 @@ function JobProgress(props: { job: Job }) {
       {job.steps && job.steps.length > 0 && (
         <details>
           <summary>Report ({job.steps.length} statuses)</summary>
-          <div class="table-wrap">
+          <ScrollBox label="Update report">
             <table>
               <thead>
                 <tr>
@@ -158,7 +158,7 @@ function JobProgress(props: { job: Job }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </ScrollBox>
         </details>
       )}
     </div>

@@ -26,6 +26,19 @@ export function Section(props: { id: string; title: string; children: ComponentC
   );
 }
 
+/**
+ * A table that may scroll: focusable, so keyboard users can scroll it too, and named for
+ * screen readers by `label`.
+ */
+export function ScrollBox(props: { label: string; children: ComponentChildren; tall?: boolean }) {
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take focus to scroll by keyboard (WCAG 2.1.1)
+    <section class={props.tall ? "table-wrap scroll-y" : "table-wrap"} aria-label={props.label} tabIndex={0}>
+      {props.children}
+    </section>
+  );
+}
+
 function CopyButton(props: { text: string; label: string }) {
   const [copied, setCopied] = useState(false);
   return (
@@ -168,7 +181,7 @@ export function DeviceHistory(props: { uuid: string; tick: number }) {
         {!events.data && events.loading && <Loading />}
         {events.data && presence.length === 0 && <p class="hint">The device has never connected.</p>}
         {presence.length > 0 && (
-          <div class="table-wrap scroll-y">
+          <ScrollBox label="Online and offline changes" tall>
             <table>
               <caption class="visually-hidden">Presence history, newest first</caption>
               <thead>
@@ -188,13 +201,13 @@ export function DeviceHistory(props: { uuid: string; tick: number }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </ScrollBox>
         )}
       </Section>
       <Section id="events" title="Events">
         {events.data && others.length === 0 && <p class="hint">No events.</p>}
         {others.length > 0 && (
-          <div class="table-wrap scroll-y">
+          <ScrollBox label="Event list" tall>
             <table>
               <caption class="visually-hidden">Events, newest first</caption>
               <thead>
@@ -221,7 +234,7 @@ export function DeviceHistory(props: { uuid: string; tick: number }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </ScrollBox>
         )}
       </Section>
     </>
@@ -262,7 +275,7 @@ export function DeviceCertificates(props: { device: Device; tick: number }) {
       )}
       <ErrorNotice error={list.error} />
       {list.data && list.data.items.length > 0 && (
-        <div class="table-wrap">
+        <ScrollBox label="Issue history">
           <table>
             <caption>All certificates, newest first</caption>
             <thead>
@@ -292,7 +305,7 @@ export function DeviceCertificates(props: { device: Device; tick: number }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollBox>
       )}
     </Section>
   );

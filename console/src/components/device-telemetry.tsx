@@ -5,7 +5,7 @@ import "uplot/dist/uPlot.min.css";
 import { api, apiPath } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { useResource } from "../lib/use-resource";
-import { Section } from "./device-sections";
+import { ScrollBox, Section } from "./device-sections";
 import { ErrorNotice, Loading } from "./page";
 
 type Reading = TelemetryPage["items"][number];
@@ -128,7 +128,8 @@ export function DeviceTelemetry(props: { uuid: string; tick: number }) {
     const from = new Date(customFrom);
     const to = new Date(customTo);
     if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) return;
-    setApplied({ from: from.toISOString(), to: to.toISOString() });
+    // The inputs are to the minute: "to" takes in its whole minute.
+    setApplied({ from: from.toISOString(), to: new Date(to.getTime() + 59_999).toISOString() });
   };
 
   return (
@@ -193,7 +194,7 @@ export function DeviceTelemetry(props: { uuid: string; tick: number }) {
       {items.length > 0 && (
         <>
           <h3>Readings</h3>
-          <div class="table-wrap scroll-y">
+          <ScrollBox label="Readings table" tall>
             <table>
               <caption class="visually-hidden">Readings, newest first</caption>
               <thead>
@@ -217,7 +218,7 @@ export function DeviceTelemetry(props: { uuid: string; tick: number }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </ScrollBox>
           {items.length > TABLE_ROWS && (
             <p class="hint">
               The newest {TABLE_ROWS} of {items.length} readings; export the range for all.
