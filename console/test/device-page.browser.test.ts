@@ -289,6 +289,7 @@ describe("the device detail page, against a real cloud and a real agent", () => 
       .getByRole("region", { name: "Certificate", exact: true })
       .getByRole("cell", { name: /reset-token/ })
       .waitFor();
+    await page.locator('.page-header [data-health="offline"]').getByText("Offline (last: Warning)").waitFor();
     await context.close();
   });
 });
