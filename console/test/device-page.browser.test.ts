@@ -126,6 +126,12 @@ describe("the device detail page, against a real cloud and a real agent", () => 
     await telemetry.getByRole("cell", { name: "system.mem.used_pct" }).first().waitFor();
     const csv = await telemetry.getByRole("link", { name: "Export CSV" }).getAttribute("href");
     expect(csv).toMatch(new RegExp(`^/api/v1/devices/${uuid}/telemetry\\?format=csv&from=`));
+    await page
+      .getByRole("region", { name: "Presence history", exact: true })
+      .getByRole("cell", { name: "Online" })
+      .first()
+      .waitFor();
+    await screenshot(page, "device");
     await telemetry.getByLabel("Time range").selectOption("custom");
     await telemetry.getByRole("button", { name: "Show range" }).click();
     await telemetry.getByRole("img", { name: /Chart of system\.load1/ }).waitFor();
@@ -144,7 +150,6 @@ describe("the device detail page, against a real cloud and a real agent", () => 
       .first()
       .waitFor();
     expect(await accessibilityViolations(page)).toEqual([]);
-    await screenshot(page, "device");
     expect(refused).toEqual([]);
     expect(problems.filter((p) => !/status of 404/.test(p))).toEqual([]);
     await context.close();
@@ -193,6 +198,40 @@ describe("the device detail page, against a real cloud and a real agent", () => 
     expect(await page.getByRole("region", { name: "Logs", exact: true }).textContent()).toContain(
       "Forwarded log level",
     );
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await context.close();
+  });
+
+  it("filters the logs by level, and sets the forwarded log level, which the agent applies", async () => {
+    const { context, page } = await openConsole(browser, cloud, manager);
+    await openDevice(page, uuid);
+    const logs = page.getByRole("region", { name: "Logs", exact: true });
+    await logs.getByRole("cell", { name: "info" }).first().waitFor();
+    await logs.getByLabel("Show level").selectOption("warn");
+    await expect
+      .poll(async () => {
+        const levels = await logs.locator("tbody tr td:nth-child(2)").allTextContents();
+        return levels.length === 0 || levels.every((l) => ["warn", "error", "fatal"].includes(l));
+      })
+      .toBe(true);
+
+    await logs.getByLabel("Forwarded log level").selectOption("warn");
+    await logs.getByRole("button", { name: "Set level" }).click();
+    await expect
+      .poll(() => logs.getByTestId("reported-forward-level").textContent(), { timeout: 15_000 })
+      .toBe("device forwards warn");
+    const config = page.getByRole("region", { name: "Configuration", exact: true });
+    await expect.poll(() => config.getByTestId("config-state").textContent()).toContain("Applied");
+    expect(await config.getByTestId("desired-config").textContent()).toContain('"level": "warn"');
+
+    // A desired config the cloud refuses stays in the editor with the API's message.
+    await config.getByRole("button", { name: "Edit desired config" }).click();
+    await config.getByLabel("Desired config (JSON)").fill('{"logLevel": "loud"}');
+    await config.getByRole("button", { name: "Save desired config" }).click();
+    await expect.poll(() => config.getByRole("alert").textContent()).toMatch(/logLevel/);
+    await config.getByLabel("Desired config (JSON)").fill("{not json");
+    await config.getByRole("button", { name: "Save desired config" }).click();
+    await expect.poll(() => config.getByRole("alert").textContent()).toContain("not valid JSON");
     expect(await accessibilityViolations(page)).toEqual([]);
     await context.close();
   });

@@ -122,6 +122,16 @@ export function DeviceInformation(props: { device: Device }) {
   );
 }
 
+const CHECK_ORDER: Record<string, number> = { critical: 0, warning: 1, unknown: 2, ok: 3 };
+
+/** What needs a look first: critical, warning, unknown, then ok; in the device's order within each. */
+function sortedChecks<T extends { status: string }>(checks: T[]): T[] {
+  return checks
+    .map((check, i) => ({ check, i }))
+    .sort((a, b) => (CHECK_ORDER[a.check.status] ?? 2) - (CHECK_ORDER[b.check.status] ?? 2) || a.i - b.i)
+    .map((x) => x.check);
+}
+
 const CHECK_WORDS: Record<string, string> = { ok: "OK", warning: "Warning", critical: "Critical", unknown: "Unknown" };
 
 export function DeviceHealthChecks(props: { uuid: string; tick: number }) {
@@ -141,7 +151,7 @@ export function DeviceHealthChecks(props: { uuid: string; tick: number }) {
             Reported {formatTime(h.reportedAt)} (received {formatRelative(h.receivedAt)}).
           </p>
           <ul class="checks" aria-label="Health checks">
-            {h.checks.map((check) => {
+            {sortedChecks(h.checks).map((check) => {
               const status = check.status === "unknown" ? "unknown" : healthOf(check.status);
               return (
                 <li key={check.name} class={`check check-${status}`} data-check={check.name}>
