@@ -218,7 +218,7 @@ describe("the device detail page, against a real cloud and a real agent", () => 
     await logs.getByLabel("Forwarded log level").selectOption("warn");
     await logs.getByRole("button", { name: "Set level" }).click();
     await expect
-      .poll(() => logs.getByTestId("reported-forward-level").textContent(), { timeout: 15_000 })
+      .poll(() => logs.getByTestId("reported-forward-level").textContent(), { timeout: 25_000 })
       .toBe("device forwards warn");
     const config = page.getByRole("region", { name: "Configuration", exact: true });
     await expect.poll(() => config.getByTestId("config-state").textContent()).toContain("Applied");
@@ -234,7 +234,7 @@ describe("the device detail page, against a real cloud and a real agent", () => 
     await expect.poll(() => config.getByRole("alert").textContent()).toContain("not valid JSON");
     expect(await accessibilityViolations(page)).toEqual([]);
     await context.close();
-  });
+  }, 60_000);
 
   it("says 'Device not found' for a device of another group, as for one that does not exist", async () => {
     const groups = await cloud.api<{ items: { id: number; parentId: number | null }[] }>("GET", "/api/v1/groups");
