@@ -158,7 +158,20 @@ describe("the device detail page, against a real cloud and a real agent", () => 
   it("edits the name and tags, and shows the API's refusal of a bad tag", async () => {
     const { context, page } = await openConsole(browser, cloud, manager);
     await openDevice(page, uuid);
-    await chooseAction(page, "Edit");
+    // The actions menu by keyboard: Enter opens it on its first item, arrows move, Escape closes it.
+    const actions = page.getByRole("button", { name: "Actions" });
+    await actions.focus();
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe("Edit");
+    await page.keyboard.press("ArrowDown");
+    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe("Reset token");
+    await page.keyboard.press("Escape");
+    await page.getByRole("menu").waitFor({ state: "hidden" });
+    expect(await actions.getAttribute("aria-expanded")).toBe("false");
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute("aria-haspopup"))).toBe("menu");
+    await page.keyboard.press("ArrowDown");
+    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe("Edit");
+    await page.keyboard.press("Enter");
     const dialog = page.getByRole("dialog", { name: "Edit device" });
     await dialog.waitFor();
     expect(await accessibilityViolations(page)).toEqual([]);

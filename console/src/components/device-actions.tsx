@@ -81,7 +81,15 @@ export function MenuButton(props: { label: string; items: MenuItem[] }) {
       >
         {props.label} <span aria-hidden="true">▾</span>
       </button>
-      <div class="menu-list" role="menu" id={menuId} aria-labelledby={buttonId} hidden={!open} onKeyDown={onMenuKey}>
+      <div
+        ref={menu}
+        class="menu-list"
+        role="menu"
+        id={menuId}
+        aria-labelledby={buttonId}
+        hidden={!open}
+        onKeyDown={onMenuKey}
+      >
         {props.items.map((item) => (
           <button
             key={item.label}
