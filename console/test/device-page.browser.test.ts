@@ -1,10 +1,12 @@
-import { randomUUID } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
 import { chmodSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, startAgent, writeAgentConfig } from "../../test/support/agent-process.js";
-import { type CloudProcess, eventually, startCloud, tempDir } from "../../test/support/cloud-process.js";
+import { type CloudProcess, cloudBin, eventually, startCloud, tempDir } from "../../test/support/cloud-process.js";
+import { uploadImage } from "../../test/support/firmware.js";
 import {
   accessibilityViolations,
   type ConsoleUser,
@@ -57,9 +59,24 @@ describe("the device detail page, against a real cloud and a real agent", () => 
   let uuid: string;
 
   beforeAll(async () => {
-    [cloud, browser] = await Promise.all([startCloud(), launchBrowser()]);
+    // A firmware key and an image for the device's type, so an update job can be sent to it.
+    const dataDir = tempDir("console-device-cloud");
+    execFileSync(process.execPath, [cloudBin, "firmware", "keygen", "--data-dir", dataDir], { stdio: "pipe" });
+    [cloud, browser] = await Promise.all([
+      startCloud({ dataDir, args: ["--firmware-dir", path.join(tempDir("console-device-fw"), "store")] }),
+      launchBrowser(),
+    ]);
     [manager, viewer] = await Promise.all([createUser(cloud, "device-manager"), createUser(cloud, "viewer")]);
-    const device = await registerDevice(cloud, { name: "press-4", location: "hall 3", tags: ["line-1"] });
+    const type = await cloud.api("POST", "/api/v1/device-types", { name: "gw-a", firmwareCompat: "acme-gw-a" });
+    expect(type.status, type.text).toBe(201);
+    const image = await uploadImage(cloud, "name=gw-os&version=2.0.0&compatible=acme-gw-a", randomBytes(4096));
+    expect(image.status, image.text).toBe(201);
+    const device = await registerDevice(cloud, {
+      name: "press-4",
+      location: "hall 3",
+      tags: ["line-1"],
+      type: "gw-a",
+    });
     uuid = device.uuid;
     const dir = tempDir("console-device-agent");
     const check = path.join(dir, "valve.sh");
@@ -245,6 +262,28 @@ describe("the device detail page, against a real cloud and a real agent", () => 
     await config.getByLabel("Desired config (JSON)").fill("{not json");
     await config.getByRole("button", { name: "Save desired config" }).click();
     await expect.poll(() => config.getByRole("alert").textContent()).toContain("not valid JSON");
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await context.close();
+  }, 60_000);
+
+  it("shows an update's steps, its failure with the reason, and its report, as the device reports them", async () => {
+    const { context, page } = await openConsole(browser, cloud, manager);
+    await openDevice(page, uuid);
+    const firmware = page.getByRole("region", { name: "Firmware", exact: true });
+    await firmware.getByText("No update was sent").waitFor();
+    // Updates are off on this agent (updates.enabled defaults to false): it refuses at the first check.
+    const created = await cloud.api<{ id: string }>("POST", `/api/v1/devices/${uuid}/jobs`, {
+      firmware: "gw-os@2.0.0",
+    });
+    expect(created.status, created.text).toBe(201);
+    // The page re-reads by itself (a job event, or the poll tick without the live stream).
+    await expect.poll(() => firmware.getByTestId("job-status").textContent(), { timeout: 25_000 }).toBe("Failed");
+    expect(await firmware.textContent()).toContain("UPDATES_DISABLED");
+    const steps = firmware.getByRole("list", { name: "Update steps" });
+    expect(await steps.locator(".step-failed").textContent()).toContain("Checking permissions");
+    expect(await steps.locator(".step-done").first().textContent()).toContain("Queued");
+    await firmware.getByText(/^Report \(\d+ statuses\)$/).click();
+    await firmware.getByRole("cell", { name: "CHECKING_PERMISSIONS" }).first().waitFor();
     expect(await accessibilityViolations(page)).toEqual([]);
     await context.close();
   }, 60_000);
