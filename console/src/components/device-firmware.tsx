@@ -180,7 +180,7 @@ export function DeviceFirmware(props: { device: Device; tick: number }) {
   );
   const older = jobs.data?.items.slice(1) ?? [];
   return (
-    <Section id="firmware" title="Firmware">
+    <Section id="firmware" title="Firmware" wide>
       <p>
         Installed version: <strong data-testid="firmware-version">{device.firmwareVersion ?? "not reported"}</strong>
       </p>

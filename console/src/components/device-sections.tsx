@@ -186,7 +186,7 @@ export function DeviceHistory(props: { uuid: string; tick: number }) {
   const others = items.filter((e) => !PRESENCE.has(e.code));
   return (
     <>
-      <Section id="presence" title="Presence history">
+      <Section id="presence" title="Presence history" wide>
         <ErrorNotice error={events.error} />
         {!events.data && events.loading && <Loading />}
         {events.data && presence.length === 0 && <p class="hint">The device has never connected.</p>}
@@ -214,7 +214,7 @@ export function DeviceHistory(props: { uuid: string; tick: number }) {
           </ScrollBox>
         )}
       </Section>
-      <Section id="events" title="Events">
+      <Section id="events" title="Events" wide>
         {events.data && others.length === 0 && <p class="hint">No events.</p>}
         {others.length > 0 && (
           <ScrollBox label="Event list" tall>
@@ -260,7 +260,7 @@ export function DeviceCertificates(props: { device: Device; tick: number }) {
   const cert = device.certificate;
   const renewals = Math.max(0, list.data?.items.filter((c) => c.revokeReason === "renewed").length ?? 0);
   return (
-    <Section id="certificate" title="Certificate">
+    <Section id="certificate" title="Certificate" wide>
       {cert ? (
         <dl class="facts">
           <dt>Serial</dt>
