@@ -288,22 +288,47 @@ describe("the device detail page, against a real cloud and a real agent", () => 
     await context.close();
   }, 60_000);
 
-  it("says 'Device not found' for a device of another group, as for one that does not exist", async () => {
+  it("says 'Device not found' for a device of another group or organization, as for one that does not exist", async () => {
     const groups = await cloud.api<{ items: { id: number; parentId: number | null }[] }>("GET", "/api/v1/groups");
     const root = groups.body.items.find((g) => g.parentId === null)?.id;
     const plantA = await cloud.api<{ id: number }>("POST", "/api/v1/groups", { name: "plant-a", parent: root });
     const plantB = await cloud.api<{ id: number }>("POST", "/api/v1/groups", { name: "plant-b", parent: root });
     expect([plantA.status, plantB.status]).toEqual([201, 201]);
     const other = await registerDevice(cloud, { name: "elsewhere", group: plantB.body.id });
+    // And a device of another organization, made with that organization's own admin credential.
+    const org = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [cloudBin, "organizations", "create", "other-org", "--json", "--data-dir", cloud.dataDir],
+        { encoding: "utf8" },
+      ),
+    ) as { credentialId: string; secret: string };
+    const foreignUuid = newUuid();
+    const foreign = await cloud.api(
+      "POST",
+      "/api/v1/devices",
+      { uuid: foreignUuid, name: "foreign" },
+      `Basic ${Buffer.from(`${org.credentialId}:${org.secret}`).toString("base64")}`,
+    );
+    expect(foreign.status, foreign.text).toBe(201);
+
     const scoped = await createUser(cloud, "admin", plantA.body.id);
     const { context, page } = await openConsole(browser, cloud, scoped);
-    for (const target of [other.uuid, newUuid(), "not-a-uuid"]) {
+    for (const target of [other.uuid, foreignUuid, newUuid(), "not-a-uuid"]) {
       await page.goto(`/devices/${target}`);
       await page.getByRole("heading", { level: 1, name: "Device not found" }).waitFor();
-      expect(await page.getByText("elsewhere").count()).toBe(0);
+      expect(await page.getByText(/elsewhere|foreign/).count()).toBe(0);
     }
     expect(await accessibilityViolations(page)).toEqual([]);
     await context.close();
+    // An admin of the whole organization sees plant-b's device, but still not the other organization's.
+    const admin = await createUser(cloud, "admin");
+    const wide = await openConsole(browser, cloud, admin);
+    await openDevice(wide.page, other.uuid);
+    await wide.page.getByRole("heading", { level: 1, name: "elsewhere" }).waitFor();
+    await wide.page.goto(`/devices/${foreignUuid}`);
+    await wide.page.getByRole("heading", { level: 1, name: "Device not found" }).waitFor();
+    await wide.context.close();
   });
 
   it("deletes a device after saying that all its data goes, and goes back to the list", async () => {
