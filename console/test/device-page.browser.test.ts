@@ -357,11 +357,16 @@ describe("the device detail page, against a real cloud and a real agent", () => 
   it("resets the token on a phone, one-handed: the dialog, then the new token and its countdown", async () => {
     const enrolled = await registerDevice(cloud, { name: "cabinet-7", tags: ["phone"] });
     const { context, page } = await openConsole(browser, cloud, manager, PHONE);
-    await openDevice(page, enrolled.uuid);
-    // Sections stack: nothing is wider than the phone.
+    // The agent's page on the phone: sections stack, and nothing is wider than the screen.
+    await openDevice(page, uuid);
+    await page.getByRole("list", { name: "Health checks" }).waitFor();
+    await page.getByRole("img", { name: /Chart of system\.load1/ }).waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
     await screenshot(page, "device-phone");
     expect(await accessibilityViolations(page)).toEqual([]);
+
+    await openDevice(page, enrolled.uuid);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
     await page.getByRole("button", { name: "Actions" }).click();
     await page.getByRole("menuitem", { name: "Reset token" }).click();
     const confirm = page.getByRole("dialog", { name: "Reset the enrollment token?" });
