@@ -10,17 +10,39 @@ import { ErrorNotice, Loading } from "./page";
 /** pino's levels, lowest first (shared/src/config-schemas.ts LOG_LEVELS; types only come from shared). */
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 
-export function useDeviceConfig(uuid: string, tick: number): Resource<DeviceConfigView> {
-  return useResource((signal) => api<DeviceConfigView>("GET", `/devices/${uuid}/config`, { signal }), [uuid, tick]);
+export interface ConfigResource extends Resource<DeviceConfigView> {
+  /** Re-reads every 2 s (at most a minute) while the state is pending: the device's answer shows by itself. */
+  watch(): void;
 }
 
-/** The device's forwarded log lines, filtered by level, and the level it forwards at. */
-export function DeviceLogs(props: {
-  uuid: string;
-  tick: number;
-  config: Resource<DeviceConfigView>;
-  writable: boolean;
-}) {
+export function useDeviceConfig(uuid: string, tick: number): ConfigResource {
+  const resource = useResource(
+    (signal) => api<DeviceConfigView>("GET", `/devices/${uuid}/config`, { signal }),
+    [uuid, tick],
+  );
+  const [watchSince, setWatchSince] = useState(0);
+  const pending = resource.data?.state === "pending";
+  const { reload, loading, loadedAt } = resource;
+  useEffect(() => {
+    if (!watchSince || loading) return;
+    // Done once an answer read after the change is no longer pending, or after a minute.
+    if ((loadedAt > watchSince && !pending) || Date.now() - watchSince > 60_000) {
+      setWatchSince(0);
+      return;
+    }
+    const timer = setTimeout(reload, 2000);
+    return () => clearTimeout(timer);
+  }, [watchSince, pending, loading, loadedAt, reload]);
+  return {
+    ...resource,
+    watch: () => {
+      setWatchSince(Date.now());
+      reload();
+    },
+  };
+}
+
+export function DeviceLogs(props: { uuid: string; tick: number; config: ConfigResource; writable: boolean }) {
   const [level, setLevel] = useState("");
   const logs = useResource(
     (signal) =>
@@ -77,7 +99,7 @@ export function DeviceLogs(props: {
 }
 
 /** `logForward.level` of the desired config: what the agent forwards to the cloud (docs/logs.md). */
-function ForwardLevel(props: { uuid: string; config: Resource<DeviceConfigView>; writable: boolean }) {
+function ForwardLevel(props: { uuid: string; config: ConfigResource; writable: boolean }) {
   const view = props.config.data;
   const desired = view?.desired.logForward?.level ?? "";
   const [choice, setChoice] = useState(desired);
@@ -97,7 +119,7 @@ function ForwardLevel(props: { uuid: string; config: Resource<DeviceConfigView>;
     if (Object.keys(forward).length > 0) next.logForward = forward;
     try {
       await api("PUT", `/devices/${props.uuid}/config`, { body: next });
-      props.config.reload();
+      props.config.watch();
     } catch (failure) {
       setError(failure);
     } finally {
@@ -145,7 +167,7 @@ const STATE_WORDS: Record<string, string> = {
 };
 
 /** The desired config (what the cloud asks for) beside the reported one (what the device applied). */
-export function DeviceConfigSection(props: { uuid: string; config: Resource<DeviceConfigView>; writable: boolean }) {
+export function DeviceConfigSection(props: { uuid: string; config: ConfigResource; writable: boolean }) {
   const view = props.config.data;
   const [editing, setEditing] = useState(false);
   const [text, setText] = useState("");
@@ -170,7 +192,7 @@ export function DeviceConfigSection(props: { uuid: string; config: Resource<Devi
     try {
       await api("PUT", `/devices/${props.uuid}/config`, { body });
       setEditing(false);
-      props.config.reload();
+      props.config.watch();
     } catch (failure) {
       setError(failure);
     } finally {
