@@ -258,7 +258,7 @@ export function DeviceCertificates(props: { device: Device; tick: number }) {
     [device.uuid, props.tick],
   );
   const cert = device.certificate;
-  const renewals = Math.max(0, list.data?.items.filter((c) => c.revokeReason === "renewed").length ?? 0);
+  const renewals = list.data?.items.filter((c) => c.revokeReason === "renewed").length ?? 0;
   return (
     <Section id="certificate" title="Certificate" wide>
       {cert ? (
