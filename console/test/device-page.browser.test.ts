@@ -197,6 +197,8 @@ describe("the device detail page, against a real cloud and a real agent", () => 
     await dialog.getByRole("button", { name: "Add tag" }).click();
     await dialog.getByRole("button", { name: "Save" }).click();
     await expect.poll(() => dialog.getByRole("alert").textContent()).toMatch(/tags\[1\]/);
+    // The refused tag's chip says so.
+    expect(await dialog.locator(".chip.invalid").textContent()).toContain("not ok (refused)");
     expect((await cloud.api<DeviceAnswer>("GET", `/api/v1/devices/${uuid}`)).body.tags).toEqual(["line-1"]);
 
     await dialog.getByRole("button", { name: "Remove tag not ok" }).click();

@@ -1,6 +1,6 @@
 import type { Device } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
-import { api } from "../lib/api";
+import { ApiError, api } from "../lib/api";
 import { Dialog } from "./dialog";
 import { ErrorNotice } from "./page";
 
@@ -8,7 +8,7 @@ import { ErrorNotice } from "./page";
  * Tags as chips: type one and press Enter (or Add); each chip has its own remove button. The
  * cloud checks the tags on save and its refusal is shown as it says.
  */
-export function TagEditor(props: { tags: string[]; onChange: (tags: string[]) => void }) {
+export function TagEditor(props: { tags: string[]; onChange: (tags: string[]) => void; invalid?: number }) {
   const [draft, setDraft] = useState("");
   const add = () => {
     const tag = draft.trim();
@@ -20,9 +20,10 @@ export function TagEditor(props: { tags: string[]; onChange: (tags: string[]) =>
       <legend>Tags</legend>
       <ul class="chips" aria-label="Tags">
         {props.tags.length === 0 && <li class="hint">No tags</li>}
-        {props.tags.map((tag) => (
-          <li class="chip" key={tag}>
+        {props.tags.map((tag, i) => (
+          <li class={i === props.invalid ? "chip invalid" : "chip"} key={tag}>
             <span>{tag}</span>
+            {i === props.invalid && <span class="visually-hidden"> (refused)</span>}
             <button
               type="button"
               class="chip-remove"
@@ -54,6 +55,12 @@ export function TagEditor(props: { tags: string[]; onChange: (tags: string[]) =>
       </div>
     </fieldset>
   );
+}
+
+/** The index of the tag the API refused (`field` = `tags[1]`), to mark its chip. */
+function refusedTag(error: unknown): number | undefined {
+  const match = error instanceof ApiError ? /^tags\[(\d+)\]$/.exec(error.field ?? "") : null;
+  return match ? Number(match[1]) : undefined;
 }
 
 /** The editable fields: name, location, comment and tags; the uuid never changes. */
@@ -96,7 +103,7 @@ export function DeviceEditDialog(props: { device: Device; onClose: () => void; o
           Comment
           <textarea rows={3} value={comment} onInput={(event) => setComment(event.currentTarget.value)} />
         </label>
-        <TagEditor tags={tags} onChange={setTags} />
+        <TagEditor tags={tags} onChange={setTags} invalid={refusedTag(error)} />
         <ErrorNotice error={error} />
         <div class="actions">
           <button type="button" onClick={props.onClose}>
