@@ -538,6 +538,44 @@ export const DeviceEventRecord = Type.Object({
 export const DeviceEventPage = Type.Object({ uuid: Uuid, items: Type.Array(DeviceEventRecord), skipped: SkippedRows });
 export type DeviceEventPage = Static<typeof DeviceEventPage>;
 
+/**
+ * `GET /api/v1/devices/{uuid}/health`: the checks of the latest health report the device sent
+ * (`HealthReport`), as stored by ingest. `reportedAt` is the device's own time of the report,
+ * `receivedAt` when the cloud stored it; all null/empty before the first report.
+ */
+export const DeviceHealth = Type.Object({
+  uuid: Uuid,
+  status: Type.Union([HealthStatus, Type.Null()]),
+  reportedAt: Type.Union([Iso, Type.Null()]),
+  receivedAt: Type.Union([Iso, Type.Null()]),
+  checks: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      status: Type.Union([HealthStatus, Type.Literal("unknown")]),
+      message: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});
+export type DeviceHealth = Static<typeof DeviceHealth>;
+
+/**
+ * `GET /api/v1/devices/{uuid}/certificates`: every certificate issued to the device, newest
+ * first. Exactly one (the newest unrevoked) is `current`; a renewal supersedes the one before.
+ */
+export const DeviceCertificate = Type.Object({
+  serial: Type.String(),
+  issuedAt: Iso,
+  notAfter: Iso,
+  current: Type.Boolean(),
+  revokedAt: Type.Union([Iso, Type.Null()]),
+  revokeReason: Type.Union([Type.String(), Type.Null()], {
+    description: "reset-token, renewed (by the device), superseded (enrolled again) or replaced (bulk replace)",
+  }),
+});
+export type DeviceCertificate = Static<typeof DeviceCertificate>;
+export const DeviceCertificateList = Type.Object({ uuid: Uuid, items: Type.Array(DeviceCertificate) });
+export type DeviceCertificateList = Static<typeof DeviceCertificateList>;
+
 export const ErrorResponse = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String(), field: Type.Optional(Type.String()) }),
 });

@@ -61,6 +61,8 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "POST /api/v1/devices/:uuid/reset-token": { scope: "device", permission: "devices:write" },
   "GET /api/v1/devices/:uuid/telemetry": { scope: "device", permission: "devices:read" },
   "GET /api/v1/devices/:uuid/events": { scope: "device", permission: "devices:read" },
+  "GET /api/v1/devices/:uuid/health": { scope: "device", permission: "devices:read" },
+  "GET /api/v1/devices/:uuid/certificates": { scope: "device", permission: "devices:read" },
   "GET /api/v1/devices/:uuid/logs": { scope: "device", permission: "devices:read" },
   "GET /api/v1/devices/:uuid/config": { scope: "device", permission: "devices:read" },
   "PUT /api/v1/devices/:uuid/config": { scope: "device", permission: "devices:write" },

@@ -1,7 +1,10 @@
 import {
   type CreateDeviceBody,
   type Device,
+  type DeviceCertificateList,
+  type DeviceHealth,
   FieldgateError,
+  type HealthReport,
   type ListDevicesQuery,
   MAX_DEVICE_TAGS,
   type PatchDeviceBody,
@@ -450,6 +453,54 @@ export class DeviceRegistry {
         "csr",
       );
     }
+  }
+
+  /** Every certificate issued to the device, newest first; the current one is marked. */
+  certificates(orgId: number, uuid: string): DeviceCertificateList {
+    const row = this.row(orgId, uuid);
+    const current = this.currentCertificate(row.id)?.serial;
+    const rows = this.statement(
+      "SELECT serial, issued_at, not_after, revoked_at, revoke_reason FROM certificates WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC",
+    ).all(row.id) as (CertificateRow & { revoked_at: number | null; revoke_reason: string | null })[];
+    return {
+      uuid: row.uuid,
+      items: rows.map((c) => ({
+        serial: c.serial,
+        issuedAt: new Date(c.issued_at).toISOString(),
+        notAfter: new Date(c.not_after).toISOString(),
+        current: c.serial === current,
+        revokedAt: isoOrNull(c.revoked_at),
+        revokeReason: c.revoke_reason,
+      })),
+    };
+  }
+
+  /**
+   * The latest health report's checks as ingest stored them (`device_state.health_json`), or
+   * none before the first report. A stored report that no longer parses is served as none.
+   */
+  health(orgId: number, uuid: string): DeviceHealth {
+    const row = this.row(orgId, uuid);
+    const state = this.statement("SELECT health_json, updated_at FROM device_state WHERE device_id = ?").get(row.id) as
+      | { health_json: string | null; updated_at: number }
+      | undefined;
+    const none: DeviceHealth = { uuid: row.uuid, status: null, reportedAt: null, receivedAt: null, checks: [] };
+    if (!state?.health_json) return none;
+    let report: HealthReport;
+    try {
+      report = JSON.parse(state.health_json) as HealthReport;
+    } catch {
+      return none;
+    }
+    if (!report || !Array.isArray(report.checks)) return none;
+    const ts = typeof report.ts === "number" ? new Date(report.ts) : undefined;
+    return {
+      uuid: row.uuid,
+      status: report.status ?? null,
+      reportedAt: ts && !Number.isNaN(ts.getTime()) ? ts.toISOString() : null,
+      receivedAt: new Date(state.updated_at).toISOString(),
+      checks: report.checks.map((c) => ({ name: c.name, status: c.status, message: c.message ?? null })),
+    };
   }
 
   /** The serial of the device's current certificate: the newest unrevoked one. */

@@ -128,6 +128,14 @@ describe("access control, enumerated over every route and role", () => {
       method: "GET",
       url: `/api/v1/devices/${await make.device(g)}/events`,
     }),
+    "GET /api/v1/devices/:uuid/health": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/health`,
+    }),
+    "GET /api/v1/devices/:uuid/certificates": async (g) => ({
+      method: "GET",
+      url: `/api/v1/devices/${await make.device(g)}/certificates`,
+    }),
     "GET /api/v1/devices/:uuid/logs": async (g) => ({
       method: "GET",
       url: `/api/v1/devices/${await make.device(g)}/logs`,

@@ -1,7 +1,9 @@
 import {
   CreateDeviceBody,
   Device,
+  DeviceCertificateList,
   DeviceEventPage,
+  DeviceHealth,
   DeviceList,
   DeviceWithToken,
   FieldgateError,
@@ -244,6 +246,34 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
         .header("content-disposition", `attachment; filename="${device.uuid}-telemetry.csv"`)
         .send(telemetryCsvStream(registry.telemetryPages(device.id, { from, to, ...filters })));
     },
+  );
+
+  app.get<{ Params: { uuid: string } }>(
+    "/api/v1/devices/:uuid/health",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "The checks of the device's latest health report, each with its status and message",
+
+        params: UuidParams,
+        response: { 200: DeviceHealth, ...errors },
+      },
+    },
+    async (request) => registry.health(principalOf(request).orgId, deviceOf(request).uuid),
+  );
+
+  app.get<{ Params: { uuid: string } }>(
+    "/api/v1/devices/:uuid/certificates",
+    {
+      schema: {
+        tags: ["devices"],
+        summary: "Every certificate issued to the device, newest first: the current one, renewals and revocations",
+
+        params: UuidParams,
+        response: { 200: DeviceCertificateList, ...errors },
+      },
+    },
+    async (request) => registry.certificates(principalOf(request).orgId, deviceOf(request).uuid),
   );
 
   app.get<{ Params: { uuid: string }; Querystring: { limit?: number } }>(
