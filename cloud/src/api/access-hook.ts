@@ -138,7 +138,9 @@ function authenticateDevice(request: FastifyRequest, deps: AccessDeps): { device
 
 function rightOf(request: FastifyRequest): RouteRight | undefined {
   const url = request.routeOptions.url;
-  return url ? ROUTE_RIGHTS[routeKey(request.method, url)] : undefined;
+  // Fastify answers HEAD with the GET route: it needs exactly the GET route's right.
+  const method = request.method === "HEAD" ? "GET" : request.method;
+  return url ? ROUTE_RIGHTS[routeKey(method, url)] : undefined;
 }
 
 /** Methods that change nothing: a cookie session needs no CSRF token for them. */

@@ -38,6 +38,8 @@ export function registerLiveRoutes(app: FastifyInstance, ctx: RouteContext): voi
     },
     async (request, reply) => {
       const principal = principalOf(request);
+      // HEAD asks what GET would answer: the headers, never a stream held open.
+      if (request.method === "HEAD") return reply.type("text/event-stream").header("cache-control", "no-cache").send();
       const out = new PassThrough();
       const opened = ctx.live.open(
         principal,
