@@ -81,56 +81,91 @@ export function FirmwareUpload(props: { onUploaded: (image: FirmwareImage) => vo
     <section class="panel firmware-upload" aria-labelledby="upload-title">
       <h2 id="upload-title">Upload an image</h2>
       <form class="form" onSubmit={submit}>
-        <label>
-          Image file
-          <input
-            type="file"
-            required
-            onChange={(e) => setFile((e.currentTarget as HTMLInputElement).files?.[0] ?? null)}
-          />
-          <span class="hint">
+        <div class="field">
+          <label>
+            Image file
+            <input
+              aria-describedby="hint-image-file"
+              type="file"
+              required
+              onChange={(e) => setFile((e.currentTarget as HTMLInputElement).files?.[0] ?? null)}
+            />
+          </label>
+          <span class="hint" id="hint-image-file">
             {file ? `${file.name}, ${formatBytes(file.size)}` : "The image as devices install it."}
           </span>
-        </label>
-        <label>
-          Signed manifest (optional)
-          <input
-            type="file"
-            accept=".json,application/json"
-            onChange={(e) => void chooseManifest((e.currentTarget as HTMLInputElement).files?.[0])}
-          />
-          <span class="hint">
+        </div>
+        <div class="field">
+          <label>
+            Signed manifest (optional)
+            <input
+              aria-describedby="hint-signed-manifest-optional"
+              type="file"
+              accept=".json,application/json"
+              onChange={(e) => void chooseManifest((e.currentTarget as HTMLInputElement).files?.[0])}
+            />
+          </label>
+          <span class="hint" id="hint-signed-manifest-optional">
             For offline signing: the JSON <code>fieldgate-cloud firmware sign-manifest</code> wrote; it fills the fields
             below. Leave empty to have the cloud sign the image with its firmware key.
           </span>
-        </label>
-        <label>
-          Name
-          <input
-            value={name}
-            required
-            pattern="[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-          <span class="hint">Letters, digits, "_", "." and "-", e.g. gw-os.</span>
-        </label>
-        <label>
-          Version
-          <input value={version} required onInput={(e) => setVersion(e.currentTarget.value)} />
-          <span class="hint">Semantic version, e.g. 2.1.0; devices install only a newer one.</span>
-        </label>
-        <label>
-          Compatible device types
-          <input value={compatible} required onInput={(e) => setCompatible(e.currentTarget.value)} />
-          <span class="hint">
+        </div>
+        <div class="field">
+          <label>
+            Name
+            <input
+              aria-describedby="hint-name"
+              value={name}
+              required
+              pattern="[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
+              onInput={(e) => setName(e.currentTarget.value)}
+            />
+          </label>
+          <span class="hint" id="hint-name">
+            Letters, digits, "_", "." and "-", e.g. gw-os.
+          </span>
+        </div>
+        <div class="field">
+          <label>
+            Version
+            <input
+              aria-describedby="hint-version"
+              value={version}
+              required
+              onInput={(e) => setVersion(e.currentTarget.value)}
+            />
+          </label>
+          <span class="hint" id="hint-version">
+            Semantic version, e.g. 2.1.0; devices install only a newer one.
+          </span>
+        </div>
+        <div class="field">
+          <label>
+            Compatible device types
+            <input
+              aria-describedby="hint-compatible-device-types"
+              value={compatible}
+              required
+              onInput={(e) => setCompatible(e.currentTarget.value)}
+            />
+          </label>
+          <span class="hint" id="hint-compatible-device-types">
             The device types' firmware compat ids, separated by commas, e.g. acme-gw-a,acme-gw-b.
           </span>
-        </label>
-        <label>
-          Minimum agent version (optional)
-          <input value={minAgentVersion} onInput={(e) => setMinAgentVersion(e.currentTarget.value)} />
-          <span class="hint">Devices whose agent is older refuse the image.</span>
-        </label>
+        </div>
+        <div class="field">
+          <label>
+            Minimum agent version (optional)
+            <input
+              aria-describedby="hint-minimum-agent-version-optional"
+              value={minAgentVersion}
+              onInput={(e) => setMinAgentVersion(e.currentTarget.value)}
+            />
+          </label>
+          <span class="hint" id="hint-minimum-agent-version-optional">
+            Devices whose agent is older refuse the image.
+          </span>
+        </div>
         {progress && (
           <div class="upload-progress">
             <label>

@@ -92,18 +92,27 @@ export function RolloutForm(props: { onCreated: (rollout: RolloutView) => void; 
 
   return (
     <form class="form rollout-form" onSubmit={submit}>
-      <label>
-        Image
-        <select value={firmware} required onChange={(e) => setFirmware(e.currentTarget.value)}>
-          {images.length === 0 && <option value="">No image uploaded yet</option>}
-          {images.map((image) => (
-            <option key={`${image.name}@${image.version}`} value={`${image.name}@${image.version}`}>
-              {image.name}@{image.version} ({image.compatible.join(", ")})
-            </option>
-          ))}
-        </select>
-        <span class="hint">Devices whose type the image is not made for, or that run it already, are skipped.</span>
-      </label>
+      <div class="field">
+        <label>
+          Image
+          <select
+            aria-describedby="hint-image"
+            value={firmware}
+            required
+            onChange={(e) => setFirmware(e.currentTarget.value)}
+          >
+            {images.length === 0 && <option value="">No image uploaded yet</option>}
+            {images.map((image) => (
+              <option key={`${image.name}@${image.version}`} value={`${image.name}@${image.version}`}>
+                {image.name}@{image.version} ({image.compatible.join(", ")})
+              </option>
+            ))}
+          </select>
+        </label>
+        <span class="hint" id="hint-image">
+          Devices whose type the image is not made for, or that run it already, are skipped.
+        </span>
+      </div>
 
       <fieldset class="rollout-target">
         <legend>Target</legend>
@@ -116,104 +125,178 @@ export function RolloutForm(props: { onCreated: (rollout: RolloutView) => void; 
           ))}
         </div>
         {kind === "devices" && (
-          <label>
-            Device UUIDs
-            <textarea rows={3} required value={devices} onInput={(e) => setDevices(e.currentTarget.value)} />
-            <span class="hint">
+          <div class="field">
+            <label>
+              Device UUIDs
+              <textarea
+                aria-describedby="hint-device-uuids"
+                rows={3}
+                required
+                value={devices}
+                onInput={(e) => setDevices(e.currentTarget.value)}
+              />
+            </label>
+            <span class="hint" id="hint-device-uuids">
               One device or several, separated by commas, spaces or new lines; updated in this order.
             </span>
-          </label>
+          </div>
         )}
         {kind === "tag" && (
-          <label>
-            Tag
-            <input required value={tag} onInput={(e) => setTag(e.currentTarget.value)} />
-            <span class="hint">The active devices carrying this tag.</span>
-          </label>
+          <div class="field">
+            <label>
+              Tag
+              <input aria-describedby="hint-tag" required value={tag} onInput={(e) => setTag(e.currentTarget.value)} />
+            </label>
+            <span class="hint" id="hint-tag">
+              The active devices carrying this tag.
+            </span>
+          </div>
         )}
         {kind === "group" && (
-          <label>
-            Group
-            <select required value={group} onChange={(e) => setGroup(e.currentTarget.value)}>
-              <option value="">Choose a group</option>
-              {groups.map((g) => (
-                <option key={g.id} value={String(g.id)}>
-                  {g.fullName}
-                </option>
-              ))}
-            </select>
-            <span class="hint">The group and all its sub-groups.</span>
-          </label>
+          <div class="field">
+            <label>
+              Group
+              <select
+                aria-describedby="hint-group"
+                required
+                value={group}
+                onChange={(e) => setGroup(e.currentTarget.value)}
+              >
+                <option value="">Choose a group</option>
+                {groups.map((g) => (
+                  <option key={g.id} value={String(g.id)}>
+                    {g.fullName}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <span class="hint" id="hint-group">
+              The group and all its sub-groups.
+            </span>
+          </div>
         )}
         {kind === "query" && (
-          <label>
-            Device list filter
-            <input required value={query} onInput={(e) => setQuery(e.currentTarget.value)} />
-            <span class="hint">
+          <div class="field">
+            <label>
+              Device list filter
+              <input
+                aria-describedby="hint-device-list-filter"
+                required
+                value={query}
+                onInput={(e) => setQuery(e.currentTarget.value)}
+              />
+            </label>
+            <span class="hint" id="hint-device-list-filter">
               The device list's filters as a query string, e.g. type=gw&amp;online=true (no limit, offset or sort).
             </span>
-          </label>
+          </div>
         )}
         <p class="hint">The target is resolved once, now: devices added later do not join.</p>
       </fieldset>
 
-      <label>
-        Phases
-        <input value={phases} placeholder="100%" onInput={(e) => setPhases(e.currentTarget.value)} />
-        <span class="hint">
+      <div class="field">
+        <label>
+          Phases
+          <input
+            aria-describedby="hint-phases"
+            value={phases}
+            placeholder="100%"
+            onInput={(e) => setPhases(e.currentTarget.value)}
+          />
+        </label>
+
+        <span class="hint" id="hint-phases">
           Cumulative marks: percentages ending at 100% (1%,10%,50%,100%) or device counts (5,50,500). Default: one
           phase, 100%.
         </span>
-      </label>
-      <label>
-        Success threshold
-        <input
-          value={successThreshold}
-          placeholder="100%"
-          onInput={(e) => setSuccessThreshold(e.currentTarget.value)}
-        />
-        <span class="hint">A finished phase advances at this success share; below it the rollout holds (paused).</span>
-      </label>
-      <label>
-        Failure threshold
-        <input
-          value={failureThreshold}
-          placeholder="100%"
-          onInput={(e) => setFailureThreshold(e.currentTarget.value)}
-        />
-        <span class="hint">The rollout aborts when failed ÷ started reaches this share. Default 100% (never).</span>
-      </label>
-      <label>
-        Rate
-        <input value={rate} placeholder="unlimited" onInput={(e) => setRate(e.currentTarget.value)} />
-        <span class="hint">Most installs started per unit, evenly spaced: 100/min, 2/s, 500/h.</span>
-      </label>
-      <label>
-        Maintenance window
-        <input
-          value={maintenanceWindow}
-          placeholder="any time"
-          onInput={(e) => setMaintenanceWindow(e.currentTarget.value)}
-        />
-        <span class="hint">"cron, duration[, time zone]", e.g. "0 2 * * *, 2h, Europe/Berlin"; UTC by default.</span>
-      </label>
-      <label>
-        Timeout per device
-        <input value={timeout} placeholder="60m" onInput={(e) => setTimeoutText(e.currentTarget.value)} />
-        <span class="hint">The time each device's job has from its creation, e.g. 30m or 2h.</span>
-      </label>
-      <label>
-        Retries
-        <input
-          type="number"
-          min={0}
-          max={10}
-          value={retries}
-          placeholder="0"
-          onInput={(e) => setRetries(e.currentTarget.value)}
-        />
-        <span class="hint">New attempts for a failed device before it counts as failed (0–10).</span>
-      </label>
+      </div>
+      <div class="field">
+        <label>
+          Success threshold
+          <input
+            aria-describedby="hint-success-threshold"
+            value={successThreshold}
+            placeholder="100%"
+            onInput={(e) => setSuccessThreshold(e.currentTarget.value)}
+          />
+        </label>
+        <span class="hint" id="hint-success-threshold">
+          A finished phase advances at this success share; below it the rollout holds (paused).
+        </span>
+      </div>
+      <div class="field">
+        <label>
+          Failure threshold
+          <input
+            aria-describedby="hint-failure-threshold"
+            value={failureThreshold}
+            placeholder="100%"
+            onInput={(e) => setFailureThreshold(e.currentTarget.value)}
+          />
+        </label>
+        <span class="hint" id="hint-failure-threshold">
+          The rollout aborts when failed ÷ started reaches this share. Default 100% (never).
+        </span>
+      </div>
+      <div class="field">
+        <label>
+          Rate
+          <input
+            aria-describedby="hint-rate"
+            value={rate}
+            placeholder="unlimited"
+            onInput={(e) => setRate(e.currentTarget.value)}
+          />
+        </label>
+        <span class="hint" id="hint-rate">
+          Most installs started per unit, evenly spaced: 100/min, 2/s, 500/h.
+        </span>
+      </div>
+      <div class="field">
+        <label>
+          Maintenance window
+          <input
+            aria-describedby="hint-maintenance-window"
+            value={maintenanceWindow}
+            placeholder="any time"
+            onInput={(e) => setMaintenanceWindow(e.currentTarget.value)}
+          />
+        </label>
+        <span class="hint" id="hint-maintenance-window">
+          "cron, duration[, time zone]", e.g. "0 2 * * *, 2h, Europe/Berlin"; UTC by default.
+        </span>
+      </div>
+      <div class="field">
+        <label>
+          Timeout per device
+          <input
+            aria-describedby="hint-timeout-per-device"
+            value={timeout}
+            placeholder="60m"
+            onInput={(e) => setTimeoutText(e.currentTarget.value)}
+          />
+        </label>
+        <span class="hint" id="hint-timeout-per-device">
+          The time each device's job has from its creation, e.g. 30m or 2h.
+        </span>
+      </div>
+      <div class="field">
+        <label>
+          Retries
+          <input
+            aria-describedby="hint-retries"
+            type="number"
+            min={0}
+            max={10}
+            value={retries}
+            placeholder="0"
+            onInput={(e) => setRetries(e.currentTarget.value)}
+          />
+        </label>
+        <span class="hint" id="hint-retries">
+          New attempts for a failed device before it counts as failed (0–10).
+        </span>
+      </div>
       <label class="checkbox">
         <span>
           <input type="checkbox" checked={autoRollback} onChange={(e) => setAutoRollback(e.currentTarget.checked)} />{" "}
