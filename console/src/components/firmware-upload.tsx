@@ -80,7 +80,7 @@ export function FirmwareUpload(props: { onUploaded: (image: FirmwareImage) => vo
   return (
     <section class="panel firmware-upload" aria-labelledby="upload-title">
       <h2 id="upload-title">Upload an image</h2>
-      <form class="form" onSubmit={submit}>
+      <form class="form upload-form" onSubmit={submit}>
         <div class="field">
           <label>
             Image file

@@ -203,7 +203,7 @@ export function RolloutPage() {
       <ErrorNotice error={error} />
       {!confirmAbort && <ErrorNotice error={actionError} />}
 
-      <section class="panel" aria-labelledby="rollout-status">
+      <section class="panel fw-panel" aria-labelledby="rollout-status">
         <h2 id="rollout-status">Status</h2>
         <dl class="facts">
           <dt>State</dt>
@@ -244,7 +244,7 @@ export function RolloutPage() {
         {devices ? <RolloutDeviceTable devices={devices.items} total={devices.total} /> : <Loading />}
       </section>
 
-      <section class="panel" aria-labelledby="rollout-settings">
+      <section class="panel fw-panel" aria-labelledby="rollout-settings">
         <h2 id="rollout-settings">Settings</h2>
         <dl class="facts">
           <dt>Target</dt>
