@@ -103,3 +103,33 @@ export const RolloutView = Type.Object({
 export type RolloutView = Static<typeof RolloutView>;
 
 export const RolloutList = Type.Object({ items: Type.Array(RolloutView) });
+
+/** One device of a rollout, in target order, with its current job (`GET /api/v1/rollouts/{id}/devices`). */
+export const RolloutDevice = Type.Object({
+  device: Type.String({ description: "uuid" }),
+  name: Nullable(Type.String()),
+  phase: Type.Integer({ description: "0-based" }),
+  state: Type.String({ description: "pending, active, succeeded, failed, skipped, cancelled" }),
+  reason: Nullable(Type.String()),
+  message: Nullable(Type.String()),
+  attempts: Type.Integer(),
+  fromVersion: Nullable(Type.String({ description: "the version the device reported at creation" })),
+  rollback: Nullable(Type.String()),
+  job: Type.Union([
+    Type.Object({
+      id: Type.String(),
+      status: Type.String({ description: "CREATED until the device reports, then its JobStatus" }),
+      step: Nullable(Type.String()),
+      progress: Type.Union([Type.Object({ done: Type.Number(), total: Type.Number() }), Type.Null()]),
+      updated: Type.String(),
+    }),
+    Type.Null(),
+  ]),
+});
+export type RolloutDevice = Static<typeof RolloutDevice>;
+
+export const RolloutDeviceList = Type.Object({
+  items: Type.Array(RolloutDevice, { description: "at most 1000, in target order" }),
+  total: Type.Integer({ description: "devices in the rollout" }),
+});
+export type RolloutDeviceList = Static<typeof RolloutDeviceList>;

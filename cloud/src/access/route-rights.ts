@@ -110,6 +110,7 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "POST /api/v1/rollouts": { scope: "list", permission: "firmware:write" },
   "GET /api/v1/rollouts": { scope: "list", permission: "firmware:read" },
   "GET /api/v1/rollouts/:id": { scope: "rollout", permission: "firmware:read" },
+  "GET /api/v1/rollouts/:id/devices": { scope: "rollout", permission: "firmware:read" },
   "POST /api/v1/rollouts/:id/pause": { scope: "rollout", permission: "firmware:write" },
   "POST /api/v1/rollouts/:id/resume": { scope: "rollout", permission: "firmware:write" },
   "POST /api/v1/rollouts/:id/abort": { scope: "rollout", permission: "firmware:write" },

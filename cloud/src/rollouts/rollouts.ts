@@ -4,6 +4,7 @@ import {
   formatDuration,
   ListDevicesQuery,
   parseDuration,
+  type RolloutDeviceList,
   type RolloutTarget,
   type RolloutView,
   type SchemaValidator,
@@ -94,6 +95,7 @@ interface MemberRow {
 
 const DEFAULTS = { phases: "100%", successThreshold: "100%", failureThreshold: "100%", retries: 0 };
 const LIST_LIMIT = 200;
+const DEVICE_LIST_LIMIT = 1000;
 
 /**
  * Phased rollouts (issue #5), after hawkBit's rollout groups and AWS IoT Jobs' rollout and abort
@@ -223,6 +225,58 @@ export class Rollouts {
 
   show(orgId: number, id: number): RolloutView {
     return this.view(this.row(orgId, id), true);
+  }
+
+  /** The rollout's devices in target order (at most DEVICE_LIST_LIMIT), each with its current job. */
+  devices(orgId: number, id: number): RolloutDeviceList {
+    const row = this.row(orgId, id);
+    const members = this.deps.db
+      .prepare(
+        `SELECT m.*, d.uuid, d.name, j.id AS j_id, j.status AS j_status, j.step AS j_step,
+           j.progress_done AS j_done, j.progress_total AS j_total, j.updated_at AS j_updated
+         FROM rollout_devices m JOIN devices d ON d.id = m.device_id
+         LEFT JOIN jobs j ON j.id = coalesce(m.rollback_job_id, m.job_id)
+         WHERE m.rollout_id = ? ORDER BY m.position LIMIT ?`,
+      )
+      .all(row.id, DEVICE_LIST_LIMIT) as (MemberRow & {
+      uuid: string;
+      name: string | null;
+      j_id: string | null;
+      j_status: string | null;
+      j_step: string | null;
+      j_done: number | null;
+      j_total: number | null;
+      j_updated: number | null;
+    })[];
+    const total = (
+      this.deps.db.prepare("SELECT count(*) AS n FROM rollout_devices WHERE rollout_id = ?").get(row.id) as {
+        n: number;
+      }
+    ).n;
+    return {
+      total,
+      items: members.map((m) => ({
+        device: m.uuid,
+        name: m.name,
+        phase: m.phase,
+        state: m.state,
+        reason: m.reason,
+        message: m.message,
+        attempts: m.attempts,
+        fromVersion: m.from_version,
+        rollback: m.rollback_state,
+        job:
+          m.j_id === null
+            ? null
+            : {
+                id: m.j_id,
+                status: m.j_status ?? "CREATED",
+                step: m.j_step,
+                progress: m.j_done !== null && m.j_total !== null ? { done: m.j_done, total: m.j_total } : null,
+                updated: new Date(m.j_updated ?? 0).toISOString(),
+              },
+      })),
+    };
   }
 
   pause(orgId: number, id: number): RolloutView {

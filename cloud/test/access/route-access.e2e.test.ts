@@ -262,6 +262,10 @@ describe("access control, enumerated over every route and role", () => {
     }),
     "GET /api/v1/rollouts": async () => ({ method: "GET", url: "/api/v1/rollouts" }),
     "GET /api/v1/rollouts/:id": async (g) => ({ method: "GET", url: `/api/v1/rollouts/${await make.rollout(g)}` }),
+    "GET /api/v1/rollouts/:id/devices": async (g) => ({
+      method: "GET",
+      url: `/api/v1/rollouts/${await make.rollout(g)}/devices`,
+    }),
     "POST /api/v1/rollouts/:id/pause": async (g) => ({
       method: "POST",
       url: `/api/v1/rollouts/${await make.rollout(g)}/pause`,

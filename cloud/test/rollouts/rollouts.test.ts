@@ -138,6 +138,33 @@ describe("Rollouts", () => {
     expect(sent.every((s) => s.message.firmware.version === "2.0.0" && s.message.rollback === undefined)).toBe(true);
   });
 
+  it("lists its devices in target order with their phase, state and current job's status and step", () => {
+    const devices = makeDevices(3);
+    const r = create({ target: { devices }, phases: "1,3" });
+    jobs.report(deviceId(devices[0] ?? ""), sent[0]?.message.jobId ?? "", {
+      v: 1,
+      ts: now,
+      status: "IN_PROGRESS",
+      step: "DOWNLOADING",
+      progress: { done: 5, total: 10 },
+    } as never);
+    const listed = rollouts.devices(orgId, r.id);
+    expect(listed.total).toBe(3);
+    expect(listed.items.map((d) => [d.device, d.phase, d.state])).toEqual([
+      [devices[0], 0, "active"],
+      [devices[1], 1, "pending"],
+      [devices[2], 1, "pending"],
+    ]);
+    expect(listed.items[0]).toMatchObject({
+      fromVersion: "1.0.0",
+      job: { id: sent[0]?.message.jobId, status: "IN_PROGRESS", step: "DOWNLOADING", progress: { done: 5, total: 10 } },
+    });
+    expect(listed.items[1]?.job).toBeNull();
+    finish(devices[0] ?? "", "SUCCEEDED");
+    expect(rollouts.devices(orgId, r.id).items[0]).toMatchObject({ state: "succeeded", job: { status: "SUCCEEDED" } });
+    expect(errorOf(() => rollouts.devices(orgId, r.id + 100)).code).toBe("ROLLOUT_NOT_FOUND");
+  });
+
   it("holds a phase below the success threshold until an operator resumes or aborts it", () => {
     const devices = makeDevices(10);
     const r = create({ target: { devices }, phases: "20%,100%", successThreshold: "100%" });

@@ -1,4 +1,4 @@
-import { CreateRolloutBody, RolloutList, RolloutView } from "@fieldgate/shared";
+import { CreateRolloutBody, RolloutDeviceList, RolloutList, RolloutView } from "@fieldgate/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { errorResponses, principalOf, type RouteContext } from "./route-context.js";
@@ -54,6 +54,21 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: RouteContext): 
       },
     },
     async (request) => ctx.rollouts.show(principalOf(request).orgId, request.params.id),
+  );
+
+  app.get<{ Params: { id: number } }>(
+    "/api/v1/rollouts/:id/devices",
+    {
+      schema: {
+        tags: ["rollouts"],
+        summary:
+          "The rollout's devices in target order (at most 1000), each with its state and current job's status and step",
+
+        params: IdParams,
+        response: { 200: RolloutDeviceList, ...errorResponses },
+      },
+    },
+    async (request) => ctx.rollouts.devices(principalOf(request).orgId, request.params.id),
   );
 
   const steer = (action: "pause" | "resume" | "abort", summary: string) =>
