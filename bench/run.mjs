@@ -76,8 +76,10 @@ process.exit(results.some((r) => r.status === "error") ? 1 : 0);
 function updateDocs(run, resultFile) {
   const doc = path.join(repoRoot, "docs/benchmarks.md");
   if (!existsSync(doc)) return;
-  const begin = `<!-- bench:${run.mode}:begin -->`;
-  const end = `<!-- bench:${run.mode}:end -->`;
+  // A run of some scenarios only (--only) has a table of its own, so it never replaces the whole run's.
+  const key = only ? `${run.mode}:${[...only].sort().join("+")}` : run.mode;
+  const begin = `<!-- bench:${key}:begin -->`;
+  const end = `<!-- bench:${key}:end -->`;
   const text = readFileSync(doc, "utf8");
   const from = text.indexOf(begin);
   const to = text.indexOf(end);
