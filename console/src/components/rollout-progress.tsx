@@ -90,9 +90,12 @@ function jobText(device: RolloutDevice): string {
   return job.status;
 }
 
+/** A finished job has no current step: its status says how it ended (the steps are on the device page). */
+const FINISHED = new Set(["SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED", "CANCELLED"]);
+
 function stepText(device: RolloutDevice): string {
   const job = device.job;
-  if (!job?.step) return "";
+  if (!job?.step || FINISHED.has(job.status)) return "";
   const progress =
     job.progress && job.progress.total > 0 ? ` ${Math.floor((job.progress.done / job.progress.total) * 100)}%` : "";
   return `${job.step}${progress}`;
