@@ -14,6 +14,7 @@ import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { FirmwareKeys } from "./firmware/firmware-keys.js";
+import type { FirmwareImageUser } from "./firmware/firmware-record.js";
 import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
 import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
@@ -119,6 +120,8 @@ export class Cloud {
     // A stored image found to differ from its manifest: logged, an event on the device, and its job
     // failed now. Jobs and ingest exist only after the store, hence the late binding.
     let reportCorrupt: CorruptImageHandler | undefined;
+    // Jobs and rollouts refer to images (asked before a delete); they too exist only after the store.
+    const imageUsers: FirmwareImageUser[] = [];
     const firmware = new FirmwareStore(
       db,
       this.config.firmwareDir,
@@ -126,6 +129,7 @@ export class Cloud {
       firmwareKeys,
       Date.now,
       (record, device, problem) => reportCorrupt?.(record, device, problem),
+      imageUsers,
     );
     // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
     // Job ends move their rollout on; the rollouts service exists only after the jobs, hence the late binding.
@@ -152,6 +156,7 @@ export class Cloud {
       defaultJobTimeoutMs: this.config.jobTimeoutMs,
       live,
     });
+    imageUsers.push(jobs, rollouts);
     this.rolloutScheduler = new RolloutScheduler(
       rollouts,
       this.logger.child({ component: "rollouts" }),

@@ -5,7 +5,7 @@
 import { pino } from "pino";
 import { BleAdapter, type BleAvailability, loadSystemNoble } from "../links/ble/ble-adapter.js";
 import { splitFix } from "../links/native-binding.js";
-import type { DoctorResult } from "./doctor.js";
+import type { DoctorResult } from "./doctor-result.js";
 
 export interface BluetoothCheckOptions {
   /** Default: the system's noble. */

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { request } from "node:https";
 import net from "node:net";
 import tls from "node:tls";
-import { ENROLL_CHECK_DIGEST, type EnrollCheckResponse, type ErrorCode, type FieldgateError } from "@fieldgate/shared";
+import { ENROLL_CHECK_DIGEST, type EnrollCheckResponse, type FieldgateError } from "@fieldgate/shared";
 import mqtt from "mqtt";
 import type { AgentConfig } from "../config/config-schema.js";
 import { FileDesiredConfigStore } from "../config/desired-config.js";
@@ -14,19 +14,10 @@ import { type Identity, IdentityStore } from "../identity/identity-store.js";
 import { isProcessAlive, readStatus } from "../status/status-file.js";
 import { apiUrl, postJson } from "../transport/https-json.js";
 import { checkBluetooth } from "./bluetooth-check.js";
+import type { DoctorResult, DoctorStatus } from "./doctor-result.js";
 import { checkSerialDriver } from "./serial-check.js";
 
-export type DoctorStatus = "ok" | "warning" | "fail";
-
-/** One line of the diagnosis: what was checked, how it went, and the fix in one sentence. */
-export interface DoctorResult {
-  check: string;
-  status: DoctorStatus;
-  message: string;
-  fix?: string;
-  /** The error code behind a failure, where there is one (a config problem is CONFIG_INVALID). */
-  code?: ErrorCode;
-}
+export type { DoctorResult, DoctorStatus } from "./doctor-result.js";
 
 export interface DoctorOptions {
   configFile: string;

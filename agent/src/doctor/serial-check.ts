@@ -5,7 +5,7 @@
 
 import { nativeBindingReason, SERIAL_BINDING, splitFix } from "../links/native-binding.js";
 import type { SerialPortModule } from "../links/serial/serial-link.js";
-import type { DoctorResult } from "./doctor.js";
+import type { DoctorResult } from "./doctor-result.js";
 
 export interface SerialCheckOptions {
   /** Default: `import("serialport")`. */

@@ -10,23 +10,9 @@ import {
   verifyManifestSignature,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
-import { FINISHED_JOB_STATUSES } from "../jobs/device-jobs.js";
 import type { DeviceRow } from "../registry/device-registry.js";
 import type { FirmwareKeys, TrustedFirmwareKey } from "./firmware-keys.js";
-
-/** An image's index row, as the API shows it. */
-export interface FirmwareRecord {
-  id: number;
-  orgId: number;
-  name: string;
-  version: string;
-  compatible: string[];
-  size: number;
-  sha256: string;
-  minAgentVersion: string | undefined;
-  keyId: string;
-  createdAt: number;
-}
+import type { FirmwareImageUser, FirmwareRecord } from "./firmware-record.js";
 
 /** What an upload names; size and sha256 come from the bytes. */
 export interface FirmwareUpload {
@@ -56,9 +42,6 @@ interface ImageRow {
 /** Told when a stored image no longer matches its manifest, with the device whose download found it. */
 export type CorruptImageHandler = (record: FirmwareRecord, device: DeviceRow, problem: string) => void;
 
-/** Rollout states that hold on to their image. Rollouts (a later slice) write this table. */
-export const ACTIVE_ROLLOUT_STATES = ["running", "paused"] as const;
-
 /**
  * The firmware store: `<dir>/<org id>/<name>/<version>/image.bin` and `manifest.json` (the signed
  * manifest), indexed by `firmware_images`. Images are immutable; an upload is streamed to a temp
@@ -76,6 +59,8 @@ export class FirmwareStore {
     private readonly keys: FirmwareKeys,
     private readonly clock: () => number = Date.now,
     private readonly onCorrupt: CorruptImageHandler = () => undefined,
+    /** Who else refers to images (jobs, rollouts): asked before a delete, told during it. */
+    private readonly users: readonly FirmwareImageUser[] = [],
   ) {}
 
   /** The firmware keys devices should trust (the signing key and those rotated out, not retired). */
@@ -250,18 +235,9 @@ export class FirmwareStore {
     );
   }
 
-  /** True while a rollout in an active state, or a job a device has not finished, uses the image. */
+  /** True while one of the image's users needs it (an active rollout, a job a device has not finished). */
   inUse(record: FirmwareRecord): boolean {
-    const states = ACTIVE_ROLLOUT_STATES.map(() => "?").join(",");
-    const finished = FINISHED_JOB_STATUSES.map(() => "?").join(",");
-    return (
-      this.db
-        .prepare(
-          `SELECT 1 FROM rollouts WHERE firmware_id = ? AND state IN (${states})
-           UNION ALL SELECT 1 FROM jobs WHERE firmware_id = ? AND status NOT IN (${finished}) LIMIT 1`,
-        )
-        .get(record.id, ...ACTIVE_ROLLOUT_STATES, record.id, ...FINISHED_JOB_STATUSES) !== undefined
-    );
+    return this.users.some((user) => user.usesImage(record.id));
   }
 
   delete(orgId: number, name: string, version: string): void {
@@ -275,7 +251,8 @@ export class FirmwareStore {
     const dir = this.imageDir(orgId, name, version);
     const trash = path.join(this.dir, ".incoming", `deleted-${randomBytes(6).toString("hex")}`);
     this.db.transaction(() => {
-      this.db.prepare("DELETE FROM rollouts WHERE firmware_id = ?").run(record.id);
+      // The users' finished rows first (a rollout refers to its image), in this transaction.
+      for (const user of this.users) user.releaseImage?.(record.id);
       this.db.prepare("DELETE FROM firmware_images WHERE id = ?").run(record.id);
       // Renamed away inside the transaction, so a half-deleted image never stays listed.
       fs.mkdirSync(path.dirname(trash), { recursive: true, mode: 0o700 });

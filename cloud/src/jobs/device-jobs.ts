@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { type ErrorCode, FieldgateError, type JobNotify, type JobStatus, type JobStatusCheck } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
-import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
+import type { FirmwareImageUser, FirmwareRecord } from "../firmware/firmware-record.js";
+import type { FirmwareStore } from "../firmware/firmware-store.js";
 import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { DeviceRow } from "../registry/device-registry.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
@@ -65,11 +66,15 @@ interface JobRow {
   rollout_id: number | null;
   rollback: number;
   cancel_requested: number;
+  /** The image's name and version, from the firmware store (null once the image is deleted). */
   fw_name: string | null;
   fw_version: string | null;
   compat: string | null;
   uuid: string;
 }
+
+/** A job row as `SELECT_JOB` reads it, before its image is looked up. */
+type StoredJobRow = Omit<JobRow, "fw_name" | "fw_version">;
 
 interface StepRow {
   ts: number;
@@ -97,10 +102,9 @@ export interface DeviceJobsDeps {
 }
 
 const SELECT_JOB = `
-  SELECT j.*, f.name AS fw_name, f.version AS fw_version, t.firmware_compat AS compat, d.uuid AS uuid
+  SELECT j.*, t.firmware_compat AS compat, d.uuid AS uuid
   FROM jobs j
   JOIN devices d ON d.id = j.device_id
-  LEFT JOIN firmware_images f ON f.id = j.firmware_id
   LEFT JOIN device_types t ON t.id = d.type_id`;
 
 /**
@@ -109,7 +113,7 @@ const SELECT_JOB = `
  * finished is sent again each time it connects, until it ends or its timeout passes (then the
  * cloud marks it FAILED `JOB_TIMEOUT`; the agent enforces the same deadline on its side).
  */
-export class DeviceJobs {
+export class DeviceJobs implements FirmwareImageUser {
   private readonly clock: () => number;
 
   private readonly live: LiveSink;
@@ -216,6 +220,25 @@ export class DeviceJobs {
     return rows.map((r) => r.id);
   }
 
+  /** True while a job a device has not finished uses the image (the firmware store asks before a delete). */
+  usesImage(firmwareId: number): boolean {
+    return (
+      this.deps.db
+        .prepare(
+          `SELECT 1 FROM jobs WHERE firmware_id = ? AND status NOT IN (${FINISHED_JOB_STATUSES.map(() => "?").join(",")}) LIMIT 1`,
+        )
+        .get(firmwareId, ...FINISHED_JOB_STATUSES) !== undefined
+    );
+  }
+
+  /** How many jobs (not rollbacks) the rollout created after `since`, for its rate cap. */
+  startedSince(rolloutId: number, since: number): number {
+    const row = this.deps.db
+      .prepare("SELECT count(*) AS n FROM jobs WHERE rollout_id = ? AND rollback = 0 AND created_at > ?")
+      .get(rolloutId, since) as { n: number };
+    return row.n;
+  }
+
   /** Marks every unfinished job past its timeout FAILED `JOB_TIMEOUT`; returns how many. */
   expireOverdue(): number {
     const now = this.clock();
@@ -239,19 +262,20 @@ export class DeviceJobs {
   }
 
   list(device: DeviceRow): JobView[] {
-    return (
+    return this.withImages(
       this.deps.db
         .prepare(`${SELECT_JOB} WHERE j.device_id = ? ORDER BY j.created_at DESC, j.rowid DESC`)
-        .all(device.id) as JobRow[]
+        .all(device.id) as StoredJobRow[],
     ).map(view);
   }
 
   /** One job of the device, with its report. */
   get(device: DeviceRow, id: string): JobView {
-    const row = this.deps.db.prepare(`${SELECT_JOB} WHERE j.id = ? AND j.device_id = ?`).get(id, device.id) as
-      | JobRow
+    const stored = this.deps.db.prepare(`${SELECT_JOB} WHERE j.id = ? AND j.device_id = ?`).get(id, device.id) as
+      | StoredJobRow
       | undefined;
-    if (!row) throw new FieldgateError("JOB_NOT_FOUND", `no job ${id} on this device`);
+    if (!stored) throw new FieldgateError("JOB_NOT_FOUND", `no job ${id} on this device`);
+    const [row] = this.withImages([stored]) as [JobRow];
     const steps = this.deps.db.prepare("SELECT * FROM job_steps WHERE job_id = ? ORDER BY id").all(id) as StepRow[];
     // A step whose device-sent time cannot be read is left out rather than failing the job's answer.
     return {
@@ -265,9 +289,9 @@ export class DeviceJobs {
    * records an event). A report after the job ended is kept in the report but does not reopen it.
    */
   report(deviceId: number, jobId: string, status: JobStatus): boolean {
-    const job = this.deps.db.prepare("SELECT status, device_id, rollout_id FROM jobs WHERE id = ?").get(jobId) as
-      | { status: string; device_id: number; rollout_id: number | null }
-      | undefined;
+    const job = this.deps.db
+      .prepare("SELECT status, device_id, rollout_id, firmware_id FROM jobs WHERE id = ?")
+      .get(jobId) as { status: string; device_id: number; rollout_id: number | null; firmware_id: number } | undefined;
     if (!job || job.device_id !== deviceId) return false;
     const fields = [
       status.step ?? null,
@@ -297,10 +321,8 @@ export class DeviceJobs {
     if (!isFinished(job.status) && status.status === "SUCCEEDED") {
       // The device now runs the job's version: rollouts skip it and auto-rollback knows where it came from.
       this.deps.db
-        .prepare(
-          "UPDATE devices SET firmware_version = (SELECT version FROM firmware_images WHERE id = (SELECT firmware_id FROM jobs WHERE id = ?)) WHERE id = ?",
-        )
-        .run(jobId, deviceId);
+        .prepare("UPDATE devices SET firmware_version = ? WHERE id = ?")
+        .run(this.deps.firmware.byId(job.firmware_id)?.version ?? null, deviceId);
       // The device's firmware version changed with it.
       this.live.device(deviceId);
     }
@@ -319,14 +341,16 @@ export class DeviceJobs {
         `${SELECT_JOB} WHERE j.device_id = ? AND j.cancel_requested = 1 AND j.timeout_at > ?
          AND (j.status = 'CANCELLED' OR j.status NOT IN (${FINISHED_JOB_STATUSES.map(() => "?").join(",")}))`,
       )
-      .all(deviceId, this.clock(), ...FINISHED_JOB_STATUSES) as JobRow[];
-    for (const row of cancels) this.sendCancel(row);
-    const rows = this.deps.db
-      .prepare(
-        `${SELECT_JOB} WHERE j.device_id = ? AND j.status NOT IN (${FINISHED_JOB_STATUSES.map(() => "?").join(",")})
-         ORDER BY j.created_at, j.rowid`,
-      )
-      .all(deviceId, ...FINISHED_JOB_STATUSES) as JobRow[];
+      .all(deviceId, this.clock(), ...FINISHED_JOB_STATUSES) as StoredJobRow[];
+    for (const row of this.withImages(cancels)) this.sendCancel(row);
+    const rows = this.withImages(
+      this.deps.db
+        .prepare(
+          `${SELECT_JOB} WHERE j.device_id = ? AND j.status NOT IN (${FINISHED_JOB_STATUSES.map(() => "?").join(",")})
+           ORDER BY j.created_at, j.rowid`,
+        )
+        .all(deviceId, ...FINISHED_JOB_STATUSES) as StoredJobRow[],
+    );
     const now = this.clock();
     for (const row of rows) {
       if (now >= row.timeout_at) {
@@ -363,7 +387,18 @@ export class DeviceJobs {
   }
 
   private row(id: string): JobRow {
-    return this.deps.db.prepare(`${SELECT_JOB} WHERE j.id = ?`).get(id) as JobRow;
+    const [row] = this.withImages([this.deps.db.prepare(`${SELECT_JOB} WHERE j.id = ?`).get(id) as StoredJobRow]);
+    return row as JobRow;
+  }
+
+  /** The rows with their image's name and version, asked of the firmware store once per image. */
+  private withImages(rows: readonly StoredJobRow[]): JobRow[] {
+    const images = new Map<number, FirmwareRecord | undefined>();
+    return rows.map((row) => {
+      if (!images.has(row.firmware_id)) images.set(row.firmware_id, this.deps.firmware.byId(row.firmware_id));
+      const image = images.get(row.firmware_id);
+      return { ...row, fw_name: image?.name ?? null, fw_version: image?.version ?? null };
+    });
   }
 
   private compatOf(device: DeviceRow): string | undefined {

@@ -12,7 +12,8 @@ import {
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
-import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
+import type { FirmwareImageUser, FirmwareRecord } from "../firmware/firmware-record.js";
+import type { FirmwareStore } from "../firmware/firmware-store.js";
 import { type DeviceJobs, parseFirmwareRef } from "../jobs/device-jobs.js";
 import { type LiveRolloutRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { buildDeviceQuery } from "../registry/device-query.js";
@@ -37,6 +38,9 @@ import {
 /** Where one device stands in a rollout. */
 export type RolloutDeviceState = "pending" | "active" | "succeeded" | "failed" | "skipped" | "cancelled";
 export type RolloutState = "running" | "paused" | "completed" | "aborted";
+
+/** Rollout states that hold on to their image: it cannot be deleted under them. */
+export const ACTIVE_ROLLOUT_STATES = ["running", "paused"] as const satisfies readonly RolloutState[];
 
 export interface RolloutsDeps {
   db: Database.Database;
@@ -105,7 +109,7 @@ const DEVICE_LIST_LIMIT = 1000;
  * when failures cross the failure threshold. Job ends arrive through `jobFinished`. All state is
  * in SQLite, so a restarted cloud goes on where it stopped.
  */
-export class Rollouts {
+export class Rollouts implements FirmwareImageUser {
   private readonly clock: () => number;
 
   private readonly live: LiveSink;
@@ -121,6 +125,22 @@ export class Rollouts {
       | { org_id: number; group_paths_json: string }
       | undefined;
     return row && { orgId: row.org_id, groupPaths: JSON.parse(row.group_paths_json) as string[] };
+  }
+
+  /** True while a rollout in an active state uses the image (the firmware store asks before a delete). */
+  usesImage(firmwareId: number): boolean {
+    return (
+      this.deps.db
+        .prepare(
+          `SELECT 1 FROM rollouts WHERE firmware_id = ? AND state IN (${ACTIVE_ROLLOUT_STATES.map(() => "?").join(",")}) LIMIT 1`,
+        )
+        .get(firmwareId, ...ACTIVE_ROLLOUT_STATES) !== undefined
+    );
+  }
+
+  /** Deletes the image's (finished) rollouts with their devices; inside the firmware store's delete transaction. */
+  releaseImage(firmwareId: number): void {
+    this.deps.db.prepare("DELETE FROM rollouts WHERE firmware_id = ?").run(firmwareId);
   }
 
   create(principal: Principal, body: CreateRolloutBody): RolloutView {
@@ -414,10 +434,8 @@ export class Rollouts {
     let budget = this.deps.startsPerTick ?? 500;
     const rate = row.rate_json === null ? null : (JSON.parse(row.rate_json) as Rate);
     if (rate) {
-      const recent = db
-        .prepare("SELECT count(*) AS n FROM jobs WHERE rollout_id = ? AND rollback = 0 AND created_at > ?")
-        .get(row.id, now - rate.unitMs) as { n: number };
-      budget = Math.min(budget, startsAllowed(rate, now, row.last_start_at, recent.n));
+      const recent = this.deps.jobs.startedSince(row.id, now - rate.unitMs);
+      budget = Math.min(budget, startsAllowed(rate, now, row.last_start_at, recent));
     }
     if (budget <= 0) return 0;
     const pending = db

@@ -5,6 +5,7 @@ import { FieldgateError, type JobNotify, type JobStatus } from "@fieldgate/share
 import type Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FirmwareKeys } from "../../src/firmware/firmware-keys.js";
+import type { FirmwareImageUser } from "../../src/firmware/firmware-record.js";
 import { FirmwareStore } from "../../src/firmware/firmware-store.js";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceJobs } from "../../src/jobs/device-jobs.js";
@@ -51,7 +52,17 @@ describe("DeviceJobs", () => {
     }
     device = registry.row(orgId, "aaaaaaaa-0000-4000-8000-000000000001");
     other = registry.row(orgId, "aaaaaaaa-0000-4000-8000-000000000002");
-    firmware = new FirmwareStore(db, dir, 1 << 20, new FirmwareKeys(path.join(dir, "fw.key")));
+    // The jobs tell the store which images they still need, as in the cloud.
+    const imageUsers: FirmwareImageUser[] = [];
+    firmware = new FirmwareStore(
+      db,
+      dir,
+      1 << 20,
+      new FirmwareKeys(path.join(dir, "fw.key")),
+      Date.now,
+      undefined,
+      imageUsers,
+    );
     jobs = new DeviceJobs({
       db,
       firmware,
@@ -60,6 +71,7 @@ describe("DeviceJobs", () => {
       notify: (_uuid, message) => sent.push(message),
       onFinished: (jobId) => finished.push(jobId),
     });
+    imageUsers.push(jobs);
   });
 
   afterEach(() => {

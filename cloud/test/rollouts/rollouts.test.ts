@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AccessPolicy, type Principal } from "../../src/access/access-policy.js";
 import { FirmwareKeys } from "../../src/firmware/firmware-keys.js";
+import type { FirmwareImageUser } from "../../src/firmware/firmware-record.js";
 import { FirmwareStore } from "../../src/firmware/firmware-store.js";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceJobs } from "../../src/jobs/device-jobs.js";
@@ -23,6 +24,9 @@ describe("Rollouts", () => {
   let groups: GroupTree;
   let jobs: DeviceJobs;
   let rollouts: Rollouts;
+  let firmware: FirmwareStore;
+  /** Who the firmware store asks before a delete, as the cloud wires it. */
+  let imageUsers: FirmwareImageUser[];
   let orgId: number;
   let admin: Principal;
   let typeId: number;
@@ -51,7 +55,16 @@ describe("Rollouts", () => {
          VALUES (?, 'fw', ?, '["gw-a"]', 10, 'x', 'k', ?)`,
       ).run(orgId, version, now);
     }
-    const firmware = new FirmwareStore(db, dir, 1 << 20, new FirmwareKeys(path.join(dir, "fw.key")));
+    imageUsers = [];
+    firmware = new FirmwareStore(
+      db,
+      dir,
+      1 << 20,
+      new FirmwareKeys(path.join(dir, "fw.key")),
+      Date.now,
+      undefined,
+      imageUsers,
+    );
     let rolloutsRef: Rollouts | undefined;
     jobs = new DeviceJobs({
       db,
@@ -73,6 +86,7 @@ describe("Rollouts", () => {
       clock: () => now,
     });
     rolloutsRef = rollouts;
+    imageUsers.push(jobs, rollouts);
   });
 
   afterEach(() => {
@@ -120,6 +134,31 @@ describe("Rollouts", () => {
     }
     throw new Error("expected an error");
   };
+
+  it("holds its image while it runs; deleting the image then drops its finished rollouts with it, or nothing", () => {
+    const devices = makeDevices(2);
+    const r = create({ target: { devices } });
+    expect(errorOf(() => firmware.delete(orgId, "fw", "2.0.0")).code).toBe("FIRMWARE_IN_USE");
+    rollouts.abort(orgId, r.id);
+    const members = () =>
+      (db.prepare("SELECT count(*) AS n FROM rollout_devices WHERE rollout_id = ?").get(r.id) as { n: number }).n;
+    // A delete that fails after the rollouts were dropped keeps them, and the image.
+    imageUsers.push({
+      usesImage: () => false,
+      releaseImage: () => {
+        throw new Error("the disk failed");
+      },
+    });
+    expect(() => firmware.delete(orgId, "fw", "2.0.0")).toThrow("the disk failed");
+    expect(rollouts.show(orgId, r.id).state).toBe("aborted");
+    expect(members()).toBe(2);
+    expect(firmware.find(orgId, "fw", "2.0.0")).toBeDefined();
+    imageUsers.pop();
+    firmware.delete(orgId, "fw", "2.0.0");
+    expect(errorOf(() => rollouts.show(orgId, r.id)).code).toBe("ROLLOUT_NOT_FOUND");
+    expect(members()).toBe(0);
+    expect(firmware.find(orgId, "fw", "2.0.0")).toBeUndefined();
+  });
 
   it("goes phase by phase, each phase starting only when the one before met the success threshold", () => {
     const devices = makeDevices(20);

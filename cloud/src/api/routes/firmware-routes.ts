@@ -11,7 +11,7 @@ import {
 } from "@fieldgate/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { FirmwareRecord } from "../../firmware/firmware-store.js";
+import type { FirmwareRecord } from "../../firmware/firmware-record.js";
 import type { DeviceRow } from "../../registry/device-registry.js";
 import { errorResponses, principalOf, type RouteContext } from "./route-context.js";
 
