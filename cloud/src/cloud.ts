@@ -13,6 +13,7 @@ import { ApiCredentials } from "./credentials/api-credentials.js";
 import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
+import { DeviceEventLog } from "./events/device-events.js";
 import { FirmwareKeys } from "./firmware/firmware-keys.js";
 import type { FirmwareImageUser } from "./firmware/firmware-record.js";
 import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
@@ -80,7 +81,8 @@ export class Cloud {
       logger: this.logger.child({ component: "storage" }),
     });
     this.checkpointer.start();
-    this.keepalive = new KeepaliveMonitor(db, Date.now, this.logger.child({ component: "keepalive" }), {
+    const events = new DeviceEventLog(db);
+    this.keepalive = new KeepaliveMonitor(db, events, Date.now, this.logger.child({ component: "keepalive" }), {
       checkIntervalMs: this.config.keepaliveCheckMs,
       minuteMs: this.config.keepaliveUnitMs,
     });
@@ -162,7 +164,17 @@ export class Cloud {
       this.logger.child({ component: "rollouts" }),
       this.config.rolloutTickMs,
     );
-    const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs, 5, live);
+    const ingest = new DeviceIngest(
+      db,
+      validator,
+      new TelemetryWriter(db),
+      events,
+      this.logger,
+      Date.now,
+      jobs,
+      5,
+      live,
+    );
     const firmwareLog = this.logger.child({ component: "firmware" });
     reportCorrupt = (record, device, problem) => {
       const message = `${record.name}@${record.version} is not served: ${problem}`;
@@ -171,7 +183,7 @@ export class Cloud {
         { uuid: device.uuid, image: `${record.name}@${record.version}`, problem, failed },
         "stored image differs from its manifest",
       );
-      ingest.recordEvent(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message);
+      events.record(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message);
     };
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(
@@ -199,6 +211,7 @@ export class Cloud {
       },
       registry,
       ingest,
+      events,
       this.logger.child({ component: "broker" }),
     );
     const mqttPort = await this.broker.start().catch((err: Error) => {
@@ -235,9 +248,11 @@ export class Cloud {
         jobs,
         rollouts,
         live: new LiveStreams(live, policy),
+        events,
         bulk: new BulkOperations({
           db,
           registry,
+          events,
           groups,
           types,
           policy,

@@ -1,7 +1,7 @@
-import { type ErrorCode, parseDeviceTopic, TOPIC_ROOT } from "@fieldgate/shared";
+import { parseDeviceTopic, TOPIC_ROOT } from "@fieldgate/shared";
 
 /** The outcome of an ACL decision; `code` says why a request was refused. */
-export type AclDecision = { allowed: true } | { allowed: false; code: ErrorCode; reason: string };
+export type AclDecision = { allowed: true } | { allowed: false; code: "TOPIC_NOT_ALLOWED"; reason: string };
 
 const ALLOW: AclDecision = { allowed: true };
 const deny = (reason: string): AclDecision => ({ allowed: false, code: "TOPIC_NOT_ALLOWED", reason });

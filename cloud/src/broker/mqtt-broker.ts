@@ -11,6 +11,7 @@ import {
 } from "@fieldgate/shared";
 import { Aedes, type AuthenticateError, type Client, type Subscription } from "aedes";
 import type { Logger } from "pino";
+import type { EventRecorder } from "../events/device-events.js";
 import type { DeviceIngest } from "../ingest/device-ingest.js";
 import { PendingConnections, type PendingLimits } from "../listeners/pending-connections.js";
 import { serverTlsPolicy } from "../listeners/tls-policy.js";
@@ -67,12 +68,11 @@ export class MqttBroker {
     private readonly options: MqttBrokerOptions,
     private readonly registry: DeviceRegistry,
     private readonly ingest: DeviceIngest,
+    private readonly events: EventRecorder,
     private readonly logger: Logger,
     presence?: PresenceTracker,
   ) {
-    this.presence =
-      presence ??
-      new PresenceTracker(registry, (id, code, severity, message) => ingest.recordEvent(id, code, severity, message));
+    this.presence = presence ?? new PresenceTracker(registry, events);
     this.pending = new PendingConnections(options.limits, logger, "mqtt");
   }
 
@@ -234,7 +234,7 @@ export class MqttBroker {
     );
     if (!session) return;
     this.presence.markReason(client, "packet-too-large");
-    this.ingest.recordEvent(session.deviceId, "MQTT_PACKET_TOO_LARGE", "warning", message);
+    this.events.record(session.deviceId, "MQTT_PACKET_TOO_LARGE", "warning", message);
   }
 
   private clients(): Record<string, Client> {
@@ -263,17 +263,12 @@ export class MqttBroker {
     }
     const current = this.registry.currentCertificate(device.id);
     if (!current || current.serial !== peer.serialNumber.toUpperCase()) {
-      this.ingest.recordEvent(
-        device.id,
-        "CERT_REVOKED",
-        "warning",
-        "connection refused: certificate revoked or superseded",
-      );
+      this.events.record(device.id, "CERT_REVOKED", "warning", "connection refused: certificate revoked or superseded");
       refuse("CERT_REVOKED", "certificate is revoked or superseded");
       return;
     }
     if (client.id !== device.uuid) {
-      this.ingest.recordEvent(
+      this.events.record(
         device.id,
         "CLIENT_ID_MISMATCH",
         "warning",
@@ -314,14 +309,7 @@ export class MqttBroker {
     }
     const decision = authorizeDevicePublish(session.uuid, topic);
     if (!decision.allowed) {
-      this.ingest.recordEvent(
-        session.deviceId,
-        decision.code,
-        "warning",
-        `publish refused: ${decision.reason}`,
-        undefined,
-        topic,
-      );
+      this.events.record(session.deviceId, decision.code, "warning", `publish refused: ${decision.reason}`, { topic });
       done(new FieldgateError(decision.code, decision.reason));
       return;
     }
@@ -363,14 +351,9 @@ export class MqttBroker {
     const decision = session ? authorizeDeviceSubscribe(session.uuid, sub.topic) : undefined;
     if (!session || !decision?.allowed) {
       if (session && decision && !decision.allowed) {
-        this.ingest.recordEvent(
-          session.deviceId,
-          decision.code,
-          "warning",
-          `subscribe refused: ${decision.reason}`,
-          undefined,
-          sub.topic,
-        );
+        this.events.record(session.deviceId, decision.code, "warning", `subscribe refused: ${decision.reason}`, {
+          topic: sub.topic,
+        });
       }
       // A refused filter gets SUBACK 0x80 [MQTT-3.9.3-2]; the connection stays up.
       done(null, null);

@@ -1,4 +1,5 @@
 import type { Client } from "aedes";
+import type { EventRecorder } from "../events/device-events.js";
 import type { DeviceRegistry } from "../registry/device-registry.js";
 
 /** Why a device went offline; recorded on the device and in its event history. */
@@ -23,14 +24,6 @@ const CONFLICT_WINDOW_MS = 60_000;
 const CONFLICT_TAKEOVERS = 3;
 const CONFLICT_REPORT_EVERY_MS = 10 * 60_000;
 
-/** Records a device event: the presence tracker only needs this much of ingest. */
-export type EventRecorder = (
-  deviceId: number,
-  code: string,
-  severity: "info" | "warning" | "error",
-  message: string,
-) => void;
-
 /**
  * Online/offline, last seen and the reason for going offline, from the broker's connection events.
  * A device that reconnects takes over its old session; the old connection's disconnect must not
@@ -44,7 +37,7 @@ export class PresenceTracker {
 
   constructor(
     private readonly registry: DeviceRegistry,
-    private readonly recordEvent: EventRecorder,
+    private readonly events: EventRecorder,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -53,7 +46,7 @@ export class PresenceTracker {
     if (previous && previous !== client) this.tookOver(deviceId);
     this.live.set(deviceId, client);
     if (this.registry.setPresence(deviceId, true, this.clock(), null)) {
-      this.recordEvent(deviceId, "DEVICE_ONLINE", "info", "connected");
+      this.events.record(deviceId, "DEVICE_ONLINE", "info", "connected");
     }
   }
 
@@ -69,7 +62,7 @@ export class PresenceTracker {
     this.takeovers.set(deviceId, entry);
     if (entry.at.length >= CONFLICT_TAKEOVERS && now - entry.reportedAt > CONFLICT_REPORT_EVERY_MS) {
       entry.reportedAt = now;
-      this.recordEvent(
+      this.events.record(
         deviceId,
         "CLIENT_ID_CONFLICT",
         "warning",
@@ -92,13 +85,13 @@ export class PresenceTracker {
     // A deleted device has no row left to mark, nor a history to add to.
     if (!this.registry.setPresence(deviceId, false, this.clock(), reason)) return;
     const severity = reason === "clean-disconnect" ? "info" : "warning";
-    this.recordEvent(deviceId, "DEVICE_OFFLINE", severity, `offline: ${REASON_TEXT[reason]}`);
+    this.events.record(deviceId, "DEVICE_OFFLINE", severity, `offline: ${REASON_TEXT[reason]}`);
   }
 
   stop(): void {
     for (const deviceId of this.live.keys()) {
       if (this.registry.setPresence(deviceId, false, this.clock(), "cloud-stopped")) {
-        this.recordEvent(deviceId, "DEVICE_OFFLINE", "info", `offline: ${REASON_TEXT["cloud-stopped"]}`);
+        this.events.record(deviceId, "DEVICE_OFFLINE", "info", `offline: ${REASON_TEXT["cloud-stopped"]}`);
       }
     }
     this.live.clear();

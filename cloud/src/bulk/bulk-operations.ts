@@ -14,6 +14,7 @@ import {
 import type Database from "better-sqlite3";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
 import { type DeviceTypeRecord, type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
+import type { DeviceEventLog } from "../events/device-events.js";
 import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
@@ -23,6 +24,8 @@ import { normalizeFactoryKey } from "./factory-key.js";
 export interface BulkOperationsDeps {
   db: Database.Database;
   registry: DeviceRegistry;
+  /** The device event history, moved or dropped with the rest of a device's history. */
+  events: DeviceEventLog;
   groups: GroupTree;
   types: DeviceTypes;
   policy: AccessPolicy;
@@ -219,6 +222,7 @@ export class BulkOperations {
           this.live.device(device.id);
           if (dropHistory) {
             for (const statement of this.statements.dropHistory) statement.run(device.id);
+            this.deps.events.deleteHistory(device.id);
             this.statements.resetCount.run(device.id);
           }
         },
@@ -272,6 +276,7 @@ export class BulkOperations {
           if (options.keepHistory) {
             const newId = (this.statements.byUuid.get(newUuid) as { id: number }).id;
             for (const statement of this.statements.moveHistory) statement.run(newId, old.id);
+            this.deps.events.moveHistory(old.id, newId);
           }
           const now = this.clock();
           this.statements.retire.run(now, newUuid, options.keepHistory ? 1 : 0, old.id);
@@ -441,12 +446,12 @@ function prepareStatements(db: Database.Database) {
       "UPDATE certificates SET revoked_at = ?, revoke_reason = 'replaced' WHERE device_id = ? AND revoked_at IS NULL",
     ),
     namesLike: db.prepare("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'"),
-    // History is telemetry, events and logs. Sequence marks (telemetry_streams) stay with the device
-    // they came from: they deduplicate that device's resends and must not block the new device's.
-    moveHistory: ["telemetry", "device_events", "device_logs"].map((table) =>
+    // History is telemetry, events (moved by the event log) and logs. Sequence marks (telemetry_streams)
+    // stay with the device they came from: they deduplicate that device's resends and must not block the new device's.
+    moveHistory: ["telemetry", "device_logs"].map((table) =>
       db.prepare(`UPDATE ${table} SET device_id = ? WHERE device_id = ?`),
     ),
-    dropHistory: ["telemetry", "device_events", "device_logs", "rejected_messages"].map((table) =>
+    dropHistory: ["telemetry", "device_logs", "rejected_messages"].map((table) =>
       db.prepare(`DELETE FROM ${table} WHERE device_id = ?`),
     ),
     resetCount: db.prepare("UPDATE devices SET telemetry_count = 0 WHERE id = ?"),

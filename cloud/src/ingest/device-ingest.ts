@@ -3,7 +3,6 @@ import {
   type DeviceEvents,
   type DeviceState,
   type DeviceTopicKind,
-  type ErrorCode,
   FieldgateError,
   type HealthReport,
   type JobStatus,
@@ -16,6 +15,7 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
+import type { DeviceEventLog } from "../events/device-events.js";
 import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { StorageFailures } from "./storage-failures.js";
 import { TelemetryEnvelope } from "./telemetry-envelope.js";
@@ -25,6 +25,23 @@ import type { TelemetryWriter } from "./telemetry-writer.js";
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
 /** How much of a rejected payload is kept for the operator to inspect. */
 const DEAD_LETTER_BYTES = 64 * 1024;
+
+/** Why ingest refuses a message for good: the code of its event, its dead-letter copy and the device's notice. */
+type RefusalCode = "PAYLOAD_MALFORMED" | "VALIDATION_FAILED" | "STORE_REFUSED";
+
+/** A refused message: the code, the message and where it applies. */
+interface Refusal {
+  code: RefusalCode;
+  message: string;
+  field?: string;
+}
+
+/** A schema failure from the validator, as a refusal. */
+const schemaRefusal = (err: FieldgateError): Refusal => ({
+  code: "VALIDATION_FAILED",
+  message: err.message,
+  ...(err.field === undefined ? {} : { field: err.field }),
+});
 
 /** The device a message came from, as authenticated by its certificate. */
 export interface IngestSource {
@@ -37,7 +54,6 @@ export interface IngestSource {
  * error code and a dead-letter copy; it never throws past here and never touches other data.
  */
 export class DeviceIngest {
-  private readonly insertEvent: Database.Statement;
   private readonly insertDeadLetter: Database.Statement;
   private readonly insertLog: Database.Statement;
   private readonly insertLogBatch: Database.Statement;
@@ -52,6 +68,8 @@ export class DeviceIngest {
     private readonly db: Database.Database,
     private readonly validator: SchemaValidator,
     private readonly telemetry: TelemetryWriter,
+    /** The device event history: refusals, health changes and what devices report. */
+    private readonly events: DeviceEventLog,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
     /** Stores a job status; false when the job is not the device's. */
@@ -62,9 +80,6 @@ export class DeviceIngest {
     private readonly live: LiveSink = NO_LIVE,
   ) {
     this.failures = new StorageFailures(maxTransientFailures);
-    this.insertEvent = db.prepare(
-      "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    );
     this.insertDeadLetter = db.prepare(
       "INSERT INTO rejected_messages (device_id, ts, topic, code, payload) VALUES (?, ?, ?, ?, ?)",
     );
@@ -112,7 +127,7 @@ export class DeviceIngest {
       const code = "STORE_REFUSED";
       const message = `${kind} message refused at storage: ${(err as Error).message}`.slice(0, 2048);
       try {
-        this.reject(source, topic, payload, new FieldgateError(code, message));
+        this.reject(source, topic, payload, { code, message });
       } catch (recordErr) {
         this.logger.error({ uuid: source.uuid, err: (recordErr as Error).message }, "recording a refusal failed");
       }
@@ -138,7 +153,7 @@ export class DeviceIngest {
             .filter((c) => c.status !== "ok")
             .map((c) => `${c.name}: ${c.status}${c.message ? ` (${c.message})` : ""}`);
           const severity = report.status === "critical" ? "error" : report.status === "warning" ? "warning" : "info";
-          this.recordEvent(
+          this.events.record(
             source.deviceId,
             "HEALTH_CHANGED",
             severity,
@@ -176,24 +191,14 @@ export class DeviceIngest {
         return;
       }
       case "events":
-        this.db.transaction(() => {
-          for (const e of (value as DeviceEvents).events) {
-            this.insertEvent.run(source.deviceId, e.ts, e.code, e.severity, e.message, null, topic);
-          }
-        })();
+        // The device's own codes, kept apart from the cloud's EVENT_CODES.
+        this.events.recordReported(source.deviceId, topic, (value as DeviceEvents).events);
         return;
       case "jobs/status": {
         const jobId = parsed?.kind === "jobs/status" ? parsed.jobId : "";
         if (this.jobs && !this.jobs.report(source.deviceId, jobId, value as JobStatus)) {
           // A device may only report on its own jobs; anything else is noted, never stored.
-          this.recordEvent(
-            source.deviceId,
-            "JOB_NOT_FOUND",
-            "warning",
-            `status for unknown job ${jobId}`,
-            undefined,
-            topic,
-          );
+          this.events.record(source.deviceId, "JOB_NOT_FOUND", "warning", `status for unknown job ${jobId}`, { topic });
         }
         return;
       }
@@ -203,20 +208,8 @@ export class DeviceIngest {
     }
   }
 
-  /** Records an event about a device from the cloud's side (auth refusals, bad payloads). */
-  recordEvent(
-    deviceId: number,
-    code: ErrorCode | string,
-    severity: "info" | "warning" | "error",
-    message: string,
-    field?: string,
-    topic?: string,
-  ): void {
-    this.insertEvent.run(deviceId, this.clock(), code, severity, message, field ?? null, topic ?? null);
-  }
-
   private decode(source: IngestSource, topic: string, kind: DeviceTopicKind, payload: Buffer): Decoded {
-    const refuse = (err: FieldgateError, json?: unknown): Decoded => {
+    const refuse = (err: Refusal, json?: unknown): Decoded => {
       this.reject(source, topic, payload, err);
       return {
         ok: false,
@@ -224,13 +217,17 @@ export class DeviceIngest {
       };
     };
     if (payload.length > MAX_PAYLOAD_BYTES) {
-      return refuse(new FieldgateError("VALIDATION_FAILED", `payload exceeds ${MAX_PAYLOAD_BYTES} bytes`, "payload"));
+      return refuse({
+        code: "VALIDATION_FAILED",
+        message: `payload exceeds ${MAX_PAYLOAD_BYTES} bytes`,
+        field: "payload",
+      });
     }
     let json: unknown;
     try {
       json = JSON.parse(payload.toString("utf8"));
     } catch {
-      return refuse(new FieldgateError("PAYLOAD_MALFORMED", `payload on ${kind} is not valid JSON`));
+      return refuse({ code: "PAYLOAD_MALFORMED", message: `payload on ${kind} is not valid JSON` });
     }
     try {
       return { ok: true, value: this.validator.parse(DEVICE_PAYLOAD_SCHEMAS[kindKey(kind)], json) };
@@ -240,7 +237,7 @@ export class DeviceIngest {
         const partial = this.keepValidReadings(source, topic, payload, json);
         if (partial) return { ok: true, value: partial };
       }
-      return refuse(err, json);
+      return refuse(schemaRefusal(err), json);
     }
   }
 
@@ -262,20 +259,20 @@ export class DeviceIngest {
       return undefined;
     }
     const kept: Reading[] = [];
-    const refused: FieldgateError[] = [];
+    const refused: Refusal[] = [];
     envelope.readings.forEach((reading, i) => {
       try {
         kept.push(this.validator.parse(Reading, reading, `readings[${i}]`));
       } catch (err) {
         if (!(err instanceof FieldgateError)) throw err;
-        refused.push(err);
+        refused.push(schemaRefusal(err));
       }
     });
     if (kept.length === 0) return undefined;
     this.db.transaction(() => {
       for (const err of refused) {
         const message = `${err.message}; reading refused, the other ${kept.length} of the batch stored`;
-        this.recordEvent(source.deviceId, err.code, "error", message, err.field, topic);
+        this.events.record(source.deviceId, err.code, "error", message, { field: err.field, topic });
       }
       this.insertDeadLetter.run(
         source.deviceId,
@@ -289,9 +286,9 @@ export class DeviceIngest {
     return { v: envelope.v, stream: envelope.stream, seq: envelope.seq, readings: kept };
   }
 
-  private reject(source: IngestSource, topic: string, payload: Buffer, err: FieldgateError): void {
+  private reject(source: IngestSource, topic: string, payload: Buffer, err: Refusal): void {
     this.db.transaction(() => {
-      this.recordEvent(source.deviceId, err.code, "error", err.message, err.field, topic);
+      this.events.record(source.deviceId, err.code, "error", err.message, { field: err.field, topic });
       this.insertDeadLetter.run(source.deviceId, this.clock(), topic, err.code, payload.subarray(0, DEAD_LETTER_BYTES));
     })();
     this.logger.warn({ uuid: source.uuid, topic, code: err.code, field: err.field }, "rejected device payload");

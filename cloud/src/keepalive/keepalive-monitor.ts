@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
+import type { EventRecorder } from "../events/device-events.js";
 
 export interface KeepaliveOptions {
   /** How often to look for silent devices. */
@@ -8,7 +9,7 @@ export interface KeepaliveOptions {
   minuteMs: number;
 }
 
-/** A raised KEEPALIVE_MISSED, as stored in device_events; what callbacks will be handed. */
+/** A raised KEEPALIVE_MISSED, as recorded in the device's event history; what callbacks will be handed. */
 export interface KeepaliveMissed {
   deviceId: number;
   uuid: string;
@@ -44,12 +45,12 @@ export class KeepaliveMonitor {
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners: KeepaliveListener[] = [];
   private readonly findSilent: Database.Statement<[number, number, number], SilentRow>;
-  private readonly insertEvent: Database.Statement;
   private readonly markAlerted: Database.Statement;
   private readonly raise: (now: number) => KeepaliveMissed[];
 
   constructor(
     db: Database.Database,
+    private readonly events: EventRecorder,
     private readonly clock: () => number,
     private readonly logger: Logger,
     private readonly options: KeepaliveOptions,
@@ -61,9 +62,6 @@ export class KeepaliveMonitor {
          AND d.last_seen + t.keepalive_minutes * ? <= ?
          AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
        LIMIT ?`,
-    );
-    this.insertEvent = db.prepare(
-      "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, 'KEEPALIVE_MISSED', 'error', ?, NULL, NULL)",
     );
     this.markAlerted = db.prepare("UPDATE devices SET keepalive_alerted_at = ? WHERE id = ?");
     // Finding and marking in one transaction: a message arriving in between cannot be lost or double-counted.
@@ -79,7 +77,7 @@ export class KeepaliveMonitor {
           keepaliveMinutes: row.keepalive_minutes,
           message: `no message for ${silentMinutes} minutes (keep-alive ${row.keepalive_minutes} min)`,
         };
-        this.insertEvent.run(row.id, now, event.message);
+        this.events.record(row.id, "KEEPALIVE_MISSED", "error", event.message, { ts: now });
         this.markAlerted.run(now, row.id);
         return event;
       }),

@@ -562,27 +562,6 @@ export class DeviceRegistry {
     }
   }
 
-  events(orgId: number, uuid: string, limit: number) {
-    const row = this.row(orgId, uuid);
-    const rows = this.db
-      .prepare(
-        "SELECT ts, code, severity, message, field, topic FROM device_events WHERE device_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
-      )
-      .all(row.id, limit) as {
-      ts: number;
-      code: string;
-      severity: string;
-      message: string;
-      field: string | null;
-      topic: string | null;
-    }[];
-    const { items, skipped } = readRows(rows, (r) => {
-      const ts = storedIso(r.ts);
-      return ts === undefined ? undefined : { ...r, ts };
-    });
-    return { uuid: row.uuid, items, ...(skipped > 0 ? { skipped } : {}) };
-  }
-
   toApi(row: DeviceRow): Device {
     const cert = this.currentCertificate(row.id);
     const org = this.organization(row.org_id);

@@ -12,7 +12,10 @@ function tracker(clock: () => number) {
       return true;
     },
   } as unknown as DeviceRegistry;
-  const t = new PresenceTracker(registry, (_id, code, _severity, message) => events.push({ code, message }), clock);
+  const recorder = {
+    record: (_id: number, code: string, _severity: string, message: string) => events.push({ code, message }),
+  };
+  const t = new PresenceTracker(registry, recorder, clock);
   return { t, events, presence };
 }
 const client = (disconnectedCleanly = false) => ({ _disconnected: disconnectedCleanly }) as unknown as Client;

@@ -272,6 +272,8 @@ describe("bulk series from CSV (API)", () => {
   });
 
   describe("replace and drop-history, with a live device", () => {
+    const events = async (uuid: string) =>
+      (await cloud.api<{ items: { code: string }[] }>("GET", `/api/v1/devices/${uuid}/events`)).body.items;
     let old: EnrolledDevice;
     let client: MqttClient;
     const stream = "0123456789abcdef0123456789abcdef";
@@ -333,6 +335,8 @@ describe("bulk series from CSV (API)", () => {
         `/api/v1/devices/${replacement}/telemetry`,
       );
       expect(telemetry.body.items).toMatchObject([{ name: "temp", value: 20.5 }]);
+      // The events moved with it: the old device's connection is in the new device's history.
+      expect((await events(replacement)).map((e) => e.code)).toContain("DEVICE_ONLINE");
       // The old device is retired, not deleted: kept, certificate revoked, out of active lists.
       const retired = await device(old.uuid);
       expect(retired.status).toBe(200);
@@ -373,6 +377,7 @@ describe("bulk series from CSV (API)", () => {
       expect(moved.body.summary.ok).toBe(1);
       const after = (await device(dev.uuid)).body;
       expect(after).toMatchObject({ telemetryCount: 0, group: { id: plantB.id } });
+      expect((await events(dev.uuid)).map((e) => e.code)).not.toContain("DEVICE_ONLINE");
       const replacement = newUuid();
       const res = await postCsv(cloud, "replace", `old_uuid,new_uuid\n${dev.uuid},${replacement}\n`);
       expect(res.body.summary.ok).toBe(1);

@@ -2,6 +2,7 @@ import { SchemaValidator } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
+import { DeviceEventLog } from "../../src/events/device-events.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { isTransientStorageError } from "../../src/ingest/storage-failures.js";
 import type { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
@@ -46,6 +47,7 @@ describe("DeviceIngest at a storage failure", () => {
       db,
       new SchemaValidator(),
       failingWriter("SQLITE_CONSTRAINT_CHECK"),
+      new DeviceEventLog(db),
       pino({ level: "silent" }),
     );
     const refused = await ingest.handle(source, TOPIC, payload);
@@ -60,6 +62,7 @@ describe("DeviceIngest at a storage failure", () => {
       db,
       new SchemaValidator(),
       failingWriter("SQLITE_IOERR_WRITE"),
+      new DeviceEventLog(db),
       pino({ level: "silent" }),
       Date.now,
       undefined,

@@ -4,6 +4,7 @@ import path from "node:path";
 import type Database from "better-sqlite3";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { DeviceEventLog } from "../../src/events/device-events.js";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { type KeepaliveMissed, KeepaliveMonitor } from "../../src/keepalive/keepalive-monitor.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
@@ -16,6 +17,7 @@ describe("KeepaliveMonitor", () => {
   let db: Database.Database;
   let registry: DeviceRegistry;
   let monitor: KeepaliveMonitor;
+  let log: DeviceEventLog;
   let orgId: number;
   let typeId: (minutes: number | null) => number;
 
@@ -36,7 +38,8 @@ describe("KeepaliveMonitor", () => {
           )
           .run(orgId, root.id, `type-${n++}`, minutes, Date.now()).lastInsertRowid,
       );
-    monitor = new KeepaliveMonitor(db, Date.now, pino({ level: "silent" }), {
+    log = new DeviceEventLog(db);
+    monitor = new KeepaliveMonitor(db, log, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 30_000,
       minuteMs: MINUTE,
     });
@@ -59,7 +62,8 @@ describe("KeepaliveMonitor", () => {
     return uuid;
   };
   const speak = (uuid: string) => db.prepare("UPDATE devices SET last_seen = ? WHERE uuid = ?").run(Date.now(), uuid);
-  const events = (uuid: string) => registry.events(orgId, uuid, 100).items.filter((e) => e.code === "KEEPALIVE_MISSED");
+  const events = (uuid: string) =>
+    log.list(registry.findByUuid(uuid)?.id ?? 0, 100).items.filter((e) => e.code === "KEEPALIVE_MISSED");
 
   it("raises one error event per silence, and again after the device speaks and falls silent again", () => {
     const uuid = device(typeId(10), Date.now());
@@ -95,7 +99,10 @@ describe("KeepaliveMonitor", () => {
   });
 
   it("uses each type's own keep-alive and the configured minute length", () => {
-    const fast = new KeepaliveMonitor(db, Date.now, pino({ level: "silent" }), { checkIntervalMs: 100, minuteMs: 200 });
+    const fast = new KeepaliveMonitor(db, log, Date.now, pino({ level: "silent" }), {
+      checkIntervalMs: 100,
+      minuteMs: 200,
+    });
     const one = device(typeId(1), Date.now());
     const five = device(typeId(5), Date.now());
     fast.start();

@@ -1,6 +1,7 @@
 import { SchemaValidator } from "@fieldgate/shared";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
+import { DeviceEventLog } from "../../src/events/device-events.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
 import { LogRetention } from "../../src/logs/log-retention.js";
@@ -20,6 +21,7 @@ describe("log batches with an identity", () => {
       db,
       new SchemaValidator(),
       new TelemetryWriter(db, clock),
+      new DeviceEventLog(db, clock),
       pino({ level: "silent" }),
       clock,
     );

@@ -299,6 +299,9 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
         response: { 200: DeviceEventPage, ...errors },
       },
     },
-    async (request) => registry.events(principalOf(request).orgId, deviceOf(request).uuid, request.query.limit ?? 100),
+    async (request) => {
+      const device = deviceOf(request);
+      return { uuid: device.uuid, ...ctx.events.list(device.id, request.query.limit ?? 100) };
+    },
   );
 }

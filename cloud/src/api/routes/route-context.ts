@@ -7,6 +7,7 @@ import type { ApiCredentials } from "../../credentials/api-credentials.js";
 import type { DeviceConfigs } from "../../device-config/device-configs.js";
 import type { DeviceTypes } from "../../device-types/device-types.js";
 import type { EnrollmentService } from "../../enrollment/enrollment-service.js";
+import type { DeviceEventLog } from "../../events/device-events.js";
 import type { FirmwareStore } from "../../firmware/firmware-store.js";
 import type { GroupRow, GroupTree } from "../../groups/group-tree.js";
 import type { DeviceJobs } from "../../jobs/device-jobs.js";
@@ -19,6 +20,8 @@ import type { UserDirectory } from "../../users/user-directory.js";
 /** What every route module gets: the services, the policy, and the server's own settings. */
 export interface RouteContext {
   registry: DeviceRegistry;
+  /** Every device's event history. */
+  events: DeviceEventLog;
   bulk: BulkOperations;
   enrollment: EnrollmentService;
   credentials: ApiCredentials;
