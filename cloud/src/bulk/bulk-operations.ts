@@ -275,7 +275,7 @@ export class BulkOperations {
           }
           const now = this.clock();
           this.statements.retire.run(now, newUuid, options.keepHistory ? 1 : 0, old.id);
-          this.statements.revokeCertificates.run(now, old.id);
+          this.deps.registry.revokeCertificates(old.id, "replaced");
           this.live.device(old.id);
           result.token = token;
           result.windowExpiresAt = new Date(expiresAt).toISOString();
@@ -436,9 +436,6 @@ function prepareStatements(db: Database.Database) {
     retire: db.prepare(
       `UPDATE devices SET retired_at = ?, replaced_by = ?, window_expires_at = NULL, token_hash = NULL, online = 0,
          telemetry_count = CASE WHEN ? THEN 0 ELSE telemetry_count END WHERE id = ?`,
-    ),
-    revokeCertificates: db.prepare(
-      "UPDATE certificates SET revoked_at = ?, revoke_reason = 'replaced' WHERE device_id = ? AND revoked_at IS NULL",
     ),
     namesLike: db.prepare("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'"),
     // History is telemetry, events and logs. Sequence marks (telemetry_streams) stay with the device

@@ -15,8 +15,8 @@ import { hashSecret, newSecret } from "../credentials/secrets.js";
 import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
-import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
+import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
 import {
   buildDeviceQuery,
@@ -74,10 +74,13 @@ export interface DevicePlacement {
   typeId?: number | null;
 }
 
-interface CertificateRow {
-  serial: string;
-  issued_at: number;
-  not_after: number;
+/** Wrong proofs allowed per enrollment window; the fifth closes it (docs/architecture.md, "Identity and enrollment"). */
+export const MAX_FAILED_ATTEMPTS = 5;
+
+/** The window an enrollment request saw before it awaited issuing: only that window may be spent. */
+export interface SeenWindow {
+  window_expires_at: number | null;
+  token_hash: Buffer | null;
 }
 
 /** What a newly opened enrollment window hands the operator, once. */
@@ -95,6 +98,8 @@ export class DeviceRegistry {
   private insertStatement: Database.Statement | undefined;
   /** Statements of the connect and enrollment paths, prepared once: a storm runs them thousands of times. */
   private readonly statements = new Map<string, Database.Statement>();
+  /** The `certificates` table; only the registry uses it. */
+  private readonly certificateStore: CertificateStore;
 
   constructor(
     private readonly db: Database.Database,
@@ -103,7 +108,9 @@ export class DeviceRegistry {
     private readonly clock: () => number = Date.now,
     /** Told of every change to a device row, for live updates. */
     private readonly live: LiveSink = NO_LIVE,
-  ) {}
+  ) {
+    this.certificateStore = new CertificateStore(db, clock);
+  }
 
   /** Where a device belongs, for the live feed; undefined once it is deleted. */
   liveRef(deviceId: number): LiveDeviceRef | undefined {
@@ -383,7 +390,7 @@ export class DeviceRegistry {
     const now = this.clock();
     const expiresAt = now + this.windowMs;
     const revoked = this.db.transaction(() => {
-      const count = this.revokeAll(row.id, "reset-token");
+      const count = this.certificateStore.revokeCertificates(row.id, "reset-token");
       this.db
         .prepare("UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?")
         .run(expiresAt, hashSecret(token), row.id);
@@ -400,11 +407,12 @@ export class DeviceRegistry {
     return { device: this.get(orgId, uuid), window: { token, expiresAt }, revoked };
   }
 
-  /** Marks every unrevoked certificate of the device revoked. Call inside the caller's transaction. */
-  revokeAll(deviceId: number, reason: string): number {
-    return this.db
-      .prepare("UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE device_id = ? AND revoked_at IS NULL")
-      .run(this.clock(), reason, deviceId).changes;
+  /**
+   * Marks every unrevoked certificate of the device revoked and returns how many were; joins the
+   * caller's transaction. Live sessions are dropped by `notifyRevoked`, after the commit.
+   */
+  revokeCertificates(deviceId: number, reason: string): number {
+    return this.certificateStore.revokeCertificates(deviceId, reason);
   }
 
   notifyRevoked(uuid: string, reason: string): void {
@@ -430,11 +438,57 @@ export class DeviceRegistry {
     return statement;
   }
 
-  /** Records a certificate just issued to the device for the key with this fingerprint. Call inside the caller's transaction. */
-  addCertificate(deviceId: number, issued: IssuedCertificate, publicKeySha256: string): void {
+  /**
+   * Enrollment's last step, in one transaction: if the device still has the open window this
+   * request saw before issuing (another request may have spent or closed it meanwhile), its
+   * certificates are superseded, the new one is recorded and the window is closed with its token
+   * spent. Of two requests racing for one token exactly one gets here first; the other gets
+   * ENROLL_TOKEN_INVALID (or ENROLL_WINDOW_CLOSED). Returns how many certificates were superseded,
+   * for `notifyRevoked` after the commit.
+   */
+  spendWindow(uuid: string, seen: SeenWindow, issued: IssuedCertificate, publicKeySha256: string): number {
+    return this.db.transaction(() => {
+      const current = this.findByUuid(uuid);
+      if (!current || current.window_expires_at === null || current.window_expires_at <= this.clock())
+        throw new FieldgateError("ENROLL_WINDOW_CLOSED");
+      const sameWindow =
+        current.window_expires_at === seen.window_expires_at && sameBytes(current.token_hash, seen.token_hash);
+      if (!sameWindow)
+        throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
+      const revoked = this.certificateStore.revokeCertificates(current.id, "superseded");
+      this.certificateStore.issueCertificate(current.id, issued, publicKeySha256);
+      this.statement(
+        "UPDATE devices SET window_expires_at = NULL, window_failed_attempts = 0, token_hash = NULL WHERE id = ?",
+      ).run(current.id);
+      this.live.device(current.id);
+      return revoked;
+    })();
+  }
+
+  /**
+   * Counts a wrong proof against the device's open window; the MAX_FAILED_ATTEMPTS-th closes it
+   * and spends its token. One statement, so concurrent wrong proofs all count.
+   */
+  countWrongProof(deviceId: number): void {
     this.statement(
-      "INSERT INTO certificates (serial, device_id, issued_at, not_after, pem, public_key_sha256) VALUES (?, ?, ?, ?, ?, ?)",
-    ).run(issued.serial, deviceId, this.clock(), issued.notAfter.getTime(), issued.pem, publicKeySha256);
+      `UPDATE devices SET window_failed_attempts = window_failed_attempts + 1,
+         window_expires_at = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE window_expires_at END,
+         token_hash = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE token_hash END
+       WHERE id = ?`,
+    ).run(MAX_FAILED_ATTEMPTS, MAX_FAILED_ATTEMPTS, deviceId);
+  }
+
+  /**
+   * Renewal's last step, in one transaction: if `currentSerial` is still the device's current
+   * certificate, it is superseded (reason "renewed") by the new one; otherwise CERT_REVOKED.
+   */
+  renewCertificate(deviceId: number, currentSerial: string, issued: IssuedCertificate, publicKeySha256: string): void {
+    this.db.transaction(() => {
+      if (this.certificateStore.currentCertificate(deviceId)?.serial !== currentSerial)
+        throw new FieldgateError("CERT_REVOKED", "the certificate changed meanwhile");
+      this.certificateStore.revokeCertificates(deviceId, "renewed");
+      this.certificateStore.issueCertificate(deviceId, issued, publicKeySha256);
+    })();
     this.live.device(deviceId);
   }
 
@@ -443,10 +497,7 @@ export class DeviceRegistry {
    * be superseded, and the others were revoked or superseded already, perhaps because it was stolen.
    */
   assertKeyNotUsed(deviceId: number, publicKeySha256: string): void {
-    const rows = this.statement(
-      "SELECT public_key_sha256, pem FROM certificates WHERE device_id = ? AND (public_key_sha256 = ? OR public_key_sha256 IS NULL)",
-    ).all(deviceId, publicKeySha256) as { public_key_sha256: string | null; pem: string }[];
-    if (rows.some((r) => (r.public_key_sha256 ?? certificateKeyFingerprint(r.pem)) === publicKeySha256)) {
+    if (this.certificateStore.keyWasCertified(deviceId, publicKeySha256)) {
       throw new FieldgateError(
         "ENROLL_KEY_REUSED",
         "a certificate of this device was already issued for this public key; generate a new key and CSR",
@@ -459,18 +510,15 @@ export class DeviceRegistry {
   certificates(orgId: number, uuid: string): DeviceCertificateList {
     const row = this.row(orgId, uuid);
     const current = this.currentCertificate(row.id)?.serial;
-    const rows = this.statement(
-      "SELECT serial, issued_at, not_after, revoked_at, revoke_reason FROM certificates WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC",
-    ).all(row.id) as (CertificateRow & { revoked_at: number | null; revoke_reason: string | null })[];
     return {
       uuid: row.uuid,
-      items: rows.map((c) => ({
+      items: this.certificateStore.certificateHistory(row.id).map((c) => ({
         serial: c.serial,
-        issuedAt: new Date(c.issued_at).toISOString(),
-        notAfter: new Date(c.not_after).toISOString(),
+        issuedAt: new Date(c.issuedAt).toISOString(),
+        notAfter: new Date(c.notAfter).toISOString(),
         current: c.serial === current,
-        revokedAt: isoOrNull(c.revoked_at),
-        revokeReason: c.revoke_reason,
+        revokedAt: isoOrNull(c.revokedAt),
+        revokeReason: c.revokeReason,
       })),
     };
   }
@@ -503,11 +551,14 @@ export class DeviceRegistry {
     };
   }
 
-  /** The serial of the device's current certificate: the newest unrevoked one. */
-  currentCertificate(deviceId: number): CertificateRow | undefined {
-    return this.statement(
-      "SELECT serial, issued_at, not_after FROM certificates WHERE device_id = ? AND revoked_at IS NULL ORDER BY issued_at DESC, rowid DESC LIMIT 1",
-    ).get(deviceId) as CertificateRow | undefined;
+  /** The device's current certificate: the newest unrevoked one. */
+  currentCertificate(deviceId: number): StoredCertificate | undefined {
+    return this.certificateStore.currentCertificate(deviceId);
+  }
+
+  /** Whether the device holds a current certificate (it enrolled and was not revoked since). */
+  isEnrolled(deviceId: number): boolean {
+    return this.certificateStore.currentCertificate(deviceId) !== undefined;
   }
 
   telemetry(
@@ -616,8 +667,8 @@ export class DeviceRegistry {
       certificate: cert
         ? {
             serial: cert.serial,
-            issuedAt: new Date(cert.issued_at).toISOString(),
-            notAfter: new Date(cert.not_after).toISOString(),
+            issuedAt: new Date(cert.issuedAt).toISOString(),
+            notAfter: new Date(cert.notAfter).toISOString(),
           }
         : null,
       window: {
@@ -715,4 +766,8 @@ function telemetryWhere(
     params.push(query.source);
   }
   return { where, params };
+}
+
+function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
+  return a === null || b === null ? a === b : a.equals(b);
 }
