@@ -238,7 +238,6 @@ export class Cloud {
           policy,
           validator,
           windowMs: this.config.enrollWindowMs,
-          live,
         }),
         version: this.version,
         mqttPort: () => mqttPort,

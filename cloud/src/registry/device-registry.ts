@@ -367,10 +367,81 @@ export class DeviceRegistry {
   /** Deletes the device and everything stored about it; its certificates stop working at once. */
   delete(orgId: number, uuid: string): void {
     const row = this.row(orgId, uuid);
-    const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
-    this.db.prepare("DELETE FROM devices WHERE id = ?").run(row.id);
-    this.live.device(row.id, ref);
+    this.remove(row);
     this.notifyRevoked(row.uuid, "device deleted");
+  }
+
+  /**
+   * Deletes a device row (and by cascade everything stored about it) inside the caller's
+   * transaction; the caller calls `notifyRevoked` after the commit.
+   */
+  remove(row: DeviceRow): void {
+    const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
+    this.statement("DELETE FROM devices WHERE id = ?").run(row.id);
+    this.live.device(row.id, ref);
+  }
+
+  /**
+   * Sets the given descriptive fields and, when `typeId` is given, the type (null clears it);
+   * fields left out keep their value. For callers that checked the edit themselves (bulk edit).
+   */
+  editFields(
+    deviceId: number,
+    fields: { name?: string; location?: string; comment?: string; tags?: readonly string[]; typeId?: number | null },
+  ): void {
+    this.statement(
+      `UPDATE devices SET name = coalesce(?, name), location = coalesce(?, location), comment = coalesce(?, comment),
+         tags = coalesce(?, tags), type_id = CASE WHEN ? THEN ? ELSE type_id END WHERE id = ?`,
+    ).run(
+      fields.name ?? null,
+      fields.location ?? null,
+      fields.comment ?? null,
+      fields.tags ? JSON.stringify(fields.tags) : null,
+      fields.typeId === undefined ? 0 : 1,
+      fields.typeId ?? null,
+      deviceId,
+    );
+    this.live.device(deviceId);
+  }
+
+  /** Files the device in another group with this type (bulk transfer checked both). */
+  move(deviceId: number, placement: { groupId: number; typeId: number | null }): void {
+    this.statement("UPDATE devices SET group_id = ?, type_id = ? WHERE id = ?").run(
+      placement.groupId,
+      placement.typeId,
+      deviceId,
+    );
+    this.live.device(deviceId);
+  }
+
+  /** Zeroes the device's telemetry count, for a caller that just dropped its readings. */
+  resetTelemetryCount(deviceId: number): void {
+    this.statement("UPDATE devices SET telemetry_count = 0 WHERE id = ?").run(deviceId);
+  }
+
+  /**
+   * Retires a device replaced by `replacedBy`, inside the caller's transaction: its window closes
+   * with its token spent, it is marked offline, its certificates are revoked (reason "replaced")
+   * and, when its history moved to the new device (`movedHistory`), its telemetry count is zeroed.
+   * The caller calls `notifyRevoked` after the commit.
+   */
+  retire(deviceId: number, replacedBy: string, options: { movedHistory: boolean }): void {
+    this.statement(
+      `UPDATE devices SET retired_at = ?, replaced_by = ?, window_expires_at = NULL, token_hash = NULL, online = 0,
+         telemetry_count = CASE WHEN ? THEN 0 ELSE telemetry_count END WHERE id = ?`,
+    ).run(this.clock(), replacedBy, options.movedHistory ? 1 : 0, deviceId);
+    this.certificateStore.revokeCertificates(deviceId, "replaced");
+    this.live.device(deviceId);
+  }
+
+  /** The names of the organization's devices that start with `prefix` (taken literally). */
+  namesStartingWith(orgId: number, prefix: string): string[] {
+    const like = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const rows = this.statement("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'").all(
+      orgId,
+      like,
+    ) as { name: string }[];
+    return rows.map((r) => r.name);
   }
 
   /**
