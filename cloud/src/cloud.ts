@@ -157,7 +157,7 @@ export class Cloud {
       this.logger.child({ component: "rollouts" }),
       this.config.rolloutTickMs,
     );
-    const ingest = new DeviceIngest(db, validator, new TelemetryWriter(db), this.logger, Date.now, jobs, 5, live);
+    const ingest = new DeviceIngest(db, registry, validator, new TelemetryWriter(db), this.logger, Date.now, jobs, 5);
     const firmwareLog = this.logger.child({ component: "firmware" });
     reportCorrupt = (record, device, problem) => {
       const message = `${record.name}@${record.version} is not served: ${problem}`;

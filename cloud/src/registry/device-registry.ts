@@ -500,6 +500,34 @@ export class DeviceRegistry {
     return changed;
   }
 
+  /** Moves the device's last sign of life forward to `at` (never back). */
+  markSeen(deviceId: number, at: number): void {
+    this.statement("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?").run(at, deviceId);
+  }
+
+  /** Stores the device's reported health status (the copy lists filter on); returns the one before. */
+  recordHealth(deviceId: number, status: string): string | null {
+    const before = this.statement("SELECT health FROM devices WHERE id = ?").get(deviceId) as
+      | { health: string | null }
+      | undefined;
+    this.statement("UPDATE devices SET health = ? WHERE id = ?").run(status, deviceId);
+    const previous = before?.health ?? null;
+    if (previous !== status) this.live.device(deviceId);
+    return previous;
+  }
+
+  /** Stores the device's reported firmware version; true when it changed. */
+  recordFirmwareVersion(deviceId: number, version: string): boolean {
+    const changed =
+      this.statement("UPDATE devices SET firmware_version = ? WHERE id = ? AND firmware_version IS NOT ?").run(
+        version,
+        deviceId,
+        version,
+      ).changes > 0;
+    if (changed) this.live.device(deviceId);
+    return changed;
+  }
+
   private statement(sql: string): Database.Statement {
     let statement = this.statements.get(sql);
     if (!statement) {

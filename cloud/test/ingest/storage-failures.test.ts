@@ -2,9 +2,11 @@ import { SchemaValidator } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
+import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { isTransientStorageError } from "../../src/ingest/storage-failures.js";
 import type { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
+import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";
@@ -44,6 +46,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
+      new DeviceRegistry(db, new GroupTree(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_CONSTRAINT_CHECK"),
       pino({ level: "silent" }),
@@ -58,6 +61,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
+      new DeviceRegistry(db, new GroupTree(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_IOERR_WRITE"),
       pino({ level: "silent" }),
