@@ -79,10 +79,6 @@ export class Cloud {
       logger: this.logger.child({ component: "storage" }),
     });
     this.checkpointer.start();
-    this.keepalive = new KeepaliveMonitor(db, Date.now, this.logger.child({ component: "keepalive" }), {
-      checkIntervalMs: this.config.keepaliveCheckMs,
-      minuteMs: this.config.keepaliveUnitMs,
-    });
     const groups = new GroupTree(db);
     // What changed, for `GET /api/v1/live`; resolved at delivery, when the services below exist.
     let rollouts: Rollouts | undefined;
@@ -95,9 +91,13 @@ export class Cloud {
       onError: (err) => liveLog.warn({ err: (err as Error).message }, "delivering live updates failed"),
     });
     this.live = live;
+    const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
+    this.keepalive = new KeepaliveMonitor(db, registry, Date.now, this.logger.child({ component: "keepalive" }), {
+      checkIntervalMs: this.config.keepaliveCheckMs,
+      minuteMs: this.config.keepaliveUnitMs,
+    });
     // A missed keep-alive is in the device's events and its view.
     this.keepalive.onMissed((missed) => live.device(missed.deviceId));
-    const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
     const orgId = registry.ensureDefaultOrganization();
     const ca = new CertificateAuthority({
       dir: files.pkiDir,

@@ -500,6 +500,44 @@ export class DeviceRegistry {
     return changed;
   }
 
+  /**
+   * Up to `limit` devices whose type has a keep-alive of M minutes (of `minuteMs`) and that sent
+   * nothing for M minutes at `now`, not yet alerted for this silence (never-seen devices are not
+   * watched). For the keep-alive monitor.
+   */
+  silentDevices(
+    minuteMs: number,
+    now: number,
+    limit: number,
+  ): { id: number; uuid: string; orgId: number; lastSeen: number; keepaliveMinutes: number }[] {
+    const rows = this.statement(
+      `SELECT d.id, d.uuid, d.org_id, d.last_seen, t.keepalive_minutes
+       FROM devices d JOIN device_types t ON t.id = d.type_id
+       WHERE t.keepalive_minutes IS NOT NULL AND d.last_seen IS NOT NULL
+         AND d.last_seen + t.keepalive_minutes * ? <= ?
+         AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
+       LIMIT ?`,
+    ).all(minuteMs, now, limit) as {
+      id: number;
+      uuid: string;
+      org_id: number;
+      last_seen: number;
+      keepalive_minutes: number;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      uuid: r.uuid,
+      orgId: r.org_id,
+      lastSeen: r.last_seen,
+      keepaliveMinutes: r.keepalive_minutes,
+    }));
+  }
+
+  /** Marks the device's current silence alerted: it raises one KEEPALIVE_MISSED until it speaks again. */
+  markKeepaliveAlerted(deviceId: number, at: number): void {
+    this.statement("UPDATE devices SET keepalive_alerted_at = ? WHERE id = ?").run(at, deviceId);
+  }
+
   /** Moves the device's last sign of life forward to `at` (never back). */
   markSeen(deviceId: number, at: number): void {
     this.statement("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?").run(at, deviceId);

@@ -36,7 +36,7 @@ describe("KeepaliveMonitor", () => {
           )
           .run(orgId, root.id, `type-${n++}`, minutes, Date.now()).lastInsertRowid,
       );
-    monitor = new KeepaliveMonitor(db, Date.now, pino({ level: "silent" }), {
+    monitor = new KeepaliveMonitor(db, registry, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 30_000,
       minuteMs: MINUTE,
     });
@@ -95,7 +95,10 @@ describe("KeepaliveMonitor", () => {
   });
 
   it("uses each type's own keep-alive and the configured minute length", () => {
-    const fast = new KeepaliveMonitor(db, Date.now, pino({ level: "silent" }), { checkIntervalMs: 100, minuteMs: 200 });
+    const fast = new KeepaliveMonitor(db, registry, Date.now, pino({ level: "silent" }), {
+      checkIntervalMs: 100,
+      minuteMs: 200,
+    });
     const one = device(typeId(1), Date.now());
     const five = device(typeId(5), Date.now());
     fast.start();
