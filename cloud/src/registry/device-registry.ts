@@ -215,6 +215,11 @@ export class DeviceRegistry {
     return this.statement("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
   }
 
+  /** The stored row by its internal id, or undefined; not scoped to an organization. */
+  findById(deviceId: number): DeviceRow | undefined {
+    return this.statement("SELECT * FROM devices WHERE id = ?").get(deviceId) as DeviceRow | undefined;
+  }
+
   /**
    * What the public enrollment routes need before anything is proven, always as one row of the
    * same shape (all null for an unknown uuid): a known and an unknown uuid then cost the same
@@ -289,6 +294,12 @@ export class DeviceRegistry {
       .prepare(`${query.select.sql} LIMIT ? OFFSET ?`)
       .all(...query.select.params, page.limit, page.offset) as DeviceRow[];
     return { items: rows.map((r) => this.toApi(r)), total };
+  }
+
+  /** Every device inside `scope` that matches `filters`, as stored rows in the filters' sort order (rollout targets). */
+  matching(orgId: number, scope: SqlScope, filters: DeviceFilters): DeviceRow[] {
+    const { select } = buildDeviceQuery(orgId, scope, filters);
+    return this.db.prepare(select.sql).all(...select.params) as DeviceRow[];
   }
 
   /**

@@ -14,7 +14,6 @@ import type { AccessPolicy, Principal } from "../access/access-policy.js";
 import type { FirmwareRecord, FirmwareStore } from "../firmware/firmware-store.js";
 import { type DeviceJobs, parseFirmwareRef } from "../jobs/device-jobs.js";
 import { type LiveRolloutRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
-import { buildDeviceQuery } from "../registry/device-query.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
 import {
   failureThresholdCrossed,
@@ -519,8 +518,7 @@ export class Rollouts {
       policy.sees(principal, "devices:read", path, "scope-and-above"),
     );
     const scope = policy.sqlScope(principal, "firmware:write", "g.path");
-    const statement = buildDeviceQuery(principal.orgId, scope, { ...filters, sort: "createdAt" }).select;
-    return this.deps.db.prepare(statement.sql).all(...statement.params) as DeviceRow[];
+    return this.deps.registry.matching(principal.orgId, scope, { ...filters, sort: "createdAt" });
   }
 
   /** The device list's filters from a query string (`type=gw&tag=a&tag=b&online=true`). */
@@ -571,7 +569,7 @@ export class Rollouts {
   }
 
   private deviceById(id: number): DeviceRow | undefined {
-    return this.deps.db.prepare("SELECT * FROM devices WHERE id = ?").get(id) as DeviceRow | undefined;
+    return this.deps.registry.findById(id);
   }
 
   private counts(id: number): ReturnType<typeof countsOf> {
