@@ -150,6 +150,22 @@ export class DeviceRegistry {
     return { id: row.id, name: row.name, uuidOnlyEnrollment: row.uuid_only_enrollment === 1 };
   }
 
+  /** The organization with this name, or undefined. */
+  organizationNamed(name: string): { id: number; name: string } | undefined {
+    return this.db.prepare("SELECT id, name FROM organizations WHERE name = ?").get(name) as
+      | { id: number; name: string }
+      | undefined;
+  }
+
+  /** Every organization, oldest first, with how many devices it has. */
+  organizations(): { id: number; name: string; devices: number }[] {
+    return this.db
+      .prepare(
+        "SELECT o.id, o.name, (SELECT count(*) FROM devices d WHERE d.org_id = o.id) AS devices FROM organizations o ORDER BY o.id",
+      )
+      .all() as { id: number; name: string; devices: number }[];
+  }
+
   setUuidOnlyEnrollment(orgId: number, enabled: boolean): void {
     this.db.prepare("UPDATE organizations SET uuid_only_enrollment = ? WHERE id = ?").run(enabled ? 1 : 0, orgId);
   }
