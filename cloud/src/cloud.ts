@@ -114,7 +114,7 @@ export class Cloud {
 
     const validator = new SchemaValidator();
     ownerOnlyDir(this.config.firmwareDir);
-    const types = new DeviceTypes(db);
+    const types = new DeviceTypes(db, registry);
     const policy = new AccessPolicy();
     // A stored image found to differ from its manifest: logged, an event on the device, and its job
     // failed now. Jobs and ingest exist only after the store, hence the late binding.

@@ -565,6 +565,22 @@ export class DeviceRegistry {
     this.statement("UPDATE devices SET keepalive_alerted_at = ? WHERE id = ?").run(at, deviceId);
   }
 
+  /** Per type id given, how many devices have that type (types no device uses are left out). */
+  deviceCountsByType(typeIds: readonly number[]): Map<number, number> {
+    const counts = new Map<number, number>();
+    // Bound parameters per statement are limited; an organization has far fewer types than this.
+    for (let start = 0; start < typeIds.length; start += 500) {
+      const chunk = typeIds.slice(start, start + 500);
+      const rows = this.db
+        .prepare(
+          `SELECT type_id, count(*) AS n FROM devices WHERE type_id IN (${chunk.map(() => "?").join(",")}) GROUP BY type_id`,
+        )
+        .all(...chunk) as { type_id: number; n: number }[];
+      for (const r of rows) counts.set(r.type_id, r.n);
+    }
+    return counts;
+  }
+
   /** Moves the device's last sign of life forward to `at` (never back). */
   markSeen(deviceId: number, at: number): void {
     this.statement("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?").run(at, deviceId);
