@@ -82,10 +82,6 @@ export class Cloud {
     });
     this.checkpointer.start();
     const events = new DeviceEventLog(db);
-    this.keepalive = new KeepaliveMonitor(db, events, Date.now, this.logger.child({ component: "keepalive" }), {
-      checkIntervalMs: this.config.keepaliveCheckMs,
-      minuteMs: this.config.keepaliveUnitMs,
-    });
     const groups = new GroupTree(db);
     // What changed, for `GET /api/v1/live`; resolved at delivery, when the services below exist.
     let rollouts: Rollouts | undefined;
@@ -98,9 +94,13 @@ export class Cloud {
       onError: (err) => liveLog.warn({ err: (err as Error).message }, "delivering live updates failed"),
     });
     this.live = live;
+    const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
+    this.keepalive = new KeepaliveMonitor(db, registry, events, Date.now, this.logger.child({ component: "keepalive" }), {
+      checkIntervalMs: this.config.keepaliveCheckMs,
+      minuteMs: this.config.keepaliveUnitMs,
+    });
     // A missed keep-alive is in the device's events and its view.
     this.keepalive.onMissed((missed) => live.device(missed.deviceId));
-    const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
     const orgId = registry.ensureDefaultOrganization();
     const ca = new CertificateAuthority({
       dir: files.pkiDir,
@@ -117,7 +117,7 @@ export class Cloud {
 
     const validator = new SchemaValidator();
     ownerOnlyDir(this.config.firmwareDir);
-    const types = new DeviceTypes(db);
+    const types = new DeviceTypes(db, registry);
     const policy = new AccessPolicy();
     // A stored image found to differ from its manifest: logged, an event on the device, and its job
     // failed now. Jobs and ingest exist only after the store, hence the late binding.
@@ -164,17 +164,7 @@ export class Cloud {
       this.logger.child({ component: "rollouts" }),
       this.config.rolloutTickMs,
     );
-    const ingest = new DeviceIngest(
-      db,
-      validator,
-      new TelemetryWriter(db),
-      events,
-      this.logger,
-      Date.now,
-      jobs,
-      5,
-      live,
-    );
+    const ingest = new DeviceIngest(db, registry, validator, new TelemetryWriter(db), events, this.logger, Date.now, jobs, 5);
     const firmwareLog = this.logger.child({ component: "firmware" });
     reportCorrupt = (record, device, problem) => {
       const message = `${record.name}@${record.version} is not served: ${problem}`;
@@ -258,7 +248,6 @@ export class Cloud {
           policy,
           validator,
           windowMs: this.config.enrollWindowMs,
-          live,
         }),
         version: this.version,
         mqttPort: () => mqttPort,

@@ -16,7 +16,6 @@ import type { AccessPolicy, Principal } from "../access/access-policy.js";
 import { type DeviceTypeRecord, type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
 import type { DeviceEventLog } from "../events/device-events.js";
 import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
-import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
 import { type CsvColumns, type CsvRecord, type CsvRow, parseCsvTable } from "./csv-table.js";
 import { normalizeFactoryKey } from "./factory-key.js";
@@ -32,9 +31,6 @@ export interface BulkOperationsDeps {
   validator: SchemaValidator;
   /** The enrollment window each imported or replacing device gets, as `registry.create` opens. */
   windowMs: number;
-  clock?: () => number;
-  /** Told of every device a bulk run edits, moves, retires or deletes, for live updates. */
-  live?: LiveSink;
 }
 
 export interface BulkRunOptions {
@@ -82,24 +78,19 @@ interface PreparedRow {
  */
 export class BulkOperations {
   private readonly db: Database.Database;
-  private readonly clock: () => number;
   private readonly statements: ReturnType<typeof prepareStatements>;
   /** A nested better-sqlite3 transaction is a SAVEPOINT: one row's writes, all or nothing. */
   private readonly inSavepoint: (fn: () => void) => void;
 
-  private readonly live: LiveSink;
-
   constructor(private readonly deps: BulkOperationsDeps) {
     this.db = deps.db;
-    this.clock = deps.clock ?? Date.now;
-    this.live = deps.live ?? NO_LIVE;
     this.statements = prepareStatements(this.db);
     this.inSavepoint = this.db.transaction((fn: () => void) => fn());
   }
 
   /** New devices, each with its own enrollment window; the tokens are in the report, once. */
   import(principal: Principal, csv: string, options: BulkRunOptions & BulkImportQuery): Promise<BulkReport> {
-    const scope = new RowScope(this.deps, principal, this.statements.byUuid);
+    const scope = new RowScope(this.deps, principal);
     const nextName = options.namePrefix ? this.nameCounter(principal.orgId, options.namePrefix) : undefined;
     return this.run("import", csv, ["uuid"], options, (record, result) => {
       const { cells } = record;
@@ -147,7 +138,7 @@ export class BulkOperations {
 
   /** Sets name, location, comment, tags and type by uuid; an empty cell keeps the value, `-` clears it. */
   edit(principal: Principal, csv: string, options: BulkRunOptions): Promise<BulkReport> {
-    const scope = new RowScope(this.deps, principal, this.statements.byUuid);
+    const scope = new RowScope(this.deps, principal);
     const hasFields = (columns: readonly string[]) => columns.some((c) => c !== "uuid");
     return this.run(
       "edit",
@@ -176,16 +167,7 @@ export class BulkOperations {
         else if (typeCell) typeId = scope.typeFor(typeCell, scope.groupOf(device), "type").id;
         return {
           write: () => {
-            this.statements.edit.run(
-              patch.name ?? null,
-              patch.location ?? null,
-              patch.comment ?? null,
-              patch.tags ? JSON.stringify(patch.tags) : null,
-              typeId === undefined ? 0 : 1,
-              typeId ?? null,
-              device.id,
-            );
-            this.live.device(device.id);
+            this.deps.registry.editFields(device.id, { ...patch, ...(typeId !== undefined && { typeId }) });
           },
         };
       },
@@ -195,7 +177,7 @@ export class BulkOperations {
 
   /** Moves the listed devices to one group (and optionally one type), keeping or dropping their history. */
   transfer(principal: Principal, csv: string, options: BulkRunOptions & BulkTransferQuery): Promise<BulkReport> {
-    const scope = new RowScope(this.deps, principal, this.statements.byUuid);
+    const scope = new RowScope(this.deps, principal);
     const target = scope.group(options.toGroup, "toGroup");
     // The target is the same for every row, so a target outside the caller's rights fails the request.
     this.deps.policy.require(principal, "devices:write", target.path);
@@ -218,12 +200,11 @@ export class BulkOperations {
       }
       return {
         write: () => {
-          this.statements.move.run(target.id, typeId, device.id);
-          this.live.device(device.id);
+          this.deps.registry.move(device.id, { groupId: target.id, typeId });
           if (dropHistory) {
             for (const statement of this.statements.dropHistory) statement.run(device.id);
             this.deps.events.deleteHistory(device.id);
-            this.statements.resetCount.run(device.id);
+            this.deps.registry.resetTelemetryCount(device.id);
           }
         },
       };
@@ -238,7 +219,7 @@ export class BulkOperations {
    * cannot get a new enrollment window.
    */
   replace(principal: Principal, csv: string, options: BulkRunOptions & { keepHistory?: boolean }): Promise<BulkReport> {
-    const scope = new RowScope(this.deps, principal, this.statements.byUuid);
+    const scope = new RowScope(this.deps, principal);
     return this.run("replace", csv, ["old_uuid", "new_uuid"], options, (record, result) => {
       const { cells } = record;
       const newUuid = this.deps.validator.parse(Uuid, cells.new_uuid ?? "", "new_uuid").toLowerCase();
@@ -274,14 +255,11 @@ export class BulkOperations {
             options.keepHistory ? old.telemetry_count : 0,
           );
           if (options.keepHistory) {
-            const newId = (this.statements.byUuid.get(newUuid) as { id: number }).id;
+            const newId = (this.deps.registry.findByUuid(newUuid) as DeviceRow).id;
             for (const statement of this.statements.moveHistory) statement.run(newId, old.id);
             this.deps.events.moveHistory(old.id, newId);
           }
-          const now = this.clock();
-          this.statements.retire.run(now, newUuid, options.keepHistory ? 1 : 0, old.id);
-          this.statements.revokeCertificates.run(now, old.id);
-          this.live.device(old.id);
+          this.deps.registry.retire(old.id, newUuid, { movedHistory: options.keepHistory === true });
           result.token = token;
           result.windowExpiresAt = new Date(expiresAt).toISOString();
         },
@@ -292,15 +270,13 @@ export class BulkOperations {
 
   /** Deletes the listed devices with all their data; their live sessions are dropped. */
   delete(principal: Principal, csv: string, options: BulkRunOptions): Promise<BulkReport> {
-    const scope = new RowScope(this.deps, principal, this.statements.byUuid);
+    const scope = new RowScope(this.deps, principal);
     return this.run("delete", csv, ["uuid"], options, (record, result) => {
       const device = scope.device(record.cells.uuid ?? "", "uuid");
       result.uuid = device.uuid;
       return {
         write: () => {
-          const ref = { orgId: device.org_id, uuid: device.uuid, groupPath: this.deps.registry.groupPath(device) };
-          this.statements.remove.run(device.id);
-          this.live.device(device.id, ref);
+          this.deps.registry.remove(device);
         },
         afterCommit: () => this.deps.registry.notifyRevoked(device.uuid, "device deleted"),
       };
@@ -408,7 +384,7 @@ export class BulkOperations {
   }
 
   private requireFree(orgId: number, uuid: string, field: string): void {
-    const existing = this.statements.byUuid.get(uuid) as DeviceRow | undefined;
+    const existing = this.deps.registry.findByUuid(uuid);
     if (!existing) return;
     // Another tenant's device: say only that the uuid is taken elsewhere, as registry.create does.
     if (existing.org_id !== orgId)
@@ -418,9 +394,8 @@ export class BulkOperations {
 
   /** Numbers after the highest `<prefix><n>` already in the organization. */
   private nameCounter(orgId: number, prefix: string): () => string {
-    const like = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     let highest = 0;
-    for (const { name } of this.statements.namesLike.all(orgId, like) as { name: string }[]) {
+    for (const name of this.deps.registry.namesStartingWith(orgId, prefix)) {
       const suffix = name.slice(prefix.length);
       if (/^\d{1,9}$/.test(suffix)) highest = Math.max(highest, Number(suffix));
     }
@@ -431,21 +406,6 @@ export class BulkOperations {
 /** The statements the bulk series run per row, prepared once. */
 function prepareStatements(db: Database.Database) {
   return {
-    byUuid: db.prepare("SELECT * FROM devices WHERE uuid = ?"),
-    edit: db.prepare(
-      `UPDATE devices SET name = coalesce(?, name), location = coalesce(?, location), comment = coalesce(?, comment),
-         tags = coalesce(?, tags), type_id = CASE WHEN ? THEN ? ELSE type_id END WHERE id = ?`,
-    ),
-    move: db.prepare("UPDATE devices SET group_id = ?, type_id = ? WHERE id = ?"),
-    remove: db.prepare("DELETE FROM devices WHERE id = ?"),
-    retire: db.prepare(
-      `UPDATE devices SET retired_at = ?, replaced_by = ?, window_expires_at = NULL, token_hash = NULL, online = 0,
-         telemetry_count = CASE WHEN ? THEN 0 ELSE telemetry_count END WHERE id = ?`,
-    ),
-    revokeCertificates: db.prepare(
-      "UPDATE certificates SET revoked_at = ?, revoke_reason = 'replaced' WHERE device_id = ? AND revoked_at IS NULL",
-    ),
-    namesLike: db.prepare("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'"),
     // History is telemetry, events (moved by the event log) and logs. Sequence marks (telemetry_streams)
     // stay with the device they came from: they deduplicate that device's resends and must not block the new device's.
     moveHistory: ["telemetry", "device_logs"].map((table) =>
@@ -454,7 +414,6 @@ function prepareStatements(db: Database.Database) {
     dropHistory: ["telemetry", "device_logs", "rejected_messages"].map((table) =>
       db.prepare(`DELETE FROM ${table} WHERE device_id = ?`),
     ),
-    resetCount: db.prepare("UPDATE devices SET telemetry_count = 0 WHERE id = ?"),
   };
 }
 
@@ -468,7 +427,6 @@ class RowScope {
   constructor(
     private readonly deps: BulkOperationsDeps,
     private readonly principal: Principal,
-    private readonly byUuid: Database.Statement,
   ) {}
 
   group(ref: string, field: string): GroupRow {
@@ -515,7 +473,7 @@ class RowScope {
   /** A device of the caller's organization in a group the caller may write; others are not found. */
   device(uuid: string, field: string): DeviceRow {
     this.deps.validator.parse(Uuid, uuid, field);
-    const row = this.byUuid.get(uuid.toLowerCase()) as DeviceRow | undefined;
+    const row = this.deps.registry.findByUuid(uuid);
     if (!row || row.org_id !== this.principal.orgId) throw deviceNotFound(uuid, field);
     const group = this.groupOf(row);
     // Outside what the caller may read, a device reads like one that does not exist.

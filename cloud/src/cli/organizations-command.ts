@@ -33,7 +33,7 @@ export function organizationsCommand(io: CliIo): Command {
       }
       const { db, groups, registry, credentials } = open(opts.dataDir);
       try {
-        if (db.prepare("SELECT 1 FROM organizations WHERE name = ?").get(name)) {
+        if (registry.organizationNamed(name)) {
           throw new FieldgateError("VALIDATION_FAILED", `an organization named ${name} exists`, "name");
         }
         const orgId = registry.createOrganization(name);
@@ -58,14 +58,9 @@ export function organizationsCommand(io: CliIo): Command {
     .option("--data-dir <dir>", "the cloud's data directory")
     .action((_o: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<{ dataDir?: string }>();
-      const { db } = open(opts.dataDir);
+      const { db, registry } = open(opts.dataDir);
       try {
-        const rows = db
-          .prepare(
-            "SELECT o.name, (SELECT count(*) FROM devices d WHERE d.org_id = o.id) AS devices FROM organizations o ORDER BY o.id",
-          )
-          .all() as { name: string; devices: number }[];
-        for (const r of rows) print(`${r.name}\t${r.devices} device(s)`);
+        for (const r of registry.organizations()) print(`${r.name}\t${r.devices} device(s)`);
       } finally {
         db.close();
       }

@@ -38,18 +38,28 @@ interface TypeRow {
   default_links: string | null;
   health_thresholds: string | null;
   created_at: number;
-  devices: number;
 }
 
-const SELECT = `SELECT t.*, g.path, (SELECT count(*) FROM devices d WHERE d.type_id = t.id) AS devices
-  FROM device_types t JOIN groups g ON g.id = t.group_id`;
+const SELECT = "SELECT t.*, g.path FROM device_types t JOIN groups g ON g.id = t.group_id";
+
+/** How many devices use each type (DeviceRegistry implements it: it owns the devices). */
+export interface DeviceTypeUsage {
+  /** Per type id given, how many devices have that type; types no device uses may be left out. */
+  deviceCountsByType(typeIds: readonly number[]): Map<number, number>;
+}
 
 /** Device types: devices of one kind share a keep-alive, a firmware compatibility id and defaults. */
 export class DeviceTypes {
   constructor(
     private readonly db: Database.Database,
+    private readonly usage: DeviceTypeUsage,
     private readonly clock: () => number = Date.now,
   ) {}
+
+  private records(rows: TypeRow[]): DeviceTypeRecord[] {
+    const counts = rows.length === 0 ? new Map<number, number>() : this.usage.deviceCountsByType(rows.map((r) => r.id));
+    return rows.map((row) => toRecord(row, counts.get(row.id) ?? 0));
+  }
 
   create(orgId: number, groupId: number, fields: DeviceTypeFields & { name: string }): DeviceTypeRecord {
     try {
@@ -87,7 +97,7 @@ export class DeviceTypes {
   get(orgId: number, id: number): DeviceTypeRecord {
     const row = this.db.prepare(`${SELECT} WHERE t.id = ? AND t.org_id = ?`).get(id, orgId) as TypeRow | undefined;
     if (!row) throw typeNotFound(id);
-    return toRecord(row);
+    return this.records([row])[0] as DeviceTypeRecord;
   }
 
   /** Resolves a numeric id or a name. */
@@ -95,15 +105,15 @@ export class DeviceTypes {
     if (typeof ref === "number" || /^\d+$/.test(ref)) return this.get(orgId, Number(ref));
     const row = this.db.prepare(`${SELECT} WHERE t.name = ? AND t.org_id = ?`).get(ref, orgId) as TypeRow | undefined;
     if (!row) throw typeNotFound(ref);
-    return toRecord(row);
+    return this.records([row])[0] as DeviceTypeRecord;
   }
 
   list(orgId: number, scope: { clause: string; params: string[] }): DeviceTypeRecord[] {
-    return (
+    return this.records(
       this.db
         .prepare(`${SELECT} WHERE t.org_id = ? AND ${scope.clause} ORDER BY t.name`)
-        .all(orgId, ...scope.params) as TypeRow[]
-    ).map(toRecord);
+        .all(orgId, ...scope.params) as TypeRow[],
+    );
   }
 
   edit(orgId: number, id: number, fields: DeviceTypeFields): DeviceTypeRecord {
@@ -153,7 +163,7 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function toRecord(row: TypeRow): DeviceTypeRecord {
+function toRecord(row: TypeRow, devices: number): DeviceTypeRecord {
   return {
     id: row.id,
     orgId: row.org_id,
@@ -166,7 +176,7 @@ function toRecord(row: TypeRow): DeviceTypeRecord {
     defaultLinks: row.default_links === null ? null : JSON.parse(row.default_links),
     healthThresholds: row.health_thresholds === null ? null : JSON.parse(row.health_thresholds),
     createdAt: row.created_at,
-    devices: row.devices,
+    devices,
   };
 }
 

@@ -15,8 +15,6 @@ import { secretMatches } from "../credentials/secrets.js";
 import type { CertificateAuthority, IssuedCertificate } from "../pki/certificate-authority.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
 
-/** Wrong proofs allowed per window; the fifth closes it (docs/architecture.md, "Identity and enrollment"). */
-export const MAX_FAILED_ATTEMPTS = 5;
 /** How far a factory-signed request's timestamp may be from the cloud's clock. */
 export const FACTORY_PROOF_MAX_SKEW_MS = 5 * 60_000;
 
@@ -52,23 +50,8 @@ export class EnrollmentService {
     this.registry.assertKeyNotUsed(row.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(uuid, csr, new Date(this.clock()));
 
-    let revoked = 0;
-    this.db.transaction(() => {
-      const current = this.openWindowRow(uuid);
-      // Issuing awaited; only the request that still sees the same window may spend it.
-      const sameWindow =
-        current.window_expires_at === row.window_expires_at && sameBytes(current.token_hash, row.token_hash);
-      if (!sameWindow)
-        throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
-      revoked = this.registry.revokeAll(current.id, "superseded");
-      this.registry.addCertificate(current.id, issued, publicKeySha256);
-      // A successful enrollment closes the window and spends the token.
-      this.db
-        .prepare(
-          "UPDATE devices SET window_expires_at = NULL, window_failed_attempts = 0, token_hash = NULL WHERE id = ?",
-        )
-        .run(current.id);
-    })();
+    // Issuing awaited; only the request that still sees the same window may spend it.
+    const revoked = this.registry.spendWindow(uuid, row, issued, publicKeySha256);
     if (revoked > 0) this.registry.notifyRevoked(uuid, "superseded");
     return this.answer(uuid, issued, endpoints);
   }
@@ -104,17 +87,7 @@ export class EnrollmentService {
     const { csr, publicKeySha256 } = await this.ca.verifyCsr(request.csr);
     this.registry.assertKeyNotUsed(device.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(device.uuid, csr, new Date(this.clock()));
-    this.db.transaction(() => {
-      const current = this.registry.currentCertificate(device.id);
-      if (current?.serial !== currentSerial)
-        throw new FieldgateError("CERT_REVOKED", "the certificate changed meanwhile");
-      this.db
-        .prepare(
-          "UPDATE certificates SET revoked_at = ?, revoke_reason = 'renewed' WHERE device_id = ? AND revoked_at IS NULL",
-        )
-        .run(this.clock(), device.id);
-      this.registry.addCertificate(device.id, issued, publicKeySha256);
-    })();
+    this.registry.renewCertificate(device.id, currentSerial, issued, publicKeySha256);
     return this.answer(device.uuid, issued, endpoints);
   }
 
@@ -150,7 +123,7 @@ export class EnrollmentService {
       verified: true,
       windowOpen: open,
       windowExpiresAt: open && row.window_expires_at !== null ? new Date(row.window_expires_at).toISOString() : null,
-      enrolled: this.registry.currentCertificate(row.id) !== undefined,
+      enrolled: this.registry.isEnrolled(row.id),
     };
   }
 
@@ -218,16 +191,9 @@ export class EnrollmentService {
     }
   }
 
-  /** Counts a wrong proof; the fifth closes the window. */
+  /** Counts a wrong proof (the registry closes the window after MAX_FAILED_ATTEMPTS). */
   private fail(row: DeviceRow, code: "ENROLL_TOKEN_INVALID" | "ENROLL_SIGNATURE_INVALID", field: string): never {
-    this.db
-      .prepare(
-        `UPDATE devices SET window_failed_attempts = window_failed_attempts + 1,
-           window_expires_at = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE window_expires_at END,
-           token_hash = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE token_hash END
-         WHERE id = ?`,
-      )
-      .run(MAX_FAILED_ATTEMPTS, MAX_FAILED_ATTEMPTS, row.id);
+    this.registry.countWrongProof(row.id);
     throw new FieldgateError(code, undefined, field);
   }
 }
@@ -244,8 +210,4 @@ function verifyFactorySignature(publicKeyPem: string, message: string, signature
   } catch {
     return false;
   }
-}
-
-function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
-  return a === null || b === null ? a === b : a.equals(b);
 }

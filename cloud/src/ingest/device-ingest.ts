@@ -16,7 +16,6 @@ import {
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { DeviceEventLog } from "../events/device-events.js";
-import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import { StorageFailures } from "./storage-failures.js";
 import { TelemetryEnvelope } from "./telemetry-envelope.js";
 import type { TelemetryWriter } from "./telemetry-writer.js";
@@ -50,6 +49,19 @@ export interface IngestSource {
 }
 
 /**
+ * The copies of what a device reports that are kept on its registry row, so lists can filter and
+ * sort by them with an index (DeviceRegistry implements it; it also tells the live feed).
+ */
+export interface DeviceRowCopies {
+  /** Moves the device's last sign of life forward to `at` (never back). */
+  markSeen(deviceId: number, at: number): void;
+  /** Stores the reported health status; returns the one stored before (null before the first report). */
+  recordHealth(deviceId: number, status: string): string | null;
+  /** Stores the reported firmware version; true when it changed. */
+  recordFirmwareVersion(deviceId: number, version: string): boolean;
+}
+
+/**
  * Validates and stores what devices publish. A bad payload becomes a device event with its
  * error code and a dead-letter copy; it never throws past here and never touches other data.
  */
@@ -58,14 +70,12 @@ export class DeviceIngest {
   private readonly insertLog: Database.Statement;
   private readonly insertLogBatch: Database.Statement;
   private readonly upsertState: Database.Statement;
-  private readonly setHealth: Database.Statement;
-  private readonly getHealth: Database.Statement;
-  private readonly setFirmware: Database.Statement;
-  private readonly markSeen: Database.Statement;
   private readonly failures: StorageFailures;
 
   constructor(
     private readonly db: Database.Database,
+    /** The device rows' copies of health, firmware version and last sign of life. */
+    private readonly devices: DeviceRowCopies,
     private readonly validator: SchemaValidator,
     private readonly telemetry: TelemetryWriter,
     /** The device event history: refusals, health changes and what devices report. */
@@ -76,18 +86,11 @@ export class DeviceIngest {
     private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): boolean },
     /** How often one message may fail transiently at storage before it is refused. */
     maxTransientFailures = 5,
-    /** Told when a device's health status or firmware version changes, for live updates. */
-    private readonly live: LiveSink = NO_LIVE,
   ) {
     this.failures = new StorageFailures(maxTransientFailures);
     this.insertDeadLetter = db.prepare(
       "INSERT INTO rejected_messages (device_id, ts, topic, code, payload) VALUES (?, ?, ?, ?, ?)",
     );
-    // Copies on the device row, so lists can filter and sort by them with an index.
-    this.setHealth = db.prepare("UPDATE devices SET health = ? WHERE id = ?");
-    this.getHealth = db.prepare("SELECT health FROM devices WHERE id = ?");
-    this.setFirmware = db.prepare("UPDATE devices SET firmware_version = ? WHERE id = ? AND firmware_version IS NOT ?");
-    this.markSeen = db.prepare("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?");
     this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
     this.insertLogBatch = db.prepare(
       "INSERT OR IGNORE INTO log_batches (device_id, stream, seq, received_at) VALUES (?, ?, ?, ?)",
@@ -114,7 +117,7 @@ export class DeviceIngest {
     const kind = parsed?.kind;
     if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return undefined;
     // Any message is a sign of life (the keep-alive watches last_seen); telemetry sets it in its own commit.
-    if (kind !== "telemetry") this.markSeen.run(this.clock(), source.deviceId);
+    if (kind !== "telemetry") this.devices.markSeen(source.deviceId, this.clock());
     const decoded = this.decode(source, topic, kind, payload);
     if (!decoded.ok) return decoded.refused;
     try {
@@ -144,10 +147,8 @@ export class DeviceIngest {
       case "health": {
         const report = value as HealthReport;
         this.state(source, { health: report.status, healthJson: JSON.stringify(report) });
-        const previous = (this.getHealth.get(source.deviceId) as { health: string | null } | undefined)?.health ?? null;
-        this.setHealth.run(report.status, source.deviceId);
+        const previous = this.devices.recordHealth(source.deviceId, report.status);
         if (previous !== report.status) {
-          this.live.device(source.deviceId);
           // Every change of colour is in the history, with the checks that are not ok.
           const failing = report.checks
             .filter((c) => c.status !== "ok")
@@ -168,12 +169,8 @@ export class DeviceIngest {
       case "state": {
         const state = value as DeviceState;
         this.state(source, { stateJson: JSON.stringify(state) });
-        if (
-          state.firmwareVersion !== undefined &&
-          this.setFirmware.run(state.firmwareVersion, source.deviceId, state.firmwareVersion).changes > 0
-        ) {
-          this.live.device(source.deviceId);
-        }
+        if (state.firmwareVersion !== undefined)
+          this.devices.recordFirmwareVersion(source.deviceId, state.firmwareVersion);
         return;
       }
       case "config/reported":

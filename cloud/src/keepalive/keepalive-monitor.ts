@@ -23,12 +23,21 @@ export interface KeepaliveMissed {
 
 export type KeepaliveListener = (event: KeepaliveMissed) => void;
 
-interface SilentRow {
+/** A device whose type has a keep-alive and that has been silent longer, not alerted yet for this silence. */
+export interface SilentDevice {
   id: number;
   uuid: string;
-  org_id: number;
-  last_seen: number;
-  keepalive_minutes: number;
+  orgId: number;
+  lastSeen: number;
+  keepaliveMinutes: number;
+}
+
+/** The device rows the monitor reads and marks (DeviceRegistry implements it). */
+export interface KeepaliveDevices {
+  /** Up to `limit` devices silent for at least their type's keep-alive of minutes of `minuteMs`, at `now`. */
+  silentDevices(minuteMs: number, now: number, limit: number): SilentDevice[];
+  /** Marks the device's current silence alerted, so it raises one event. */
+  markKeepaliveAlerted(deviceId: number, at: number): void;
 }
 
 /** At most this many alerts per check, so one check never holds the database long; the rest come next check. */
@@ -44,41 +53,31 @@ const BATCH = 5000;
 export class KeepaliveMonitor {
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners: KeepaliveListener[] = [];
-  private readonly findSilent: Database.Statement<[number, number, number], SilentRow>;
-  private readonly markAlerted: Database.Statement;
   private readonly raise: (now: number) => KeepaliveMissed[];
 
   constructor(
     db: Database.Database,
+    private readonly devices: KeepaliveDevices,
     private readonly events: EventRecorder,
     private readonly clock: () => number,
     private readonly logger: Logger,
     private readonly options: KeepaliveOptions,
   ) {
-    this.findSilent = db.prepare(
-      `SELECT d.id, d.uuid, d.org_id, d.last_seen, t.keepalive_minutes
-       FROM devices d JOIN device_types t ON t.id = d.type_id
-       WHERE t.keepalive_minutes IS NOT NULL AND d.last_seen IS NOT NULL
-         AND d.last_seen + t.keepalive_minutes * ? <= ?
-         AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
-       LIMIT ?`,
-    );
-    this.markAlerted = db.prepare("UPDATE devices SET keepalive_alerted_at = ? WHERE id = ?");
     // Finding and marking in one transaction: a message arriving in between cannot be lost or double-counted.
     this.raise = db.transaction((now: number) =>
-      this.findSilent.all(this.options.minuteMs, now, BATCH).map((row) => {
-        const silentMinutes = Math.floor((now - row.last_seen) / this.options.minuteMs);
+      this.devices.silentDevices(this.options.minuteMs, now, BATCH).map((row) => {
+        const silentMinutes = Math.floor((now - row.lastSeen) / this.options.minuteMs);
         const event: KeepaliveMissed = {
           deviceId: row.id,
           uuid: row.uuid,
-          orgId: row.org_id,
+          orgId: row.orgId,
           ts: now,
-          lastSeen: row.last_seen,
-          keepaliveMinutes: row.keepalive_minutes,
-          message: `no message for ${silentMinutes} minutes (keep-alive ${row.keepalive_minutes} min)`,
+          lastSeen: row.lastSeen,
+          keepaliveMinutes: row.keepaliveMinutes,
+          message: `no message for ${silentMinutes} minutes (keep-alive ${row.keepaliveMinutes} min)`,
         };
         this.events.record(row.id, "KEEPALIVE_MISSED", "error", event.message, { ts: now });
-        this.markAlerted.run(now, row.id);
+        this.devices.markKeepaliveAlerted(row.id, now);
         return event;
       }),
     );

@@ -1,6 +1,7 @@
 import { DEVICE_SORT_COLUMNS, FieldgateError, type HealthStatus } from "@fieldgate/shared";
 import { subtreeEnd } from "../access/access-policy.js";
 import { NATURAL_SORT_FUNCTION } from "../storage/natural-sort.js";
+import { CURRENT_CERTIFICATE_NOT_AFTER_SQL } from "./certificate-store.js";
 
 /** A value bound to an SQL placeholder. */
 export type SqlValue = string | number | null;
@@ -78,9 +79,7 @@ const SORT_EXPRESSIONS: Readonly<Record<DeviceSortColumn, string>> = {
 
 const FROM = `FROM devices d JOIN groups g ON g.id = d.group_id LEFT JOIN device_types t ON t.id = d.type_id`;
 
-/** The current certificate's expiry: the newest unrevoked one, as DeviceRegistry.currentCertificate. */
-const CERTIFICATE_NOT_AFTER = `(SELECT c.not_after FROM certificates c WHERE c.device_id = d.id AND c.revoked_at IS NULL
-  ORDER BY c.issued_at DESC, c.rowid DESC LIMIT 1)`;
+const CERTIFICATE_NOT_AFTER = CURRENT_CERTIFICATE_NOT_AFTER_SQL;
 
 /** Substring pattern for LIKE, with the user's own wildcards made literal. */
 export function likePattern(text: string): string {

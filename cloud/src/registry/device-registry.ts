@@ -15,8 +15,8 @@ import { hashSecret, newSecret } from "../credentials/secrets.js";
 import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
-import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
+import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
 import {
   buildDeviceQuery,
@@ -74,10 +74,13 @@ export interface DevicePlacement {
   typeId?: number | null;
 }
 
-interface CertificateRow {
-  serial: string;
-  issued_at: number;
-  not_after: number;
+/** Wrong proofs allowed per enrollment window; the fifth closes it (docs/architecture.md, "Identity and enrollment"). */
+export const MAX_FAILED_ATTEMPTS = 5;
+
+/** The window an enrollment request saw before it awaited issuing: only that window may be spent. */
+export interface SeenWindow {
+  window_expires_at: number | null;
+  token_hash: Buffer | null;
 }
 
 /** What a newly opened enrollment window hands the operator, once. */
@@ -95,6 +98,8 @@ export class DeviceRegistry {
   private insertStatement: Database.Statement | undefined;
   /** Statements of the connect and enrollment paths, prepared once: a storm runs them thousands of times. */
   private readonly statements = new Map<string, Database.Statement>();
+  /** The `certificates` table; only the registry uses it. */
+  private readonly certificateStore: CertificateStore;
 
   constructor(
     private readonly db: Database.Database,
@@ -103,7 +108,9 @@ export class DeviceRegistry {
     private readonly clock: () => number = Date.now,
     /** Told of every change to a device row, for live updates. */
     private readonly live: LiveSink = NO_LIVE,
-  ) {}
+  ) {
+    this.certificateStore = new CertificateStore(db, clock);
+  }
 
   /** Where a device belongs, for the live feed; undefined once it is deleted. */
   liveRef(deviceId: number): LiveDeviceRef | undefined {
@@ -141,6 +148,22 @@ export class DeviceRegistry {
       | undefined;
     if (!row) throw new FieldgateError("NOT_FOUND", "no such organization");
     return { id: row.id, name: row.name, uuidOnlyEnrollment: row.uuid_only_enrollment === 1 };
+  }
+
+  /** The organization with this name, or undefined. */
+  organizationNamed(name: string): { id: number; name: string } | undefined {
+    return this.db.prepare("SELECT id, name FROM organizations WHERE name = ?").get(name) as
+      | { id: number; name: string }
+      | undefined;
+  }
+
+  /** Every organization, oldest first, with how many devices it has. */
+  organizations(): { id: number; name: string; devices: number }[] {
+    return this.db
+      .prepare(
+        "SELECT o.id, o.name, (SELECT count(*) FROM devices d WHERE d.org_id = o.id) AS devices FROM organizations o ORDER BY o.id",
+      )
+      .all() as { id: number; name: string; devices: number }[];
   }
 
   setUuidOnlyEnrollment(orgId: number, enabled: boolean): void {
@@ -206,6 +229,11 @@ export class DeviceRegistry {
   /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */
   findByUuid(uuid: string): DeviceRow | undefined {
     return this.statement("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
+  }
+
+  /** The stored row by its internal id, or undefined; not scoped to an organization. */
+  findById(deviceId: number): DeviceRow | undefined {
+    return this.statement("SELECT * FROM devices WHERE id = ?").get(deviceId) as DeviceRow | undefined;
   }
 
   /**
@@ -284,6 +312,12 @@ export class DeviceRegistry {
     return { items: rows.map((r) => this.toApi(r)), total };
   }
 
+  /** Every device inside `scope` that matches `filters`, as stored rows in the filters' sort order (rollout targets). */
+  matching(orgId: number, scope: SqlScope, filters: DeviceFilters): DeviceRow[] {
+    const { select } = buildDeviceQuery(orgId, scope, filters);
+    return this.db.prepare(select.sql).all(...select.params) as DeviceRow[];
+  }
+
   /**
    * Every matching device as export records, a page at a time. Each page is read to its end
    * before it is handed out: the connection is shared, and a statement left open across an
@@ -360,10 +394,81 @@ export class DeviceRegistry {
   /** Deletes the device and everything stored about it; its certificates stop working at once. */
   delete(orgId: number, uuid: string): void {
     const row = this.row(orgId, uuid);
-    const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
-    this.db.prepare("DELETE FROM devices WHERE id = ?").run(row.id);
-    this.live.device(row.id, ref);
+    this.remove(row);
     this.notifyRevoked(row.uuid, "device deleted");
+  }
+
+  /**
+   * Deletes a device row (and by cascade everything stored about it) inside the caller's
+   * transaction; the caller calls `notifyRevoked` after the commit.
+   */
+  remove(row: DeviceRow): void {
+    const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
+    this.statement("DELETE FROM devices WHERE id = ?").run(row.id);
+    this.live.device(row.id, ref);
+  }
+
+  /**
+   * Sets the given descriptive fields and, when `typeId` is given, the type (null clears it);
+   * fields left out keep their value. For callers that checked the edit themselves (bulk edit).
+   */
+  editFields(
+    deviceId: number,
+    fields: { name?: string; location?: string; comment?: string; tags?: readonly string[]; typeId?: number | null },
+  ): void {
+    this.statement(
+      `UPDATE devices SET name = coalesce(?, name), location = coalesce(?, location), comment = coalesce(?, comment),
+         tags = coalesce(?, tags), type_id = CASE WHEN ? THEN ? ELSE type_id END WHERE id = ?`,
+    ).run(
+      fields.name ?? null,
+      fields.location ?? null,
+      fields.comment ?? null,
+      fields.tags ? JSON.stringify(fields.tags) : null,
+      fields.typeId === undefined ? 0 : 1,
+      fields.typeId ?? null,
+      deviceId,
+    );
+    this.live.device(deviceId);
+  }
+
+  /** Files the device in another group with this type (bulk transfer checked both). */
+  move(deviceId: number, placement: { groupId: number; typeId: number | null }): void {
+    this.statement("UPDATE devices SET group_id = ?, type_id = ? WHERE id = ?").run(
+      placement.groupId,
+      placement.typeId,
+      deviceId,
+    );
+    this.live.device(deviceId);
+  }
+
+  /** Zeroes the device's telemetry count, for a caller that just dropped its readings. */
+  resetTelemetryCount(deviceId: number): void {
+    this.statement("UPDATE devices SET telemetry_count = 0 WHERE id = ?").run(deviceId);
+  }
+
+  /**
+   * Retires a device replaced by `replacedBy`, inside the caller's transaction: its window closes
+   * with its token spent, it is marked offline, its certificates are revoked (reason "replaced")
+   * and, when its history moved to the new device (`movedHistory`), its telemetry count is zeroed.
+   * The caller calls `notifyRevoked` after the commit.
+   */
+  retire(deviceId: number, replacedBy: string, options: { movedHistory: boolean }): void {
+    this.statement(
+      `UPDATE devices SET retired_at = ?, replaced_by = ?, window_expires_at = NULL, token_hash = NULL, online = 0,
+         telemetry_count = CASE WHEN ? THEN 0 ELSE telemetry_count END WHERE id = ?`,
+    ).run(this.clock(), replacedBy, options.movedHistory ? 1 : 0, deviceId);
+    this.certificateStore.revokeCertificates(deviceId, "replaced");
+    this.live.device(deviceId);
+  }
+
+  /** The names of the organization's devices that start with `prefix` (taken literally). */
+  namesStartingWith(orgId: number, prefix: string): string[] {
+    const like = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const rows = this.statement("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'").all(
+      orgId,
+      like,
+    ) as { name: string }[];
+    return rows.map((r) => r.name);
   }
 
   /**
@@ -383,7 +488,7 @@ export class DeviceRegistry {
     const now = this.clock();
     const expiresAt = now + this.windowMs;
     const revoked = this.db.transaction(() => {
-      const count = this.revokeAll(row.id, "reset-token");
+      const count = this.certificateStore.revokeCertificates(row.id, "reset-token");
       this.db
         .prepare("UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?")
         .run(expiresAt, hashSecret(token), row.id);
@@ -400,11 +505,12 @@ export class DeviceRegistry {
     return { device: this.get(orgId, uuid), window: { token, expiresAt }, revoked };
   }
 
-  /** Marks every unrevoked certificate of the device revoked. Call inside the caller's transaction. */
-  revokeAll(deviceId: number, reason: string): number {
-    return this.db
-      .prepare("UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE device_id = ? AND revoked_at IS NULL")
-      .run(this.clock(), reason, deviceId).changes;
+  /**
+   * Marks every unrevoked certificate of the device revoked and returns how many were; joins the
+   * caller's transaction. Live sessions are dropped by `notifyRevoked`, after the commit.
+   */
+  revokeCertificates(deviceId: number, reason: string): number {
+    return this.certificateStore.revokeCertificates(deviceId, reason);
   }
 
   notifyRevoked(uuid: string, reason: string): void {
@@ -421,6 +527,88 @@ export class DeviceRegistry {
     return changed;
   }
 
+  /**
+   * Up to `limit` devices whose type has a keep-alive of M minutes (of `minuteMs`) and that sent
+   * nothing for M minutes at `now`, not yet alerted for this silence (never-seen devices are not
+   * watched). For the keep-alive monitor.
+   */
+  silentDevices(
+    minuteMs: number,
+    now: number,
+    limit: number,
+  ): { id: number; uuid: string; orgId: number; lastSeen: number; keepaliveMinutes: number }[] {
+    const rows = this.statement(
+      `SELECT d.id, d.uuid, d.org_id, d.last_seen, t.keepalive_minutes
+       FROM devices d JOIN device_types t ON t.id = d.type_id
+       WHERE t.keepalive_minutes IS NOT NULL AND d.last_seen IS NOT NULL
+         AND d.last_seen + t.keepalive_minutes * ? <= ?
+         AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
+       LIMIT ?`,
+    ).all(minuteMs, now, limit) as {
+      id: number;
+      uuid: string;
+      org_id: number;
+      last_seen: number;
+      keepalive_minutes: number;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      uuid: r.uuid,
+      orgId: r.org_id,
+      lastSeen: r.last_seen,
+      keepaliveMinutes: r.keepalive_minutes,
+    }));
+  }
+
+  /** Marks the device's current silence alerted: it raises one KEEPALIVE_MISSED until it speaks again. */
+  markKeepaliveAlerted(deviceId: number, at: number): void {
+    this.statement("UPDATE devices SET keepalive_alerted_at = ? WHERE id = ?").run(at, deviceId);
+  }
+
+  /** Per type id given, how many devices have that type (types no device uses are left out). */
+  deviceCountsByType(typeIds: readonly number[]): Map<number, number> {
+    const counts = new Map<number, number>();
+    // Bound parameters per statement are limited; an organization has far fewer types than this.
+    for (let start = 0; start < typeIds.length; start += 500) {
+      const chunk = typeIds.slice(start, start + 500);
+      const rows = this.db
+        .prepare(
+          `SELECT type_id, count(*) AS n FROM devices WHERE type_id IN (${chunk.map(() => "?").join(",")}) GROUP BY type_id`,
+        )
+        .all(...chunk) as { type_id: number; n: number }[];
+      for (const r of rows) counts.set(r.type_id, r.n);
+    }
+    return counts;
+  }
+
+  /** Moves the device's last sign of life forward to `at` (never back). */
+  markSeen(deviceId: number, at: number): void {
+    this.statement("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?").run(at, deviceId);
+  }
+
+  /** Stores the device's reported health status (the copy lists filter on); returns the one before. */
+  recordHealth(deviceId: number, status: string): string | null {
+    const before = this.statement("SELECT health FROM devices WHERE id = ?").get(deviceId) as
+      | { health: string | null }
+      | undefined;
+    this.statement("UPDATE devices SET health = ? WHERE id = ?").run(status, deviceId);
+    const previous = before?.health ?? null;
+    if (previous !== status) this.live.device(deviceId);
+    return previous;
+  }
+
+  /** Stores the device's reported firmware version; true when it changed. */
+  recordFirmwareVersion(deviceId: number, version: string): boolean {
+    const changed =
+      this.statement("UPDATE devices SET firmware_version = ? WHERE id = ? AND firmware_version IS NOT ?").run(
+        version,
+        deviceId,
+        version,
+      ).changes > 0;
+    if (changed) this.live.device(deviceId);
+    return changed;
+  }
+
   private statement(sql: string): Database.Statement {
     let statement = this.statements.get(sql);
     if (!statement) {
@@ -430,11 +618,57 @@ export class DeviceRegistry {
     return statement;
   }
 
-  /** Records a certificate just issued to the device for the key with this fingerprint. Call inside the caller's transaction. */
-  addCertificate(deviceId: number, issued: IssuedCertificate, publicKeySha256: string): void {
+  /**
+   * Enrollment's last step, in one transaction: if the device still has the open window this
+   * request saw before issuing (another request may have spent or closed it meanwhile), its
+   * certificates are superseded, the new one is recorded and the window is closed with its token
+   * spent. Of two requests racing for one token exactly one gets here first; the other gets
+   * ENROLL_TOKEN_INVALID (or ENROLL_WINDOW_CLOSED). Returns how many certificates were superseded,
+   * for `notifyRevoked` after the commit.
+   */
+  spendWindow(uuid: string, seen: SeenWindow, issued: IssuedCertificate, publicKeySha256: string): number {
+    return this.db.transaction(() => {
+      const current = this.findByUuid(uuid);
+      if (!current || current.window_expires_at === null || current.window_expires_at <= this.clock())
+        throw new FieldgateError("ENROLL_WINDOW_CLOSED");
+      const sameWindow =
+        current.window_expires_at === seen.window_expires_at && sameBytes(current.token_hash, seen.token_hash);
+      if (!sameWindow)
+        throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
+      const revoked = this.certificateStore.revokeCertificates(current.id, "superseded");
+      this.certificateStore.issueCertificate(current.id, issued, publicKeySha256);
+      this.statement(
+        "UPDATE devices SET window_expires_at = NULL, window_failed_attempts = 0, token_hash = NULL WHERE id = ?",
+      ).run(current.id);
+      this.live.device(current.id);
+      return revoked;
+    })();
+  }
+
+  /**
+   * Counts a wrong proof against the device's open window; the MAX_FAILED_ATTEMPTS-th closes it
+   * and spends its token. One statement, so concurrent wrong proofs all count.
+   */
+  countWrongProof(deviceId: number): void {
     this.statement(
-      "INSERT INTO certificates (serial, device_id, issued_at, not_after, pem, public_key_sha256) VALUES (?, ?, ?, ?, ?, ?)",
-    ).run(issued.serial, deviceId, this.clock(), issued.notAfter.getTime(), issued.pem, publicKeySha256);
+      `UPDATE devices SET window_failed_attempts = window_failed_attempts + 1,
+         window_expires_at = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE window_expires_at END,
+         token_hash = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE token_hash END
+       WHERE id = ?`,
+    ).run(MAX_FAILED_ATTEMPTS, MAX_FAILED_ATTEMPTS, deviceId);
+  }
+
+  /**
+   * Renewal's last step, in one transaction: if `currentSerial` is still the device's current
+   * certificate, it is superseded (reason "renewed") by the new one; otherwise CERT_REVOKED.
+   */
+  renewCertificate(deviceId: number, currentSerial: string, issued: IssuedCertificate, publicKeySha256: string): void {
+    this.db.transaction(() => {
+      if (this.certificateStore.currentCertificate(deviceId)?.serial !== currentSerial)
+        throw new FieldgateError("CERT_REVOKED", "the certificate changed meanwhile");
+      this.certificateStore.revokeCertificates(deviceId, "renewed");
+      this.certificateStore.issueCertificate(deviceId, issued, publicKeySha256);
+    })();
     this.live.device(deviceId);
   }
 
@@ -443,10 +677,7 @@ export class DeviceRegistry {
    * be superseded, and the others were revoked or superseded already, perhaps because it was stolen.
    */
   assertKeyNotUsed(deviceId: number, publicKeySha256: string): void {
-    const rows = this.statement(
-      "SELECT public_key_sha256, pem FROM certificates WHERE device_id = ? AND (public_key_sha256 = ? OR public_key_sha256 IS NULL)",
-    ).all(deviceId, publicKeySha256) as { public_key_sha256: string | null; pem: string }[];
-    if (rows.some((r) => (r.public_key_sha256 ?? certificateKeyFingerprint(r.pem)) === publicKeySha256)) {
+    if (this.certificateStore.keyWasCertified(deviceId, publicKeySha256)) {
       throw new FieldgateError(
         "ENROLL_KEY_REUSED",
         "a certificate of this device was already issued for this public key; generate a new key and CSR",
@@ -459,18 +690,15 @@ export class DeviceRegistry {
   certificates(orgId: number, uuid: string): DeviceCertificateList {
     const row = this.row(orgId, uuid);
     const current = this.currentCertificate(row.id)?.serial;
-    const rows = this.statement(
-      "SELECT serial, issued_at, not_after, revoked_at, revoke_reason FROM certificates WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC",
-    ).all(row.id) as (CertificateRow & { revoked_at: number | null; revoke_reason: string | null })[];
     return {
       uuid: row.uuid,
-      items: rows.map((c) => ({
+      items: this.certificateStore.certificateHistory(row.id).map((c) => ({
         serial: c.serial,
-        issuedAt: new Date(c.issued_at).toISOString(),
-        notAfter: new Date(c.not_after).toISOString(),
+        issuedAt: new Date(c.issuedAt).toISOString(),
+        notAfter: new Date(c.notAfter).toISOString(),
         current: c.serial === current,
-        revokedAt: isoOrNull(c.revoked_at),
-        revokeReason: c.revoke_reason,
+        revokedAt: isoOrNull(c.revokedAt),
+        revokeReason: c.revokeReason,
       })),
     };
   }
@@ -503,11 +731,14 @@ export class DeviceRegistry {
     };
   }
 
-  /** The serial of the device's current certificate: the newest unrevoked one. */
-  currentCertificate(deviceId: number): CertificateRow | undefined {
-    return this.statement(
-      "SELECT serial, issued_at, not_after FROM certificates WHERE device_id = ? AND revoked_at IS NULL ORDER BY issued_at DESC, rowid DESC LIMIT 1",
-    ).get(deviceId) as CertificateRow | undefined;
+  /** The device's current certificate: the newest unrevoked one. */
+  currentCertificate(deviceId: number): StoredCertificate | undefined {
+    return this.certificateStore.currentCertificate(deviceId);
+  }
+
+  /** Whether the device holds a current certificate (it enrolled and was not revoked since). */
+  isEnrolled(deviceId: number): boolean {
+    return this.certificateStore.currentCertificate(deviceId) !== undefined;
   }
 
   telemetry(
@@ -595,8 +826,8 @@ export class DeviceRegistry {
       certificate: cert
         ? {
             serial: cert.serial,
-            issuedAt: new Date(cert.issued_at).toISOString(),
-            notAfter: new Date(cert.not_after).toISOString(),
+            issuedAt: new Date(cert.issuedAt).toISOString(),
+            notAfter: new Date(cert.notAfter).toISOString(),
           }
         : null,
       window: {
@@ -694,4 +925,8 @@ function telemetryWhere(
     params.push(query.source);
   }
   return { where, params };
+}
+
+function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
+  return a === null || b === null ? a === b : a.equals(b);
 }

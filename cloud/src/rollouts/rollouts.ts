@@ -16,7 +16,6 @@ import type { FirmwareImageUser, FirmwareRecord } from "../firmware/firmware-rec
 import type { FirmwareStore } from "../firmware/firmware-store.js";
 import { type DeviceJobs, parseFirmwareRef } from "../jobs/device-jobs.js";
 import { type LiveRolloutRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
-import { buildDeviceQuery } from "../registry/device-query.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
 import {
   failureThresholdCrossed,
@@ -591,8 +590,7 @@ export class Rollouts implements FirmwareImageUser {
       policy.sees(principal, "devices:read", path, "scope-and-above"),
     );
     const scope = policy.sqlScope(principal, "firmware:write", "g.path");
-    const statement = buildDeviceQuery(principal.orgId, scope, { ...filters, sort: "createdAt" }).select;
-    return this.deps.db.prepare(statement.sql).all(...statement.params) as DeviceRow[];
+    return this.deps.registry.matching(principal.orgId, scope, { ...filters, sort: "createdAt" });
   }
 
   /** The device list's filters from a query string (`type=gw&tag=a&tag=b&online=true`). */
@@ -643,7 +641,7 @@ export class Rollouts implements FirmwareImageUser {
   }
 
   private deviceById(id: number): DeviceRow | undefined {
-    return this.deps.db.prepare("SELECT * FROM devices WHERE id = ?").get(id) as DeviceRow | undefined;
+    return this.deps.registry.findById(id);
   }
 
   private counts(id: number): ReturnType<typeof countsOf> {

@@ -3,9 +3,11 @@ import type Database from "better-sqlite3";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { DeviceEventLog } from "../../src/events/device-events.js";
+import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { isTransientStorageError } from "../../src/ingest/storage-failures.js";
 import type { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
+import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";
@@ -45,6 +47,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
+      new DeviceRegistry(db, new GroupTree(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_CONSTRAINT_CHECK"),
       new DeviceEventLog(db),
@@ -60,6 +63,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
+      new DeviceRegistry(db, new GroupTree(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_IOERR_WRITE"),
       new DeviceEventLog(db),

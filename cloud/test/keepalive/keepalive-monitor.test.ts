@@ -39,7 +39,7 @@ describe("KeepaliveMonitor", () => {
           .run(orgId, root.id, `type-${n++}`, minutes, Date.now()).lastInsertRowid,
       );
     log = new DeviceEventLog(db);
-    monitor = new KeepaliveMonitor(db, log, Date.now, pino({ level: "silent" }), {
+    monitor = new KeepaliveMonitor(db, registry, log, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 30_000,
       minuteMs: MINUTE,
     });
@@ -99,7 +99,7 @@ describe("KeepaliveMonitor", () => {
   });
 
   it("uses each type's own keep-alive and the configured minute length", () => {
-    const fast = new KeepaliveMonitor(db, log, Date.now, pino({ level: "silent" }), {
+    const fast = new KeepaliveMonitor(db, registry, log, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 100,
       minuteMs: 200,
     });

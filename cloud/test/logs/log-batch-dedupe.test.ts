@@ -2,9 +2,11 @@ import { SchemaValidator } from "@fieldgate/shared";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { DeviceEventLog } from "../../src/events/device-events.js";
+import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
 import { LogRetention } from "../../src/logs/log-retention.js";
+import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";
@@ -19,6 +21,7 @@ describe("log batches with an identity", () => {
     const clock = () => now.value;
     const ingest = new DeviceIngest(
       db,
+      new DeviceRegistry(db, new GroupTree(db), 0),
       new SchemaValidator(),
       new TelemetryWriter(db, clock),
       new DeviceEventLog(db, clock),
