@@ -95,10 +95,17 @@ export class Cloud {
     });
     this.live = live;
     const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
-    this.keepalive = new KeepaliveMonitor(db, registry, events, Date.now, this.logger.child({ component: "keepalive" }), {
-      checkIntervalMs: this.config.keepaliveCheckMs,
-      minuteMs: this.config.keepaliveUnitMs,
-    });
+    this.keepalive = new KeepaliveMonitor(
+      db,
+      registry,
+      events,
+      Date.now,
+      this.logger.child({ component: "keepalive" }),
+      {
+        checkIntervalMs: this.config.keepaliveCheckMs,
+        minuteMs: this.config.keepaliveUnitMs,
+      },
+    );
     // A missed keep-alive is in the device's events and its view.
     this.keepalive.onMissed((missed) => live.device(missed.deviceId));
     const orgId = registry.ensureDefaultOrganization();
@@ -164,7 +171,17 @@ export class Cloud {
       this.logger.child({ component: "rollouts" }),
       this.config.rolloutTickMs,
     );
-    const ingest = new DeviceIngest(db, registry, validator, new TelemetryWriter(db), events, this.logger, Date.now, jobs, 5);
+    const ingest = new DeviceIngest(
+      db,
+      registry,
+      validator,
+      new TelemetryWriter(db),
+      events,
+      this.logger,
+      Date.now,
+      jobs,
+      5,
+    );
     const firmwareLog = this.logger.child({ component: "firmware" });
     reportCorrupt = (record, device, problem) => {
       const message = `${record.name}@${record.version} is not served: ${problem}`;
