@@ -74,7 +74,10 @@ export class ApiClient {
             ? sessionFile(env)
             : files.runtime;
     const parsed = parseCloudUrl(url, source);
-    const pair = options.credential ?? env.FIELDGATE_CREDENTIAL;
+    // For the host commands an explicit --data-dir's host credential beats FIELDGATE_CREDENTIAL
+    // (a flag beats a variable), which often holds a tenant's credential that may not do this.
+    const hostFileFirst = localCredential === "host" && options.dataDir !== undefined && local !== undefined;
+    const pair = options.credential ?? (hostFileFirst ? undefined : env.FIELDGATE_CREDENTIAL);
     // A user session never holds host rights: the host commands take a credential only.
     const token =
       localCredential === "host"
