@@ -46,8 +46,10 @@ export function registerOrganizationsRoutes(app: FastifyInstance, ctx: RouteCont
       if (ctx.registry.organizationNamed(name)) {
         throw new FieldgateError("ORGANIZATION_EXISTS", `an organization named ${name} exists`, "name");
       }
-      const orgId = ctx.registry.createOrganization(name);
-      const admin = ctx.credentials.create(orgId, ctx.groups.root(orgId).id, "admin", "admin");
+      // One transaction: no organization without its admin credential.
+      const { orgId, alongside: admin } = ctx.registry.createOrganization(name, (id) =>
+        ctx.credentials.create(id, ctx.groups.root(id).id, "admin", "admin"),
+      );
       request.log.info({ orgId, credentialId: admin.id }, "organization created");
       return reply.status(201).send({ organization: { name }, credential: admin });
     },
