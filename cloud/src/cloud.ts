@@ -10,6 +10,7 @@ import type { CloudConfig } from "./config/cloud-config.js";
 import { DataDirLock } from "./config/data-dir-lock.js";
 import { dataFiles, type RuntimeInfo } from "./config/data-files.js";
 import { ApiCredentials } from "./credentials/api-credentials.js";
+import { HostCredentials } from "./credentials/host-credentials.js";
 import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
@@ -121,6 +122,17 @@ export class Cloud {
     const credentials = new ApiCredentials(db);
     const firstAdmin =
       credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
+    // The host credential (organizations:* only) is made once, like the first admin's, for the CLI on this host.
+    const hostCredentials = new HostCredentials(db);
+    if (hostCredentials.count() === 0) {
+      const host = hostCredentials.create();
+      // Saved at once (a later start-up failure must not lose it) and not announced: it stays on
+      // this host, for `fieldgate-cloud organizations` (docs/security.md).
+      writeSecretFile(
+        files.hostCredential,
+        `${JSON.stringify({ credentialId: host.id, secret: host.secret, caFile: files.caCert }, null, 2)}\n`,
+      );
+    }
 
     const validator = new SchemaValidator();
     ownerOnlyDir(this.config.firmwareDir);
@@ -245,6 +257,7 @@ export class Cloud {
         registry,
         enrollment: new EnrollmentService(db, registry, ca, Date.now, () => firmwareKeys.publicKeyPem()),
         credentials,
+        hostCredentials,
         users: new UserDirectory(db),
         groups,
         types,

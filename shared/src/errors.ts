@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   DEVICE_EXISTS: { status: 409, message: "A device with this uuid is already registered" },
   DEVICE_RETIRED: { status: 409, message: "The device was retired when it was replaced; delete it to reuse its uuid" },
   DEVICE_OWNED_ELSEWHERE: { status: 409, message: "This uuid belongs to another organization" },
+  ORGANIZATION_EXISTS: { status: 409, message: "An organization with this name already exists" },
   GROUP_NOT_FOUND: { status: 404, message: "No such group" },
   GROUP_EXISTS: { status: 409, message: "A sibling group already has this name" },
   GROUP_NOT_EMPTY: {

@@ -1,5 +1,12 @@
 import { FieldgateError } from "@fieldgate/shared";
-import { type Permission, ROLE_PERMISSIONS, type Role, readPermissionOf, roleCovers } from "./roles.js";
+import {
+  type HostPermission,
+  type Permission,
+  ROLE_PERMISSIONS,
+  type Role,
+  readPermissionOf,
+  roleCovers,
+} from "./roles.js";
 
 /** A role held on a group (and so on its subtree). `path` is the group's materialized path. */
 export interface Grant {
@@ -17,6 +24,16 @@ export interface Principal {
   id: string;
   orgId: number;
   grants: readonly Grant[];
+}
+
+/**
+ * The operator who runs the cloud, by its host credential: in no organization, with no grants,
+ * holding only host rights. Only `host` routes authenticate it; every other route refuses it.
+ */
+export interface HostPrincipal {
+  kind: "host";
+  id: string;
+  permissions: readonly HostPermission[];
 }
 
 /**

@@ -23,6 +23,14 @@ export const PERMISSIONS = [
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
+/**
+ * Rights over the whole cloud, held only by host credentials (credentials/host-credentials.ts).
+ * They are not in PERMISSIONS, so no role has them and no tenant credential or user can be
+ * given them: roles are held on a group, and these rights are above every organization.
+ */
+export const HOST_PERMISSIONS = ["organizations:read", "organizations:write"] as const;
+export type HostPermission = (typeof HOST_PERMISSIONS)[number];
+
 const READ_ALL: Permission[] = PERMISSIONS.filter((p) => p.endsWith(":read"));
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> = {

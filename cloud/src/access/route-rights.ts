@@ -1,4 +1,4 @@
-import type { Permission } from "./roles.js";
+import type { HostPermission, Permission } from "./roles.js";
 
 /**
  * How a route finds the group its permission is checked on:
@@ -10,6 +10,9 @@ import type { Permission } from "./roles.js";
  * - `rollout`: every group the rollout's devices are in (the right on a rollout is the right on all of them);
  * - `list`: the handler filters rows to the principal's scopes; the principal must hold the
  *   permission somewhere.
+ * - `host`: the cloud as a whole (organizations): only a host credential, holding the host
+ *   permission; any tenant credential or user session gets FORBIDDEN, as for a `list` route
+ *   where it holds the permission nowhere.
  * `target` names a body field holding a group the request also writes into (create in, move to).
  */
 export type RouteScope =
@@ -22,11 +25,13 @@ export type RouteScope =
   | "type"
   | "credential"
   | "rollout"
-  | "list";
+  | "list"
+  | "host";
 
 export interface RouteRight {
   scope: RouteScope;
-  permission?: Permission;
+  /** A HostPermission exactly on `host` routes. */
+  permission?: Permission | HostPermission;
   target?: "group" | "parent";
 }
 
@@ -40,6 +45,10 @@ export const ROUTE_RIGHTS: Readonly<Record<string, RouteRight>> = {
   "POST /api/v1/auth/login": { scope: "public" },
   "POST /api/v1/auth/logout": { scope: "authenticated" },
   "GET /api/v1/auth/whoami": { scope: "authenticated" },
+
+  // Tenants, for whoever runs the cloud: the host credential (host-credential.json) only.
+  "POST /api/v1/organizations": { scope: "host", permission: "organizations:write" },
+  "GET /api/v1/organizations": { scope: "host", permission: "organizations:read" },
 
   "GET /api/v1/organization": { scope: "org", permission: "org:read" },
   "PATCH /api/v1/organization": { scope: "org", permission: "org:write" },

@@ -1,9 +1,11 @@
 import type { TLSSocket } from "node:tls";
 import { FieldgateError } from "@fieldgate/shared";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AccessPolicy, Principal, Reach } from "../access/access-policy.js";
+import type { AccessPolicy, HostPrincipal, Principal, Reach } from "../access/access-policy.js";
+import type { HostPermission, Permission } from "../access/roles.js";
 import { ROUTE_RIGHTS, type RouteRight, routeKey } from "../access/route-rights.js";
 import { type ApiCredentials, credentialNotFound } from "../credentials/api-credentials.js";
+import { HOST_CREDENTIAL_PREFIX, type HostCredentials } from "../credentials/host-credentials.js";
 import { type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
 import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
@@ -14,6 +16,8 @@ import { CSRF_HEADER, csrfMatches, SESSION_COOKIE } from "./session-cookie.js";
 declare module "fastify" {
   interface FastifyRequest {
     principal?: Principal;
+    /** The host credential's principal, on `host` routes only. */
+    hostPrincipal?: HostPrincipal;
     /** The device named in the path, loaded by the access check. */
     device?: DeviceRow;
     /** The group named by the route's `target` body field, resolved and checked. */
@@ -28,6 +32,7 @@ declare module "fastify" {
 export interface AccessDeps {
   policy: AccessPolicy;
   credentials: ApiCredentials;
+  hostCredentials: HostCredentials;
   users: UserDirectory;
   groups: GroupTree;
   types: DeviceTypes;
@@ -58,6 +63,10 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
       request.deviceCertificate = authenticateDevice(request, deps);
       return;
     }
+    if (right.scope === "host") {
+      request.hostPrincipal = authenticateHost(request, deps, right.permission as HostPermission);
+      return;
+    }
     request.principal = authenticate(request, deps);
   });
 
@@ -70,7 +79,8 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
     const params = request.params as { uuid?: string; id?: number | string };
     const uuid = String(params.uuid);
     const id = Number(params.id);
-    const permission = right.permission;
+    // Host permissions appear only on `host` routes, which set no `principal`.
+    const permission = right.permission as Permission;
     // An object outside the caller's scope gets the answer an unknown id gets (requireOn).
     const requireOn = (paths: readonly string[], notFound: () => FieldgateError, reach?: Reach) =>
       policy.requireOn(principal, permission, paths, notFound, reach);
@@ -134,6 +144,38 @@ function authenticateDevice(request: FastifyRequest, deps: AccessDeps): { device
     throw new FieldgateError("CERT_REVOKED", "this certificate is revoked or superseded; renew with the current one");
   }
   return { device, serial: current.serial };
+}
+
+/**
+ * A `host` route: only a host credential holding `permission`. A valid tenant credential or user
+ * session gets FORBIDDEN worded as on a `list` route where it holds the permission nowhere, so the
+ * refusal says nothing the OpenAPI document does not; a wrong one gets AUTH_REQUIRED as anywhere.
+ */
+function authenticateHost(
+  request: FastifyRequest,
+  deps: Pick<AccessDeps, "users" | "credentials" | "hostCredentials">,
+  permission: HostPermission,
+): HostPrincipal {
+  const pair = credentialPair(request.headers.authorization ?? "");
+  if (pair?.id.startsWith(HOST_CREDENTIAL_PREFIX)) {
+    const host = deps.hostCredentials.authenticate(pair.id, pair.secret);
+    if (!host) throw new FieldgateError("AUTH_REQUIRED", "unknown credential or wrong secret", "authorization");
+    if (host.permissions.includes(permission)) return host;
+  } else authenticate(request, deps);
+  throw new FieldgateError("FORBIDDEN", `this credential lacks ${permission} everywhere`);
+}
+
+/** `id:secret` from `Basic` or `Bearer` (not a `fgu_` session token), or undefined. */
+function credentialPair(header: string): { id: string; secret: string } | undefined {
+  const space = header.indexOf(" ");
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  let pair: string | undefined;
+  if (scheme === "basic" && value) pair = Buffer.from(value, "base64").toString("utf8");
+  else if (scheme === "bearer" && value && !value.startsWith("fgu_")) pair = value;
+  const colon = pair?.indexOf(":") ?? -1;
+  if (!pair || colon <= 0) return undefined;
+  return { id: pair.slice(0, colon), secret: pair.slice(colon + 1) };
 }
 
 function rightOf(request: FastifyRequest): RouteRight | undefined {

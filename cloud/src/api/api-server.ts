@@ -23,6 +23,7 @@ import { registerFirmwareRoutes } from "./routes/firmware-routes.js";
 import { registerGroupRoutes } from "./routes/group-routes.js";
 import { registerLiveRoutes } from "./routes/live-routes.js";
 import { registerOrganizationRoutes } from "./routes/organization-routes.js";
+import { registerOrganizationsRoutes } from "./routes/organizations-routes.js";
 import { registerRolloutRoutes } from "./routes/rollout-routes.js";
 import type { RouteContext } from "./routes/route-context.js";
 import { registerServiceRoutes } from "./routes/service-routes.js";
@@ -55,6 +56,7 @@ export type RouteModule = (app: FastifyInstance, ctx: RouteContext) => void;
 export const ROUTE_MODULES: readonly RouteModule[] = [
   registerServiceRoutes,
   registerOrganizationRoutes,
+  registerOrganizationsRoutes,
   registerDeviceRoutes,
   registerDeviceExportRoutes,
   registerGroupRoutes,

@@ -6,6 +6,12 @@ import { ROUTE_RIGHTS, type RouteRight, routeKey } from "../access/route-rights.
 export const SECURITY_SCHEMES = {
   basicAuth: { type: "http", scheme: "basic", description: "API credential: credentialId:secret" },
   bearerAuth: { type: "http", scheme: "bearer", description: "session token from POST /api/v1/auth/login" },
+  hostCredential: {
+    type: "http",
+    scheme: "basic",
+    description:
+      "the host credential (credentialId:secret from <data-dir>/host-credential.json); only it may use these routes",
+  },
   deviceCertificate: {
     type: "mutualTLS",
     description: "the device's client certificate from enrollment, presented in the TLS handshake",
@@ -16,6 +22,7 @@ export const SECURITY_SCHEMES = {
 export function securityOf(right: RouteRight): Record<string, string[]>[] {
   if (right.scope === "public") return [];
   if (right.scope === "device-mtls") return [{ deviceCertificate: [] }];
+  if (right.scope === "host") return [{ hostCredential: [] }];
   return [{ basicAuth: [] }, { bearerAuth: [] }];
 }
 

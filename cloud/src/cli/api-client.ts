@@ -13,6 +13,9 @@ export interface ConnectionOptions {
   dataDir?: string;
 }
 
+/** Which file of the local data dir supplies the credential when no flag or variable does. */
+export type LocalCredential = "admin" | "host";
+
 /** A session saved by `fieldgate-cloud login`, mode 0600. */
 export interface SavedSession {
   url: string;
@@ -38,13 +41,20 @@ export class ApiClient {
 
   /**
    * Credentials, first match wins: --credential, FIELDGATE_CREDENTIAL, --token, FIELDGATE_TOKEN, the
-   * session saved by `login` (while valid), then the admin credential in the local data dir.
+   * session saved by `login` (while valid), then the admin credential in the local data dir. With
+   * `localCredential` "host" (the `organizations` commands): --credential, FIELDGATE_CREDENTIAL,
+   * then the data dir's host-credential.json; no session token.
    */
-  static fromOptions(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env): ApiClient {
+  static fromOptions(
+    options: ConnectionOptions,
+    env: NodeJS.ProcessEnv = process.env,
+    localCredential: LocalCredential = "admin",
+  ): ApiClient {
     const files = dataFiles(options.dataDir ?? env.FIELDGATE_DATA_DIR ?? "./data");
-    const local = readJson<{ credentialId: string; secret: string; caFile?: string }>(files.adminCredential);
+    const localFile = localCredential === "host" ? files.hostCredential : files.adminCredential;
+    const local = readJson<{ credentialId: string; secret: string; caFile?: string }>(localFile);
     const runtime = readJson<RuntimeInfo>(files.runtime);
-    const saved = readJson<SavedSession>(sessionFile(env));
+    const saved = localCredential === "host" ? undefined : readJson<SavedSession>(sessionFile(env));
     const session = saved && Date.parse(saved.expiresAt) > Date.now() ? saved : undefined;
     const given = options.url ?? env.FIELDGATE_URL;
     const url = given ?? session?.url ?? runtime?.url;
@@ -64,8 +74,15 @@ export class ApiClient {
             ? sessionFile(env)
             : files.runtime;
     const parsed = parseCloudUrl(url, source);
-    const pair = options.credential ?? env.FIELDGATE_CREDENTIAL;
-    const token = options.token ?? env.FIELDGATE_TOKEN ?? (session && session.url === url ? session.token : undefined);
+    // For the host commands an explicit --data-dir's host credential beats FIELDGATE_CREDENTIAL
+    // (a flag beats a variable), which often holds a tenant's credential that may not do this.
+    const hostFileFirst = localCredential === "host" && options.dataDir !== undefined && local !== undefined;
+    const pair = options.credential ?? (hostFileFirst ? undefined : env.FIELDGATE_CREDENTIAL);
+    // A user session never holds host rights: the host commands take a credential only.
+    const token =
+      localCredential === "host"
+        ? undefined
+        : (options.token ?? env.FIELDGATE_TOKEN ?? (session && session.url === url ? session.token : undefined));
     let authorization: string;
     if (pair) {
       if (!/^[^:\s]+:\S+$/.test(pair)) {
@@ -92,7 +109,9 @@ export class ApiClient {
     else {
       throw new FieldgateError(
         "AUTH_REQUIRED",
-        `no API credential: pass --credential id:secret, set FIELDGATE_CREDENTIAL, run \`fieldgate-cloud login\`, or run on the cloud host (no ${files.adminCredential})`,
+        localCredential === "host"
+          ? `no host credential: pass --credential id:secret, set FIELDGATE_CREDENTIAL, or run on the cloud host with its --data-dir (no ${localFile})`
+          : `no API credential: pass --credential id:secret, set FIELDGATE_CREDENTIAL, run \`fieldgate-cloud login\`, or run on the cloud host (no ${localFile})`,
         "credential",
       );
     }

@@ -6,6 +6,8 @@ export const dataFiles = (dataDir: string) => ({
   pkiDir: path.join(dataDir, "pki"),
   caCert: path.join(dataDir, "pki", "ca.crt"),
   adminCredential: path.join(dataDir, "admin-credential.json"),
+  /** The host credential: `organizations:*` and nothing else, for `organizations create|list` on this host. */
+  hostCredential: path.join(dataDir, "host-credential.json"),
   runtime: path.join(dataDir, "runtime.json"),
 });
 

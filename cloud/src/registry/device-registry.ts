@@ -130,15 +130,20 @@ export class DeviceRegistry {
     return this.createOrganization("default");
   }
 
-  /** A new tenant with its root group, named like the organization. */
-  createOrganization(name: string): number {
+  /**
+   * A new tenant with its root group, named like the organization. `alongside` runs in the same
+   * transaction (its admin credential): a failure there leaves no organization behind.
+   */
+  createOrganization(name: string): number;
+  createOrganization<T>(name: string, alongside: (orgId: number) => T): { orgId: number; alongside: T };
+  createOrganization<T>(name: string, alongside?: (orgId: number) => T): number | { orgId: number; alongside: T } {
     return this.db.transaction(() => {
       const orgId = Number(
         this.db.prepare("INSERT INTO organizations (name, created_at) VALUES (?, ?)").run(name, this.clock())
           .lastInsertRowid,
       );
       this.groups.createRoot(orgId, name);
-      return orgId;
+      return alongside ? { orgId, alongside: alongside(orgId) } : orgId;
     })();
   }
 

@@ -440,6 +440,19 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX certificates_device_key ON certificates(device_id, public_key_sha256);
     `,
   },
+  {
+    version: 15,
+    // Host credentials (credentials/host-credentials.ts): in no organization, holding only the
+    // organizations:* rights, for the operator who runs the cloud (`organizations create|list`).
+    sql: `
+      CREATE TABLE host_credentials (
+        id TEXT PRIMARY KEY,
+        secret_hash BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+      );
+    `,
+  },
 ];
 
 /** Opens (creating if needed) the cloud database with WAL and applies pending migrations. */

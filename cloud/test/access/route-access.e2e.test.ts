@@ -94,6 +94,13 @@ describe("access control, enumerated over every route and role", () => {
     }),
     "POST /api/v1/auth/logout": async () => ({ method: "POST", url: "/api/v1/auth/logout" }),
     "GET /api/v1/auth/whoami": async () => ({ method: "GET", url: "/api/v1/auth/whoami" }),
+    // Host routes: no role of any tenant holds organizations:* (the host credential does).
+    "POST /api/v1/organizations": async () => ({
+      method: "POST",
+      url: "/api/v1/organizations",
+      body: { name: `tenant-${Math.random().toString(36).slice(2)}` },
+    }),
+    "GET /api/v1/organizations": async () => ({ method: "GET", url: "/api/v1/organizations" }),
     "GET /api/v1/organization": async () => ({ method: "GET", url: "/api/v1/organization" }),
     "PATCH /api/v1/organization": async () => ({
       method: "PATCH",
@@ -350,7 +357,7 @@ describe("access control, enumerated over every route and role", () => {
         const where = right.scope === "org" ? "root" : "a";
         const group = right.scope === "org" ? ids.root : ids.a;
         const res = await call(await fixtureFor(key, group), creds[`${role}@${where}`] ?? "");
-        const allowed = ROLE_PERMISSIONS[role as Role].has(right.permission);
+        const allowed = (ROLE_PERMISSIONS[role as Role] as ReadonlySet<string>).has(right.permission);
         if (allowed)
           expect(
             [401, 403].includes(res.status) || res.status >= 500,

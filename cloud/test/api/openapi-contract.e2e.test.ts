@@ -16,6 +16,7 @@ interface Document {
 const EXPECTED_SECURITY: Record<string, Record<string, string[]>[]> = {
   public: [],
   "device-mtls": [{ deviceCertificate: [] }],
+  host: [{ hostCredential: [] }],
 };
 const OPERATOR = [{ basicAuth: [] }, { bearerAuth: [] }];
 

@@ -14,7 +14,13 @@ describe("first start and later starts", () => {
     const first = await startCloud({ dataDir, args: ["--hostname", "gw.example.test", "--hostname", "10.1.2.3"] });
     let device: Awaited<ReturnType<typeof registerAndEnroll>>;
     try {
-      for (const f of ["pki/ca.key", "pki/server.key", "admin-credential.json", "fieldgate.db"]) {
+      for (const f of [
+        "pki/ca.key",
+        "pki/server.key",
+        "admin-credential.json",
+        "host-credential.json",
+        "fieldgate.db",
+      ]) {
         expect(mode(path.join(dataDir, f)), f).toBe(0o600);
       }
       expect(mode(dataDir)).toBe(0o700);
@@ -35,11 +41,14 @@ describe("first start and later starts", () => {
       await first.stop();
     }
     const caBefore = fs.readFileSync(path.join(dataDir, "pki/ca.crt"), "utf8");
+    const hostBefore = fs.readFileSync(path.join(dataDir, "host-credential.json"), "utf8");
     const second = await startCloud({ dataDir, args: ["--hostname", "gw.example.test", "--hostname", "10.1.2.3"] });
     try {
       expect(fs.readFileSync(path.join(dataDir, "pki/ca.crt"), "utf8")).toBe(caBefore);
       // Same admin credential, and no new secret printed.
       expect(second.credential).toEqual(first.credential);
+      // The host credential too is made once: the file is not rewritten.
+      expect(fs.readFileSync(path.join(dataDir, "host-credential.json"), "utf8")).toBe(hostBefore);
       expect(second.terminal.join("\n")).not.toContain("shown once");
       const show = await second.api<{ certificate: { serial: string } }>("GET", `/api/v1/devices/${device.uuid}`);
       expect(show.body.certificate.serial).toBe(device.serial);
