@@ -34,6 +34,7 @@ import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
 import { openDatabase } from "./storage/database.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
+import { LoginThrottle, MAX_TRACKED_LOGINS } from "./users/login-throttle.js";
 import { UserDirectory } from "./users/user-directory.js";
 
 /** How long a device has to finish an update job: the agent's default `updates.jobTimeout`. */
@@ -258,7 +259,11 @@ export class Cloud {
         enrollment: new EnrollmentService(db, registry, ca, Date.now, () => firmwareKeys.publicKeyPem()),
         credentials,
         hostCredentials,
-        users: new UserDirectory(db),
+        users: new UserDirectory(
+          db,
+          Date.now,
+          new LoginThrottle(Date.now, MAX_TRACKED_LOGINS, this.config.limits.loginDelayMs),
+        ),
         groups,
         types,
         policy,

@@ -87,6 +87,10 @@ export function serveCommand(io: CliIo, version: string): Command {
       "--auth-failure-window <duration>",
       "window of --auth-failure-limit (env FIELDGATE_AUTH_FAILURE_WINDOW, default 15m)",
     )
+    .option(
+      "--login-delay <duration>",
+      "after five wrong passwords for one account, the wait before its next try, doubling up to 60s (env FIELDGATE_LOGIN_DELAY, default 1s)",
+    )
     .action(async (flags, cmd: Command) => {
       // `--data-dir` may also stand in front of `serve`.
       const opts = { ...flags, dataDir: flags.dataDir ?? cmd.optsWithGlobals<{ dataDir?: string }>().dataDir };

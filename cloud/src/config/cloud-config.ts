@@ -42,6 +42,8 @@ export interface ListenerLimits {
   readonly httpKeepAliveTimeoutMs: number;
   readonly authFailureLimit: number;
   readonly authFailureWindowMs: number;
+  /** The first delay after five failed logins in a row for one account; it doubles with each further failure. */
+  readonly loginDelayMs: number;
 }
 
 /** Raw option values, from flags with environment fallbacks already applied. */
@@ -72,6 +74,7 @@ export interface CloudConfigInput {
   httpKeepaliveTimeout?: string;
   authFailureLimit?: string;
   authFailureWindow?: string;
+  loginDelay?: string;
 }
 
 /** Every serve flag and the environment variable that sets it when the flag is absent. */
@@ -102,6 +105,7 @@ export const CLOUD_ENV = {
   httpKeepaliveTimeout: "FIELDGATE_HTTP_KEEPALIVE_TIMEOUT",
   authFailureLimit: "FIELDGATE_AUTH_FAILURE_LIMIT",
   authFailureWindow: "FIELDGATE_AUTH_FAILURE_WINDOW",
+  loginDelay: "FIELDGATE_LOGIN_DELAY",
 } as const satisfies Record<keyof CloudConfigInput, string>;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -234,6 +238,7 @@ function resolveLimits(pick: (key: keyof typeof CLOUD_ENV) => string | undefined
     httpKeepAliveTimeoutMs: duration("httpKeepaliveTimeout", "http-keepalive-timeout", "72s", 100, hour),
     authFailureLimit: count("authFailureLimit", "auth-failure-limit", "10", 10_000),
     authFailureWindowMs: duration("authFailureWindow", "auth-failure-window", "15m", 1000, 24 * hour),
+    loginDelayMs: duration("loginDelay", "login-delay", "1s", 100, 60_000),
   });
 }
 

@@ -27,13 +27,15 @@ export class LoginThrottle {
   constructor(
     private readonly clock: () => number = Date.now,
     private readonly maxTracked = MAX_TRACKED_LOGINS,
+    /** The first delay (`serve --login-delay`); doubles with each further failure. */
+    private readonly firstDelayMs = FIRST_LOGIN_DELAY_MS,
   ) {}
 
   /** Milliseconds until the account's next try is accepted; 0 when it may try now. */
   waitMs(email: string): number {
     const entry = this.entry(email);
     if (!entry || entry.count < FREE_LOGIN_FAILURES) return 0;
-    const delay = Math.min(FIRST_LOGIN_DELAY_MS * 2 ** (entry.count - FREE_LOGIN_FAILURES), MAX_LOGIN_DELAY_MS);
+    const delay = Math.min(this.firstDelayMs * 2 ** (entry.count - FREE_LOGIN_FAILURES), MAX_LOGIN_DELAY_MS);
     return Math.max(0, entry.lastAt + delay - this.clock());
   }
 

@@ -52,6 +52,7 @@ const MALFORMED: Record<string, string[]> = {
   "--http-keepalive-timeout": ["0"],
   "--auth-failure-limit": ["none", "0"],
   "--auth-failure-window": ["10ms"],
+  "--login-delay": ["10ms", "2m"],
   "--firmware-dir": [underAFile],
   "--firmware-max-size": ["big", "1TB"],
   "--firmware-signing-key": [textFile, underAFile],

@@ -13,12 +13,18 @@ describe("cloud config", () => {
       httpKeepAliveTimeoutMs: 72_000,
       authFailureLimit: 10,
       authFailureWindowMs: 15 * 60_000,
+      loginDelayMs: 1000,
     });
-    const env = { FIELDGATE_MQTT_MAX_PACKET_SIZE: "64KiB", FIELDGATE_AUTH_FAILURE_LIMIT: "3" };
+    const env = {
+      FIELDGATE_MQTT_MAX_PACKET_SIZE: "64KiB",
+      FIELDGATE_AUTH_FAILURE_LIMIT: "3",
+      FIELDGATE_LOGIN_DELAY: "5s",
+    };
     expect(resolveCloudConfig({ tlsHandshakeTimeout: "2s" }, env).limits).toMatchObject({
       tlsHandshakeTimeoutMs: 2000,
       mqttMaxPacketSize: 65_536,
       authFailureLimit: 3,
+      loginDelayMs: 5000,
     });
   });
 
@@ -36,6 +42,8 @@ describe("cloud config", () => {
       [{ httpKeepaliveTimeout: "-1s" }, "http-keepalive-timeout"],
       [{ authFailureLimit: "none" }, "auth-failure-limit"],
       [{ authFailureWindow: "10ms" }, "auth-failure-window"],
+      [{ loginDelay: "10ms" }, "login-delay"],
+      [{ loginDelay: "2m" }, "login-delay"],
     ];
     for (const [flags, field] of bad) {
       expect(() => resolveCloudConfig(flags, {}), JSON.stringify(flags)).toThrow(

@@ -11,6 +11,17 @@ import { LoginThrottle, MAX_LOGIN_DELAY_MS } from "../../src/users/login-throttl
 import { LoginThrottledError, UserDirectory } from "../../src/users/user-directory.js";
 
 describe("LoginThrottle", () => {
+  it("starts from the configured first delay (serve --login-delay) and doubles it", () => {
+    let now = 0;
+    const throttle = new LoginThrottle(() => now, 100, 5000);
+    for (let i = 0; i < 5; i++) throttle.failed("a@example.test");
+    expect(throttle.waitMs("a@example.test")).toBe(5000);
+    now = 5000;
+    expect(throttle.waitMs("a@example.test")).toBe(0);
+    throttle.failed("a@example.test");
+    expect(throttle.waitMs("a@example.test")).toBe(10_000);
+  });
+
   let now = 0;
   const clock = () => now;
 
