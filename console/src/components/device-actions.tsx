@@ -1,6 +1,7 @@
 import type { Device, DeviceWithToken } from "@fieldgate/shared";
 import { useEffect, useId, useRef, useState } from "preact/hooks";
 import { api } from "../lib/api";
+import { useAction } from "../lib/use-confirm";
 import { ConfirmDialog, Dialog } from "./dialog";
 import { ErrorNotice } from "./page";
 import { TokenPanel } from "./token-panel";
@@ -116,21 +117,13 @@ export function MenuButton(props: { label: string; items: MenuItem[] }) {
  * countdown (TokenPanel). The cloud revokes the certificate in the same request.
  */
 export function ResetTokenDialogs(props: { device: Device; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
+  const { busy, error, run } = useAction();
   const [result, setResult] = useState<DeviceWithToken | undefined>(undefined);
-  const reset = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
+  const reset = () =>
+    run(async () => {
       setResult(await api<DeviceWithToken>("POST", `/devices/${props.device.uuid}/reset-token`));
       props.onDone();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   if (result) {
     return (
       <Dialog title="New enrollment token" onClose={props.onClose}>
@@ -172,19 +165,12 @@ export function ResetTokenDialogs(props: { device: Device; onClose: () => void; 
 
 /** Delete: says that all the device's data goes and that the uuid can be added again. */
 export function DeleteDeviceDialog(props: { device: Device; onClose: () => void; onDeleted: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
-  const remove = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
+  const { busy, error, run } = useAction();
+  const remove = () =>
+    run(async () => {
       await api("DELETE", `/devices/${props.device.uuid}`);
       props.onDeleted();
-    } catch (failure) {
-      setError(failure);
-      setBusy(false);
-    }
-  };
+    });
   return (
     <ConfirmDialog
       title="Delete this device?"

@@ -10,6 +10,7 @@ import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { useGroups } from "../lib/groups";
 import { useSession } from "../lib/session";
+import { useAction } from "../lib/use-confirm";
 
 type Editing =
   | { kind: "create"; parentId?: number }
@@ -245,28 +246,21 @@ function MoveGroupDialog(props: { group: Group; parents: Group[]; onClose: () =>
 }
 
 function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
+  const action = useAction();
   const [recursive, setRecursive] = useState(false);
   return (
     <ConfirmDialog
       title={`Delete group ${props.group.name}?`}
       confirmLabel={recursive ? "Delete group and everything in it" : "Delete group"}
       danger
-      busy={busy}
+      busy={action.busy}
       onClose={props.onClose}
-      onConfirm={async () => {
-        setBusy(true);
-        setError(undefined);
-        try {
+      onConfirm={() =>
+        action.run(async () => {
           await api("DELETE", `/groups/${props.group.id}`, { query: { recursive: recursive || undefined } });
           props.onDone();
-        } catch (caught) {
-          setError(caught);
-        } finally {
-          setBusy(false);
-        }
-      }}
+        })
+      }
     >
       <p>
         The group <span class="mono">{props.group.fullName}</span> is deleted. A group that still holds devices or
@@ -277,7 +271,7 @@ function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: (
         Also delete everything in it: its sub-groups, their devices with all their data, device types and API
         credentials
       </label>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={action.error} />
     </ConfirmDialog>
   );
 }
