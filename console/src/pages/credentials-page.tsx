@@ -1,7 +1,7 @@
 import type { Credential, CredentialWithSecret, Group } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
-import { Field } from "../components/field";
+import { Field, TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect } from "../components/group-select";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
@@ -159,18 +159,15 @@ function CreateCredentialDialog(props: {
         props.onDone(await api<CredentialWithSecret>("POST", "/credentials", { body: { name, group, role } }));
       }}
     >
-      <Field label="Name" hint={<>What uses it, like "ERP sync".</>}>
-        {(field) => (
-          <input
-            {...field}
-            name="name"
-            required
-            maxLength={128}
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+      <TextField
+        label="Name"
+        hint={<>What uses it, like "ERP sync".</>}
+        name="name"
+        required
+        maxLength={128}
+        value={name}
+        onChange={setName}
+      />
       <GroupSelect
         label="Group"
         groups={props.groups}

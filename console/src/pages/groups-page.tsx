@@ -1,7 +1,7 @@
 import type { Group } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
-import { Field } from "../components/field";
+import { DescriptionField, TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect, TimezoneSelect } from "../components/group-select";
 import { GroupTree } from "../components/group-tree";
@@ -148,30 +148,8 @@ function CreateGroupDialog(props: {
       }}
     >
       <GroupSelect label="Parent group" name="parent" groups={props.parents} value={parent} onChange={setParent} />
-      <Field label="Name" hint={<>No slashes; unique among its sibling groups.</>}>
-        {(field) => (
-          <input
-            {...field}
-            name="name"
-            required
-            maxLength={64}
-            pattern="[^\/]+"
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field label="Description">
-        {(field) => (
-          <textarea
-            {...field}
-            name="description"
-            maxLength={1024}
-            value={description}
-            onInput={(e) => setDescription(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+      <GroupNameField value={name} onChange={setName} hint="No slashes; unique among its sibling groups." />
+      <DescriptionField value={description} onChange={setDescription} />
       <TimezoneSelect
         value={timezone}
         onChange={setTimezone}
@@ -195,30 +173,8 @@ function EditGroupDialog(props: { group: Group; onClose: () => void; onDone: () 
         props.onDone();
       }}
     >
-      <Field label="Name">
-        {(field) => (
-          <input
-            {...field}
-            name="name"
-            required
-            maxLength={64}
-            pattern="[^\/]+"
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field label="Description">
-        {(field) => (
-          <textarea
-            {...field}
-            name="description"
-            maxLength={1024}
-            value={description}
-            onInput={(e) => setDescription(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+      <GroupNameField value={name} onChange={setName} />
+      <DescriptionField value={description} onChange={setDescription} />
       <TimezoneSelect value={timezone} onChange={setTimezone} />
     </FormDialog>
   );
@@ -274,4 +230,8 @@ function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: (
       <ErrorNotice error={action.error} />
     </ConfirmDialog>
   );
+}
+
+function GroupNameField(props: { value: string; onChange: (name: string) => void; hint?: string }) {
+  return <TextField label="Name" name="name" required maxLength={64} pattern="[^\/]+" {...props} />;
 }

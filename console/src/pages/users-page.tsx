@@ -1,7 +1,7 @@
 import type { Group, User } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
-import { Field } from "../components/field";
+import { TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RoleAccess, RoleTable } from "../components/role-access";
@@ -155,48 +155,34 @@ function UserDialog(props: { user?: User; groups: Group[]; onClose: () => void; 
       onSubmit={submit}
     >
       {!user && (
-        <Field label="Email">
-          {(field) => (
-            <input
-              {...field}
-              name="email"
-              type="email"
-              required
-              maxLength={254}
-              autoComplete="off"
-              value={email}
-              onInput={(e) => setEmail(e.currentTarget.value)}
-            />
-          )}
-        </Field>
+        <TextField
+          label="Email"
+          name="email"
+          type="email"
+          required
+          maxLength={254}
+          autoComplete="off"
+          value={email}
+          onChange={setEmail}
+        />
       )}
-      <Field label="Name">
-        {(field) => (
-          <input {...field} name="name" maxLength={128} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-        )}
-      </Field>
-      <Field
+      <TextField label="Name" name="name" maxLength={128} value={name} onChange={setName} />
+      <TextField
         label={user ? "New password" : "Password"}
         hint={
           <>
             At least {PASSWORD_MIN_LENGTH} characters.{user ? " Empty keeps it; a new one ends their sessions." : ""}
           </>
         }
-      >
-        {(field) => (
-          <input
-            {...field}
-            name="password"
-            type="password"
-            autoComplete="new-password"
-            required={!user}
-            minLength={PASSWORD_MIN_LENGTH}
-            maxLength={1024}
-            value={password}
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+        name="password"
+        type="password"
+        autoComplete="new-password"
+        required={!user}
+        minLength={PASSWORD_MIN_LENGTH}
+        maxLength={1024}
+        value={password}
+        onChange={setPassword}
+      />
       <RoleEditor groups={props.groups} value={roles} onChange={setRoles} />
     </FormDialog>
   );
