@@ -4,6 +4,7 @@ import { ConfirmDialog } from "../components/dialog";
 import { Field, TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect } from "../components/group-select";
+import { ListTable } from "../components/list-table";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RoleAccess, RoleTable } from "../components/role-access";
 import { RowActions } from "../components/row-actions";
@@ -59,51 +60,34 @@ export function CredentialsPage() {
       ) : credentials.length === 0 ? (
         <p>No API credentials in your groups.</p>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <caption class="visually-hidden">API credentials</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Id</th>
-                <th scope="col">Role</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {credentials.map((credential) => (
-                <tr key={credential.id}>
-                  <th scope="row">{credential.name}</th>
-                  <td class="mono">{credential.id}</td>
-                  <td>
-                    <RoleAccess role={credential.role} group={credential.group.fullName} />
-                  </td>
-                  <td>{formatTime(credential.createdAt)}</td>
-                  <td>{formatTime(credential.lastUsedAt)}</td>
-                  <td class="row-actions">
-                    {session.can("credentials:write", credential.group.fullName) && (
-                      <RowActions
-                        name={credential.name}
-                        actions={[
-                          { label: "Regenerate", onClick: () => confirming.ask({ kind: "regenerate", credential }) },
-                          {
-                            label: "Delete",
-                            danger: true,
-                            onClick: () => confirming.ask({ kind: "delete", credential }),
-                          },
-                        ]}
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable caption="API credentials" columns={["Name", "Id", "Role", "Created", "Last used"]} actions>
+          {credentials.map((credential) => (
+            <tr key={credential.id}>
+              <th scope="row">{credential.name}</th>
+              <td class="mono">{credential.id}</td>
+              <td>
+                <RoleAccess role={credential.role} group={credential.group.fullName} />
+              </td>
+              <td>{formatTime(credential.createdAt)}</td>
+              <td>{formatTime(credential.lastUsedAt)}</td>
+              <td class="row-actions">
+                {session.can("credentials:write", credential.group.fullName) && (
+                  <RowActions
+                    name={credential.name}
+                    actions={[
+                      { label: "Regenerate", onClick: () => confirming.ask({ kind: "regenerate", credential }) },
+                      {
+                        label: "Delete",
+                        danger: true,
+                        onClick: () => confirming.ask({ kind: "delete", credential }),
+                      },
+                    ]}
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </ListTable>
       )}
       <RoleTable />
       {creating && (

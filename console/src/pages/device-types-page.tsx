@@ -2,6 +2,7 @@ import type { DeviceType } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { DeviceTypeDialog } from "../components/device-type-form";
 import { ConfirmDialog } from "../components/dialog";
+import { ListTable } from "../components/list-table";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RowActions } from "../components/row-actions";
 import { api } from "../lib/api";
@@ -44,50 +45,36 @@ export function DeviceTypesPage() {
       ) : types.length === 0 ? (
         <p>No device types yet.</p>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <caption class="visually-hidden">Device types</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Group</th>
-                <th scope="col">Keep-alive</th>
-                <th scope="col">Firmware compatibility</th>
-                <th scope="col">Devices</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {types.map((type) => (
-                <tr key={type.id}>
-                  <th scope="row">
-                    {type.name}
-                    {type.description && <div class="hint">{type.description}</div>}
-                  </th>
-                  <td class="mono">{type.group.fullName}</td>
-                  <td>{type.keepaliveMinutes ? `${type.keepaliveMinutes} min` : "none"}</td>
-                  <td class="mono">{type.firmwareCompat}</td>
-                  <td>{type.devices}</td>
-                  <td>{formatTime(type.createdAt)}</td>
-                  <td class="row-actions">
-                    {session.can("types:write", type.group.fullName) && (
-                      <RowActions
-                        name={type.name}
-                        actions={[
-                          { label: "Edit", onClick: () => setEditing({ type }) },
-                          { label: "Delete", danger: true, onClick: () => deleting.ask(type) },
-                        ]}
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable
+          caption="Device types"
+          columns={["Name", "Group", "Keep-alive", "Firmware compatibility", "Devices", "Created"]}
+          actions
+        >
+          {types.map((type) => (
+            <tr key={type.id}>
+              <th scope="row">
+                {type.name}
+                {type.description && <div class="hint">{type.description}</div>}
+              </th>
+              <td class="mono">{type.group.fullName}</td>
+              <td>{type.keepaliveMinutes ? `${type.keepaliveMinutes} min` : "none"}</td>
+              <td class="mono">{type.firmwareCompat}</td>
+              <td>{type.devices}</td>
+              <td>{formatTime(type.createdAt)}</td>
+              <td class="row-actions">
+                {session.can("types:write", type.group.fullName) && (
+                  <RowActions
+                    name={type.name}
+                    actions={[
+                      { label: "Edit", onClick: () => setEditing({ type }) },
+                      { label: "Delete", danger: true, onClick: () => deleting.ask(type) },
+                    ]}
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </ListTable>
       )}
       {editing && (
         <DeviceTypeDialog

@@ -3,6 +3,7 @@ import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
 import { TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
+import { ListTable } from "../components/list-table";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RoleAccess, RoleTable } from "../components/role-access";
 import { type RoleBinding, RoleEditor } from "../components/role-editor";
@@ -61,49 +62,33 @@ export function UsersPage() {
       ) : !users ? (
         !error && <Loading />
       ) : (
-        <div class="table-wrap">
-          <table>
-            <caption class="visually-hidden">Users</caption>
-            <thead>
-              <tr>
-                <th scope="col">Email</th>
-                <th scope="col">Name</th>
-                <th scope="col">Roles</th>
-                <th scope="col">Last login</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.map((user) => (
-                <tr key={user.id}>
-                  <th scope="row">{user.email}</th>
-                  <td>{user.name}</td>
-                  <td>
-                    {user.roles.length === 0
-                      ? "none"
-                      : user.roles.map((r) => (
-                          <RoleAccess key={`${r.group.id}-${r.role}`} role={r.role} group={r.group.fullName} />
-                        ))}
-                  </td>
-                  <td>{formatTime(user.lastLoginAt)}</td>
-                  <td class="row-actions">
-                    {canWrite && (
-                      <RowActions
-                        name={user.email}
-                        actions={[
-                          { label: "Edit", onClick: () => setEditing({ user }) },
-                          { label: "Delete", danger: true, onClick: () => deleting.ask(user) },
-                        ]}
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable caption="Users" columns={["Email", "Name", "Roles", "Last login"]} actions>
+          {users.map((user) => (
+            <tr key={user.id}>
+              <th scope="row">{user.email}</th>
+              <td>{user.name}</td>
+              <td>
+                {user.roles.length === 0
+                  ? "none"
+                  : user.roles.map((r) => (
+                      <RoleAccess key={`${r.group.id}-${r.role}`} role={r.role} group={r.group.fullName} />
+                    ))}
+              </td>
+              <td>{formatTime(user.lastLoginAt)}</td>
+              <td class="row-actions">
+                {canWrite && (
+                  <RowActions
+                    name={user.email}
+                    actions={[
+                      { label: "Edit", onClick: () => setEditing({ user }) },
+                      { label: "Delete", danger: true, onClick: () => deleting.ask(user) },
+                    ]}
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </ListTable>
       )}
       {editing && (
         <UserDialog user={editing.user} groups={groups ?? []} onClose={() => setEditing(undefined)} onDone={done} />
