@@ -7,7 +7,7 @@ import { Dialog } from "./dialog";
 import { TagChip } from "./field";
 import { FormActions } from "./form-dialog";
 import { ErrorNotice } from "./page";
-import { TokenPanel } from "./token-panel";
+import { TokenDialog } from "./token-panel";
 
 /** As the API checks them (shared/src/schemas.ts CreateDeviceBody). */
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -82,18 +82,12 @@ export function AddDeviceDialog(props: {
 
   if (added) {
     return (
-      <Dialog title="Device added" onClose={props.onClose}>
+      <TokenDialog title="Device added" result={added} onClose={props.onClose}>
         <p>
           <a href={`/devices/${added.device.uuid}`}>{added.device.name || added.device.uuid}</a> is added to{" "}
           {added.device.group.fullName}.
         </p>
-        <TokenPanel uuid={added.device.uuid} token={added.enrollmentToken} windowExpiresAt={added.windowExpiresAt} />
-        <div class="actions">
-          <button type="button" class="primary" onClick={props.onClose}>
-            Done
-          </button>
-        </div>
-      </Dialog>
+      </TokenDialog>
     );
   }
 

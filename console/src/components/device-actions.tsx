@@ -2,9 +2,9 @@ import type { Device, DeviceWithToken } from "@fieldgate/shared";
 import { useEffect, useId, useRef, useState } from "preact/hooks";
 import { api } from "../lib/api";
 import { useAction } from "../lib/use-confirm";
-import { ConfirmDialog, Dialog } from "./dialog";
+import { ConfirmDialog } from "./dialog";
 import { ErrorNotice } from "./page";
-import { TokenPanel } from "./token-panel";
+import { TokenDialog } from "./token-panel";
 
 export interface MenuItem {
   label: string;
@@ -126,19 +126,13 @@ export function ResetTokenDialogs(props: { device: Device; onClose: () => void; 
     });
   if (result) {
     return (
-      <Dialog title="New enrollment token" onClose={props.onClose}>
+      <TokenDialog title="New enrollment token" result={result} onClose={props.onClose}>
         <p>
           The certificate is revoked
           {result.revokedCertificates ? ` (${result.revokedCertificates} revoked)` : ""}: enroll the gateway again with
           this token before the window closes.
         </p>
-        <TokenPanel uuid={result.device.uuid} token={result.enrollmentToken} windowExpiresAt={result.windowExpiresAt} />
-        <div class="actions">
-          <button type="button" class="primary" onClick={props.onClose}>
-            Done
-          </button>
-        </div>
-      </Dialog>
+      </TokenDialog>
     );
   }
   return (
