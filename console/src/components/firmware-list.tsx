@@ -3,6 +3,7 @@ import { type FirmwareImage, formatBytes } from "../lib/firmware";
 import { formatTime } from "../lib/format";
 import { useConfirm } from "../lib/use-confirm";
 import { ConfirmDialog } from "./dialog";
+import { TableHead } from "./list-table";
 import { ErrorNotice } from "./page";
 import { RowActions } from "./row-actions";
 
@@ -19,18 +20,18 @@ export function FirmwareList(props: { images: FirmwareImage[]; canWrite: boolean
     <>
       <div class="table-wrap">
         <table aria-label="Firmware images">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Version</th>
-              <th scope="col">Size</th>
-              <th scope="col">Compatible</th>
-              <th scope="col">Signature key</th>
-              <th scope="col">Uploaded</th>
-              <th scope="col">In use</th>
-              {props.canWrite && <th scope="col">Actions</th>}
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              "Name",
+              "Version",
+              "Size",
+              "Compatible",
+              "Signature key",
+              "Uploaded",
+              "In use",
+              ...(props.canWrite ? ["Actions"] : []),
+            ]}
+          />
           <tbody>
             {props.images.map((image) => (
               <tr key={`${image.name}@${image.version}`}>

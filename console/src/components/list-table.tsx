@@ -14,22 +14,29 @@ export function ListTable(props: {
     <div class="table-wrap">
       <table>
         <caption class="visually-hidden">{props.caption}</caption>
-        <thead>
-          <tr>
-            {props.columns.map((column) => (
-              <th scope="col" key={column}>
-                {column}
-              </th>
-            ))}
-            {props.actions && (
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
+        <TableHead columns={props.columns} actions={props.actions} />
         <tbody>{props.children}</tbody>
       </table>
     </div>
+  );
+}
+
+/** A table's header row: one column header per name; with `actions`, a last one read as "Actions". */
+export function TableHead(props: { columns: readonly string[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {props.columns.map((column) => (
+          <th scope="col" key={column}>
+            {column}
+          </th>
+        ))}
+        {props.actions && (
+          <th scope="col">
+            <span class="visually-hidden">Actions</span>
+          </th>
+        )}
+      </tr>
+    </thead>
   );
 }

@@ -2,6 +2,7 @@ import type { RolloutDeviceList, RolloutView } from "@fieldgate/shared";
 import { useRef, useState } from "preact/hooks";
 import { useLocation, useRoute } from "preact-iso";
 import { ConfirmDialog, Dialog } from "../components/dialog";
+import { TableHead } from "../components/list-table";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RolloutForm } from "../components/rollout-form";
 import { PhaseTable, RolloutBar, RolloutDeviceTable, stateText } from "../components/rollout-progress";
@@ -41,16 +42,7 @@ export function RolloutsPage() {
       ) : (
         <div class="table-wrap">
           <table aria-label="Rollouts">
-            <thead>
-              <tr>
-                <th scope="col">Rollout</th>
-                <th scope="col">Image</th>
-                <th scope="col">State</th>
-                <th scope="col">Phase</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Rollout", "Image", "State", "Phase", "Progress", "Created"]} />
             <tbody>
               {rollouts.map((r) => (
                 <tr key={r.id} class={`rollout-row state-${r.state}`}>
