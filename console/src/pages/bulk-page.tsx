@@ -1,5 +1,5 @@
 import type { BulkOperation, BulkReport, DeviceType } from "@fieldgate/shared";
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { BulkReportView, BulkTokens } from "../components/bulk-report";
 import { ConfirmDialog } from "../components/dialog";
 import { Field } from "../components/field";
@@ -9,6 +9,7 @@ import { api, type Query } from "../lib/api";
 import { useGroups } from "../lib/groups";
 import { BULK_MAX_BYTES } from "../lib/limits";
 import { useSession } from "../lib/session";
+import { useResource } from "../lib/use-resource";
 
 const OPERATIONS: { value: BulkOperation; label: string; columns: string }[] = [
   {
@@ -66,7 +67,14 @@ export function BulkPage() {
   const session = useSession();
   const canWrite = session.can("devices:write");
   const { groups } = useGroups();
-  const [types, setTypes] = useState<DeviceType[]>([]);
+  const canReadTypes = session.can("types:read");
+  // Without types:read (or when they fail to load) the type choices offer none.
+  const types =
+    useResource(
+      async (signal) =>
+        canReadTypes ? (await api<{ items: DeviceType[] }>("GET", "/device-types", { signal })).items : [],
+      [canReadTypes],
+    ).data ?? [];
   const [operation, setOperation] = useState<BulkOperation>("import");
   const [options, setOptions] = useState<Options>(INITIAL);
   const [file, setFile] = useState<File | undefined>(undefined);
@@ -75,13 +83,6 @@ export function BulkPage() {
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
   const [confirmingDelete, setConfirmingDelete] = useState(false);
-
-  useEffect(() => {
-    if (!session.can("types:read")) return;
-    api<{ items: DeviceType[] }>("GET", "/device-types")
-      .then((answer) => setTypes(answer.items))
-      .catch(() => setTypes([]));
-  }, [session]);
 
   // Any change of what would be sent makes the last dry run stale.
   const change = <K extends keyof Options>(key: K, value: Options[K]) => {
