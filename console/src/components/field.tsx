@@ -101,3 +101,40 @@ export function TextAreaField(
 export function DescriptionField(props: { value: string; onChange: (value: string) => void }) {
   return <TextAreaField label="Description" name="description" maxLength={1024} {...props} />;
 }
+
+export interface SelectOption {
+  value: string;
+  label: ComponentChildren;
+  disabled?: boolean;
+}
+
+/** A Field holding one select; `onChange` gets the chosen option's value. */
+export function SelectField(props: {
+  label: ComponentChildren;
+  hint?: ComponentChildren;
+  name?: string;
+  required?: boolean;
+  value: string;
+  options: readonly SelectOption[];
+  onChange: (value: string) => void;
+}) {
+  return (
+    <Field label={props.label} hint={props.hint}>
+      {(field) => (
+        <select
+          {...field}
+          name={props.name}
+          required={props.required}
+          value={props.value}
+          onChange={(e) => props.onChange(e.currentTarget.value)}
+        >
+          {props.options.map((option) => (
+            <option key={option.value} value={option.value} disabled={option.disabled}>
+              {option.label}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+}
