@@ -1,6 +1,6 @@
 import type { Group } from "@fieldgate/shared";
 import { accessOf, ROLE_NAMES } from "../lib/roles";
-import { Field } from "./field";
+import { SelectField } from "./field";
 import { GroupSelect } from "./group-select";
 
 export interface RoleBinding {
@@ -29,22 +29,16 @@ export function RoleEditor(props: {
             value={binding.group}
             onChange={(group) => set(index, { group })}
           />
-          <Field label="Role">
-            {(field) => (
-              <select
-                {...field}
-                name={`role-${index}`}
-                value={binding.role}
-                onChange={(e) => set(index, { role: e.currentTarget.value })}
-              >
-                {ROLE_NAMES.map((role) => (
-                  <option key={role} value={role}>
-                    {role} (devices {accessOf(role, "devices")})
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <SelectField
+            label="Role"
+            name={`role-${index}`}
+            value={binding.role}
+            options={ROLE_NAMES.map((role) => ({
+              value: role,
+              label: `${role} (devices ${accessOf(role, "devices")})`,
+            }))}
+            onChange={(role) => set(index, { role })}
+          />
           <button
             type="button"
             aria-label={`Remove role ${index + 1}`}

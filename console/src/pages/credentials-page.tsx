@@ -1,7 +1,7 @@
 import type { Credential, CredentialWithSecret, Group } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
-import { Field, TextField } from "../components/field";
+import { SelectField, TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect } from "../components/group-select";
 import { ListTable } from "../components/list-table";
@@ -159,17 +159,13 @@ function CreateCredentialDialog(props: {
         onChange={setGroup}
         hint="It reaches this group and the groups below it."
       />
-      <Field label="Role">
-        {(field) => (
-          <select {...field} name="role" value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-            {ROLE_NAMES.map((r) => (
-              <option key={r} value={r}>
-                {r} (changes: {writableAreas(r)})
-              </option>
-            ))}
-          </select>
-        )}
-      </Field>
+      <SelectField
+        label="Role"
+        name="role"
+        value={role}
+        options={ROLE_NAMES.map((r) => ({ value: r, label: `${r} (changes: ${writableAreas(r)})` }))}
+        onChange={setRole}
+      />
     </FormDialog>
   );
 }
