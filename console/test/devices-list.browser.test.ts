@@ -2,6 +2,7 @@ import fs from "node:fs";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudProcess, startCloud } from "../../test/support/cloud-process.js";
+import { parseCsv } from "../../test/support/csv.js";
 import { newUuid } from "../../test/support/device-identity.js";
 import {
   accessibilityViolations,
@@ -38,35 +39,6 @@ async function shownTable(page: Page): Promise<{ header: string[]; rows: string[
     );
     return { header, rows };
   });
-}
-
-/** RFC 4180, enough for what toCsv writes. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      row.push(cell);
-      cell = "";
-    } else if (c === "\r" && text[i + 1] === "\n") {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = "";
-      i++;
-    } else cell += c;
-  }
-  return rows;
 }
 
 describe("the devices list filters, sorts, pages and exports through the API, in a real browser", () => {

@@ -2,9 +2,12 @@ import type { DeviceType, DeviceWithToken, Group } from "@fieldgate/shared";
 import { useRef, useState } from "preact/hooks";
 import { api } from "../lib/api";
 import { useSession } from "../lib/session";
+import { useAction } from "../lib/use-confirm";
 import { Dialog } from "./dialog";
+import { TagChip } from "./field";
+import { FormActions } from "./form-dialog";
 import { ErrorNotice } from "./page";
-import { TokenPanel } from "./token-panel";
+import { TokenDialog } from "./token-panel";
 
 /** As the API checks them (shared/src/schemas.ts CreateDeviceBody). */
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -39,8 +42,7 @@ export function AddDeviceDialog(props: {
   const [typeId, setTypeId] = useState("");
   const [factoryKey, setFactoryKey] = useState("");
   const [uuidProblem, setUuidProblem] = useState("");
-  const [error, setError] = useState<unknown>(undefined);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useAction();
   const [added, setAdded] = useState<DeviceWithToken | undefined>(undefined);
 
   const group = writable.find((g) => String(g.id) === groupId);
@@ -60,9 +62,7 @@ export function AddDeviceDialog(props: {
   const submit = async (event: Event) => {
     event.preventDefault();
     if (!checkUuid(uuid)) return;
-    setBusy(true);
-    setError(undefined);
-    try {
+    await run(async () => {
       const answer = await api<DeviceWithToken>("POST", "/devices", {
         body: {
           uuid: uuid.trim(),
@@ -77,27 +77,17 @@ export function AddDeviceDialog(props: {
       });
       setAdded(answer);
       props.onAdded(answer);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   if (added) {
     return (
-      <Dialog title="Device added" onClose={props.onClose}>
+      <TokenDialog title="Device added" result={added} onClose={props.onClose}>
         <p>
           <a href={`/devices/${added.device.uuid}`}>{added.device.name || added.device.uuid}</a> is added to{" "}
           {added.device.group.fullName}.
         </p>
-        <TokenPanel uuid={added.device.uuid} token={added.enrollmentToken} windowExpiresAt={added.windowExpiresAt} />
-        <div class="actions">
-          <button type="button" class="primary" onClick={props.onClose}>
-            Done
-          </button>
-        </div>
-      </Dialog>
+      </TokenDialog>
     );
   }
 
@@ -194,14 +184,7 @@ export function AddDeviceDialog(props: {
           </span>
         </div>
         <ErrorNotice error={error} />
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={busy}>
-            {busy ? "Adding…" : "Add device"}
-          </button>
-        </div>
+        <FormActions submitLabel="Add device" busyLabel="Adding…" busy={busy} onCancel={props.onClose} />
       </form>
     </Dialog>
   );
@@ -244,12 +227,7 @@ function TagInput(props: { tags: string[]; onChange: (tags: string[]) => void })
       {props.tags.length > 0 && (
         <ul class="chips" aria-label="Tags added">
           {props.tags.map((tag) => (
-            <li key={tag} class="chip">
-              <span>{tag}</span>
-              <button type="button" class="chip-remove" aria-label={`Remove tag ${tag}`} onClick={() => remove(tag)}>
-                ×
-              </button>
-            </li>
+            <TagChip key={tag} tag={tag} onRemove={() => remove(tag)} />
           ))}
         </ul>
       )}

@@ -1,5 +1,6 @@
 import type { BulkReport, BulkRowResult } from "@fieldgate/shared";
 import { downloadText, formatTime, toCsv } from "../lib/format";
+import { TableHead } from "./list-table";
 
 const VERB: Record<BulkReport["operation"], string> = {
   import: "registered",
@@ -95,15 +96,7 @@ export function BulkTokens(props: { rows: readonly BulkRowResult[]; onDismiss: (
       </div>
       <div class="table-wrap">
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Line</th>
-              <th scope="col">Uuid</th>
-              <th scope="col">Name</th>
-              <th scope="col">Token</th>
-              <th scope="col">Window closes</th>
-            </tr>
-          </thead>
+          <TableHead columns={["Line", "Uuid", "Name", "Token", "Window closes"]} />
           <tbody>
             {rows.map((row) => (
               <tr key={row.line}>

@@ -1,9 +1,10 @@
 import type { Device, DeviceWithToken } from "@fieldgate/shared";
 import { useEffect, useId, useRef, useState } from "preact/hooks";
 import { api } from "../lib/api";
-import { ConfirmDialog, Dialog } from "./dialog";
+import { useAction } from "../lib/use-confirm";
+import { ConfirmDialog } from "./dialog";
 import { ErrorNotice } from "./page";
-import { TokenPanel } from "./token-panel";
+import { TokenDialog } from "./token-panel";
 
 export interface MenuItem {
   label: string;
@@ -116,36 +117,22 @@ export function MenuButton(props: { label: string; items: MenuItem[] }) {
  * countdown (TokenPanel). The cloud revokes the certificate in the same request.
  */
 export function ResetTokenDialogs(props: { device: Device; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
+  const { busy, error, run } = useAction();
   const [result, setResult] = useState<DeviceWithToken | undefined>(undefined);
-  const reset = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
+  const reset = () =>
+    run(async () => {
       setResult(await api<DeviceWithToken>("POST", `/devices/${props.device.uuid}/reset-token`));
       props.onDone();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   if (result) {
     return (
-      <Dialog title="New enrollment token" onClose={props.onClose}>
+      <TokenDialog title="New enrollment token" result={result} onClose={props.onClose}>
         <p>
           The certificate is revoked
           {result.revokedCertificates ? ` (${result.revokedCertificates} revoked)` : ""}: enroll the gateway again with
           this token before the window closes.
         </p>
-        <TokenPanel uuid={result.device.uuid} token={result.enrollmentToken} windowExpiresAt={result.windowExpiresAt} />
-        <div class="actions">
-          <button type="button" class="primary" onClick={props.onClose}>
-            Done
-          </button>
-        </div>
-      </Dialog>
+      </TokenDialog>
     );
   }
   return (
@@ -172,19 +159,12 @@ export function ResetTokenDialogs(props: { device: Device; onClose: () => void; 
 
 /** Delete: says that all the device's data goes and that the uuid can be added again. */
 export function DeleteDeviceDialog(props: { device: Device; onClose: () => void; onDeleted: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
-  const remove = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
+  const { busy, error, run } = useAction();
+  const remove = () =>
+    run(async () => {
       await api("DELETE", `/devices/${props.device.uuid}`);
       props.onDeleted();
-    } catch (failure) {
-      setError(failure);
-      setBusy(false);
-    }
-  };
+    });
   return (
     <ConfirmDialog
       title="Delete this device?"

@@ -5,6 +5,7 @@ import { formatTime } from "../lib/format";
 import type { Resource } from "../lib/use-resource";
 import { useResource } from "../lib/use-resource";
 import { ScrollBox, Section } from "./device-sections";
+import { TableHead } from "./list-table";
 import { ErrorNotice, Loading } from "./page";
 
 /** pino's levels, lowest first (shared/src/config-schemas.ts LOG_LEVELS; types only come from shared). */
@@ -75,13 +76,7 @@ export function DeviceLogs(props: { uuid: string; tick: number; config: ConfigRe
         <ScrollBox label="Log lines" tall>
           <table class="logs">
             <caption class="visually-hidden">Log lines, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Level</th>
-                <th scope="col">Message</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Time", "Level", "Message"]} />
             <tbody>
               {logs.data.items.map((line) => (
                 <tr key={line.id} class={`level-${line.level}`}>

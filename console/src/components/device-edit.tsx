@@ -1,7 +1,10 @@
 import type { Device } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { ApiError, api } from "../lib/api";
+import { useAction } from "../lib/use-confirm";
 import { Dialog } from "./dialog";
+import { TagChip } from "./field";
+import { FormActions } from "./form-dialog";
 import { ErrorNotice } from "./page";
 
 /**
@@ -21,18 +24,12 @@ export function TagEditor(props: { tags: string[]; onChange: (tags: string[]) =>
       <ul class="chips" aria-label="Tags">
         {props.tags.length === 0 && <li class="hint">No tags</li>}
         {props.tags.map((tag, i) => (
-          <li class={i === props.invalid ? "chip invalid" : "chip"} key={tag}>
-            <span>{tag}</span>
-            {i === props.invalid && <span class="visually-hidden"> (refused)</span>}
-            <button
-              type="button"
-              class="chip-remove"
-              aria-label={`Remove tag ${tag}`}
-              onClick={() => props.onChange(props.tags.filter((t) => t !== tag))}
-            >
-              ×
-            </button>
-          </li>
+          <TagChip
+            key={tag}
+            tag={tag}
+            invalid={i === props.invalid}
+            onRemove={() => props.onChange(props.tags.filter((t) => t !== tag))}
+          />
         ))}
       </ul>
       <div class="tag-add">
@@ -70,20 +67,12 @@ export function DeviceEditDialog(props: { device: Device; onClose: () => void; o
   const [location, setLocation] = useState(device.location);
   const [comment, setComment] = useState(device.comment);
   const [tags, setTags] = useState(device.tags);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
-  const save = async (event: Event) => {
+  const { busy, error, run } = useAction();
+  const save = (event: Event) => {
     event.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      const saved = await api<Device>("PATCH", `/devices/${device.uuid}`, { body: { name, location, comment, tags } });
-      props.onSaved(saved);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
+    void run(async () => {
+      props.onSaved(await api<Device>("PATCH", `/devices/${device.uuid}`, { body: { name, location, comment, tags } }));
+    });
   };
   return (
     <Dialog title="Edit device" onClose={props.onClose}>
@@ -105,14 +94,7 @@ export function DeviceEditDialog(props: { device: Device; onClose: () => void; o
         </label>
         <TagEditor tags={tags} onChange={setTags} invalid={refusedTag(error)} />
         <ErrorNotice error={error} />
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={busy}>
-            {busy ? "Saving…" : "Save"}
-          </button>
-        </div>
+        <FormActions submitLabel="Save" busyLabel="Saving…" busy={busy} onCancel={props.onClose} />
       </form>
     </Dialog>
   );

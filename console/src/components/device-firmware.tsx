@@ -3,6 +3,7 @@ import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { useResource } from "../lib/use-resource";
 import { ScrollBox, Section } from "./device-sections";
+import { TableHead } from "./list-table";
 import { ErrorNotice, Loading } from "./page";
 
 /** `GET /api/v1/devices/:uuid/jobs[/:id]` (cloud/src/jobs/device-jobs.ts JobView). */
@@ -134,15 +135,7 @@ function JobProgress(props: { job: Job }) {
           <summary>Report ({job.steps.length} statuses)</summary>
           <ScrollBox label="Update report">
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Step</th>
-                  <th scope="col">Progress</th>
-                  <th scope="col">Reason and message</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Time", "Status", "Step", "Progress", "Reason and message"]} />
               <tbody>
                 {job.steps.map((s, i) => (
                   <tr key={`${s.ts}-${i}`}>

@@ -10,6 +10,7 @@ import { api } from "../lib/api";
 import { formatRelative, formatTime } from "../lib/format";
 import { useResource } from "../lib/use-resource";
 import { HealthBadge, healthOf } from "./health-badge";
+import { TableHead } from "./list-table";
 import { ErrorNotice, Loading } from "./page";
 
 /** A titled section of the device page; `id` makes it linkable and names it for screen readers. */
@@ -194,13 +195,7 @@ export function DeviceHistory(props: { uuid: string; tick: number }) {
           <ScrollBox label="Online and offline changes" tall>
             <table>
               <caption class="visually-hidden">Presence history, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Reason</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Time", "State", "Reason"]} />
               <tbody>
                 {presence.map((e, i) => (
                   <tr key={`${e.ts}-${i}`}>
@@ -220,14 +215,7 @@ export function DeviceHistory(props: { uuid: string; tick: number }) {
           <ScrollBox label="Event list" tall>
             <table>
               <caption class="visually-hidden">Events, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Severity</th>
-                  <th scope="col">Code</th>
-                  <th scope="col">Message</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Time", "Severity", "Code", "Message"]} />
               <tbody>
                 {others.map((e, i) => (
                   <tr key={`${e.ts}-${i}`} class={`severity-${e.severity}`}>
@@ -288,14 +276,7 @@ export function DeviceCertificates(props: { device: Device; tick: number }) {
         <ScrollBox label="Issue history">
           <table>
             <caption>All certificates, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Serial</th>
-                <th scope="col">Issued</th>
-                <th scope="col">Expires</th>
-                <th scope="col">State</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Serial", "Issued", "Expires", "State"]} />
             <tbody>
               {list.data.items.map((c) => (
                 <tr key={c.serial}>

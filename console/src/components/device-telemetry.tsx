@@ -6,6 +6,7 @@ import { api, apiPath } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { useResource } from "../lib/use-resource";
 import { ScrollBox, Section } from "./device-sections";
+import { TableHead } from "./list-table";
 import { ErrorNotice, Loading } from "./page";
 
 type Reading = TelemetryPage["items"][number];
@@ -197,15 +198,7 @@ export function DeviceTelemetry(props: { uuid: string; tick: number }) {
           <ScrollBox label="Readings table" tall>
             <table>
               <caption class="visually-hidden">Readings, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Metric</th>
-                  <th scope="col">Value</th>
-                  <th scope="col">Unit</th>
-                  <th scope="col">Source</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Time", "Metric", "Value", "Unit", "Source"]} />
               <tbody>
                 {items.slice(0, TABLE_ROWS).map((r) => (
                   <tr key={`${r.stream}-${r.seq}-${r.name}-${r.ts}`}>

@@ -1,7 +1,7 @@
 import type { DeviceType, Group } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { api } from "../lib/api";
-import { Field } from "./field";
+import { DescriptionField, TextAreaField, TextField } from "./field";
 import { FormDialog } from "./form-dialog";
 import { GroupSelect } from "./group-select";
 
@@ -93,87 +93,54 @@ export function DeviceTypeDialog(props: {
           hint="Devices in this group and the groups below it can have this type."
         />
       )}
-      <Field label="Name" hint={<>Letters, digits, _ . : -</>}>
-        {(field) => (
-          <input
-            {...field}
-            name="name"
-            required
-            maxLength={128}
-            pattern="[A-Za-z0-9_.:\-]+"
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field label="Description">
-        {(field) => (
-          <textarea
-            {...field}
-            name="description"
-            maxLength={1024}
-            value={description}
-            onInput={(e) => setDescription(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field
+      <TextField
+        label="Name"
+        hint="Letters, digits, _ . : -"
+        name="name"
+        required
+        maxLength={128}
+        pattern="[A-Za-z0-9_.:\-]+"
+        value={name}
+        onChange={setName}
+      />
+      <DescriptionField value={description} onChange={setDescription} />
+      <TextField
         label="Keep-alive (minutes)"
-        hint={<>Minutes without a message before the device's KEEPALIVE_MISSED event; empty: none.</>}
-      >
-        {(field) => (
-          <input
-            {...field}
-            name="keepaliveMinutes"
-            type="number"
-            min={1}
-            max={525600}
-            value={keepalive}
-            onInput={(e) => setKeepalive(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field
+        hint="Minutes without a message before the device's KEEPALIVE_MISSED event; empty: none."
+        name="keepaliveMinutes"
+        type="number"
+        min={1}
+        max={525600}
+        value={keepalive}
+        onChange={setKeepalive}
+      />
+      <TextField
         label="Firmware compatibility"
-        hint={<>Firmware images declaring this compatibility string can be installed on these devices.</>}
-      >
-        {(field) => (
-          <input
-            {...field}
-            name="firmwareCompat"
-            maxLength={128}
-            value={firmwareCompat}
-            placeholder={type ? undefined : "the type's name"}
-            onInput={(e) => setFirmwareCompat(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field label="Health thresholds (JSON object of numbers)">
-        {(field) => (
-          <textarea
-            {...field}
-            name="healthThresholds"
-            class="mono"
-            rows={3}
-            value={thresholds}
-            placeholder='{"cpu_temp_c": 85}'
-            onInput={(e) => setThresholds(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field label="Default links (JSON array of objects)">
-        {(field) => (
-          <textarea
-            {...field}
-            name="defaultLinks"
-            class="mono"
-            rows={3}
-            value={links}
-            placeholder='[{"title": "Manual", "url": "https://…"}]'
-            onInput={(e) => setLinks(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+        hint="Firmware images declaring this compatibility string can be installed on these devices."
+        name="firmwareCompat"
+        maxLength={128}
+        placeholder={type ? undefined : "the type's name"}
+        value={firmwareCompat}
+        onChange={setFirmwareCompat}
+      />
+      <TextAreaField
+        label="Health thresholds (JSON object of numbers)"
+        name="healthThresholds"
+        class="mono"
+        rows={3}
+        placeholder='{"cpu_temp_c": 85}'
+        value={thresholds}
+        onChange={setThresholds}
+      />
+      <TextAreaField
+        label="Default links (JSON array of objects)"
+        name="defaultLinks"
+        class="mono"
+        rows={3}
+        placeholder='[{"title": "Manual", "url": "https://…"}]'
+        value={links}
+        onChange={setLinks}
+      />
     </FormDialog>
   );
 }

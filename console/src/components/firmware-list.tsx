@@ -1,29 +1,18 @@
-import { useState } from "preact/hooks";
 import { api } from "../lib/api";
 import { type FirmwareImage, formatBytes } from "../lib/firmware";
 import { formatTime } from "../lib/format";
+import { useConfirm } from "../lib/use-confirm";
 import { ConfirmDialog } from "./dialog";
+import { TableHead } from "./list-table";
 import { ErrorNotice } from "./page";
+import { RowActions } from "./row-actions";
 
 /** The image table; with `canWrite`, a delete button per image that asks first. */
 export function FirmwareList(props: { images: FirmwareImage[]; canWrite: boolean; onDeleted: () => void }) {
-  const [deleting, setDeleting] = useState<FirmwareImage | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  const remove = async () => {
-    if (!deleting) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await api("DELETE", `/firmware/${encodeURIComponent(deleting.name)}/${encodeURIComponent(deleting.version)}`);
-      setDeleting(null);
-      props.onDeleted();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+  const deleting = useConfirm<FirmwareImage>();
+  const remove = async (image: FirmwareImage) => {
+    await api("DELETE", `/firmware/${encodeURIComponent(image.name)}/${encodeURIComponent(image.version)}`);
+    props.onDeleted();
   };
 
   if (props.images.length === 0) return <p>No images yet.</p>;
@@ -31,18 +20,18 @@ export function FirmwareList(props: { images: FirmwareImage[]; canWrite: boolean
     <>
       <div class="table-wrap">
         <table aria-label="Firmware images">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Version</th>
-              <th scope="col">Size</th>
-              <th scope="col">Compatible</th>
-              <th scope="col">Signature key</th>
-              <th scope="col">Uploaded</th>
-              <th scope="col">In use</th>
-              {props.canWrite && <th scope="col">Actions</th>}
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              "Name",
+              "Version",
+              "Size",
+              "Compatible",
+              "Signature key",
+              "Uploaded",
+              "In use",
+              ...(props.canWrite ? ["Actions"] : []),
+            ]}
+          />
           <tbody>
             {props.images.map((image) => (
               <tr key={`${image.name}@${image.version}`}>
@@ -55,16 +44,10 @@ export function FirmwareList(props: { images: FirmwareImage[]; canWrite: boolean
                 <td>{image.inUse ? "yes" : "no"}</td>
                 {props.canWrite && (
                   <td>
-                    <button
-                      type="button"
-                      aria-label={`Delete ${image.name}@${image.version}`}
-                      onClick={() => {
-                        setError(null);
-                        setDeleting(image);
-                      }}
-                    >
-                      Delete
-                    </button>
+                    <RowActions
+                      name={`${image.name}@${image.version}`}
+                      actions={[{ label: "Delete", onClick: () => deleting.ask(image) }]}
+                    />
                   </td>
                 )}
               </tr>
@@ -72,21 +55,21 @@ export function FirmwareList(props: { images: FirmwareImage[]; canWrite: boolean
           </tbody>
         </table>
       </div>
-      {deleting && (
+      {deleting.target && (
         <ConfirmDialog
-          title={`Delete ${deleting.name}@${deleting.version}?`}
+          title={`Delete ${deleting.target.name}@${deleting.target.version}?`}
           confirmLabel="Delete image"
           danger
-          busy={busy}
-          onConfirm={() => void remove()}
-          onClose={() => setDeleting(null)}
+          busy={deleting.busy}
+          onConfirm={() => void deleting.confirm(remove)}
+          onClose={deleting.cancel}
         >
           <p>
             The image file and its signed manifest are removed, and so are the finished rollouts that used it. Devices
             can no longer install it. An image a running or paused rollout, or an unfinished job, uses cannot be
             deleted.
           </p>
-          <ErrorNotice error={error} />
+          <ErrorNotice error={deleting.error} />
         </ConfirmDialog>
       )}
     </>

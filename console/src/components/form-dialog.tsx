@@ -1,5 +1,5 @@
 import type { ComponentChildren } from "preact";
-import { useState } from "preact/hooks";
+import { useAction } from "../lib/use-confirm";
 import { Dialog } from "./dialog";
 import { ErrorNotice } from "./page";
 
@@ -16,34 +16,38 @@ export function FormDialog(props: {
   onClose: () => void;
   children: ComponentChildren;
 }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
-  const submit = async (event: Event) => {
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
     event.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      await props.onSubmit();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
+    void run(props.onSubmit);
   };
   return (
     <Dialog title={props.title} onClose={props.onClose} wide={props.wide}>
       <form class="form" onSubmit={submit}>
         {props.children}
         <ErrorNotice error={error} />
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class={props.danger ? "danger" : "primary"} disabled={busy}>
-            {props.submitLabel}
-          </button>
-        </div>
+        <FormActions submitLabel={props.submitLabel} danger={props.danger} busy={busy} onCancel={props.onClose} />
       </form>
     </Dialog>
+  );
+}
+
+/** A form's Cancel and submit buttons; the submit button is disabled (and says `busyLabel`) while busy. */
+export function FormActions(props: {
+  submitLabel: string;
+  busyLabel?: string;
+  danger?: boolean;
+  busy: boolean;
+  onCancel: () => void;
+}) {
+  return (
+    <div class="actions">
+      <button type="button" onClick={props.onCancel}>
+        Cancel
+      </button>
+      <button type="submit" class={props.danger ? "danger" : "primary"} disabled={props.busy}>
+        {props.busy && props.busyLabel ? props.busyLabel : props.submitLabel}
+      </button>
+    </div>
   );
 }

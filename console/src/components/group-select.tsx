@@ -1,6 +1,6 @@
 import type { Group } from "@fieldgate/shared";
 import { timeZones } from "../lib/groups";
-import { Field } from "./field";
+import { SelectField } from "./field";
 
 /** A labelled choice of group by full name; `value` is the group id. */
 export function GroupSelect(props: {
@@ -12,28 +12,18 @@ export function GroupSelect(props: {
   hint?: string;
 }) {
   return (
-    <Field label={props.label} hint={props.hint}>
-      {(field) => (
-        <select
-          {...field}
-          name={props.name ?? "group"}
-          required
-          value={props.value === undefined ? "" : String(props.value)}
-          onChange={(e) => props.onChange(Number(e.currentTarget.value))}
-        >
-          {props.value === undefined && (
-            <option value="" disabled>
-              Choose a group
-            </option>
-          )}
-          {props.groups.map((group) => (
-            <option key={group.id} value={String(group.id)}>
-              {group.fullName}
-            </option>
-          ))}
-        </select>
-      )}
-    </Field>
+    <SelectField
+      label={props.label}
+      hint={props.hint}
+      name={props.name ?? "group"}
+      required
+      value={props.value === undefined ? "" : String(props.value)}
+      options={[
+        ...(props.value === undefined ? [{ value: "", label: "Choose a group", disabled: true }] : []),
+        ...props.groups.map((group) => ({ value: String(group.id), label: group.fullName })),
+      ]}
+      onChange={(value) => props.onChange(Number(value))}
+    />
   );
 }
 
@@ -42,17 +32,15 @@ export function TimezoneSelect(props: { value: string; onChange: (zone: string) 
   const zones = timeZones();
   if (props.value && !zones.includes(props.value)) zones.unshift(props.value);
   return (
-    <Field label="Time zone">
-      {(field) => (
-        <select {...field} name="timezone" value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
-          {props.inheritLabel !== undefined && <option value="">{props.inheritLabel}</option>}
-          {zones.map((zone) => (
-            <option key={zone} value={zone}>
-              {zone}
-            </option>
-          ))}
-        </select>
-      )}
-    </Field>
+    <SelectField
+      label="Time zone"
+      name="timezone"
+      value={props.value}
+      options={[
+        ...(props.inheritLabel !== undefined ? [{ value: "", label: props.inheritLabel }] : []),
+        ...zones.map((zone) => ({ value: zone, label: zone })),
+      ]}
+      onChange={props.onChange}
+    />
   );
 }

@@ -1,6 +1,7 @@
 import type { Group } from "@fieldgate/shared";
 import { accessOf, ROLE_NAMES } from "../lib/roles";
-import { Field } from "./field";
+import { SelectField } from "./field";
+import { GroupSelect } from "./group-select";
 
 export interface RoleBinding {
   group: number | undefined;
@@ -21,44 +22,23 @@ export function RoleEditor(props: {
       {props.value.length === 0 && <p class="hint">No role: the user can log in but sees nothing.</p>}
       {props.value.map((binding, index) => (
         <div class="role-line" key={index}>
-          <Field label="Group">
-            {(field) => (
-              <select
-                {...field}
-                name={`role-group-${index}`}
-                required
-                value={binding.group === undefined ? "" : String(binding.group)}
-                onChange={(e) => set(index, { group: Number(e.currentTarget.value) })}
-              >
-                {binding.group === undefined && (
-                  <option value="" disabled>
-                    Choose a group
-                  </option>
-                )}
-                {props.groups.map((group) => (
-                  <option key={group.id} value={String(group.id)}>
-                    {group.fullName}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field label="Role">
-            {(field) => (
-              <select
-                {...field}
-                name={`role-${index}`}
-                value={binding.role}
-                onChange={(e) => set(index, { role: e.currentTarget.value })}
-              >
-                {ROLE_NAMES.map((role) => (
-                  <option key={role} value={role}>
-                    {role} (devices {accessOf(role, "devices")})
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <GroupSelect
+            label="Group"
+            name={`role-group-${index}`}
+            groups={props.groups}
+            value={binding.group}
+            onChange={(group) => set(index, { group })}
+          />
+          <SelectField
+            label="Role"
+            name={`role-${index}`}
+            value={binding.role}
+            options={ROLE_NAMES.map((role) => ({
+              value: role,
+              label: `${role} (devices ${accessOf(role, "devices")})`,
+            }))}
+            onChange={(role) => set(index, { role })}
+          />
           <button
             type="button"
             aria-label={`Remove role ${index + 1}`}

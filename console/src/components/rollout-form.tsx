@@ -2,6 +2,8 @@ import type { CreateRolloutBody, Group, RolloutTarget, RolloutView } from "@fiel
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../lib/api";
 import type { FirmwareImage } from "../lib/firmware";
+import { useAction } from "../lib/use-confirm";
+import { useItems } from "../lib/use-resource";
 import { ErrorNotice } from "./page";
 
 type TargetKind = "devices" | "tag" | "group" | "query";
@@ -19,8 +21,10 @@ const TARGETS: { kind: TargetKind; label: string }[] = [
  * Empty fields are left out, so the cloud's defaults apply.
  */
 export function RolloutForm(props: { onCreated: (rollout: RolloutView) => void; onCancel: () => void }) {
-  const [images, setImages] = useState<FirmwareImage[]>([]);
-  const [groups, setGroups] = useState<Group[]>([]);
+  const imageList = useItems<FirmwareImage>("/firmware");
+  const images = imageList.data ?? [];
+  // Without the groups, a group target is typed by hand.
+  const groups = useItems<Group>("/groups").data ?? [];
   const [firmware, setFirmware] = useState("");
   const [kind, setKind] = useState<TargetKind>("devices");
   const [devices, setDevices] = useState("");
@@ -35,21 +39,13 @@ export function RolloutForm(props: { onCreated: (rollout: RolloutView) => void; 
   const [timeout, setTimeoutText] = useState("");
   const [retries, setRetries] = useState("");
   const [autoRollback, setAutoRollback] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error: submitError, run } = useAction();
+  const error = submitError ?? imageList.error;
 
   useEffect(() => {
-    api<{ items: FirmwareImage[] }>("GET", "/firmware")
-      .then((r) => {
-        setImages(r.items);
-        const first = r.items[0];
-        if (first) setFirmware((current) => current || `${first.name}@${first.version}`);
-      })
-      .catch(setError);
-    api<{ items: Group[] }>("GET", "/groups")
-      .then((r) => setGroups(r.items))
-      .catch(() => setGroups([]));
-  }, []);
+    const first = imageList.data?.[0];
+    if (first) setFirmware((current) => current || `${first.name}@${first.version}`);
+  }, [imageList.data]);
 
   const target = (): RolloutTarget => {
     switch (kind) {
@@ -64,10 +60,8 @@ export function RolloutForm(props: { onCreated: (rollout: RolloutView) => void; 
     }
   };
 
-  const submit = async (event: Event) => {
+  const submit = (event: Event) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     const optional = (value: string) => value.trim() || undefined;
     const body: CreateRolloutBody = {
       firmware,
@@ -81,13 +75,7 @@ export function RolloutForm(props: { onCreated: (rollout: RolloutView) => void; 
       retries: retries.trim() === "" ? undefined : Number(retries),
       autoRollback: autoRollback || undefined,
     };
-    try {
-      props.onCreated(await api<RolloutView>("POST", "/rollouts", { body }));
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    void run(async () => props.onCreated(await api<RolloutView>("POST", "/rollouts", { body })));
   };
 
   return (

@@ -1,4 +1,5 @@
 import type { RolloutDevice, RolloutView } from "@fieldgate/shared";
+import { TableHead } from "./list-table";
 
 type Counts = RolloutView["counts"];
 
@@ -39,21 +40,21 @@ export function PhaseTable(props: { rollout: RolloutView }) {
   return (
     <div class="table-wrap">
       <table aria-label="Phases">
-        <thead>
-          <tr>
-            <th scope="col">Phase</th>
-            <th scope="col">Up to</th>
-            <th scope="col">Devices</th>
-            <th scope="col">Pending</th>
-            <th scope="col">Running</th>
-            <th scope="col">Succeeded</th>
-            <th scope="col">Failed</th>
-            <th scope="col">Skipped</th>
-            <th scope="col">Cancelled</th>
-            <th scope="col">Rolled back</th>
-            <th scope="col">Progress</th>
-          </tr>
-        </thead>
+        <TableHead
+          columns={[
+            "Phase",
+            "Up to",
+            "Devices",
+            "Pending",
+            "Running",
+            "Succeeded",
+            "Failed",
+            "Skipped",
+            "Cancelled",
+            "Rolled back",
+            "Progress",
+          ]}
+        />
         <tbody>
           {rollout.phases.map((phase) => {
             const current = phase.index === rollout.currentPhase && rollout.state !== "completed";
@@ -107,19 +108,9 @@ export function RolloutDeviceTable(props: { devices: RolloutDevice[]; total: num
     <>
       <div class="table-wrap">
         <table aria-label="Devices in this rollout">
-          <thead>
-            <tr>
-              <th scope="col">Device</th>
-              <th scope="col">Phase</th>
-              <th scope="col">State</th>
-              <th scope="col">Job</th>
-              <th scope="col">Step</th>
-              <th scope="col">From version</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Rollback</th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={["Device", "Phase", "State", "Job", "Step", "From version", "Attempts", "Reason", "Rollback"]}
+          />
           <tbody>
             {props.devices.map((d) => (
               <tr key={d.device} class={`rollout-device state-${d.state}`}>

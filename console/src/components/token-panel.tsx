@@ -1,5 +1,8 @@
+import type { DeviceWithToken } from "@fieldgate/shared";
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { formatCountdown } from "../lib/format";
+import { Dialog } from "./dialog";
 
 /**
  * The one-time enrollment token, shown once: the cloud stores only its hash. The countdown is
@@ -46,5 +49,26 @@ export function TokenPanel(props: { uuid: string; token: string; windowExpiresAt
         )}
       </p>
     </section>
+  );
+}
+
+/** A dialog that says what happened (`children`), then shows the new token with its TokenPanel. */
+export function TokenDialog(props: {
+  title: string;
+  result: DeviceWithToken;
+  onClose: () => void;
+  children: ComponentChildren;
+}) {
+  const { result } = props;
+  return (
+    <Dialog title={props.title} onClose={props.onClose}>
+      {props.children}
+      <TokenPanel uuid={result.device.uuid} token={result.enrollmentToken} windowExpiresAt={result.windowExpiresAt} />
+      <div class="actions">
+        <button type="button" class="primary" onClick={props.onClose}>
+          Done
+        </button>
+      </div>
+    </Dialog>
   );
 }

@@ -1,23 +1,9 @@
 import type { Group } from "@fieldgate/shared";
-import { useCallback, useEffect, useState } from "preact/hooks";
-import { api } from "./api";
+import { useItems } from "./use-resource";
 
 /** The groups the session may read, in tree order, with a reload for after a change. */
 export function useGroups(): { groups: Group[] | undefined; error: unknown; reload: () => Promise<void> } {
-  const [groups, setGroups] = useState<Group[] | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
-  const reload = useCallback(async () => {
-    try {
-      const answer = await api<{ items: Group[] }>("GET", "/groups");
-      setGroups(answer.items);
-      setError(undefined);
-    } catch (caught) {
-      setError(caught);
-    }
-  }, []);
-  useEffect(() => {
-    void reload();
-  }, [reload]);
+  const { data: groups, error, reload } = useItems<Group>("/groups");
   return { groups, error, reload };
 }
 

@@ -1,14 +1,15 @@
 import type { BulkOperation, BulkReport, DeviceType } from "@fieldgate/shared";
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { BulkReportView, BulkTokens } from "../components/bulk-report";
 import { ConfirmDialog } from "../components/dialog";
-import { Field } from "../components/field";
+import { Field, SelectField, TextField } from "../components/field";
 import { FileDrop } from "../components/file-drop";
 import { ErrorNotice, PageHeader } from "../components/page";
 import { api, type Query } from "../lib/api";
 import { useGroups } from "../lib/groups";
 import { BULK_MAX_BYTES } from "../lib/limits";
 import { useSession } from "../lib/session";
+import { useResource } from "../lib/use-resource";
 
 const OPERATIONS: { value: BulkOperation; label: string; columns: string }[] = [
   {
@@ -66,7 +67,14 @@ export function BulkPage() {
   const session = useSession();
   const canWrite = session.can("devices:write");
   const { groups } = useGroups();
-  const [types, setTypes] = useState<DeviceType[]>([]);
+  const canReadTypes = session.can("types:read");
+  // Without types:read (or when they fail to load) the type choices offer none.
+  const types =
+    useResource(
+      async (signal) =>
+        canReadTypes ? (await api<{ items: DeviceType[] }>("GET", "/device-types", { signal })).items : [],
+      [canReadTypes],
+    ).data ?? [];
   const [operation, setOperation] = useState<BulkOperation>("import");
   const [options, setOptions] = useState<Options>(INITIAL);
   const [file, setFile] = useState<File | undefined>(undefined);
@@ -75,13 +83,6 @@ export function BulkPage() {
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
   const [confirmingDelete, setConfirmingDelete] = useState(false);
-
-  useEffect(() => {
-    if (!session.can("types:read")) return;
-    api<{ items: DeviceType[] }>("GET", "/device-types")
-      .then((answer) => setTypes(answer.items))
-      .catch(() => setTypes([]));
-  }, [session]);
 
   // Any change of what would be sent makes the last dry run stale.
   const change = <K extends keyof Options>(key: K, value: Options[K]) => {
@@ -131,6 +132,7 @@ export function BulkPage() {
   const described = OPERATIONS.find((op) => op.value === operation);
   const previewed = report?.dryRun === true;
   const groupOptions = (groups ?? []).filter((g) => session.can("devices:write", g.fullName));
+  const groupChoices = groupOptions.map((g) => ({ value: String(g.id), label: g.fullName }));
   const okRows = report?.summary.ok ?? 0;
 
   return (
@@ -173,34 +175,21 @@ export function BulkPage() {
         />
         {operation === "import" && (
           <>
-            <Field label="Name prefix" hint={<>Rows without a name get this prefix and a number, like press-8.</>}>
-              {(field) => (
-                <input
-                  {...field}
-                  name="namePrefix"
-                  maxLength={100}
-                  value={options.namePrefix}
-                  onInput={(e) => change("namePrefix", e.currentTarget.value)}
-                />
-              )}
-            </Field>
-            <Field label="Group of rows without one">
-              {(field) => (
-                <select
-                  {...field}
-                  name="group"
-                  value={options.group}
-                  onChange={(e) => change("group", e.currentTarget.value)}
-                >
-                  <option value="">Your own group</option>
-                  {groupOptions.map((g) => (
-                    <option key={g.id} value={String(g.id)}>
-                      {g.fullName}
-                    </option>
-                  ))}
-                </select>
-              )}
-            </Field>
+            <TextField
+              label="Name prefix"
+              hint="Rows without a name get this prefix and a number, like press-8."
+              name="namePrefix"
+              maxLength={100}
+              value={options.namePrefix}
+              onChange={(v) => change("namePrefix", v)}
+            />
+            <SelectField
+              label="Group of rows without one"
+              name="group"
+              value={options.group}
+              options={[{ value: "", label: "Your own group" }, ...groupChoices]}
+              onChange={(v) => change("group", v)}
+            />
             <TypeSelect
               label="Type of rows without one"
               types={types}
@@ -211,45 +200,30 @@ export function BulkPage() {
         )}
         {operation === "transfer" && (
           <>
-            <Field label="Target group">
-              {(field) => (
-                <select
-                  {...field}
-                  name="toGroup"
-                  required
-                  value={options.toGroup}
-                  onChange={(e) => change("toGroup", e.currentTarget.value)}
-                >
-                  <option value="" disabled>
-                    Choose a group
-                  </option>
-                  {groupOptions.map((g) => (
-                    <option key={g.id} value={String(g.id)}>
-                      {g.fullName}
-                    </option>
-                  ))}
-                </select>
-              )}
-            </Field>
+            <SelectField
+              label="Target group"
+              name="toGroup"
+              required
+              value={options.toGroup}
+              options={[{ value: "", label: "Choose a group", disabled: true }, ...groupChoices]}
+              onChange={(v) => change("toGroup", v)}
+            />
             <TypeSelect
               label="New type for all"
               types={types}
               value={options.toType}
               onChange={(v) => change("toType", v)}
             />
-            <Field label="History">
-              {(field) => (
-                <select
-                  {...field}
-                  name="history"
-                  value={options.history}
-                  onChange={(e) => change("history", e.currentTarget.value as Options["history"])}
-                >
-                  <option value="keep">Keep telemetry, events and logs</option>
-                  <option value="drop">Drop telemetry, events and logs</option>
-                </select>
-              )}
-            </Field>
+            <SelectField
+              label="History"
+              name="history"
+              value={options.history}
+              options={[
+                { value: "keep", label: "Keep telemetry, events and logs" },
+                { value: "drop", label: "Drop telemetry, events and logs" },
+              ]}
+              onChange={(v) => change("history", v as Options["history"])}
+            />
           </>
         )}
         {operation === "replace" && (
@@ -263,19 +237,16 @@ export function BulkPage() {
             Move the old devices' telemetry, events and logs to the new ones
           </label>
         )}
-        <Field label="Mode">
-          {(field) => (
-            <select
-              {...field}
-              name="mode"
-              value={options.mode}
-              onChange={(e) => change("mode", e.currentTarget.value as Options["mode"])}
-            >
-              <option value="atomic">All rows or none (atomic)</option>
-              <option value="rows">Each valid row (rows)</option>
-            </select>
-          )}
-        </Field>
+        <SelectField
+          label="Mode"
+          name="mode"
+          value={options.mode}
+          options={[
+            { value: "atomic", label: "All rows or none (atomic)" },
+            { value: "rows", label: "Each valid row (rows)" },
+          ]}
+          onChange={(v) => change("mode", v as Options["mode"])}
+        />
         <ErrorNotice error={error} />
         <div class="actions start">
           <button type="submit" class={previewed ? undefined : "primary"} disabled={!file || busy}>
@@ -314,17 +285,14 @@ export function BulkPage() {
 
 function TypeSelect(props: { label: string; types: DeviceType[]; value: string; onChange: (value: string) => void }) {
   return (
-    <Field label={props.label}>
-      {(field) => (
-        <select {...field} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
-          <option value="">None</option>
-          {props.types.map((t) => (
-            <option key={t.id} value={String(t.id)}>
-              {t.name} ({t.group.fullName})
-            </option>
-          ))}
-        </select>
-      )}
-    </Field>
+    <SelectField
+      label={props.label}
+      value={props.value}
+      options={[
+        { value: "", label: "None" },
+        ...props.types.map((t) => ({ value: String(t.id), label: `${t.name} (${t.group.fullName})` })),
+      ]}
+      onChange={props.onChange}
+    />
   );
 }

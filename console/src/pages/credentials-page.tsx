@@ -1,62 +1,40 @@
 import type { Credential, CredentialWithSecret, Group } from "@fieldgate/shared";
-import { useCallback, useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
-import { Field } from "../components/field";
+import { SelectField, TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect } from "../components/group-select";
+import { ListTable } from "../components/list-table";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RoleAccess, RoleTable } from "../components/role-access";
+import { RowActions } from "../components/row-actions";
 import { SecretPanel } from "../components/secret-panel";
 import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { useGroups } from "../lib/groups";
 import { ROLE_NAMES, writableAreas } from "../lib/roles";
 import { useSession } from "../lib/session";
+import { useConfirm } from "../lib/use-confirm";
+import { useItems } from "../lib/use-resource";
 
 /** API credentials per group, with a role: create and regenerate (the secret shown once), delete. */
 export function CredentialsPage() {
   const session = useSession();
   const { groups } = useGroups();
-  const [credentials, setCredentials] = useState<Credential[] | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
+  const { data: credentials, error, reload } = useItems<Credential>("/credentials");
   const [creating, setCreating] = useState(false);
   const [secret, setSecret] = useState<CredentialWithSecret | undefined>(undefined);
-  const [confirming, setConfirming] = useState<{ kind: "regenerate" | "delete"; credential: Credential }>();
-  const [confirmError, setConfirmError] = useState<unknown>(undefined);
-  const [busy, setBusy] = useState(false);
-
-  const reload = useCallback(async () => {
-    try {
-      setCredentials((await api<{ items: Credential[] }>("GET", "/credentials")).items);
-      setError(undefined);
-    } catch (caught) {
-      setError(caught);
-    }
-  }, []);
-  useEffect(() => {
-    void reload();
-  }, [reload]);
+  const confirming = useConfirm<{ kind: "regenerate" | "delete"; credential: Credential }>();
 
   const writableGroups = (groups ?? []).filter((g) => session.can("credentials:write", g.fullName));
-  const confirm = async () => {
-    if (!confirming) return;
-    const { kind, credential } = confirming;
-    setBusy(true);
-    setConfirmError(undefined);
-    try {
-      if (kind === "regenerate") {
-        setSecret(await api<CredentialWithSecret>("POST", `/credentials/${credential.id}/regenerate`));
-      } else {
-        await api("DELETE", `/credentials/${credential.id}`);
-        if (secret?.credential.id === credential.id) setSecret(undefined);
-      }
-      setConfirming(undefined);
-      await reload();
-    } catch (caught) {
-      setConfirmError(caught);
-    } finally {
-      setBusy(false);
+  const confirm = async ({ kind, credential }: { kind: "regenerate" | "delete"; credential: Credential }) => {
+    if (kind === "regenerate") {
+      setSecret(await api<CredentialWithSecret>("POST", `/credentials/${credential.id}/regenerate`));
+    } else {
+      await api("DELETE", `/credentials/${credential.id}`);
+      if (secret?.credential.id === credential.id) setSecret(undefined);
     }
+    void reload();
   };
 
   return (
@@ -82,63 +60,34 @@ export function CredentialsPage() {
       ) : credentials.length === 0 ? (
         <p>No API credentials in your groups.</p>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <caption class="visually-hidden">API credentials</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Id</th>
-                <th scope="col">Role</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {credentials.map((credential) => (
-                <tr key={credential.id}>
-                  <th scope="row">{credential.name}</th>
-                  <td class="mono">{credential.id}</td>
-                  <td>
-                    <RoleAccess role={credential.role} group={credential.group.fullName} />
-                  </td>
-                  <td>{formatTime(credential.createdAt)}</td>
-                  <td>{formatTime(credential.lastUsedAt)}</td>
-                  <td class="row-actions">
-                    {session.can("credentials:write", credential.group.fullName) && (
-                      <>
-                        <button
-                          type="button"
-                          aria-label={`Regenerate ${credential.name}`}
-                          onClick={() => {
-                            setConfirmError(undefined);
-                            setConfirming({ kind: "regenerate", credential });
-                          }}
-                        >
-                          Regenerate
-                        </button>
-                        <button
-                          type="button"
-                          class="danger"
-                          aria-label={`Delete ${credential.name}`}
-                          onClick={() => {
-                            setConfirmError(undefined);
-                            setConfirming({ kind: "delete", credential });
-                          }}
-                        >
-                          Delete
-                        </button>
-                      </>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable caption="API credentials" columns={["Name", "Id", "Role", "Created", "Last used"]} actions>
+          {credentials.map((credential) => (
+            <tr key={credential.id}>
+              <th scope="row">{credential.name}</th>
+              <td class="mono">{credential.id}</td>
+              <td>
+                <RoleAccess role={credential.role} group={credential.group.fullName} />
+              </td>
+              <td>{formatTime(credential.createdAt)}</td>
+              <td>{formatTime(credential.lastUsedAt)}</td>
+              <td class="row-actions">
+                {session.can("credentials:write", credential.group.fullName) && (
+                  <RowActions
+                    name={credential.name}
+                    actions={[
+                      { label: "Regenerate", onClick: () => confirming.ask({ kind: "regenerate", credential }) },
+                      {
+                        label: "Delete",
+                        danger: true,
+                        onClick: () => confirming.ask({ kind: "delete", credential }),
+                      },
+                    ]}
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </ListTable>
       )}
       <RoleTable />
       {creating && (
@@ -152,25 +101,25 @@ export function CredentialsPage() {
           }}
         />
       )}
-      {confirming && (
+      {confirming.target && (
         <ConfirmDialog
           title={
-            confirming.kind === "regenerate"
-              ? `Regenerate the secret of ${confirming.credential.name}?`
-              : `Delete API credential ${confirming.credential.name}?`
+            confirming.target.kind === "regenerate"
+              ? `Regenerate the secret of ${confirming.target.credential.name}?`
+              : `Delete API credential ${confirming.target.credential.name}?`
           }
-          confirmLabel={confirming.kind === "regenerate" ? "Regenerate secret" : "Delete credential"}
+          confirmLabel={confirming.target.kind === "regenerate" ? "Regenerate secret" : "Delete credential"}
           danger
-          busy={busy}
-          onClose={() => setConfirming(undefined)}
-          onConfirm={confirm}
+          busy={confirming.busy}
+          onClose={confirming.cancel}
+          onConfirm={() => confirming.confirm(confirm)}
         >
           <p>
-            {confirming.kind === "regenerate"
+            {confirming.target.kind === "regenerate"
               ? "A new secret is made and shown once; the current secret stops working at once, so everything using it must get the new one."
               : "The credential and its secret stop working at once."}
           </p>
-          <ErrorNotice error={confirmError} />
+          <ErrorNotice error={confirming.error} />
         </ConfirmDialog>
       )}
     </section>
@@ -194,18 +143,15 @@ function CreateCredentialDialog(props: {
         props.onDone(await api<CredentialWithSecret>("POST", "/credentials", { body: { name, group, role } }));
       }}
     >
-      <Field label="Name" hint={<>What uses it, like "ERP sync".</>}>
-        {(field) => (
-          <input
-            {...field}
-            name="name"
-            required
-            maxLength={128}
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+      <TextField
+        label="Name"
+        hint={<>What uses it, like "ERP sync".</>}
+        name="name"
+        required
+        maxLength={128}
+        value={name}
+        onChange={setName}
+      />
       <GroupSelect
         label="Group"
         groups={props.groups}
@@ -213,17 +159,13 @@ function CreateCredentialDialog(props: {
         onChange={setGroup}
         hint="It reaches this group and the groups below it."
       />
-      <Field label="Role">
-        {(field) => (
-          <select {...field} name="role" value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-            {ROLE_NAMES.map((r) => (
-              <option key={r} value={r}>
-                {r} (changes: {writableAreas(r)})
-              </option>
-            ))}
-          </select>
-        )}
-      </Field>
+      <SelectField
+        label="Role"
+        name="role"
+        value={role}
+        options={ROLE_NAMES.map((r) => ({ value: r, label: `${r} (changes: ${writableAreas(r)})` }))}
+        onChange={setRole}
+      />
     </FormDialog>
   );
 }

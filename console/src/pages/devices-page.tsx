@@ -25,6 +25,7 @@ import {
 import { downloadText, toCsv } from "../lib/format";
 import { useLive } from "../lib/live";
 import { useSession } from "../lib/session";
+import { useItems, useResource } from "../lib/use-resource";
 
 const EXPORT_PAGE = 1000;
 const number = new Intl.NumberFormat("en-US");
@@ -38,14 +39,12 @@ export function DevicesPage() {
   const session = useSession();
   const search = location.url.includes("?") ? location.url.slice(location.url.indexOf("?")) : "";
   const state = useMemo(() => stateFromSearch(search), [search]);
-  const [list, setList] = useState<DeviceList | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
   const [adding, setAdding] = useState(false);
   const [exporting, setExporting] = useState(false);
   const [exportError, setExportError] = useState<unknown>(undefined);
-  const [groups, setGroups] = useState<Group[]>([]);
-  const [types, setTypes] = useState<DeviceType[]>([]);
-  const request = useRef(0);
+  // Without them the add dialog offers no group or type choice; the list still works.
+  const groups = useItems<Group>("/groups").data ?? [];
+  const types = useItems<DeviceType>("/device-types").data ?? [];
 
   /** Moves to a new state; a changed filter or sort goes back to page 1. */
   const update = (change: Partial<DeviceListState>, keepPage = false) => {
@@ -54,38 +53,23 @@ export function DevicesPage() {
     location.route(`/${searchOf(next)}`, true);
   };
 
-  const load = async () => {
-    const mine = ++request.current;
-    try {
-      const answer = await api<DeviceList>("GET", "/devices", {
+  // A newer request (the filter changed again) drops the answer of the one before.
+  const {
+    data: list,
+    error,
+    reload: load,
+  } = useResource(
+    (signal) =>
+      api<DeviceList>("GET", "/devices", {
         query: { ...apiQueryOf(state), limit: state.limit, offset: state.offset },
-      });
-      if (mine !== request.current) return;
-      setList(answer);
-      setError(undefined);
-    } catch (failure) {
-      if (mine === request.current) setError(failure);
-    }
-  };
-
-  useEffect(() => {
-    void load();
-  }, [search]);
-
-  useEffect(() => {
-    api<{ items: Group[] }>("GET", "/groups")
-      .then((answer) => setGroups(answer.items))
-      .catch(() => setGroups([]));
-    api<{ items: DeviceType[] }>("GET", "/device-types")
-      .then((answer) => setTypes(answer.items))
-      .catch(() => setTypes([]));
-  }, []);
+        signal,
+      }),
+    [search],
+  );
 
   // Live: a device event (or a poll tick) re-reads the page; see the useLive call below.
   const shown = useMemo(() => new Set(list?.items.map((d) => d.uuid)), [list]);
   const debounce = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
-  const loadRef = useRef(load);
-  loadRef.current = load;
   // Any device's change may add it to the filter or the page (a new device, a move, a status the
   // filter asks for): re-read at most once a second, so a fleet's burst costs one request.
   useLive(
@@ -95,7 +79,7 @@ export function DevicesPage() {
       const delay = event.kind === "device" && shown.has(event.uuid) ? 300 : 1000;
       debounce.current = setTimeout(() => {
         debounce.current = undefined;
-        void loadRef.current();
+        void load();
       }, delay);
     },
   );

@@ -1,41 +1,27 @@
-import { useEffect, useState } from "preact/hooks";
 import { FirmwareList } from "../components/firmware-list";
 import { FirmwareUpload } from "../components/firmware-upload";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
-import { api } from "../lib/api";
 import type { FirmwareImage } from "../lib/firmware";
 import { useSession } from "../lib/session";
+import { useItems } from "../lib/use-resource";
 
 /** /firmware: the organization's images; upload and delete for `firmware:write`. */
 export function FirmwarePage() {
   const session = useSession();
   const canWrite = session.can("firmware:write");
-  const [images, setImages] = useState<FirmwareImage[] | null>(null);
-  const [error, setError] = useState<unknown>(null);
-
-  const load = async () => {
-    try {
-      setImages((await api<{ items: FirmwareImage[] }>("GET", "/firmware")).items);
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  };
-  useEffect(() => {
-    void load();
-  }, []);
+  const { data: images, error, reload } = useItems<FirmwareImage>("/firmware");
 
   return (
     <section>
       <PageHeader title="Firmware" />
-      {canWrite && <FirmwareUpload onUploaded={() => void load()} />}
+      {canWrite && <FirmwareUpload onUploaded={() => void reload()} />}
       <section aria-labelledby="images-title">
         <h2 id="images-title">Images</h2>
         <ErrorNotice error={error} />
-        {images === null ? (
+        {images === undefined ? (
           !error && <Loading />
         ) : (
-          <FirmwareList images={images} canWrite={canWrite} onDeleted={() => void load()} />
+          <FirmwareList images={images} canWrite={canWrite} onDeleted={() => void reload()} />
         )}
       </section>
     </section>

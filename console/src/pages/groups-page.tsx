@@ -1,7 +1,7 @@
 import type { Group } from "@fieldgate/shared";
 import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
-import { Field } from "../components/field";
+import { DescriptionField, TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
 import { GroupSelect, TimezoneSelect } from "../components/group-select";
 import { GroupTree } from "../components/group-tree";
@@ -10,6 +10,7 @@ import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { useGroups } from "../lib/groups";
 import { useSession } from "../lib/session";
+import { useAction } from "../lib/use-confirm";
 
 type Editing =
   | { kind: "create"; parentId?: number }
@@ -147,30 +148,8 @@ function CreateGroupDialog(props: {
       }}
     >
       <GroupSelect label="Parent group" name="parent" groups={props.parents} value={parent} onChange={setParent} />
-      <Field label="Name" hint={<>No slashes; unique among its sibling groups.</>}>
-        {(field) => (
-          <input
-            {...field}
-            name="name"
-            required
-            maxLength={64}
-            pattern="[^\/]+"
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field label="Description">
-        {(field) => (
-          <textarea
-            {...field}
-            name="description"
-            maxLength={1024}
-            value={description}
-            onInput={(e) => setDescription(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+      <GroupNameField value={name} onChange={setName} hint="No slashes; unique among its sibling groups." />
+      <DescriptionField value={description} onChange={setDescription} />
       <TimezoneSelect
         value={timezone}
         onChange={setTimezone}
@@ -194,30 +173,8 @@ function EditGroupDialog(props: { group: Group; onClose: () => void; onDone: () 
         props.onDone();
       }}
     >
-      <Field label="Name">
-        {(field) => (
-          <input
-            {...field}
-            name="name"
-            required
-            maxLength={64}
-            pattern="[^\/]+"
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        )}
-      </Field>
-      <Field label="Description">
-        {(field) => (
-          <textarea
-            {...field}
-            name="description"
-            maxLength={1024}
-            value={description}
-            onInput={(e) => setDescription(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+      <GroupNameField value={name} onChange={setName} />
+      <DescriptionField value={description} onChange={setDescription} />
       <TimezoneSelect value={timezone} onChange={setTimezone} />
     </FormDialog>
   );
@@ -245,28 +202,21 @@ function MoveGroupDialog(props: { group: Group; parents: Group[]; onClose: () =>
 }
 
 function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(undefined);
+  const action = useAction();
   const [recursive, setRecursive] = useState(false);
   return (
     <ConfirmDialog
       title={`Delete group ${props.group.name}?`}
       confirmLabel={recursive ? "Delete group and everything in it" : "Delete group"}
       danger
-      busy={busy}
+      busy={action.busy}
       onClose={props.onClose}
-      onConfirm={async () => {
-        setBusy(true);
-        setError(undefined);
-        try {
+      onConfirm={() =>
+        action.run(async () => {
           await api("DELETE", `/groups/${props.group.id}`, { query: { recursive: recursive || undefined } });
           props.onDone();
-        } catch (caught) {
-          setError(caught);
-        } finally {
-          setBusy(false);
-        }
-      }}
+        })
+      }
     >
       <p>
         The group <span class="mono">{props.group.fullName}</span> is deleted. A group that still holds devices or
@@ -277,7 +227,11 @@ function DeleteGroupDialog(props: { group: Group; onClose: () => void; onDone: (
         Also delete everything in it: its sub-groups, their devices with all their data, device types and API
         credentials
       </label>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={action.error} />
     </ConfirmDialog>
   );
+}
+
+function GroupNameField(props: { value: string; onChange: (name: string) => void; hint?: string }) {
+  return <TextField label="Name" name="name" required maxLength={64} pattern="[^\/]+" {...props} />;
 }

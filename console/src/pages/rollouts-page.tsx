@@ -1,7 +1,8 @@
 import type { RolloutDeviceList, RolloutView } from "@fieldgate/shared";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { useLocation, useRoute } from "preact-iso";
 import { ConfirmDialog, Dialog } from "../components/dialog";
+import { TableHead } from "../components/list-table";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RolloutForm } from "../components/rollout-form";
 import { PhaseTable, RolloutBar, RolloutDeviceTable, stateText } from "../components/rollout-progress";
@@ -9,30 +10,19 @@ import { api } from "../lib/api";
 import { formatRelative, formatTime } from "../lib/format";
 import { useLive } from "../lib/live";
 import { useSession } from "../lib/session";
+import { useAction } from "../lib/use-confirm";
+import { useItems, useResource } from "../lib/use-resource";
 
 /** /rollouts: every rollout the session may read, newest first, kept current live; "New rollout" for writers. */
 export function RolloutsPage() {
   const session = useSession();
   const location = useLocation();
   const canWrite = session.can("firmware:write");
-  const [rollouts, setRollouts] = useState<RolloutView[] | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const { data: rollouts, error, reload } = useItems<RolloutView>("/rollouts");
   const [creating, setCreating] = useState(false);
-
-  const load = async () => {
-    try {
-      setRollouts((await api<{ items: RolloutView[] }>("GET", "/rollouts")).items);
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  };
-  useEffect(() => {
-    void load();
-  }, []);
   useLive(
     (event) => event.kind === "rollout",
-    () => void load(),
+    () => void reload(),
   );
 
   return (
@@ -45,23 +35,14 @@ export function RolloutsPage() {
         )}
       </PageHeader>
       <ErrorNotice error={error} />
-      {rollouts === null ? (
+      {rollouts === undefined ? (
         !error && <Loading />
       ) : rollouts.length === 0 ? (
         <p>No rollouts yet.</p>
       ) : (
         <div class="table-wrap">
           <table aria-label="Rollouts">
-            <thead>
-              <tr>
-                <th scope="col">Rollout</th>
-                <th scope="col">Image</th>
-                <th scope="col">State</th>
-                <th scope="col">Phase</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Rollout", "Image", "State", "Phase", "Progress", "Created"]} />
             <tbody>
               {rollouts.map((r) => (
                 <tr key={r.id} class={`rollout-row state-${r.state}`}>
@@ -110,52 +91,40 @@ export function RolloutPage() {
   const id = Number(params.id);
   const session = useSession();
   const canWrite = session.can("firmware:write");
-  const [rollout, setRollout] = useState<RolloutView | null>(null);
-  const [devices, setDevices] = useState<RolloutDeviceList | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [actionError, setActionError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error: actionError, run, clearError } = useAction();
   const [confirmAbort, setConfirmAbort] = useState(false);
   const members = useRef(new Set<string>());
 
-  const load = async () => {
-    try {
+  const loaded = useResource(
+    async (signal) => {
       const [view, list] = await Promise.all([
-        api<RolloutView>("GET", `/rollouts/${id}`),
-        api<RolloutDeviceList>("GET", `/rollouts/${id}/devices`),
+        api<RolloutView>("GET", `/rollouts/${id}`, { signal }),
+        api<RolloutDeviceList>("GET", `/rollouts/${id}/devices`, { signal }),
       ]);
-      setRollout(view);
-      setDevices(list);
       members.current = new Set(list.items.map((d) => d.device));
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  };
-  useEffect(() => {
-    setRollout(null);
-    setDevices(null);
-    void load();
-  }, [id]);
+      return { id, view, list };
+    },
+    [id],
+  );
+  const { error, reload } = loaded;
+  // What the last action answered stands until a newer load arrives.
+  const [acted, setActed] = useState<{ view: RolloutView; at: number } | undefined>(undefined);
+  // Another rollout's answer is not shown while this one loads.
+  const current = loaded.data?.id === id ? loaded.data : undefined;
+  const rollout = acted && acted.view.id === id && acted.at >= loaded.loadedAt ? acted.view : current?.view;
+  const devices = current?.list;
   useLive(
     (event) =>
       (event.kind === "rollout" && event.id === id) || (event.kind === "job" && members.current.has(event.uuid)),
-    () => void load(),
+    () => void reload(),
   );
 
-  const act = async (action: Action) => {
-    setBusy(true);
-    setActionError(null);
-    try {
-      setRollout(await api<RolloutView>("POST", `/rollouts/${id}/${action}`));
+  const act = (action: Action) =>
+    run(async () => {
+      setActed({ view: await api<RolloutView>("POST", `/rollouts/${id}/${action}`), at: Date.now() });
       setConfirmAbort(false);
-      void load();
-    } catch (err) {
-      setActionError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+      void reload();
+    });
 
   if (!rollout) {
     return (
@@ -189,7 +158,7 @@ export function RolloutPage() {
             class="danger"
             disabled={busy}
             onClick={() => {
-              setActionError(null);
+              clearError();
               setConfirmAbort(true);
             }}
           >

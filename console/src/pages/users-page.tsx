@@ -1,26 +1,27 @@
 import type { Group, User } from "@fieldgate/shared";
-import { useCallback, useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { ConfirmDialog } from "../components/dialog";
-import { Field } from "../components/field";
+import { TextField } from "../components/field";
 import { FormDialog } from "../components/form-dialog";
+import { ListTable } from "../components/list-table";
 import { ErrorNotice, Loading, PageHeader } from "../components/page";
 import { RoleAccess, RoleTable } from "../components/role-access";
 import { type RoleBinding, RoleEditor } from "../components/role-editor";
+import { RowActions } from "../components/row-actions";
 import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
 import { rootNameOf, useGroups } from "../lib/groups";
 import { PASSWORD_MIN_LENGTH } from "../lib/limits";
 import { useSession } from "../lib/session";
+import { useConfirm } from "../lib/use-confirm";
+import { useResource } from "../lib/use-resource";
 
 /** Users of the organization with their roles on groups; admins of the root group manage them. */
 export function UsersPage() {
   const session = useSession();
   const { groups } = useGroups();
-  const [users, setUsers] = useState<User[] | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
   const [editing, setEditing] = useState<{ user?: User } | undefined>(undefined);
-  const [deleting, setDeleting] = useState<User | undefined>(undefined);
-  const [deleteError, setDeleteError] = useState<unknown>(undefined);
+  const deleting = useConfirm<User>();
 
   // Users belong to the organization: reading them takes users:read on its root group, and
   // changing them users:write there.
@@ -28,31 +29,21 @@ export function UsersPage() {
   const canRead = root !== undefined && session.can("users:read", root);
   const canWrite = root !== undefined && session.can("users:write", root);
 
-  const reload = useCallback(async () => {
-    if (!canRead) return;
-    try {
-      setUsers((await api<{ items: User[] }>("GET", "/users")).items);
-      setError(undefined);
-    } catch (caught) {
-      setError(caught);
-    }
-  }, [canRead]);
-  useEffect(() => {
-    void reload();
-  }, [reload]);
+  const {
+    data: users,
+    error,
+    reload,
+  } = useResource(
+    async (signal) => (canRead ? (await api<{ items: User[] }>("GET", "/users", { signal })).items : undefined),
+    [canRead],
+  );
   const done = async () => {
     setEditing(undefined);
     await reload();
   };
   const remove = async (user: User) => {
-    setDeleteError(undefined);
-    try {
-      await api("DELETE", `/users/${user.id}`);
-      setDeleting(undefined);
-      await reload();
-    } catch (caught) {
-      setDeleteError(caught);
-    }
+    await api("DELETE", `/users/${user.id}`);
+    void reload();
   };
 
   return (
@@ -71,74 +62,50 @@ export function UsersPage() {
       ) : !users ? (
         !error && <Loading />
       ) : (
-        <div class="table-wrap">
-          <table>
-            <caption class="visually-hidden">Users</caption>
-            <thead>
-              <tr>
-                <th scope="col">Email</th>
-                <th scope="col">Name</th>
-                <th scope="col">Roles</th>
-                <th scope="col">Last login</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.map((user) => (
-                <tr key={user.id}>
-                  <th scope="row">{user.email}</th>
-                  <td>{user.name}</td>
-                  <td>
-                    {user.roles.length === 0
-                      ? "none"
-                      : user.roles.map((r) => (
-                          <RoleAccess key={`${r.group.id}-${r.role}`} role={r.role} group={r.group.fullName} />
-                        ))}
-                  </td>
-                  <td>{formatTime(user.lastLoginAt)}</td>
-                  <td class="row-actions">
-                    {canWrite && (
-                      <>
-                        <button type="button" aria-label={`Edit ${user.email}`} onClick={() => setEditing({ user })}>
-                          Edit
-                        </button>
-                        <button
-                          type="button"
-                          class="danger"
-                          aria-label={`Delete ${user.email}`}
-                          onClick={() => {
-                            setDeleteError(undefined);
-                            setDeleting(user);
-                          }}
-                        >
-                          Delete
-                        </button>
-                      </>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable caption="Users" columns={["Email", "Name", "Roles", "Last login"]} actions>
+          {users.map((user) => (
+            <tr key={user.id}>
+              <th scope="row">{user.email}</th>
+              <td>{user.name}</td>
+              <td>
+                {user.roles.length === 0
+                  ? "none"
+                  : user.roles.map((r) => (
+                      <RoleAccess key={`${r.group.id}-${r.role}`} role={r.role} group={r.group.fullName} />
+                    ))}
+              </td>
+              <td>{formatTime(user.lastLoginAt)}</td>
+              <td class="row-actions">
+                {canWrite && (
+                  <RowActions
+                    name={user.email}
+                    actions={[
+                      { label: "Edit", onClick: () => setEditing({ user }) },
+                      { label: "Delete", danger: true, onClick: () => deleting.ask(user) },
+                    ]}
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </ListTable>
       )}
       {editing && (
         <UserDialog user={editing.user} groups={groups ?? []} onClose={() => setEditing(undefined)} onDone={done} />
       )}
-      {deleting && (
+      {deleting.target && (
         <ConfirmDialog
-          title={`Delete user ${deleting.email}?`}
+          title={`Delete user ${deleting.target.email}?`}
           confirmLabel="Delete user"
           danger
-          onClose={() => setDeleting(undefined)}
-          onConfirm={() => remove(deleting)}
+          busy={deleting.busy}
+          onClose={deleting.cancel}
+          onConfirm={() => deleting.confirm(remove)}
         >
           <p>
-            <span class="mono">{deleting.email}</span> can no longer log in; their sessions end now.
+            <span class="mono">{deleting.target.email}</span> can no longer log in; their sessions end now.
           </p>
-          <ErrorNotice error={deleteError} />
+          <ErrorNotice error={deleting.error} />
         </ConfirmDialog>
       )}
     </section>
@@ -173,48 +140,34 @@ function UserDialog(props: { user?: User; groups: Group[]; onClose: () => void; 
       onSubmit={submit}
     >
       {!user && (
-        <Field label="Email">
-          {(field) => (
-            <input
-              {...field}
-              name="email"
-              type="email"
-              required
-              maxLength={254}
-              autoComplete="off"
-              value={email}
-              onInput={(e) => setEmail(e.currentTarget.value)}
-            />
-          )}
-        </Field>
+        <TextField
+          label="Email"
+          name="email"
+          type="email"
+          required
+          maxLength={254}
+          autoComplete="off"
+          value={email}
+          onChange={setEmail}
+        />
       )}
-      <Field label="Name">
-        {(field) => (
-          <input {...field} name="name" maxLength={128} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-        )}
-      </Field>
-      <Field
+      <TextField label="Name" name="name" maxLength={128} value={name} onChange={setName} />
+      <TextField
         label={user ? "New password" : "Password"}
         hint={
           <>
             At least {PASSWORD_MIN_LENGTH} characters.{user ? " Empty keeps it; a new one ends their sessions." : ""}
           </>
         }
-      >
-        {(field) => (
-          <input
-            {...field}
-            name="password"
-            type="password"
-            autoComplete="new-password"
-            required={!user}
-            minLength={PASSWORD_MIN_LENGTH}
-            maxLength={1024}
-            value={password}
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        )}
-      </Field>
+        name="password"
+        type="password"
+        autoComplete="new-password"
+        required={!user}
+        minLength={PASSWORD_MIN_LENGTH}
+        maxLength={1024}
+        value={password}
+        onChange={setPassword}
+      />
       <RoleEditor groups={props.groups} value={roles} onChange={setRoles} />
     </FormDialog>
   );
