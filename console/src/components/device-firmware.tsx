@@ -1,6 +1,7 @@
 import type { Device } from "@fieldgate/shared";
 import { api } from "../lib/api";
 import { formatTime } from "../lib/format";
+import { JOB_OUTCOMES as OUTCOME, JOB_STEPS as STEPS } from "../lib/jobs";
 import { useResource } from "../lib/use-resource";
 import { ScrollBox, Section } from "./device-sections";
 import { TableHead } from "./list-table";
@@ -30,24 +31,6 @@ interface Job {
   timeoutAt: string;
   steps?: JobStep[];
 }
-
-/** The update's steps in order (docs/updates.md "States"). */
-const STEPS: { key: string; label: string }[] = [
-  { key: "QUEUED", label: "Queued" },
-  { key: "CHECKING_PERMISSIONS", label: "Checking permissions" },
-  { key: "DOWNLOADING", label: "Downloading" },
-  { key: "VERIFYING", label: "Verifying" },
-  { key: "INSTALLING", label: "Installing" },
-  { key: "ACTIVATING", label: "Activating" },
-  { key: "CONFIRMING", label: "Confirming" },
-];
-const OUTCOME: Record<string, string> = {
-  SUCCEEDED: "Succeeded",
-  FAILED: "Failed",
-  ROLLED_BACK: "Rolled back",
-  REJECTED: "Rejected",
-  CANCELLED: "Cancelled",
-};
 
 function firmwareName(job: Job): string {
   return job.firmware.name ? `${job.firmware.name}@${job.firmware.version ?? "?"}` : (job.firmware.version ?? "?");

@@ -1,4 +1,5 @@
 import type { RolloutDevice, RolloutView } from "@fieldgate/shared";
+import { isFinishedJob } from "../lib/jobs";
 import { TableHead } from "./list-table";
 
 type Counts = RolloutView["counts"];
@@ -91,12 +92,10 @@ function jobText(device: RolloutDevice): string {
   return job.status;
 }
 
-/** A finished job has no current step: its status says how it ended (the steps are on the device page). */
-const FINISHED = new Set(["SUCCEEDED", "FAILED", "ROLLED_BACK", "REJECTED", "CANCELLED"]);
-
 function stepText(device: RolloutDevice): string {
   const job = device.job;
-  if (!job?.step || FINISHED.has(job.status)) return "";
+  // A finished job's status says how it ended; its steps are on the device page.
+  if (!job?.step || isFinishedJob(job.status)) return "";
   const progress =
     job.progress && job.progress.total > 0 ? ` ${Math.floor((job.progress.done / job.progress.total) * 100)}%` : "";
   return `${job.step}${progress}`;
