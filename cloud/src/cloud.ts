@@ -1,6 +1,5 @@
 import fs from "node:fs";
 import { deviceTopic, FieldgateError, SchemaValidator } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import { AccessPolicy } from "./access/access-policy.js";
 import { ApiServer } from "./api/api-server.js";
@@ -32,7 +31,7 @@ import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
 import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
-import { openDatabase } from "./storage/database.js";
+import { type CloudDatabase, openCloudDatabase } from "./storage/cloud-database.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
 import { LoginThrottle, MAX_TRACKED_LOGINS } from "./users/login-throttle.js";
 import { UserDirectory } from "./users/user-directory.js";
@@ -41,7 +40,7 @@ import { UserDirectory } from "./users/user-directory.js";
 
 /** The cloud's composition root: wires storage, CA, registry, enrollment, broker and API. */
 export class Cloud {
-  private db: Database.Database | undefined;
+  private database: CloudDatabase | undefined;
   private broker: MqttBroker | undefined;
   private api: ApiServer | undefined;
   private keepalive: KeepaliveMonitor | undefined;
@@ -76,8 +75,17 @@ export class Cloud {
     const firmwareKeys = new FirmwareKeys(this.config.firmwareSigningKey);
     // A broken key file is an error now, naming the file, not at the first upload.
     firmwareKeys.trusted();
-    const db = openDatabase(files.database);
-    this.db = db;
+    const database = await openCloudDatabase(this.config.database ?? { kind: "sqlite", file: files.database });
+    this.database = database;
+    const db = database.embedded;
+    if (db === undefined) {
+      // Until every store is written against `database` (issue #14, in progress).
+      throw new FieldgateError(
+        "CONFIG_INVALID",
+        "--database: this build runs on the embedded database only",
+        "database",
+      );
+    }
     this.checkpointer = new WalCheckpointer(db, {
       file: files.database,
       logger: this.logger.child({ component: "storage" }),
@@ -336,7 +344,7 @@ export class Cloud {
     this.logRetention?.stop();
     this.live?.close();
     await this.checkpointer?.stop();
-    this.db?.close();
+    await this.database?.close();
     if (this.lock) {
       fs.rmSync(dataFiles(this.config.dataDir).runtime, { force: true });
       this.lock.release();

@@ -102,6 +102,10 @@ export const ERROR_CODES = {
     status: 409,
     message: "Another fieldgate-cloud process uses this data directory; stop it or use another --data-dir",
   },
+  DATABASE_UNAVAILABLE: {
+    status: 503,
+    message: "The cloud's database cannot be used; start it or fix --database",
+  },
   NOT_ENROLLED: { status: 409, message: "The agent has no operational identity yet" },
   CLOUD_UNREACHABLE: { status: 503, message: "The cloud cannot be reached" },
   STORAGE_FULL: {

@@ -88,6 +88,10 @@ export function serveCommand(io: CliIo, version: string): Command {
       "window of --auth-failure-limit (env FIELDGATE_AUTH_FAILURE_WINDOW, default 15m)",
     )
     .option(
+      "--database <url>",
+      "PostgreSQL to keep the cloud's state in, postgres://user@host:5432/db (env FIELDGATE_DATABASE; default: the embedded <data-dir>/cloud.db)",
+    )
+    .option(
       "--login-delay <duration>",
       "after five wrong passwords for one account, the wait before its next try, doubling up to 60s (env FIELDGATE_LOGIN_DELAY, default 1s)",
     )

@@ -1,9 +1,12 @@
 import path from "node:path";
 import { FieldgateError, parseDuration } from "@fieldgate/shared";
+import { type DatabaseTarget, parseDatabaseUrl } from "../storage/cloud-database.js";
 
 /** The validated, frozen settings of `fieldgate-cloud serve`. */
 export interface CloudConfig {
   readonly dataDir: string;
+  /** PostgreSQL (`--database`), or the embedded SQLite file `<data-dir>/cloud.db` when undefined. */
+  readonly database: DatabaseTarget | undefined;
   readonly host: string;
   readonly httpPort: number;
   readonly mqttPort: number;
@@ -49,6 +52,7 @@ export interface ListenerLimits {
 /** Raw option values, from flags with environment fallbacks already applied. */
 export interface CloudConfigInput {
   dataDir?: string;
+  database?: string;
   host?: string;
   httpPort?: string;
   mqttPort?: string;
@@ -80,6 +84,7 @@ export interface CloudConfigInput {
 /** Every serve flag and the environment variable that sets it when the flag is absent. */
 export const CLOUD_ENV = {
   dataDir: "FIELDGATE_DATA_DIR",
+  database: "FIELDGATE_DATABASE",
   host: "FIELDGATE_HOST",
   httpPort: "FIELDGATE_HTTP_PORT",
   mqttPort: "FIELDGATE_MQTT_PORT",
@@ -172,8 +177,10 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   }
   const limits = resolveLimits(pick);
   const dataDir = path.resolve(pick("dataDir") ?? "./data");
+  const databaseText = pick("database");
   return Object.freeze({
     dataDir,
+    database: databaseText === undefined || databaseText === "" ? undefined : parseDatabaseUrl(databaseText),
     host: pick("host") ?? "0.0.0.0",
     httpPort: port("http-port", pick("httpPort") ?? "8443"),
     mqttPort: port("mqtt-port", pick("mqttPort") ?? "8883"),

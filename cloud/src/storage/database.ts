@@ -1,12 +1,18 @@
 import fs from "node:fs";
 import path from "node:path";
+import { FieldgateError } from "@fieldgate/shared";
 import Database from "better-sqlite3";
 import { registerNaturalSort } from "./natural-sort.js";
+import { POSTGRES_BASELINE } from "./postgres-schema.js";
 
-/** One migration: applied once, in order, inside a transaction. */
+/**
+ * One migration: applied once, in order, inside a transaction. `sql` is its SQLite form;
+ * `postgres` its PostgreSQL form, required from POSTGRES_FIRST_VERSION on (cloud-database.ts).
+ */
 export interface Migration {
   version: number;
   sql: string;
+  postgres?: string;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -452,6 +458,7 @@ export const MIGRATIONS: readonly Migration[] = [
         last_used_at INTEGER
       );
     `,
+    postgres: POSTGRES_BASELINE,
   },
 ];
 
@@ -482,6 +489,16 @@ export function migrate(db: Database.Database, migrations: readonly Migration[])
   const applied = new Set(
     (db.prepare("SELECT version FROM schema_migrations").all() as { version: number }[]).map((r) => r.version),
   );
+  const newest = Math.max(0, ...applied);
+  const known = Math.max(0, ...versions);
+  if (newest > known) {
+    db.close();
+    throw new FieldgateError(
+      "DATABASE_UNAVAILABLE",
+      `the database is at schema version ${newest}, newer than this fieldgate-cloud knows (${known}); run the newer release, or restore a backup taken before the upgrade`,
+      "database",
+    );
+  }
   for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
     if (applied.has(m.version)) continue;
     db.transaction(() => {
