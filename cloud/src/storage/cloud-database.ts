@@ -202,3 +202,35 @@ function unavailable(description: string, err: unknown): FieldgateError {
     "database",
   );
 }
+
+/**
+ * What a store runs a query on: its own handle, or a transaction another store began, so one
+ * commit can span the tables of several owners (each still issues only its own SQL).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: an executor crosses owners; each store narrows it to its own tables.
+export type Executor = Kysely<any>;
+
+/** Whether `err` is a unique or primary-key violation, on either backend. */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "23505";
+}
+
+/** Whether `err` is a foreign-key violation, on either backend. */
+export function isForeignKeyViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "SQLITE_CONSTRAINT_FOREIGNKEY" || code === "23503";
+}
+
+/** The rows an UPDATE, DELETE or INSERT touched, as a number (Kysely reports bigint). */
+export function affectedRows(
+  result:
+    | { numUpdatedRows?: bigint; numDeletedRows?: bigint; numInsertedOrUpdatedRows?: bigint }
+    | readonly { numUpdatedRows?: bigint; numDeletedRows?: bigint; numInsertedOrUpdatedRows?: bigint }[],
+): number {
+  const list = Array.isArray(result) ? result : [result];
+  return list.reduce(
+    (sum, r) => sum + Number(r.numUpdatedRows ?? r.numDeletedRows ?? r.numInsertedOrUpdatedRows ?? 0n),
+    0,
+  );
+}
