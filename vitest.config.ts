@@ -8,6 +8,7 @@ export default defineConfig({
   },
   test: {
     include: ["{shared,cloud,agent,console}/test/**/*.test.ts", "test/**/*.test.ts"],
+    globalSetup: ["test/support/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -4,6 +4,7 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
+import { cloudDatabaseFor } from "./test-database.js";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 export const cloudBin = path.join(repoRoot, "cloud/dist/cli/main.js");
@@ -58,9 +59,14 @@ export function serveArgs(dataDir: string, ...extra: string[]): string[] {
 
 export async function startCloud(options: { args?: string[]; dataDir?: string } = {}): Promise<CloudProcess> {
   const dataDir = options.dataDir ?? tempDir("cloud");
+  const database = await cloudDatabaseFor(dataDir);
   const child = spawn(process.execPath, serveArgs(dataDir, ...(options.args ?? [])), {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, FIELDGATE_LOG_LEVEL: "debug" },
+    env: {
+      ...process.env,
+      FIELDGATE_LOG_LEVEL: "debug",
+      ...(database !== undefined && { FIELDGATE_DATABASE: database }),
+    },
   });
   const logs: string[] = [];
   const terminal: string[] = [];

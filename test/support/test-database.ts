@@ -38,7 +38,8 @@ export async function scratchTarget(server: string | null = testPostgresServer()
       drop: async () => fs.rmSync(dir, { recursive: true, force: true }),
     };
   }
-  const name = `fg_test_${process.pid}_${randomBytes(4).toString("hex")}`;
+  // Named by the run (test/support/global-setup.ts drops the run's leftovers at its end).
+  const name = `fg_test_${testRunId()}_${randomBytes(4).toString("hex")}`;
   await onServer(server, `CREATE DATABASE ${name} TEMPLATE template0`);
   const url = new URL(server);
   url.pathname = `/${name}`;
@@ -73,6 +74,41 @@ export const BACKENDS: { name: string; server: string | null }[] = [
   { name: "sqlite", server: null },
   { name: "postgres", server: LOCAL_POSTGRES },
 ];
+
+/** This test run's tag in database names; set by the global set-up, or per process when run alone. */
+function testRunId(): string {
+  return (process.env.FIELDGATE_TEST_RUN ?? `p${process.pid}`).replace(/[^a-z0-9]/g, "");
+}
+
+/** Drops every database this run created and left behind (a test that crashed before its dispose). */
+export async function dropRunDatabases(server: string, run: string): Promise<void> {
+  const client = new pg.Client({ connectionString: server });
+  await client.connect();
+  try {
+    const rows = await client.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE $1", [
+      `fg\\_test\\_${run}\\_%`,
+    ]);
+    for (const { datname } of rows.rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The database a test's cloud process runs on: none (its data dir's embedded one) unless the suite
+ * runs on PostgreSQL, then one fresh database per data dir, so a restarted cloud finds its state.
+ */
+const cloudDatabases = new Map<string, Promise<string | undefined>>();
+export function cloudDatabaseFor(dataDir: string): Promise<string | undefined> {
+  const server = testPostgresServer();
+  if (server === undefined) return Promise.resolve(undefined);
+  let url = cloudDatabases.get(dataDir);
+  if (url === undefined) {
+    url = scratchTarget(server).then((scratch) => scratch.url);
+    cloudDatabases.set(dataDir, url);
+  }
+  return url;
+}
 
 async function onServer(server: string, statement: string): Promise<void> {
   const client = new pg.Client({ connectionString: server });
