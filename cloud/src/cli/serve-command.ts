@@ -89,7 +89,7 @@ export function serveCommand(io: CliIo, version: string): Command {
     )
     .option(
       "--database <url>",
-      "PostgreSQL to keep the cloud's state in, postgres://user@host:5432/db (env FIELDGATE_DATABASE; default: the embedded <data-dir>/cloud.db)",
+      "PostgreSQL to keep the cloud's state in, postgres://user@host:5432/db (env FIELDGATE_DATABASE; default: the embedded <data-dir>/fieldgate.db)",
     )
     .option(
       "--login-delay <duration>",

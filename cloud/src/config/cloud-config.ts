@@ -5,7 +5,7 @@ import { type DatabaseTarget, parseDatabaseUrl } from "../storage/cloud-database
 /** The validated, frozen settings of `fieldgate-cloud serve`. */
 export interface CloudConfig {
   readonly dataDir: string;
-  /** PostgreSQL (`--database`), or the embedded SQLite file `<data-dir>/cloud.db` when undefined. */
+  /** PostgreSQL (`--database`), or the embedded SQLite file `<data-dir>/fieldgate.db` when undefined. */
   readonly database: DatabaseTarget | undefined;
   readonly host: string;
   readonly httpPort: number;
