@@ -9,6 +9,7 @@ import path from "node:path";
 import readline from "node:readline";
 import tls from "node:tls";
 import Database from "better-sqlite3";
+import pg from "pg";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 export const cloudBin = path.join(repoRoot, "cloud/dist/cli/main.js");
@@ -364,6 +365,96 @@ export function sqliteInsertRate(dir, ms, batch = 1000) {
   const elapsed = performance.now() - started;
   db.close();
   return { rowsPerSecond: Math.round((rows * 1000) / elapsed), batch };
+}
+
+/** The local PostgreSQL server the PostgreSQL scenarios create their scratch databases on. */
+export const POSTGRES_SERVER = process.env.FIELDGATE_BENCH_POSTGRES ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** A new empty PostgreSQL database for one scenario, and how to drop it. */
+export async function scratchPostgres(label) {
+  const name = `fg_bench_${label}_${process.pid}_${Date.now().toString(36)}`;
+  await onPostgres(POSTGRES_SERVER, `CREATE DATABASE ${name} TEMPLATE template0`);
+  const url = new URL(POSTGRES_SERVER);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () => onPostgres(POSTGRES_SERVER, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}
+
+async function onPostgres(server, statement) {
+  const client = new pg.Client({ connectionString: server });
+  await client.connect();
+  try {
+    return await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The physical reference for PostgreSQL ingest: the same rows into the same table shape as the
+ * cloud's (range-partitioned by ts, the (device_id, ts) B-tree and the BRIN index), by the fastest
+ * plain way without extra packages: one multi-row INSERT of `batch` rows per transaction.
+ */
+export async function postgresInsertRate(ms, batch = 1000) {
+  const scratch = await scratchPostgres("raw");
+  const client = new pg.Client({ connectionString: scratch.url });
+  await client.connect();
+  try {
+    const now = Date.now();
+    await client.query(`CREATE TABLE telemetry (id BIGINT GENERATED ALWAYS AS IDENTITY, device_id BIGINT NOT NULL,
+      ts BIGINT NOT NULL, name TEXT COLLATE "C" NOT NULL, value_number DOUBLE PRECISION, value_text TEXT COLLATE "C",
+      kind BIGINT NOT NULL, unit TEXT COLLATE "C", stream TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL,
+      source TEXT COLLATE "C") PARTITION BY RANGE (ts);
+      CREATE INDEX telemetry_device_ts ON telemetry(device_id, ts);
+      CREATE INDEX telemetry_ts_brin ON telemetry USING brin (ts);
+      CREATE TABLE telemetry_now PARTITION OF telemetry FOR VALUES FROM (${now - 86_400_000}) TO (${now + 7 * 86_400_000});
+      CREATE TABLE telemetry_outside PARTITION OF telemetry DEFAULT;`);
+    const columns = 8;
+    const placeholders = Array.from(
+      { length: batch },
+      (_, r) => `(${Array.from({ length: columns }, (_, c) => `$${r * columns + c + 1}`).join(",")})`,
+    ).join(",");
+    const text = `INSERT INTO telemetry (device_id, ts, name, value_number, kind, unit, stream, seq) VALUES ${placeholders}`;
+    const stream = "0123456789abcdef0123456789abcdef";
+    const started = performance.now();
+    let rows = 0;
+    let seq = 0;
+    while (performance.now() - started < ms) {
+      seq += 1;
+      const ts = Date.now();
+      const values = [];
+      for (let i = 0; i < batch; i++) values.push(seq % 100, ts, "sim.counter", seq * batch + i, 0, null, stream, seq);
+      await client.query("BEGIN");
+      await client.query({ text, values, name: "raw-insert" });
+      await client.query("COMMIT");
+      rows += batch;
+    }
+    const elapsed = performance.now() - started;
+    return { rowsPerSecond: Math.round((rows * 1000) / elapsed), batch };
+  } finally {
+    await client.end();
+    await scratch.drop();
+  }
+}
+
+/** A count (or one row) from the cloud's PostgreSQL database. */
+export async function postgresQuery(url, sql, ...params) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const result = await client.query(sql, params);
+    const row = result.rows[0];
+    return (
+      row &&
+      Object.fromEntries(
+        Object.entries(row).map(([k, v]) => [k, typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v]),
+      )
+    );
+  } finally {
+    await client.end();
+  }
 }
 
 /** Native ECDSA P-256 signatures per second on one core (what a CA or a TLS handshake pays). */
