@@ -20,6 +20,7 @@ import { type CloudDatabase, type Executor, isUniqueViolation, type SqlDialect }
 import { readRows, storedIso } from "../storage/stored-row.js";
 import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
+import { EmbeddedDeviceRows } from "./embedded-device-rows.js";
 import {
   asKyselySql,
   buildDeviceQuery,
@@ -163,6 +164,11 @@ export class DeviceRegistry {
     this.tables = database.kysely.withTables<RegistryTables>();
     this.dialect = database.dialect;
     this.certificateStore = new CertificateStore(database, clock);
+  }
+
+  /** TRANSITIONAL (issue #14): this registry's rows for callers inside synchronous transactions; see EmbeddedDeviceRows. */
+  embeddedRows(): EmbeddedDeviceRows {
+    return new EmbeddedDeviceRows(this.db, this.windowMs, this.clock, this.live);
   }
 
   /** The embedded handle, for the telemetry readers only (they move to `telemetry/`). */
