@@ -1,5 +1,6 @@
 import { FieldgateError } from "@fieldgate/shared";
-import type { Generated, Kysely } from "kysely";
+import type Database from "better-sqlite3";
+import { type Generated, Kysely, SqliteDialect } from "kysely";
 import { openTestDatabase } from "../../../test/support/test-database.js";
 import type { GroupRow } from "../../src/groups/group-tree.js";
 import type { IssuedCertificate } from "../../src/pki/certificate-authority.js";
@@ -128,4 +129,13 @@ export async function codeOf(promise: Promise<unknown>): Promise<string | undefi
     throw err;
   }
   return undefined;
+}
+
+/**
+ * A CloudDatabase over a SQLite handle a test opened itself, for suites of stores that are still
+ * synchronous on that handle and need the async registry beside them.
+ */
+export function overEmbedded(db: Database.Database): CloudDatabase {
+  const kysely = new Kysely<object>({ dialect: new SqliteDialect({ database: db }) });
+  return { dialect: "sqlite", kysely, embedded: db, description: db.name, close: () => kysely.destroy() };
 }
