@@ -98,16 +98,17 @@ export class Cloud {
     const liveLog = this.logger.child({ component: "live" });
     const live: LiveFeed = new LiveFeed({
       resolver: {
-        device: (deviceId): LiveDeviceRef | undefined => registry.liveRef(deviceId),
+        device: (deviceId): Promise<LiveDeviceRef | undefined> => registry.liveRef(deviceId),
         rollout: (rolloutId) => rollouts?.liveRef(rolloutId),
       },
       onError: (err) => liveLog.warn({ err: (err as Error).message }, "delivering live updates failed"),
     });
     this.live = live;
-    const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
+    const registry: DeviceRegistry = new DeviceRegistry(database, groups, this.config.enrollWindowMs, Date.now, live);
+    const embeddedDeviceRows = registry.embeddedRows();
     this.keepalive = new KeepaliveMonitor(
       db,
-      registry,
+      embeddedDeviceRows,
       events,
       Date.now,
       this.logger.child({ component: "keepalive" }),
@@ -118,7 +119,7 @@ export class Cloud {
     );
     // A missed keep-alive is in the device's events and its view.
     this.keepalive.onMissed((missed) => live.device(missed.deviceId));
-    const orgId = registry.ensureDefaultOrganization();
+    const orgId = await registry.ensureDefaultOrganization();
     const ca = new CertificateAuthority({
       dir: files.pkiDir,
       hostnames: this.config.hostnames,
@@ -145,7 +146,7 @@ export class Cloud {
 
     const validator = new SchemaValidator();
     ownerOnlyDir(this.config.firmwareDir);
-    const types = new DeviceTypes(db, registry);
+    const types = new DeviceTypes(db, embeddedDeviceRows);
     const policy = new AccessPolicy();
     // A stored image found to differ from its manifest: logged, an event on the device, and its job
     // failed now. Jobs and ingest exist only after the store, hence the late binding.

@@ -95,7 +95,8 @@ export class AccessPolicy {
    */
   sqlScope(principal: Principal, permission: Permission, pathColumn: string): { clause: string; params: string[] } {
     const scopes = this.scopes(principal, permission);
-    if (scopes.length === 0) return { clause: "0", params: [] };
+    // A condition both backends read as false (PostgreSQL takes no integer for a boolean).
+    if (scopes.length === 0) return { clause: "1 = 0", params: [] };
     return {
       clause: `(${scopes.map(() => `(${pathColumn} >= ? AND ${pathColumn} < ?)`).join(" OR ")})`,
       params: scopes.flatMap((p) => [p, subtreeEnd(p)]),

@@ -60,7 +60,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
     const right = rightOf(request);
     if (!right || right.scope === "public") return;
     if (right.scope === "device-mtls") {
-      request.deviceCertificate = authenticateDevice(request, deps);
+      request.deviceCertificate = await authenticateDevice(request, deps);
       return;
     }
     if (right.scope === "host") {
@@ -89,8 +89,8 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
         policy.require(principal, permission, groups.root(orgId).path);
         break;
       case "device": {
-        const row = deps.registry.row(orgId, uuid);
-        requireOn([deps.registry.groupPath(row)], () => deviceNotFound(uuid));
+        const row = await deps.registry.row(orgId, uuid);
+        requireOn([await deps.registry.groupPath(row)], () => deviceNotFound(uuid));
         request.device = row;
         break;
       }
@@ -129,7 +129,10 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
  * A device by its client certificate: verified against the CA by TLS, and the registry's current
  * (newest unrevoked) certificate of the device it names.
  */
-function authenticateDevice(request: FastifyRequest, deps: AccessDeps): { device: DeviceRow; serial: string } {
+async function authenticateDevice(
+  request: FastifyRequest,
+  deps: AccessDeps,
+): Promise<{ device: DeviceRow; serial: string }> {
   const socket = request.raw.socket as TLSSocket;
   const peer = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate() : undefined;
   if (!peer?.subject) throw new FieldgateError("CERT_UNKNOWN", "present the device certificate (mTLS)");
@@ -138,8 +141,8 @@ function authenticateDevice(request: FastifyRequest, deps: AccessDeps): { device
     if (reason === "CERT_HAS_EXPIRED") throw new FieldgateError("CERT_EXPIRED");
     throw new FieldgateError("CERT_UNKNOWN", "the client certificate is not from this cloud's CA");
   }
-  const device = deps.registry.findByUuid(String(peer.subject.CN ?? ""));
-  const current = device ? deps.registry.currentCertificate(device.id) : undefined;
+  const device = await deps.registry.findByUuid(String(peer.subject.CN ?? ""));
+  const current = device ? await deps.registry.currentCertificate(device.id) : undefined;
   if (!device || !current || current.serial !== peer.serialNumber.toUpperCase()) {
     throw new FieldgateError("CERT_REVOKED", "this certificate is revoked or superseded; renew with the current one");
   }

@@ -104,7 +104,7 @@ export class MqttBroker {
     this.aedes = aedes;
     aedes.on("clientReady", (client) => {
       const session = this.sessions.get(client);
-      if (session) this.presence.connected(session.deviceId, client);
+      if (session) this.presence.connected(session.deviceId, client).catch((err: Error) => this.presenceFailed(err));
     });
     // Unfinished jobs go out when the device subscribes to jobs/notify, not at clientReady: a
     // non-retained message published before the first subscription would be dropped. The agent
@@ -117,7 +117,8 @@ export class MqttBroker {
     });
     aedes.on("clientDisconnect", (client) => {
       const session = this.sessions.get(client);
-      if (session) this.presence.disconnected(session.deviceId, client);
+      if (session)
+        this.presence.disconnected(session.deviceId, client).catch((err: Error) => this.presenceFailed(err));
     });
     aedes.on("keepaliveTimeout", (client) => this.presence.markReason(client, "keepalive-timeout"));
     aedes.on("clientError", (client, err) => {
@@ -163,7 +164,11 @@ export class MqttBroker {
     const aedes = this.aedes;
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     await listenerClosed;
-    this.presence.stop();
+    await this.presence.stop();
+  }
+
+  private presenceFailed(err: Error): void {
+    this.logger.warn({ err: err.message }, "storing a device's presence failed");
   }
 
   /** Publishes from the cloud to a device topic at QoS 1 (cloud → device direction only). */
@@ -243,6 +248,18 @@ export class MqttBroker {
   }
 
   private authenticate(client: Client, done: (err: AuthenticateError | null, ok: boolean | null) => void): void {
+    this.authenticateDevice(client, done).catch((err: Error) => {
+      this.logger.warn({ clientId: client.id, err: err.message }, "mqtt authentication failed");
+      const refusal = new FieldgateError("INTERNAL", "authentication failed") as unknown as AuthenticateError;
+      refusal.returnCode = NOT_AUTHORIZED;
+      done(refusal, false);
+    });
+  }
+
+  private async authenticateDevice(
+    client: Client,
+    done: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): Promise<void> {
     const refuse = (code: ErrorCode, detail: string) => {
       this.logger.info({ clientId: client.id, code, detail }, "mqtt connection refused");
       const err = new FieldgateError(code, detail) as unknown as AuthenticateError;
@@ -256,12 +273,12 @@ export class MqttBroker {
     }
     const peer = socket.getPeerCertificate();
     const cn = typeof peer.subject?.CN === "string" ? peer.subject.CN : "";
-    const device = this.registry.findByUuid(cn);
+    const device = await this.registry.findByUuid(cn);
     if (!device) {
       refuse("CERT_UNKNOWN", "certificate names no registered device");
       return;
     }
-    const current = this.registry.currentCertificate(device.id);
+    const current = await this.registry.currentCertificate(device.id);
     if (!current || current.serial !== peer.serialNumber.toUpperCase()) {
       this.events.record(device.id, "CERT_REVOKED", "warning", "connection refused: certificate revoked or superseded");
       refuse("CERT_REVOKED", "certificate is revoked or superseded");

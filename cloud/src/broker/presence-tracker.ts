@@ -34,6 +34,11 @@ export class PresenceTracker {
   private readonly reasons = new WeakMap<Client, OfflineReason>();
   /** Recent takeovers per device, and when a conflict was last reported. */
   private readonly takeovers = new Map<number, { at: number[]; reportedAt: number }>();
+  /**
+   * Each device's latest presence write: the next one waits for it, so a quick reconnect cannot
+   * be stored before the disconnect it followed (PostgreSQL runs queries side by side).
+   */
+  private readonly writes = new Map<number, Promise<void>>();
 
   constructor(
     private readonly registry: DeviceRegistry,
@@ -41,13 +46,27 @@ export class PresenceTracker {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  connected(deviceId: number, client: Client): void {
+  /** Settles when the presence is stored; rejects when storing failed. */
+  connected(deviceId: number, client: Client): Promise<void> {
     const previous = this.live.get(deviceId);
     if (previous && previous !== client) this.tookOver(deviceId);
     this.live.set(deviceId, client);
-    if (this.registry.setPresence(deviceId, true, this.clock(), null)) {
-      this.events.record(deviceId, "DEVICE_ONLINE", "info", "connected");
-    }
+    const at = this.clock();
+    return this.inOrder(deviceId, async () => {
+      if (await this.registry.setPresence(deviceId, true, at, null)) {
+        await this.events.record(deviceId, "DEVICE_ONLINE", "info", "connected");
+      }
+    });
+  }
+
+  private inOrder(deviceId: number, write: () => Promise<void>): Promise<void> {
+    const next = (this.writes.get(deviceId) ?? Promise.resolve()).then(write);
+    const settled = next.catch(() => undefined);
+    this.writes.set(deviceId, settled);
+    void settled.then(() => {
+      if (this.writes.get(deviceId) === settled) this.writes.delete(deviceId);
+    });
+    return next;
   }
 
   /**
@@ -76,24 +95,33 @@ export class PresenceTracker {
     if (!this.reasons.has(client)) this.reasons.set(client, reason);
   }
 
-  disconnected(deviceId: number, client: Client): void {
+  /** Settles when the presence is stored; rejects when storing failed. */
+  async disconnected(deviceId: number, client: Client): Promise<void> {
     if (this.live.get(deviceId) !== client) return;
     this.live.delete(deviceId);
     // aedes sets _disconnected only for a valid DISCONNECT packet; otherwise it publishes the will.
     const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
     const reason = this.reasons.get(client) ?? (clean ? "clean-disconnect" : "last-will");
-    // A deleted device has no row left to mark, nor a history to add to.
-    if (!this.registry.setPresence(deviceId, false, this.clock(), reason)) return;
-    const severity = reason === "clean-disconnect" ? "info" : "warning";
-    this.events.record(deviceId, "DEVICE_OFFLINE", severity, `offline: ${REASON_TEXT[reason]}`);
+    const at = this.clock();
+    await this.inOrder(deviceId, async () => {
+      // A deleted device has no row left to mark, nor a history to add to.
+      if (!(await this.registry.setPresence(deviceId, false, at, reason))) return;
+      const severity = reason === "clean-disconnect" ? "info" : "warning";
+      await this.events.record(deviceId, "DEVICE_OFFLINE", severity, `offline: ${REASON_TEXT[reason]}`);
+    });
   }
 
-  stop(): void {
+  /** Marks every live device offline and waits for every presence write still running. */
+  async stop(): Promise<void> {
+    const at = this.clock();
     for (const deviceId of this.live.keys()) {
-      if (this.registry.setPresence(deviceId, false, this.clock(), "cloud-stopped")) {
-        this.events.record(deviceId, "DEVICE_OFFLINE", "info", `offline: ${REASON_TEXT["cloud-stopped"]}`);
-      }
+      void this.inOrder(deviceId, async () => {
+        if (await this.registry.setPresence(deviceId, false, at, "cloud-stopped")) {
+          await this.events.record(deviceId, "DEVICE_OFFLINE", "info", `offline: ${REASON_TEXT["cloud-stopped"]}`);
+        }
+      }).catch(() => undefined);
     }
     this.live.clear();
+    await Promise.all([...this.writes.values()]);
   }
 }

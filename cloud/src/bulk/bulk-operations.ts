@@ -117,7 +117,7 @@ export class BulkOperations {
       if (name) result.name = name;
       return {
         write: () => {
-          const { token, expiresAt } = this.deps.registry.insert(
+          const { token, expiresAt } = this.deps.registry.embeddedRows().insert(
             principal.orgId,
             {
               uuid,
@@ -167,7 +167,7 @@ export class BulkOperations {
         else if (typeCell) typeId = scope.typeFor(typeCell, scope.groupOf(device), "type").id;
         return {
           write: () => {
-            this.deps.registry.editFields(device.id, { ...patch, ...(typeId !== undefined && { typeId }) });
+            this.deps.registry.embeddedRows().editFields(device.id, { ...patch, ...(typeId !== undefined && { typeId }) });
           },
         };
       },
@@ -200,11 +200,11 @@ export class BulkOperations {
       }
       return {
         write: () => {
-          this.deps.registry.move(device.id, { groupId: target.id, typeId });
+          this.deps.registry.embeddedRows().move(device.id, { groupId: target.id, typeId });
           if (dropHistory) {
             for (const statement of this.statements.dropHistory) statement.run(device.id);
             this.deps.events.deleteHistory(device.id);
-            this.deps.registry.resetTelemetryCount(device.id);
+            this.deps.registry.embeddedRows().resetTelemetryCount(device.id);
           }
         },
       };
@@ -241,7 +241,7 @@ export class BulkOperations {
       return {
         write: () => {
           const tags = JSON.parse(old.tags) as string[];
-          const { token, expiresAt } = this.deps.registry.insert(
+          const { token, expiresAt } = this.deps.registry.embeddedRows().insert(
             principal.orgId,
             {
               uuid: newUuid,
@@ -255,11 +255,11 @@ export class BulkOperations {
             options.keepHistory ? old.telemetry_count : 0,
           );
           if (options.keepHistory) {
-            const newId = (this.deps.registry.findByUuid(newUuid) as DeviceRow).id;
+            const newId = (this.deps.registry.embeddedRows().findByUuid(newUuid) as DeviceRow).id;
             for (const statement of this.statements.moveHistory) statement.run(newId, old.id);
             this.deps.events.moveHistory(old.id, newId);
           }
-          this.deps.registry.retire(old.id, newUuid, { movedHistory: options.keepHistory === true });
+          this.deps.registry.embeddedRows().retire(old.id, newUuid, { movedHistory: options.keepHistory === true });
           result.token = token;
           result.windowExpiresAt = new Date(expiresAt).toISOString();
         },
@@ -276,7 +276,7 @@ export class BulkOperations {
       result.uuid = device.uuid;
       return {
         write: () => {
-          this.deps.registry.remove(device);
+          this.deps.registry.embeddedRows().remove(device);
         },
         afterCommit: () => this.deps.registry.notifyRevoked(device.uuid, "device deleted"),
       };
@@ -384,7 +384,7 @@ export class BulkOperations {
   }
 
   private requireFree(orgId: number, uuid: string, field: string): void {
-    const existing = this.deps.registry.findByUuid(uuid);
+    const existing = this.deps.registry.embeddedRows().findByUuid(uuid);
     if (!existing) return;
     // Another tenant's device: say only that the uuid is taken elsewhere, as registry.create does.
     if (existing.org_id !== orgId)
@@ -395,7 +395,7 @@ export class BulkOperations {
   /** Numbers after the highest `<prefix><n>` already in the organization. */
   private nameCounter(orgId: number, prefix: string): () => string {
     let highest = 0;
-    for (const name of this.deps.registry.namesStartingWith(orgId, prefix)) {
+    for (const name of this.deps.registry.embeddedRows().namesStartingWith(orgId, prefix)) {
       const suffix = name.slice(prefix.length);
       if (/^\d{1,9}$/.test(suffix)) highest = Math.max(highest, Number(suffix));
     }
@@ -473,7 +473,7 @@ class RowScope {
   /** A device of the caller's organization in a group the caller may write; others are not found. */
   device(uuid: string, field: string): DeviceRow {
     this.deps.validator.parse(Uuid, uuid, field);
-    const row = this.deps.registry.findByUuid(uuid);
+    const row = this.deps.registry.embeddedRows().findByUuid(uuid);
     if (!row || row.org_id !== this.principal.orgId) throw deviceNotFound(uuid, field);
     const group = this.groupOf(row);
     // Outside what the caller may read, a device reads like one that does not exist.

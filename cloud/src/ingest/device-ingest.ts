@@ -54,11 +54,11 @@ export interface IngestSource {
  */
 export interface DeviceRowCopies {
   /** Moves the device's last sign of life forward to `at` (never back). */
-  markSeen(deviceId: number, at: number): void;
+  markSeen(deviceId: number, at: number): Promise<void>;
   /** Stores the reported health status; returns the one stored before (null before the first report). */
-  recordHealth(deviceId: number, status: string): string | null;
+  recordHealth(deviceId: number, status: string): Promise<string | null>;
   /** Stores the reported firmware version; true when it changed. */
-  recordFirmwareVersion(deviceId: number, version: string): boolean;
+  recordFirmwareVersion(deviceId: number, version: string): Promise<boolean>;
 }
 
 /**
@@ -117,7 +117,7 @@ export class DeviceIngest {
     const kind = parsed?.kind;
     if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return undefined;
     // Any message is a sign of life (the keep-alive watches last_seen); telemetry sets it in its own commit.
-    if (kind !== "telemetry") this.devices.markSeen(source.deviceId, this.clock());
+    if (kind !== "telemetry") await this.devices.markSeen(source.deviceId, this.clock());
     const decoded = this.decode(source, topic, kind, payload);
     if (!decoded.ok) return decoded.refused;
     try {
@@ -147,7 +147,7 @@ export class DeviceIngest {
       case "health": {
         const report = value as HealthReport;
         this.state(source, { health: report.status, healthJson: JSON.stringify(report) });
-        const previous = this.devices.recordHealth(source.deviceId, report.status);
+        const previous = await this.devices.recordHealth(source.deviceId, report.status);
         if (previous !== report.status) {
           // Every change of colour is in the history, with the checks that are not ok.
           const failing = report.checks
@@ -170,7 +170,7 @@ export class DeviceIngest {
         const state = value as DeviceState;
         this.state(source, { stateJson: JSON.stringify(state) });
         if (state.firmwareVersion !== undefined)
-          this.devices.recordFirmwareVersion(source.deviceId, state.firmwareVersion);
+          await this.devices.recordFirmwareVersion(source.deviceId, state.firmwareVersion);
         return;
       }
       case "config/reported":

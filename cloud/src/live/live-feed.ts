@@ -38,10 +38,12 @@ export const NO_LIVE: LiveSink = {
   rollout: () => undefined,
 };
 
-/** How the feed finds where a published id belongs; undefined when it is gone. */
+type Awaitable<T> = T | Promise<T>;
+
+/** How the feed finds where a published id belongs (by a database query, perhaps); undefined when it is gone. */
 export interface LiveResolver {
-  device(deviceId: number): LiveDeviceRef | undefined;
-  rollout(rolloutId: number): LiveRolloutRef | undefined;
+  device(deviceId: number): Awaitable<LiveDeviceRef | undefined>;
+  rollout(rolloutId: number): Awaitable<LiveRolloutRef | undefined>;
 }
 
 export interface LiveFeedOptions {
@@ -116,16 +118,32 @@ export class LiveFeed implements LiveSink {
     const batch = this.pending;
     this.pending = new Map();
     if (batch.size === 0 || this.subscribers.size === 0) return;
-    const events: LiveEvent[] = [];
+    const resolved: Awaitable<LiveEvent | undefined>[] = [];
     for (const item of batch.values()) {
       try {
-        const event = this.resolve(item);
-        if (event) events.push(event);
+        resolved.push(this.resolve(item));
       } catch (err) {
         this.options.onError?.(err);
       }
     }
-    if (events.length === 0) return;
+    // A resolver that answers at once is delivered at once; one that queries is awaited, in order.
+    if (!resolved.some((r) => r instanceof Promise)) {
+      this.deliver(resolved as (LiveEvent | undefined)[]);
+      return;
+    }
+    void Promise.all(
+      resolved.map((r) =>
+        Promise.resolve(r).catch((err: unknown) => {
+          this.options.onError?.(err);
+          return undefined;
+        }),
+      ),
+    ).then((events) => this.deliver(events));
+  }
+
+  private deliver(resolved: readonly (LiveEvent | undefined)[]): void {
+    const events = resolved.filter((e): e is LiveEvent => e !== undefined);
+    if (events.length === 0 || this.closed) return;
     for (const subscriber of [...this.subscribers]) {
       try {
         subscriber(events);
@@ -164,21 +182,23 @@ export class LiveFeed implements LiveSink {
     }
   }
 
-  private resolve(item: Pending): LiveEvent | undefined {
+  private resolve(item: Pending): Awaitable<LiveEvent | undefined> {
     const { resolver } = this.options;
     switch (item.kind) {
-      case "device": {
-        const device = item.ref ?? resolver.device(item.deviceId);
-        return device && { kind: "device", device };
-      }
-      case "job": {
-        const device = resolver.device(item.deviceId);
-        return device && { kind: "job", device, jobId: item.jobId };
-      }
-      case "rollout": {
-        const rollout = resolver.rollout(item.rolloutId);
-        return rollout && { kind: "rollout", rolloutId: item.rolloutId, rollout };
-      }
+      case "device":
+        return then(item.ref ?? resolver.device(item.deviceId), (device) => device && { kind: "device", device });
+      case "job":
+        return then(resolver.device(item.deviceId), (device) => device && { kind: "job", device, jobId: item.jobId });
+      case "rollout":
+        return then(
+          resolver.rollout(item.rolloutId),
+          (rollout) => rollout && { kind: "rollout", rolloutId: item.rolloutId, rollout },
+        );
     }
   }
+}
+
+/** `f` of the value, at once when it is there, else when it comes. */
+function then<T, R>(value: Awaitable<T>, f: (value: T) => R): Awaitable<R> {
+  return value instanceof Promise ? value.then(f) : f(value);
 }

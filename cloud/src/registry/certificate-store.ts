@@ -1,6 +1,7 @@
-import type Database from "better-sqlite3";
+import { type Kysely, sql } from "kysely";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
 import { certificateKeyFingerprint } from "../pki/key-fingerprint.js";
+import type { CloudDatabase, Executor, SqlDialect } from "../storage/cloud-database.js";
 
 /** A device's certificate as the registry hands it on: times in epoch milliseconds. */
 export interface StoredCertificate {
@@ -15,52 +16,103 @@ export interface CertificateHistoryEntry extends StoredCertificate {
   revokeReason: string | null;
 }
 
+/** The `certificates` table as stored. */
+export interface CertificatesTable {
+  serial: string;
+  device_id: number;
+  issued_at: number;
+  not_after: number;
+  revoked_at: number | null;
+  revoke_reason: string | null;
+  pem: string;
+  public_key_sha256: string | null;
+}
+
+type CertificateTables = {
+  certificates: CertificatesTable;
+};
+
+/**
+ * Newest first. Certificates issued in the same millisecond: the unrevoked one is the newer (an
+ * issue revokes the ones before it), then the later revoked. SQLite keeps its insertion order as
+ * the last word; PostgreSQL has no such column, and the serial at least makes the order stable.
+ */
+function newestFirst(dialect: SqlDialect, alias: string): string {
+  const last = dialect === "sqlite" ? `${alias}.rowid DESC` : `${alias}.serial DESC`;
+  return `${alias}.issued_at DESC, (CASE WHEN ${alias}.revoked_at IS NULL THEN 1 ELSE 0 END) DESC, ${alias}.revoked_at DESC, ${last}`;
+}
+
 /**
  * The current certificate's expiry for the device aliased `d` in a device query: the newest
  * unrevoked one, as `CertificateStore.currentCertificate`. Kept here so every statement on
  * `certificates` lives in this module.
  */
-export const CURRENT_CERTIFICATE_NOT_AFTER_SQL = `(SELECT c.not_after FROM certificates c WHERE c.device_id = d.id AND c.revoked_at IS NULL
-  ORDER BY c.issued_at DESC, c.rowid DESC LIMIT 1)`;
-
-interface CertificateRow {
-  serial: string;
-  issued_at: number;
-  not_after: number;
+export function currentCertificateNotAfterSql(dialect: SqlDialect): string {
+  return `(SELECT c.not_after FROM certificates c WHERE c.device_id = d.id AND c.revoked_at IS NULL
+  ORDER BY ${newestFirst(dialect, "c")} LIMIT 1)`;
 }
 
 /**
  * The `certificates` table: the only module that issues SQL against it, used only by the device
- * registry. Writes join the caller's transaction; nothing SQLite-specific leaves it.
+ * registry. Every method runs on `executor` when given (the caller's transaction).
  */
 export class CertificateStore {
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly db: Kysely<CertificateTables>;
+  private readonly dialect: SqlDialect;
 
   constructor(
-    private readonly db: Database.Database,
+    database: CloudDatabase,
     private readonly clock: () => number = Date.now,
-  ) {}
+  ) {
+    this.db = database.kysely.withTables<CertificateTables>();
+    this.dialect = database.dialect;
+  }
+
+  private on(executor: Executor | undefined): Kysely<CertificateTables> {
+    return executor ?? this.db;
+  }
 
   /** Records a certificate just issued to the device for the key with this fingerprint. */
-  issueCertificate(deviceId: number, issued: IssuedCertificate, publicKeySha256: string): void {
-    this.statement(
-      "INSERT INTO certificates (serial, device_id, issued_at, not_after, pem, public_key_sha256) VALUES (?, ?, ?, ?, ?, ?)",
-    ).run(issued.serial, deviceId, this.clock(), issued.notAfter.getTime(), issued.pem, publicKeySha256);
+  async issueCertificate(
+    deviceId: number,
+    issued: IssuedCertificate,
+    publicKeySha256: string,
+    executor?: Executor,
+  ): Promise<void> {
+    await this.on(executor)
+      .insertInto("certificates")
+      .values({
+        serial: issued.serial,
+        device_id: deviceId,
+        issued_at: this.clock(),
+        not_after: issued.notAfter.getTime(),
+        pem: issued.pem,
+        public_key_sha256: publicKeySha256,
+      })
+      .execute();
   }
 
   /** The device's current certificate: the newest unrevoked one. */
-  currentCertificate(deviceId: number): StoredCertificate | undefined {
-    const row = this.statement(
-      "SELECT serial, issued_at, not_after FROM certificates WHERE device_id = ? AND revoked_at IS NULL ORDER BY issued_at DESC, rowid DESC LIMIT 1",
-    ).get(deviceId) as CertificateRow | undefined;
+  async currentCertificate(deviceId: number, executor?: Executor): Promise<StoredCertificate | undefined> {
+    const row = await this.on(executor)
+      .selectFrom("certificates as c")
+      .select(["c.serial", "c.issued_at", "c.not_after"])
+      .where("c.device_id", "=", deviceId)
+      .where("c.revoked_at", "is", null)
+      .orderBy(sql.raw(newestFirst(this.dialect, "c")))
+      .limit(1)
+      .executeTakeFirst();
     return row && { serial: row.serial, issuedAt: row.issued_at, notAfter: row.not_after };
   }
 
   /** Every certificate issued to the device, newest first. */
-  certificateHistory(deviceId: number): CertificateHistoryEntry[] {
-    const rows = this.statement(
-      "SELECT serial, issued_at, not_after, revoked_at, revoke_reason FROM certificates WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC",
-    ).all(deviceId) as (CertificateRow & { revoked_at: number | null; revoke_reason: string | null })[];
+  async certificateHistory(deviceId: number, executor?: Executor): Promise<CertificateHistoryEntry[]> {
+    const rows = await this.on(executor)
+      .selectFrom("certificates as c")
+      .select(["c.serial", "c.issued_at", "c.not_after", "c.revoked_at", "c.revoke_reason"])
+      .where("c.device_id", "=", deviceId)
+      .orderBy(sql.raw(newestFirst(this.dialect, "c")))
+      .execute();
     return rows.map((r) => ({
       serial: r.serial,
       issuedAt: r.issued_at,
@@ -71,10 +123,15 @@ export class CertificateStore {
   }
 
   /** Marks every unrevoked certificate of the device revoked; returns how many were. */
-  revokeCertificates(deviceId: number, reason: string): number {
-    return this.statement(
-      "UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE device_id = ? AND revoked_at IS NULL",
-    ).run(this.clock(), reason, deviceId).changes;
+  async revokeCertificates(deviceId: number, reason: string, executor?: Executor): Promise<number> {
+    const revoked = await this.on(executor)
+      .updateTable("certificates")
+      .set({ revoked_at: this.clock(), revoke_reason: reason })
+      .where("device_id", "=", deviceId)
+      .where("revoked_at", "is", null)
+      .returning("serial")
+      .execute();
+    return revoked.length;
   }
 
   /**
@@ -82,19 +139,13 @@ export class CertificateStore {
    * with this fingerprint. Rows stored before fingerprints were recorded are fingerprinted from
    * their PEM.
    */
-  keyWasCertified(deviceId: number, publicKeySha256: string): boolean {
-    const rows = this.statement(
-      "SELECT public_key_sha256, pem FROM certificates WHERE device_id = ? AND (public_key_sha256 = ? OR public_key_sha256 IS NULL)",
-    ).all(deviceId, publicKeySha256) as { public_key_sha256: string | null; pem: string }[];
+  async keyWasCertified(deviceId: number, publicKeySha256: string, executor?: Executor): Promise<boolean> {
+    const rows = await this.on(executor)
+      .selectFrom("certificates")
+      .select(["public_key_sha256", "pem"])
+      .where("device_id", "=", deviceId)
+      .where((eb) => eb.or([eb("public_key_sha256", "=", publicKeySha256), eb("public_key_sha256", "is", null)]))
+      .execute();
     return rows.some((r) => (r.public_key_sha256 ?? certificateKeyFingerprint(r.pem)) === publicKeySha256);
-  }
-
-  private statement(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
   }
 }

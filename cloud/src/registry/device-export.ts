@@ -103,14 +103,14 @@ export function csvText(value: DeviceExportRecord[ExportColumn]): string {
 }
 
 /** The chunks of an export: one per page, so memory holds one page whatever the fleet size. */
-export function* exportChunks(
-  pages: Iterable<DeviceExportRecord[]>,
+export async function* exportChunks(
+  pages: AsyncIterable<DeviceExportRecord[]> | Iterable<DeviceExportRecord[]>,
   format: ExportFormat,
   columns: readonly ExportColumn[],
-): Generator<string> {
+): AsyncGenerator<string> {
   let first = true;
   yield format === "csv" ? csvLine(columns) : "[";
-  for (const page of pages) {
+  for await (const page of pages) {
     let chunk = "";
     for (const record of page) {
       if (format === "csv") chunk += csvLine(columns.map((c) => csvText(record[c])));
@@ -127,7 +127,7 @@ export function* exportChunks(
 
 /** The export as a byte stream; pages are read only as fast as the client takes them. */
 export function exportStream(
-  pages: Iterable<DeviceExportRecord[]>,
+  pages: AsyncIterable<DeviceExportRecord[]> | Iterable<DeviceExportRecord[]>,
   format: ExportFormat,
   columns: readonly ExportColumn[],
 ): Readable {

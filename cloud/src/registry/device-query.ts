@@ -1,7 +1,9 @@
 import { DEVICE_SORT_COLUMNS, FieldgateError, type HealthStatus } from "@fieldgate/shared";
+import { type RawBuilder, sql } from "kysely";
 import { subtreeEnd } from "../access/access-policy.js";
+import type { SqlDialect } from "../storage/cloud-database.js";
 import { NATURAL_SORT_FUNCTION } from "../storage/natural-sort.js";
-import { CURRENT_CERTIFICATE_NOT_AFTER_SQL } from "./certificate-store.js";
+import { currentCertificateNotAfterSql } from "./certificate-store.js";
 
 /** A value bound to an SQL placeholder. */
 export type SqlValue = string | number | null;
@@ -79,7 +81,11 @@ const SORT_EXPRESSIONS: Readonly<Record<DeviceSortColumn, string>> = {
 
 const FROM = `FROM devices d JOIN groups g ON g.id = d.group_id LEFT JOIN device_types t ON t.id = d.type_id`;
 
-const CERTIFICATE_NOT_AFTER = CURRENT_CERTIFICATE_NOT_AFTER_SQL;
+/** "The device's tags (a JSON array of strings) include ?", in each dialect. */
+const HAS_TAG: Readonly<Record<SqlDialect, string>> = {
+  sqlite: "EXISTS (SELECT 1 FROM json_each(d.tags) WHERE value = ?)",
+  postgres: "EXISTS (SELECT 1 FROM jsonb_array_elements_text(d.tags::jsonb) AS tag(value) WHERE tag.value = ?)",
+};
 
 /** Substring pattern for LIKE, with the user's own wildcards made literal. */
 export function likePattern(text: string): string {
@@ -89,8 +95,15 @@ export function likePattern(text: string): string {
 /**
  * Builds the device list query of one organization: always inside the caller's access scope,
  * then every given filter. A pure function; values are bound, never spliced into the SQL.
+ * Case-insensitive matches compare `lower()` on both sides, so they mean the same on both backends
+ * (PostgreSQL's LIKE is case-sensitive) and use the `lower(name)`/`lower(location)` indexes there.
  */
-export function buildDeviceQuery(orgId: number, scope: SqlScope, filters: DeviceFilters): DeviceQuery {
+export function buildDeviceQuery(
+  orgId: number,
+  scope: SqlScope,
+  filters: DeviceFilters,
+  dialect: SqlDialect = "sqlite",
+): DeviceQuery {
   const where: string[] = ["d.org_id = ?", scope.clause];
   const params: SqlValue[] = [orgId, ...scope.params];
   const add = (clause: string, ...values: SqlValue[]) => {
@@ -105,7 +118,7 @@ export function buildDeviceQuery(orgId: number, scope: SqlScope, filters: Device
   }
   if (filters.name !== undefined) add("lower(d.name) LIKE ? ESCAPE '\\'", likePattern(filters.name));
   if (filters.location !== undefined) add("lower(d.location) LIKE ? ESCAPE '\\'", likePattern(filters.location));
-  for (const tag of filters.tags ?? []) add("EXISTS (SELECT 1 FROM json_each(d.tags) WHERE value = ?)", tag);
+  for (const tag of filters.tags ?? []) add(HAS_TAG[dialect], tag);
   if (typeof filters.type === "number") add("d.type_id = ?", filters.type);
   else if (filters.type !== undefined)
     add("d.type_id IN (SELECT id FROM device_types WHERE org_id = ? AND name = ?)", orgId, filters.type);
@@ -136,7 +149,7 @@ export function buildDeviceQuery(orgId: number, scope: SqlScope, filters: Device
   const { expression, descending } = sortOf(filters.sort);
   const direction = descending ? "DESC" : "ASC";
   const orderBy = `ORDER BY ${expression} ${direction}, d.id ${direction}`;
-  const columns = `d.*, g.path AS group_path, t.name AS type_name, ${CERTIFICATE_NOT_AFTER} AS certificate_not_after, ${expression} AS sort_key`;
+  const columns = `d.*, g.path AS group_path, t.name AS type_name, ${currentCertificateNotAfterSql(dialect)} AS certificate_not_after, ${expression} AS sort_key`;
   const condition = where.map((w) => `(${w})`).join(" AND ");
   return {
     count: { sql: `SELECT count(*) AS n ${FROM} WHERE ${condition}`, params: [...params] },
@@ -164,4 +177,10 @@ function sortOf(sort: string | undefined): { expression: string; descending: boo
       "sort",
     );
   return { expression: SORT_EXPRESSIONS[column as DeviceSortColumn], descending };
+}
+
+/** A statement of this module as a Kysely query, its `?` placeholders bound in the executor's dialect. */
+export function asKyselySql<Row>(statement: SqlStatement): RawBuilder<Row> {
+  const fragments = statement.sql.split("?");
+  return sql<Row>(Object.assign(fragments, { raw: fragments }), ...statement.params);
 }

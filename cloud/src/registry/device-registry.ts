@@ -11,14 +11,18 @@ import {
   type TelemetryPage,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import { type Generated, type Kysely, sql, type Updateable } from "kysely";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
-import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import { type GroupRow, groupNotFound } from "../groups/group-tree.js";
 import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
+import { type CloudDatabase, type Executor, isUniqueViolation, type SqlDialect } from "../storage/cloud-database.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
 import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
+import { EmbeddedDeviceRows } from "./embedded-device-rows.js";
 import {
+  asKyselySql,
   buildDeviceQuery,
   type DeviceCursor,
   type DeviceFilters,
@@ -51,6 +55,45 @@ export interface DeviceRow {
   replaced_by: string | null;
   presence_changed_at: number | null;
   offline_reason: string | null;
+}
+
+/** The `devices` table: a device row, with the columns the database fills in when left out. */
+export interface DevicesTable extends Omit<DeviceRow, "id" | "name" | "location" | "comment" | "tags" | "online"> {
+  id: Generated<number>;
+  name: Generated<string>;
+  location: Generated<string>;
+  comment: Generated<string>;
+  tags: Generated<string>;
+  online: Generated<number>;
+  keepalive_alerted_at: number | null;
+}
+
+/** The `organizations` table. */
+export interface OrganizationsTable {
+  id: Generated<number>;
+  name: string;
+  uuid_only_enrollment: Generated<number>;
+  created_at: number;
+}
+
+/** The tables the registry owns (`certificates` is its CertificateStore's). */
+type RegistryTables = {
+  devices: DevicesTable;
+  organizations: OrganizationsTable;
+};
+
+type Awaitable<T> = T | Promise<T>;
+
+/** What the registry needs of the group tree (GroupTree implements it). */
+export interface RegistryGroups {
+  /** The root group of a new organization, inside the organization's transaction. */
+  createRoot(orgId: number, name: string, executor?: Executor): Awaitable<unknown>;
+  /** The group, or GROUP_NOT_FOUND. */
+  get(orgId: number, id: number): Awaitable<GroupRow>;
+  /** A group by id or full name, or GROUP_NOT_FOUND. */
+  resolve(orgId: number, ref: string | number): Awaitable<GroupRow>;
+  /** "default/plant-a/line-1" for a group path. */
+  fullName(orgId: number, path: string): Awaitable<string>;
 }
 
 /** The enrollment columns of a device, or nulls for an unknown uuid (`DeviceRegistry.enrollmentProbe`). */
@@ -92,31 +135,72 @@ export interface OpenedWindow {
 /** Called after certificates were revoked, so live sessions using them can be dropped. */
 export type RevocationListener = (uuid: string, reason: string) => void;
 
+/** Ids per statement in `IN (…)` lists: bound parameters per statement are limited on both backends. */
+const IDS_PER_STATEMENT = 500;
+
+function chunksOf<T>(items: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += IDS_PER_STATEMENT)
+    chunks.push(items.slice(start, start + IDS_PER_STATEMENT));
+  return chunks;
+}
+
 /** The device registry: devices, their enrollment windows and their certificates, per organization. */
 export class DeviceRegistry {
   private readonly revocationListeners: RevocationListener[] = [];
-  private insertStatement: Database.Statement | undefined;
-  /** Statements of the connect and enrollment paths, prepared once: a storm runs them thousands of times. */
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly tables: Kysely<RegistryTables>;
+  private readonly dialect: SqlDialect;
   /** The `certificates` table; only the registry uses it. */
   private readonly certificateStore: CertificateStore;
 
   constructor(
-    private readonly db: Database.Database,
-    private readonly groups: GroupTree,
+    private readonly database: CloudDatabase,
+    private readonly groups: RegistryGroups,
     private readonly windowMs: number,
     private readonly clock: () => number = Date.now,
     /** Told of every change to a device row, for live updates. */
     private readonly live: LiveSink = NO_LIVE,
   ) {
-    this.certificateStore = new CertificateStore(db, clock);
+    this.tables = database.kysely.withTables<RegistryTables>();
+    this.dialect = database.dialect;
+    this.certificateStore = new CertificateStore(database, clock);
+  }
+
+  /** TRANSITIONAL (issue #14): this registry's rows for callers inside synchronous transactions; see EmbeddedDeviceRows. */
+  embeddedRows(): EmbeddedDeviceRows {
+    return new EmbeddedDeviceRows(this.db, this.windowMs, this.clock, this.live);
+  }
+
+  /** The embedded handle, for the telemetry readers only (they move to `telemetry/`). */
+  private get db(): Database.Database {
+    const embedded = this.database.embedded;
+    if (embedded === undefined) throw new Error("the telemetry readers run on the embedded database only");
+    return embedded;
+  }
+
+  private on(executor: Executor | undefined): Kysely<RegistryTables> {
+    return executor ?? this.tables;
+  }
+
+  /** The device row, locked against concurrent writers until the transaction ends (PostgreSQL; SQLite has one writer). */
+  private async lockedRow(
+    trx: Executor,
+    where: { column: "id"; value: number } | { column: "uuid"; value: string },
+  ): Promise<DeviceRow | undefined> {
+    const query = (trx as Kysely<RegistryTables>)
+      .selectFrom("devices")
+      .selectAll()
+      .where(where.column, "=", where.value as never);
+    return this.dialect === "postgres" ? query.forUpdate().executeTakeFirst() : query.executeTakeFirst();
   }
 
   /** Where a device belongs, for the live feed; undefined once it is deleted. */
-  liveRef(deviceId: number): LiveDeviceRef | undefined {
-    const row = this.statement(
-      "SELECT d.org_id, d.uuid, g.path FROM devices d JOIN groups g ON g.id = d.group_id WHERE d.id = ?",
-    ).get(deviceId) as { org_id: number; uuid: string; path: string } | undefined;
+  async liveRef(deviceId: number, executor?: Executor): Promise<LiveDeviceRef | undefined> {
+    const { rows } = await sql<{ org_id: number; uuid: string; path: string }>`
+      SELECT d.org_id, d.uuid, g.path FROM devices d JOIN groups g ON g.id = d.group_id WHERE d.id = ${deviceId}`.execute(
+      this.on(executor),
+    );
+    const row = rows[0];
     return row && { orgId: row.org_id, uuid: row.uuid, groupPath: row.path };
   }
 
@@ -124,74 +208,104 @@ export class DeviceRegistry {
     this.revocationListeners.push(listener);
   }
 
-  ensureDefaultOrganization(): number {
-    const row = this.db.prepare("SELECT id FROM organizations ORDER BY id LIMIT 1").get() as { id: number } | undefined;
+  async ensureDefaultOrganization(): Promise<number> {
+    const row = await this.tables.selectFrom("organizations").select("id").orderBy("id").limit(1).executeTakeFirst();
     if (row) return row.id;
     return this.createOrganization("default");
   }
 
   /**
    * A new tenant with its root group, named like the organization. `alongside` runs in the same
-   * transaction (its admin credential): a failure there leaves no organization behind.
+   * transaction (its admin credential), on `executor`: a failure there leaves no organization behind.
    */
-  createOrganization(name: string): number;
-  createOrganization<T>(name: string, alongside: (orgId: number) => T): { orgId: number; alongside: T };
-  createOrganization<T>(name: string, alongside?: (orgId: number) => T): number | { orgId: number; alongside: T } {
-    return this.db.transaction(() => {
-      const orgId = Number(
-        this.db.prepare("INSERT INTO organizations (name, created_at) VALUES (?, ?)").run(name, this.clock())
-          .lastInsertRowid,
-      );
-      this.groups.createRoot(orgId, name);
-      return alongside ? { orgId, alongside: alongside(orgId) } : orgId;
-    })();
+  createOrganization(name: string): Promise<number>;
+  createOrganization<T>(
+    name: string,
+    alongside: (orgId: number, executor: Executor) => Awaitable<T>,
+  ): Promise<{ orgId: number; alongside: T }>;
+  async createOrganization<T>(
+    name: string,
+    alongside?: (orgId: number, executor: Executor) => Awaitable<T>,
+  ): Promise<number | { orgId: number; alongside: T }> {
+    return this.tables.transaction().execute(async (trx) => {
+      const { id: orgId } = await trx
+        .insertInto("organizations")
+        .values({ name, created_at: this.clock() })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      await this.groups.createRoot(orgId, name, trx);
+      return alongside ? { orgId, alongside: await alongside(orgId, trx) } : orgId;
+    });
   }
 
-  organization(orgId: number): { id: number; name: string; uuidOnlyEnrollment: boolean } {
-    const row = this.db.prepare("SELECT id, name, uuid_only_enrollment FROM organizations WHERE id = ?").get(orgId) as
-      | { id: number; name: string; uuid_only_enrollment: number }
-      | undefined;
+  async organization(orgId: number): Promise<{ id: number; name: string; uuidOnlyEnrollment: boolean }> {
+    const row = await this.tables
+      .selectFrom("organizations")
+      .select(["id", "name", "uuid_only_enrollment"])
+      .where("id", "=", orgId)
+      .executeTakeFirst();
     if (!row) throw new FieldgateError("NOT_FOUND", "no such organization");
     return { id: row.id, name: row.name, uuidOnlyEnrollment: row.uuid_only_enrollment === 1 };
   }
 
   /** The organization with this name, or undefined. */
-  organizationNamed(name: string): { id: number; name: string } | undefined {
-    return this.db.prepare("SELECT id, name FROM organizations WHERE name = ?").get(name) as
-      | { id: number; name: string }
-      | undefined;
+  async organizationNamed(name: string): Promise<{ id: number; name: string } | undefined> {
+    return this.tables.selectFrom("organizations").select(["id", "name"]).where("name", "=", name).executeTakeFirst();
   }
 
   /** Every organization, oldest first, with how many devices it has. */
-  organizations(): { id: number; name: string; devices: number }[] {
-    return this.db
-      .prepare(
-        "SELECT o.id, o.name, (SELECT count(*) FROM devices d WHERE d.org_id = o.id) AS devices FROM organizations o ORDER BY o.id",
-      )
-      .all() as { id: number; name: string; devices: number }[];
+  async organizations(): Promise<{ id: number; name: string; devices: number }[]> {
+    const rows = await this.tables
+      .selectFrom("organizations as o")
+      .select((eb) => [
+        "o.id",
+        "o.name",
+        eb
+          .selectFrom("devices as d")
+          .select((inner) => inner.fn.countAll<number>().as("n"))
+          .whereRef("d.org_id", "=", "o.id")
+          .as("devices"),
+      ])
+      .orderBy("o.id")
+      .execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, devices: Number(r.devices ?? 0) }));
   }
 
-  setUuidOnlyEnrollment(orgId: number, enabled: boolean): void {
-    this.db.prepare("UPDATE organizations SET uuid_only_enrollment = ? WHERE id = ?").run(enabled ? 1 : 0, orgId);
+  async setUuidOnlyEnrollment(orgId: number, enabled: boolean): Promise<void> {
+    await this.tables
+      .updateTable("organizations")
+      .set({ uuid_only_enrollment: enabled ? 1 : 0 })
+      .where("id", "=", orgId)
+      .execute();
   }
 
   /** Registers a device in a group and opens its first enrollment window. */
-  create(orgId: number, body: CreateDeviceBody, placement: DevicePlacement): { device: Device; window: OpenedWindow } {
+  async create(
+    orgId: number,
+    body: CreateDeviceBody,
+    placement: DevicePlacement,
+  ): Promise<{ device: Device; window: OpenedWindow }> {
     const uuid = body.uuid.toLowerCase();
-    const existing = this.findByUuid(uuid);
-    if (existing) {
-      // Another tenant's device: say only that the uuid is taken elsewhere, nothing about whom.
-      if (existing.org_id !== orgId) {
-        throw new FieldgateError(
-          "DEVICE_OWNED_ELSEWHERE",
-          `uuid ${uuid} is registered to another organization`,
-          "uuid",
-        );
-      }
-      throw new FieldgateError("DEVICE_EXISTS", `a device with uuid ${uuid} is already registered`, "uuid");
+    await this.assertUuidFree(orgId, uuid);
+    let window: OpenedWindow;
+    try {
+      window = await this.insert(orgId, { ...body, uuid }, placement);
+    } catch (err) {
+      // Another request registered the uuid since the check (PostgreSQL runs them side by side).
+      if (isUniqueViolation(err)) await this.assertUuidFree(orgId, uuid);
+      throw err;
     }
-    const window = this.insert(orgId, { ...body, uuid }, placement);
-    return { device: this.get(orgId, uuid), window };
+    return { device: await this.get(orgId, uuid), window };
+  }
+
+  private async assertUuidFree(orgId: number, uuid: string): Promise<void> {
+    const existing = await this.findByUuid(uuid);
+    if (!existing) return;
+    // Another tenant's device: say only that the uuid is taken elsewhere, nothing about whom.
+    if (existing.org_id !== orgId) {
+      throw new FieldgateError("DEVICE_OWNED_ELSEWHERE", `uuid ${uuid} is registered to another organization`, "uuid");
+    }
+    throw new FieldgateError("DEVICE_EXISTS", `a device with uuid ${uuid} is already registered`, "uuid");
   }
 
   /**
@@ -199,46 +313,97 @@ export class DeviceRegistry {
    * checked a whole series themselves, like the bulk import, use it inside their transaction).
    * Returns the one-time token; only its hash is stored.
    */
-  insert(
+  async insert(
     orgId: number,
     fields: Omit<CreateDeviceBody, "group" | "type">,
     placement: DevicePlacement,
     telemetryCount = 0,
-  ): OpenedWindow {
+    executor?: Executor,
+  ): Promise<OpenedWindow> {
     const token = newSecret("fgt_");
     const expiresAt = this.clock() + this.windowMs;
-    this.insertStatement ??= this.db.prepare(
-      `INSERT INTO devices (uuid, org_id, group_id, type_id, name, location, comment, tags, factory_public_key, created_at,
-         window_expires_at, window_failed_attempts, token_hash, telemetry_count)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-    );
-    const { lastInsertRowid } = this.insertStatement.run(
-      fields.uuid.toLowerCase(),
-      orgId,
-      placement.groupId,
-      placement.typeId ?? null,
-      fields.name ?? "",
-      fields.location ?? "",
-      fields.comment ?? "",
-      JSON.stringify(fields.tags ?? []),
-      fields.factoryPublicKey ?? null,
-      this.clock(),
-      expiresAt,
-      hashSecret(token),
-      telemetryCount,
-    );
-    this.live.device(Number(lastInsertRowid));
+    const { id } = await this.on(executor)
+      .insertInto("devices")
+      .values({
+        uuid: fields.uuid.toLowerCase(),
+        org_id: orgId,
+        group_id: placement.groupId,
+        type_id: placement.typeId ?? null,
+        name: fields.name ?? "",
+        location: fields.location ?? "",
+        comment: fields.comment ?? "",
+        tags: JSON.stringify(fields.tags ?? []),
+        factory_public_key: fields.factoryPublicKey ?? null,
+        created_at: this.clock(),
+        window_expires_at: expiresAt,
+        window_failed_attempts: 0,
+        token_hash: hashSecret(token),
+        telemetry_count: telemetryCount,
+      })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    this.live.device(id);
     return { token, expiresAt };
   }
 
   /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */
-  findByUuid(uuid: string): DeviceRow | undefined {
-    return this.statement("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
+  async findByUuid(uuid: string, executor?: Executor): Promise<DeviceRow | undefined> {
+    return this.on(executor).selectFrom("devices").selectAll().where("uuid", "=", uuid.toLowerCase()).executeTakeFirst();
   }
 
   /** The stored row by its internal id, or undefined; not scoped to an organization. */
-  findById(deviceId: number): DeviceRow | undefined {
-    return this.statement("SELECT * FROM devices WHERE id = ?").get(deviceId) as DeviceRow | undefined;
+  async findById(deviceId: number, executor?: Executor): Promise<DeviceRow | undefined> {
+    return this.on(executor).selectFrom("devices").selectAll().where("id", "=", deviceId).executeTakeFirst();
+  }
+
+  /** Per device id given, its uuid (ids of deleted devices are left out). */
+  async uuidsByIds(ids: readonly number[], executor?: Executor): Promise<Map<number, string>> {
+    const uuids = new Map<number, string>();
+    for (const chunk of chunksOf(ids)) {
+      const rows = await this.on(executor)
+        .selectFrom("devices")
+        .select(["id", "uuid"])
+        .where("id", "in", chunk)
+        .execute();
+      for (const r of rows) uuids.set(r.id, r.uuid);
+    }
+    return uuids;
+  }
+
+  /** Per group id given, how many devices are filed directly in it (groups without devices are left out). */
+  async countByGroups(groupIds: readonly number[], executor?: Executor): Promise<Map<number, number>> {
+    const counts = new Map<number, number>();
+    for (const chunk of chunksOf(groupIds)) {
+      const rows = await this.on(executor)
+        .selectFrom("devices")
+        .select((eb) => ["group_id", eb.fn.countAll<number>().as("n")])
+        .where("group_id", "in", chunk)
+        .groupBy("group_id")
+        .execute();
+      for (const r of rows) counts.set(r.group_id, Number(r.n));
+    }
+    return counts;
+  }
+
+  /**
+   * Deletes every device filed in these groups, inside the caller's transaction (their
+   * certificates, telemetry, events and the rest go by cascade); returns their uuids, for
+   * `notifyRevoked` after the commit.
+   */
+  async removeInGroups(groupIds: readonly number[], executor: Executor): Promise<string[]> {
+    const uuids: string[] = [];
+    for (const chunk of chunksOf(groupIds)) {
+      const { rows } = await sql<{ id: number; uuid: string; org_id: number; path: string }>`
+        SELECT d.id, d.uuid, d.org_id, g.path FROM devices d JOIN groups g ON g.id = d.group_id
+        WHERE d.group_id IN (${sql.join(chunk)})`.execute(executor);
+      if (rows.length === 0) continue;
+      await (executor as Kysely<RegistryTables>).deleteFrom("devices").where("group_id", "in", chunk).execute();
+      for (const r of rows) {
+        uuids.push(r.uuid);
+        this.live.device(r.id, { orgId: r.org_id, uuid: r.uuid, groupPath: r.path });
+      }
+    }
+    return uuids;
   }
 
   /**
@@ -246,28 +411,30 @@ export class DeviceRegistry {
    * same shape (all null for an unknown uuid): a known and an unknown uuid then cost the same
    * lookup, and their closed-window answers cannot be told apart by time either.
    */
-  enrollmentProbe(uuid: string): EnrollmentProbe {
-    return this.statement(
-      `SELECT d.id, d.uuid, d.window_expires_at, d.token_hash, d.factory_public_key
-       FROM (SELECT ? AS uuid) AS q LEFT JOIN devices d ON d.uuid = q.uuid`,
-    ).get(uuid.toLowerCase()) as EnrollmentProbe;
+  async enrollmentProbe(uuid: string): Promise<EnrollmentProbe> {
+    const { rows } = await sql<EnrollmentProbe>`
+      SELECT d.id, d.uuid, d.window_expires_at, d.token_hash, d.factory_public_key
+      FROM (SELECT CAST(${uuid.toLowerCase()} AS TEXT) AS uuid) AS q LEFT JOIN devices d ON d.uuid = q.uuid`.execute(
+      this.tables,
+    );
+    return rows[0] as EnrollmentProbe;
   }
 
   /** The device row in this organization, or DEVICE_NOT_FOUND. */
-  row(orgId: number, uuid: string): DeviceRow {
-    const row = this.findByUuid(uuid);
+  async row(orgId: number, uuid: string, executor?: Executor): Promise<DeviceRow> {
+    const row = await this.findByUuid(uuid, executor);
     // A device of another organization is reported exactly like a missing one.
     if (!row || row.org_id !== orgId) throw deviceNotFound(uuid);
     return row;
   }
 
-  get(orgId: number, uuid: string): Device {
-    return this.toApi(this.row(orgId, uuid));
+  async get(orgId: number, uuid: string): Promise<Device> {
+    return this.toApi(await this.row(orgId, uuid));
   }
 
   /** The materialized path of the device's group, for access checks. */
-  groupPath(row: DeviceRow): string {
-    return this.groups.get(row.org_id, row.group_id).path;
+  async groupPath(row: DeviceRow): Promise<string> {
+    return (await this.groups.get(row.org_id, row.group_id)).path;
   }
 
   /**
@@ -276,12 +443,16 @@ export class DeviceRegistry {
    * alike), times into milliseconds. A group the caller sees but outside the scope of this
    * request's permission lists nothing: the scope still applies.
    */
-  resolveFilters(orgId: number, query: ListDevicesQuery, visible: (groupPath: string) => boolean): DeviceFilters {
+  async resolveFilters(
+    orgId: number,
+    query: ListDevicesQuery,
+    visible: (groupPath: string) => boolean,
+  ): Promise<DeviceFilters> {
     const { lastSeenFrom, lastSeenTo } = query;
     if (lastSeenFrom && lastSeenTo && Date.parse(lastSeenFrom) > Date.parse(lastSeenTo)) {
       throw new FieldgateError("VALIDATION_FAILED", "lastSeenFrom must not be after lastSeenTo", "lastSeenFrom");
     }
-    const group = query.group === undefined ? undefined : this.groups.resolve(orgId, query.group);
+    const group = query.group === undefined ? undefined : await this.groups.resolve(orgId, query.group);
     if (group && query.group !== undefined && !visible(group.path)) throw groupNotFound(query.group);
     const type = query.type;
     return {
@@ -303,47 +474,49 @@ export class DeviceRegistry {
   }
 
   /** One page of the devices inside `scope` that match `filters`, with the total that match. */
-  list(
+  async list(
     orgId: number,
     scope: SqlScope,
     filters: DeviceFilters,
     page: { limit: number; offset: number },
-  ): { items: Device[]; total: number } {
-    const query = buildDeviceQuery(orgId, scope, filters);
-    const total = (this.db.prepare(query.count.sql).get(...query.count.params) as { n: number }).n;
-    const rows = this.db
-      .prepare(`${query.select.sql} LIMIT ? OFFSET ?`)
-      .all(...query.select.params, page.limit, page.offset) as DeviceRow[];
-    return { items: rows.map((r) => this.toApi(r)), total };
+  ): Promise<{ items: Device[]; total: number }> {
+    const query = buildDeviceQuery(orgId, scope, filters, this.dialect);
+    const counted = await asKyselySql<{ n: number }>(query.count).execute(this.tables);
+    const { rows } = await asKyselySql<DeviceRow>({
+      sql: `${query.select.sql} LIMIT ? OFFSET ?`,
+      params: [...query.select.params, page.limit, page.offset],
+    }).execute(this.tables);
+    const items: Device[] = [];
+    for (const r of rows) items.push(await this.toApi(r));
+    return { items, total: Number(counted.rows[0]?.n ?? 0) };
   }
 
   /** Every device inside `scope` that matches `filters`, as stored rows in the filters' sort order (rollout targets). */
-  matching(orgId: number, scope: SqlScope, filters: DeviceFilters): DeviceRow[] {
-    const { select } = buildDeviceQuery(orgId, scope, filters);
-    return this.db.prepare(select.sql).all(...select.params) as DeviceRow[];
+  async matching(orgId: number, scope: SqlScope, filters: DeviceFilters): Promise<DeviceRow[]> {
+    const { select } = buildDeviceQuery(orgId, scope, filters, this.dialect);
+    return (await asKyselySql<DeviceRow>(select).execute(this.tables)).rows;
   }
 
   /**
-   * Every matching device as export records, a page at a time. Each page is read to its end
-   * before it is handed out: the connection is shared, and a statement left open across an
-   * await would block every other query.
+   * Every matching device as export records, a page at a time: each page is one keyset query,
+   * read whole before it is handed out, so no connection is held while the client reads.
    */
-  *exportPages(
+  async *exportPages(
     orgId: number,
     scope: SqlScope,
     filters: DeviceFilters,
     pageSize = 1000,
-  ): Generator<DeviceExportRecord[]> {
-    const query = buildDeviceQuery(orgId, scope, filters);
+  ): AsyncGenerator<DeviceExportRecord[]> {
+    const query = buildDeviceQuery(orgId, scope, filters, this.dialect);
     const groupNames = new Map<string, string>();
     let cursor: DeviceCursor | undefined;
     for (;;) {
-      const statement = query.page(cursor, pageSize);
+      const { rows } = await asKyselySql<ListedRow>(query.page(cursor, pageSize)).execute(this.tables);
       const records: DeviceExportRecord[] = [];
-      for (const row of this.db.prepare(statement.sql).iterate(...statement.params) as IterableIterator<ListedRow>) {
+      for (const row of rows) {
         let group = groupNames.get(row.group_path);
         if (group === undefined) {
-          group = this.groups.fullName(orgId, row.group_path);
+          group = await this.groups.fullName(orgId, row.group_path);
           groupNames.set(row.group_path, group);
         }
         records.push({
@@ -368,87 +541,92 @@ export class DeviceRegistry {
     }
   }
 
-  patch(orgId: number, uuid: string, body: PatchDeviceBody, placement: Partial<DevicePlacement> = {}): Device {
-    // Immediate: adding and removing tags reads the current ones, and no other writer may come between.
-    return this.db.transaction(() => this.patchRow(orgId, uuid, body, placement)).immediate();
-  }
-
-  private patchRow(orgId: number, uuid: string, body: PatchDeviceBody, placement: Partial<DevicePlacement>): Device {
-    const row = this.row(orgId, uuid);
-    const tags = editedTags(JSON.parse(row.tags) as string[], body);
-    const sets: string[] = [];
-    const params: (string | number | null)[] = [];
-    const assign = (column: string, value: string | number | null) => {
-      sets.push(`${column} = ?`);
-      params.push(value);
-    };
-    if (body.name !== undefined) assign("name", body.name);
-    if (body.location !== undefined) assign("location", body.location);
-    if (body.comment !== undefined) assign("comment", body.comment);
-    if (tags !== undefined) assign("tags", JSON.stringify(tags));
-    if (body.factoryPublicKey !== undefined) assign("factory_public_key", body.factoryPublicKey);
-    if (placement.groupId !== undefined) assign("group_id", placement.groupId);
-    if (placement.typeId !== undefined) assign("type_id", placement.typeId);
-    if (sets.length > 0) {
-      this.db.prepare(`UPDATE devices SET ${sets.join(", ")} WHERE id = ?`).run(...params, row.id);
-      this.live.device(row.id);
-    }
+  async patch(
+    orgId: number,
+    uuid: string,
+    body: PatchDeviceBody,
+    placement: Partial<DevicePlacement> = {},
+  ): Promise<Device> {
+    // Adding and removing tags reads the current ones: the row is locked until the write.
+    await this.tables.transaction().execute((trx) => this.patchRow(trx, orgId, uuid, body, placement));
     return this.get(orgId, uuid);
   }
 
+  private async patchRow(
+    trx: Kysely<RegistryTables>,
+    orgId: number,
+    uuid: string,
+    body: PatchDeviceBody,
+    placement: Partial<DevicePlacement>,
+  ): Promise<void> {
+    const row = await this.lockedRow(trx, { column: "uuid", value: uuid.toLowerCase() });
+    if (!row || row.org_id !== orgId) throw deviceNotFound(uuid);
+    const tags = editedTags(JSON.parse(row.tags) as string[], body);
+    const changes: Updateable<DevicesTable> = {};
+    if (body.name !== undefined) changes.name = body.name;
+    if (body.location !== undefined) changes.location = body.location;
+    if (body.comment !== undefined) changes.comment = body.comment;
+    if (tags !== undefined) changes.tags = JSON.stringify(tags);
+    if (body.factoryPublicKey !== undefined) changes.factory_public_key = body.factoryPublicKey;
+    if (placement.groupId !== undefined) changes.group_id = placement.groupId;
+    if (placement.typeId !== undefined) changes.type_id = placement.typeId;
+    if (Object.keys(changes).length > 0) {
+      await trx.updateTable("devices").set(changes).where("id", "=", row.id).execute();
+      this.live.device(row.id);
+    }
+  }
+
   /** Deletes the device and everything stored about it; its certificates stop working at once. */
-  delete(orgId: number, uuid: string): void {
-    const row = this.row(orgId, uuid);
-    this.remove(row);
+  async delete(orgId: number, uuid: string): Promise<void> {
+    const row = await this.row(orgId, uuid);
+    await this.remove(row);
     this.notifyRevoked(row.uuid, "device deleted");
   }
 
   /**
-   * Deletes a device row (and by cascade everything stored about it) inside the caller's
-   * transaction; the caller calls `notifyRevoked` after the commit.
+   * Deletes a device row (and by cascade, in the same statement, everything stored about it)
+   * inside the caller's transaction; the caller calls `notifyRevoked` after the commit.
    */
-  remove(row: DeviceRow): void {
-    const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
-    this.statement("DELETE FROM devices WHERE id = ?").run(row.id);
-    this.live.device(row.id, ref);
+  async remove(row: DeviceRow, executor?: Executor): Promise<void> {
+    const ref = await this.liveRef(row.id, executor);
+    await this.on(executor).deleteFrom("devices").where("id", "=", row.id).execute();
+    if (ref) this.live.device(row.id, ref);
   }
 
   /**
    * Sets the given descriptive fields and, when `typeId` is given, the type (null clears it);
    * fields left out keep their value. For callers that checked the edit themselves (bulk edit).
    */
-  editFields(
+  async editFields(
     deviceId: number,
     fields: { name?: string; location?: string; comment?: string; tags?: readonly string[]; typeId?: number | null },
-  ): void {
-    this.statement(
-      `UPDATE devices SET name = coalesce(?, name), location = coalesce(?, location), comment = coalesce(?, comment),
-         tags = coalesce(?, tags), type_id = CASE WHEN ? THEN ? ELSE type_id END WHERE id = ?`,
-    ).run(
-      fields.name ?? null,
-      fields.location ?? null,
-      fields.comment ?? null,
-      fields.tags ? JSON.stringify(fields.tags) : null,
-      fields.typeId === undefined ? 0 : 1,
-      fields.typeId ?? null,
-      deviceId,
-    );
+    executor?: Executor,
+  ): Promise<void> {
+    const changes: Updateable<DevicesTable> = {};
+    if (fields.name !== undefined) changes.name = fields.name;
+    if (fields.location !== undefined) changes.location = fields.location;
+    if (fields.comment !== undefined) changes.comment = fields.comment;
+    if (fields.tags !== undefined) changes.tags = JSON.stringify(fields.tags);
+    if (fields.typeId !== undefined) changes.type_id = fields.typeId;
+    if (Object.keys(changes).length > 0) {
+      await this.on(executor).updateTable("devices").set(changes).where("id", "=", deviceId).execute();
+    }
     this.live.device(deviceId);
   }
 
   /** Files the device in another group with this type (bulk transfer checked both). */
-  move(deviceId: number, placement: { groupId: number; typeId: number | null }): void {
-    this.statement("UPDATE devices SET group_id = ?, type_id = ? WHERE id = ?").run(
-      placement.groupId,
-      placement.typeId,
-      deviceId,
-    );
+  async move(deviceId: number, placement: { groupId: number; typeId: number | null }, executor?: Executor): Promise<void> {
+    await this.on(executor)
+      .updateTable("devices")
+      .set({ group_id: placement.groupId, type_id: placement.typeId })
+      .where("id", "=", deviceId)
+      .execute();
     this.live.device(deviceId);
   }
 
   /** Zeroes the device's telemetry count, for a caller that just dropped its readings. */
-  resetTelemetryCount(deviceId: number): void {
-    this.statement("UPDATE devices SET telemetry_count = 0 WHERE id = ?").run(deviceId);
+  async resetTelemetryCount(deviceId: number, executor?: Executor): Promise<void> {
+    await this.on(executor).updateTable("devices").set({ telemetry_count: 0 }).where("id", "=", deviceId).execute();
   }
 
   /**
@@ -457,22 +635,41 @@ export class DeviceRegistry {
    * and, when its history moved to the new device (`movedHistory`), its telemetry count is zeroed.
    * The caller calls `notifyRevoked` after the commit.
    */
-  retire(deviceId: number, replacedBy: string, options: { movedHistory: boolean }): void {
-    this.statement(
-      `UPDATE devices SET retired_at = ?, replaced_by = ?, window_expires_at = NULL, token_hash = NULL, online = 0,
-         telemetry_count = CASE WHEN ? THEN 0 ELSE telemetry_count END WHERE id = ?`,
-    ).run(this.clock(), replacedBy, options.movedHistory ? 1 : 0, deviceId);
-    this.certificateStore.revokeCertificates(deviceId, "replaced");
+  async retire(
+    deviceId: number,
+    replacedBy: string,
+    options: { movedHistory: boolean },
+    executor?: Executor,
+  ): Promise<void> {
+    const apply = async (trx: Executor) => {
+      await (trx as Kysely<RegistryTables>)
+        .updateTable("devices")
+        .set({
+          retired_at: this.clock(),
+          replaced_by: replacedBy,
+          window_expires_at: null,
+          token_hash: null,
+          online: 0,
+          ...(options.movedHistory && { telemetry_count: 0 }),
+        })
+        .where("id", "=", deviceId)
+        .execute();
+      await this.certificateStore.revokeCertificates(deviceId, "replaced", trx);
+    };
+    if (executor) await apply(executor);
+    else await this.tables.transaction().execute(apply);
     this.live.device(deviceId);
   }
 
-  /** The names of the organization's devices that start with `prefix` (taken literally). */
-  namesStartingWith(orgId: number, prefix: string): string[] {
+  /** The names of the organization's devices that start with `prefix` (taken literally, any case). */
+  async namesStartingWith(orgId: number, prefix: string, executor?: Executor): Promise<string[]> {
     const like = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    const rows = this.statement("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'").all(
-      orgId,
-      like,
-    ) as { name: string }[];
+    const rows = await this.on(executor)
+      .selectFrom("devices")
+      .select("name")
+      .where("org_id", "=", orgId)
+      .where(sql<boolean>`lower(name) LIKE lower(${like}) ESCAPE '\\'`)
+      .execute();
     return rows.map((r) => r.name);
   }
 
@@ -480,8 +677,8 @@ export class DeviceRegistry {
    * Revokes the device's certificates and opens a new window with a new one-time token. The device
    * comes back as it is once its session is dropped: offline, because it was revoked.
    */
-  resetToken(orgId: number, uuid: string): { device: Device; window: OpenedWindow; revoked: number } {
-    const row = this.row(orgId, uuid);
+  async resetToken(orgId: number, uuid: string): Promise<{ device: Device; window: OpenedWindow; revoked: number }> {
+    const row = await this.row(orgId, uuid);
     if (row.retired_at !== null) {
       throw new FieldgateError(
         "DEVICE_RETIRED",
@@ -492,30 +689,33 @@ export class DeviceRegistry {
     const token = newSecret("fgt_");
     const now = this.clock();
     const expiresAt = now + this.windowMs;
-    const revoked = this.db.transaction(() => {
-      const count = this.certificateStore.revokeCertificates(row.id, "reset-token");
-      this.db
-        .prepare("UPDATE devices SET window_expires_at = ?, window_failed_attempts = 0, token_hash = ? WHERE id = ?")
-        .run(expiresAt, hashSecret(token), row.id);
+    const revoked = await this.tables.transaction().execute(async (trx) => {
+      const count = await this.certificateStore.revokeCertificates(row.id, "reset-token", trx);
+      await trx
+        .updateTable("devices")
+        .set({ window_expires_at: expiresAt, window_failed_attempts: 0, token_hash: hashSecret(token) })
+        .where("id", "=", row.id)
+        .execute();
       // The live session is dropped right after: the answer shows that state, not the one before.
-      this.db
-        .prepare(
-          "UPDATE devices SET online = 0, presence_changed_at = ?, offline_reason = 'revoked' WHERE id = ? AND online = 1",
-        )
-        .run(now, row.id);
+      await trx
+        .updateTable("devices")
+        .set({ online: 0, presence_changed_at: now, offline_reason: "revoked" })
+        .where("id", "=", row.id)
+        .where("online", "=", 1)
+        .execute();
       return count;
-    })();
+    });
     this.notifyRevoked(row.uuid, "reset-token");
     this.live.device(row.id);
-    return { device: this.get(orgId, uuid), window: { token, expiresAt }, revoked };
+    return { device: await this.get(orgId, uuid), window: { token, expiresAt }, revoked };
   }
 
   /**
    * Marks every unrevoked certificate of the device revoked and returns how many were; joins the
    * caller's transaction. Live sessions are dropped by `notifyRevoked`, after the commit.
    */
-  revokeCertificates(deviceId: number, reason: string): number {
-    return this.certificateStore.revokeCertificates(deviceId, reason);
+  async revokeCertificates(deviceId: number, reason: string, executor?: Executor): Promise<number> {
+    return this.certificateStore.revokeCertificates(deviceId, reason, executor);
   }
 
   notifyRevoked(uuid: string, reason: string): void {
@@ -523,11 +723,20 @@ export class DeviceRegistry {
   }
 
   /** Records presence; false when the device is gone (deleted while connected), with nothing to update. */
-  setPresence(deviceId: number, online: boolean, at: number, offlineReason: string | null): boolean {
-    const changed =
-      this.statement(
-        "UPDATE devices SET online = ?, last_seen = ?, presence_changed_at = ?, offline_reason = ? WHERE id = ?",
-      ).run(online ? 1 : 0, at, at, offlineReason, deviceId).changes > 0;
+  async setPresence(
+    deviceId: number,
+    online: boolean,
+    at: number,
+    offlineReason: string | null,
+    executor?: Executor,
+  ): Promise<boolean> {
+    const updated = await this.on(executor)
+      .updateTable("devices")
+      .set({ online: online ? 1 : 0, last_seen: at, presence_changed_at: at, offline_reason: offlineReason })
+      .where("id", "=", deviceId)
+      .returning("id")
+      .execute();
+    const changed = updated.length > 0;
     if (changed) this.live.device(deviceId);
     return changed;
   }
@@ -537,25 +746,23 @@ export class DeviceRegistry {
    * nothing for M minutes at `now`, not yet alerted for this silence (never-seen devices are not
    * watched). For the keep-alive monitor.
    */
-  silentDevices(
+  async silentDevices(
     minuteMs: number,
     now: number,
     limit: number,
-  ): { id: number; uuid: string; orgId: number; lastSeen: number; keepaliveMinutes: number }[] {
-    const rows = this.statement(
-      `SELECT d.id, d.uuid, d.org_id, d.last_seen, t.keepalive_minutes
-       FROM devices d JOIN device_types t ON t.id = d.type_id
-       WHERE t.keepalive_minutes IS NOT NULL AND d.last_seen IS NOT NULL
-         AND d.last_seen + t.keepalive_minutes * ? <= ?
-         AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
-       LIMIT ?`,
-    ).all(minuteMs, now, limit) as {
+  ): Promise<{ id: number; uuid: string; orgId: number; lastSeen: number; keepaliveMinutes: number }[]> {
+    const { rows } = await sql<{
       id: number;
       uuid: string;
       org_id: number;
       last_seen: number;
       keepalive_minutes: number;
-    }[];
+    }>`SELECT d.id, d.uuid, d.org_id, d.last_seen, t.keepalive_minutes
+       FROM devices d JOIN device_types t ON t.id = d.type_id
+       WHERE t.keepalive_minutes IS NOT NULL AND d.last_seen IS NOT NULL
+         AND d.last_seen + t.keepalive_minutes * ${minuteMs} <= ${now}
+         AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
+       LIMIT ${limit}`.execute(this.tables);
     return rows.map((r) => ({
       id: r.id,
       uuid: r.uuid,
@@ -566,114 +773,128 @@ export class DeviceRegistry {
   }
 
   /** Marks the device's current silence alerted: it raises one KEEPALIVE_MISSED until it speaks again. */
-  markKeepaliveAlerted(deviceId: number, at: number): void {
-    this.statement("UPDATE devices SET keepalive_alerted_at = ? WHERE id = ?").run(at, deviceId);
+  async markKeepaliveAlerted(deviceId: number, at: number, executor?: Executor): Promise<void> {
+    await this.on(executor).updateTable("devices").set({ keepalive_alerted_at: at }).where("id", "=", deviceId).execute();
   }
 
   /** Per type id given, how many devices have that type (types no device uses are left out). */
-  deviceCountsByType(typeIds: readonly number[]): Map<number, number> {
+  async deviceCountsByType(typeIds: readonly number[]): Promise<Map<number, number>> {
     const counts = new Map<number, number>();
-    // Bound parameters per statement are limited; an organization has far fewer types than this.
-    for (let start = 0; start < typeIds.length; start += 500) {
-      const chunk = typeIds.slice(start, start + 500);
-      const rows = this.db
-        .prepare(
-          `SELECT type_id, count(*) AS n FROM devices WHERE type_id IN (${chunk.map(() => "?").join(",")}) GROUP BY type_id`,
-        )
-        .all(...chunk) as { type_id: number; n: number }[];
-      for (const r of rows) counts.set(r.type_id, r.n);
+    for (const chunk of chunksOf(typeIds)) {
+      const rows = await this.tables
+        .selectFrom("devices")
+        .select((eb) => ["type_id", eb.fn.countAll<number>().as("n")])
+        .where("type_id", "in", chunk)
+        .groupBy("type_id")
+        .execute();
+      for (const r of rows) if (r.type_id !== null) counts.set(r.type_id, Number(r.n));
     }
     return counts;
   }
 
   /** Moves the device's last sign of life forward to `at` (never back). */
-  markSeen(deviceId: number, at: number): void {
-    this.statement("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?").run(at, deviceId);
+  async markSeen(deviceId: number, at: number, executor?: Executor): Promise<void> {
+    await this.on(executor)
+      .updateTable("devices")
+      .set({ last_seen: sql<number>`CASE WHEN coalesce(last_seen, 0) > ${at} THEN last_seen ELSE ${at} END` })
+      .where("id", "=", deviceId)
+      .execute();
   }
 
   /** Stores the device's reported health status (the copy lists filter on); returns the one before. */
-  recordHealth(deviceId: number, status: string): string | null {
-    const before = this.statement("SELECT health FROM devices WHERE id = ?").get(deviceId) as
-      | { health: string | null }
-      | undefined;
-    this.statement("UPDATE devices SET health = ? WHERE id = ?").run(status, deviceId);
-    const previous = before?.health ?? null;
+  async recordHealth(deviceId: number, status: string, executor?: Executor): Promise<string | null> {
+    const record = async (trx: Executor) => {
+      const before = await this.lockedRow(trx, { column: "id", value: deviceId });
+      await (trx as Kysely<RegistryTables>)
+        .updateTable("devices")
+        .set({ health: status })
+        .where("id", "=", deviceId)
+        .execute();
+      return before?.health ?? null;
+    };
+    const previous = executor ? await record(executor) : await this.tables.transaction().execute(record);
     if (previous !== status) this.live.device(deviceId);
     return previous;
   }
 
   /** Stores the device's reported firmware version; true when it changed. */
-  recordFirmwareVersion(deviceId: number, version: string): boolean {
-    const changed =
-      this.statement("UPDATE devices SET firmware_version = ? WHERE id = ? AND firmware_version IS NOT ?").run(
-        version,
-        deviceId,
-        version,
-      ).changes > 0;
+  async recordFirmwareVersion(deviceId: number, version: string, executor?: Executor): Promise<boolean> {
+    const updated = await this.on(executor)
+      .updateTable("devices")
+      .set({ firmware_version: version })
+      .where("id", "=", deviceId)
+      .where((eb) => eb.or([eb("firmware_version", "is", null), eb("firmware_version", "<>", version)]))
+      .returning("id")
+      .execute();
+    const changed = updated.length > 0;
     if (changed) this.live.device(deviceId);
     return changed;
-  }
-
-  private statement(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
   }
 
   /**
    * Enrollment's last step, in one transaction: if the device still has the open window this
    * request saw before issuing (another request may have spent or closed it meanwhile), its
    * certificates are superseded, the new one is recorded and the window is closed with its token
-   * spent. Of two requests racing for one token exactly one gets here first; the other gets
-   * ENROLL_TOKEN_INVALID (or ENROLL_WINDOW_CLOSED). Returns how many certificates were superseded,
-   * for `notifyRevoked` after the commit.
+   * spent. Of two requests racing for one token exactly one gets here first (the row is locked
+   * until the commit); the other gets ENROLL_TOKEN_INVALID (or ENROLL_WINDOW_CLOSED). Returns how
+   * many certificates were superseded, for `notifyRevoked` after the commit.
    */
-  spendWindow(uuid: string, seen: SeenWindow, issued: IssuedCertificate, publicKeySha256: string): number {
-    return this.db.transaction(() => {
-      const current = this.findByUuid(uuid);
+  async spendWindow(uuid: string, seen: SeenWindow, issued: IssuedCertificate, publicKeySha256: string): Promise<number> {
+    return this.tables.transaction().execute(async (trx) => {
+      const current = await this.lockedRow(trx, { column: "uuid", value: uuid.toLowerCase() });
       if (!current || current.window_expires_at === null || current.window_expires_at <= this.clock())
         throw new FieldgateError("ENROLL_WINDOW_CLOSED");
       const sameWindow =
         current.window_expires_at === seen.window_expires_at && sameBytes(current.token_hash, seen.token_hash);
       if (!sameWindow)
         throw new FieldgateError("ENROLL_TOKEN_INVALID", "the window was used by another request", "token");
-      const revoked = this.certificateStore.revokeCertificates(current.id, "superseded");
-      this.certificateStore.issueCertificate(current.id, issued, publicKeySha256);
-      this.statement(
-        "UPDATE devices SET window_expires_at = NULL, window_failed_attempts = 0, token_hash = NULL WHERE id = ?",
-      ).run(current.id);
+      const revoked = await this.certificateStore.revokeCertificates(current.id, "superseded", trx);
+      await this.certificateStore.issueCertificate(current.id, issued, publicKeySha256, trx);
+      await trx
+        .updateTable("devices")
+        .set({ window_expires_at: null, window_failed_attempts: 0, token_hash: null })
+        .where("id", "=", current.id)
+        .execute();
       this.live.device(current.id);
       return revoked;
-    })();
+    });
   }
 
   /**
    * Counts a wrong proof against the device's open window; the MAX_FAILED_ATTEMPTS-th closes it
    * and spends its token. One statement, so concurrent wrong proofs all count.
    */
-  countWrongProof(deviceId: number): void {
-    this.statement(
-      `UPDATE devices SET window_failed_attempts = window_failed_attempts + 1,
-         window_expires_at = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE window_expires_at END,
-         token_hash = CASE WHEN window_failed_attempts + 1 >= ? THEN NULL ELSE token_hash END
-       WHERE id = ?`,
-    ).run(MAX_FAILED_ATTEMPTS, MAX_FAILED_ATTEMPTS, deviceId);
+  async countWrongProof(deviceId: number): Promise<void> {
+    const closes = sql<boolean>`window_failed_attempts + 1 >= ${MAX_FAILED_ATTEMPTS}`;
+    await this.tables
+      .updateTable("devices")
+      .set({
+        window_failed_attempts: sql<number>`window_failed_attempts + 1`,
+        window_expires_at: sql<number | null>`CASE WHEN ${closes} THEN NULL ELSE window_expires_at END`,
+        token_hash: sql<Buffer | null>`CASE WHEN ${closes} THEN NULL ELSE token_hash END`,
+      })
+      .where("id", "=", deviceId)
+      .execute();
   }
 
   /**
    * Renewal's last step, in one transaction: if `currentSerial` is still the device's current
    * certificate, it is superseded (reason "renewed") by the new one; otherwise CERT_REVOKED.
    */
-  renewCertificate(deviceId: number, currentSerial: string, issued: IssuedCertificate, publicKeySha256: string): void {
-    this.db.transaction(() => {
-      if (this.certificateStore.currentCertificate(deviceId)?.serial !== currentSerial)
+  async renewCertificate(
+    deviceId: number,
+    currentSerial: string,
+    issued: IssuedCertificate,
+    publicKeySha256: string,
+  ): Promise<void> {
+    await this.tables.transaction().execute(async (trx) => {
+      // Two renewals from one certificate: the second waits here, then finds it superseded.
+      await this.lockedRow(trx, { column: "id", value: deviceId });
+      if ((await this.certificateStore.currentCertificate(deviceId, trx))?.serial !== currentSerial)
         throw new FieldgateError("CERT_REVOKED", "the certificate changed meanwhile");
-      this.certificateStore.revokeCertificates(deviceId, "renewed");
-      this.certificateStore.issueCertificate(deviceId, issued, publicKeySha256);
-    })();
+      await this.certificateStore.revokeCertificates(deviceId, "renewed", trx);
+      await this.certificateStore.issueCertificate(deviceId, issued, publicKeySha256, trx);
+    });
     this.live.device(deviceId);
   }
 
@@ -681,8 +902,8 @@ export class DeviceRegistry {
    * Refuses a key that any certificate of the device was issued for: the current one is about to
    * be superseded, and the others were revoked or superseded already, perhaps because it was stolen.
    */
-  assertKeyNotUsed(deviceId: number, publicKeySha256: string): void {
-    if (this.certificateStore.keyWasCertified(deviceId, publicKeySha256)) {
+  async assertKeyNotUsed(deviceId: number, publicKeySha256: string): Promise<void> {
+    if (await this.certificateStore.keyWasCertified(deviceId, publicKeySha256)) {
       throw new FieldgateError(
         "ENROLL_KEY_REUSED",
         "a certificate of this device was already issued for this public key; generate a new key and CSR",
@@ -692,12 +913,12 @@ export class DeviceRegistry {
   }
 
   /** Every certificate issued to the device, newest first; the current one is marked. */
-  certificates(orgId: number, uuid: string): DeviceCertificateList {
-    const row = this.row(orgId, uuid);
-    const current = this.currentCertificate(row.id)?.serial;
+  async certificates(orgId: number, uuid: string): Promise<DeviceCertificateList> {
+    const row = await this.row(orgId, uuid);
+    const current = (await this.currentCertificate(row.id))?.serial;
     return {
       uuid: row.uuid,
-      items: this.certificateStore.certificateHistory(row.id).map((c) => ({
+      items: (await this.certificateStore.certificateHistory(row.id)).map((c) => ({
         serial: c.serial,
         issuedAt: new Date(c.issuedAt).toISOString(),
         notAfter: new Date(c.notAfter).toISOString(),
@@ -712,11 +933,11 @@ export class DeviceRegistry {
    * The latest health report's checks as ingest stored them (`device_state.health_json`), or
    * none before the first report. A stored report that no longer parses is served as none.
    */
-  health(orgId: number, uuid: string): DeviceHealth {
-    const row = this.row(orgId, uuid);
-    const state = this.statement("SELECT health_json, updated_at FROM device_state WHERE device_id = ?").get(row.id) as
-      | { health_json: string | null; updated_at: number }
-      | undefined;
+  async health(orgId: number, uuid: string): Promise<DeviceHealth> {
+    const row = await this.row(orgId, uuid);
+    const { rows } = await sql<{ health_json: string | null; updated_at: number }>`
+      SELECT health_json, updated_at FROM device_state WHERE device_id = ${row.id}`.execute(this.tables);
+    const state = rows[0];
     const none: DeviceHealth = { uuid: row.uuid, status: null, reportedAt: null, receivedAt: null, checks: [] };
     if (!state?.health_json) return none;
     let report: HealthReport;
@@ -737,21 +958,21 @@ export class DeviceRegistry {
   }
 
   /** The device's current certificate: the newest unrevoked one. */
-  currentCertificate(deviceId: number): StoredCertificate | undefined {
+  async currentCertificate(deviceId: number): Promise<StoredCertificate | undefined> {
     return this.certificateStore.currentCertificate(deviceId);
   }
 
   /** Whether the device holds a current certificate (it enrolled and was not revoked since). */
-  isEnrolled(deviceId: number): boolean {
-    return this.certificateStore.currentCertificate(deviceId) !== undefined;
+  async isEnrolled(deviceId: number): Promise<boolean> {
+    return (await this.certificateStore.currentCertificate(deviceId)) !== undefined;
   }
 
-  telemetry(
+  async telemetry(
     orgId: number,
     uuid: string,
     query: { from?: string; to?: string; name?: string; source?: string; limit?: number },
-  ): TelemetryPage {
-    const row = this.row(orgId, uuid);
+  ): Promise<TelemetryPage> {
+    const row = await this.row(orgId, uuid);
     const { where, params } = telemetryWhere(row.id, query);
     const rows = this.db
       .prepare(
@@ -798,22 +1019,24 @@ export class DeviceRegistry {
     }
   }
 
-  toApi(row: DeviceRow): Device {
-    const cert = this.currentCertificate(row.id);
-    const org = this.organization(row.org_id);
-    const group = this.groups.get(row.org_id, row.group_id);
+  async toApi(row: DeviceRow): Promise<Device> {
+    const cert = await this.currentCertificate(row.id);
+    const org = await this.organization(row.org_id);
+    const group = await this.groups.get(row.org_id, row.group_id);
     const type =
       row.type_id === null
         ? undefined
-        : (this.db.prepare("SELECT id, name FROM device_types WHERE id = ?").get(row.type_id) as
-            | { id: number; name: string }
-            | undefined);
+        : (
+            await sql<{ id: number; name: string }>`SELECT id, name FROM device_types WHERE id = ${row.type_id}`.execute(
+              this.tables,
+            )
+          ).rows[0];
     const now = this.clock();
     const open = row.window_expires_at !== null && row.window_expires_at > now;
     return {
       uuid: row.uuid,
       organization: org.name,
-      group: { id: group.id, fullName: this.groups.fullName(row.org_id, group.path) },
+      group: { id: group.id, fullName: await this.groups.fullName(row.org_id, group.path) },
       type: type ? { id: type.id, name: type.name } : null,
       firmwareVersion: row.firmware_version,
       health: row.health,
@@ -843,12 +1066,6 @@ export class DeviceRegistry {
       telemetryCount: row.telemetry_count,
     };
   }
-
-  /**
-   * The storage, window length and clock the registry uses, for the bulk series: they write
-   * thousands of devices in batched transactions with their own prepared statements, and must open
-   * the same windows as `create`.
-   */
 }
 
 /** What an unknown uuid gets; also what a device outside the caller's scope gets (AccessPolicy.requireOn). */

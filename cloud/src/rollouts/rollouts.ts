@@ -142,7 +142,7 @@ export class Rollouts implements FirmwareImageUser {
     this.deps.db.prepare("DELETE FROM rollouts WHERE firmware_id = ?").run(firmwareId);
   }
 
-  create(principal: Principal, body: CreateRolloutBody): RolloutView {
+  async create(principal: Principal, body: CreateRolloutBody): Promise<RolloutView> {
     const { db } = this.deps;
     const { name, version } = parseFirmwareRef(body.firmware);
     const image = this.deps.firmware.get(principal.orgId, name, version);
@@ -159,7 +159,7 @@ export class Rollouts implements FirmwareImageUser {
         "timeout",
       );
     }
-    const devices = this.resolveTarget(principal, body.target);
+    const devices = await this.resolveTarget(principal, body.target);
     const compatOf = this.compatIds(principal.orgId);
     const eligible = devices.filter((d) => d.type_id !== null && image.compatible.includes(compatOf(d.type_id) ?? ""));
     if (eligible.length === 0) {
@@ -174,7 +174,7 @@ export class Rollouts implements FirmwareImageUser {
     const sizes = phaseSizes(marks, devices.length);
     const phaseOf = phaseIndexer(sizes);
     const now = this.clock();
-    const groupPaths = [...new Set(devices.map((d) => this.deps.registry.groupPath(d)))];
+    const groupPaths = [...new Set(await Promise.all(devices.map((d) => this.deps.registry.groupPath(d))))];
     const id = db.transaction(() => {
       const created = db
         .prepare(
@@ -552,7 +552,7 @@ export class Rollouts implements FirmwareImageUser {
     this.live.rollout(id);
   }
 
-  private resolveTarget(principal: Principal, target: RolloutTarget): DeviceRow[] {
+  private async resolveTarget(principal: Principal, target: RolloutTarget): Promise<DeviceRow[]> {
     const given = (["devices", "tag", "query", "group"] as const).filter((k) => target[k] !== undefined);
     if (given.length !== 1) {
       throw new FieldgateError(
@@ -564,29 +564,31 @@ export class Rollouts implements FirmwareImageUser {
     const { registry, policy } = this.deps;
     if (target.devices) {
       const seen = new Set<number>();
-      return target.devices.flatMap((uuid, i) => {
+      const rows: DeviceRow[] = [];
+      for (const [i, uuid] of target.devices.entries()) {
         const field = `target.devices[${i}]`;
-        const row = registry.findByUuid(uuid.toLowerCase());
+        const row = await registry.findByUuid(uuid.toLowerCase());
         // Another tenant's device and one out of scope read alike: not found.
         if (
           !row ||
           row.org_id !== principal.orgId ||
-          !policy.can(principal, "firmware:write", registry.groupPath(row))
+          !policy.can(principal, "firmware:write", await registry.groupPath(row))
         ) {
           throw new FieldgateError("DEVICE_NOT_FOUND", `no device ${uuid}`, field);
         }
         if (row.retired_at !== null) throw new FieldgateError("DEVICE_RETIRED", `${uuid} is retired`, field);
-        if (seen.has(row.id)) return [];
+        if (seen.has(row.id)) continue;
         seen.add(row.id);
-        return [row];
-      });
+        rows.push(row);
+      }
+      return rows;
     }
     const query: ListDevicesQuery = target.tag
       ? { tag: [target.tag] }
       : target.group !== undefined
         ? { group: String(target.group), includeSubgroups: true }
         : this.parseQuery(target.query ?? "");
-    const filters = registry.resolveFilters(principal.orgId, query, (path) =>
+    const filters = await registry.resolveFilters(principal.orgId, query, (path) =>
       policy.sees(principal, "devices:read", path, "scope-and-above"),
     );
     const scope = policy.sqlScope(principal, "firmware:write", "g.path");
@@ -641,7 +643,9 @@ export class Rollouts implements FirmwareImageUser {
   }
 
   private deviceById(id: number): DeviceRow | undefined {
-    return this.deps.registry.findById(id);
+    // TRANSITIONAL (issue #14): called inside synchronous transactions until this module is async;
+    // then `await this.deps.registry.findById(id, executor)`.
+    return this.deps.registry.embeddedRows().findById(id);
   }
 
   private counts(id: number): ReturnType<typeof countsOf> {

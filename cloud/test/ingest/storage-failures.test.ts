@@ -9,6 +9,7 @@ import { isTransientStorageError } from "../../src/ingest/storage-failures.js";
 import type { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
+import { overEmbedded } from "../registry/registry-fixture.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";
 const TOPIC = `fieldgate/v1/${UUID}/telemetry`;
@@ -47,7 +48,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
-      new DeviceRegistry(db, new GroupTree(db), 0),
+      new DeviceRegistry(overEmbedded(db), new GroupTree(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_CONSTRAINT_CHECK"),
       new DeviceEventLog(db),
@@ -63,7 +64,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
-      new DeviceRegistry(db, new GroupTree(db), 0),
+      new DeviceRegistry(overEmbedded(db), new GroupTree(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_IOERR_WRITE"),
       new DeviceEventLog(db),

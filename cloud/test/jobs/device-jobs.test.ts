@@ -11,6 +11,7 @@ import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceJobs } from "../../src/jobs/device-jobs.js";
 import { DeviceRegistry, type DeviceRow } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
+import { overEmbedded } from "../registry/registry-fixture.js";
 
 /** The cloud's side of single-device jobs, over a real SQLite file and a hand-driven clock. */
 describe("DeviceJobs", () => {
@@ -26,15 +27,15 @@ describe("DeviceJobs", () => {
   const sent: JobNotify[] = [];
   const finished: string[] = [];
 
-  beforeEach(() => {
+  beforeEach(async () => {
     now = Date.parse("2026-02-01T08:00:00Z");
     sent.length = 0;
     finished.length = 0;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-jobs-"));
     db = openDatabase(path.join(dir, "cloud.db"));
     const groups = new GroupTree(db, () => now);
-    registry = new DeviceRegistry(db, groups, 600_000, () => now);
-    orgId = registry.ensureDefaultOrganization();
+    registry = new DeviceRegistry(overEmbedded(db), groups, 600_000, () => now);
+    orgId = await registry.ensureDefaultOrganization();
     const root = groups.root(orgId);
     const typeId = Number(
       db
@@ -48,10 +49,10 @@ describe("DeviceJobs", () => {
        VALUES (?, 'fw', '2.0.0', '["gw-a"]', 10, 'x', 'k', ?)`,
     ).run(orgId, now);
     for (const uuid of ["aaaaaaaa-0000-4000-8000-000000000001", "aaaaaaaa-0000-4000-8000-000000000002"]) {
-      registry.create(orgId, { uuid }, { groupId: root.id, typeId });
+      await registry.create(orgId, { uuid }, { groupId: root.id, typeId });
     }
-    device = registry.row(orgId, "aaaaaaaa-0000-4000-8000-000000000001");
-    other = registry.row(orgId, "aaaaaaaa-0000-4000-8000-000000000002");
+    device = await registry.row(orgId, "aaaaaaaa-0000-4000-8000-000000000001");
+    other = await registry.row(orgId, "aaaaaaaa-0000-4000-8000-000000000002");
     // The jobs tell the store which images they still need, as in the cloud.
     const imageUsers: FirmwareImageUser[] = [];
     firmware = new FirmwareStore(
@@ -82,7 +83,7 @@ describe("DeviceJobs", () => {
   const status = (s: string, extra: Partial<JobStatus> = {}): JobStatus =>
     ({ v: 1, ts: now, status: s, step: s, ...extra }) as JobStatus;
 
-  it("sends a new job at once and again on every connect until it ends", () => {
+  it("sends a new job at once and again on every connect until it ends", async () => {
     const job = jobs.create(device, "fw@2.0.0");
     expect(sent).toEqual([
       { v: 1, jobId: job.id, firmware: { name: "fw", version: "2.0.0" }, firmwareCompat: "gw-a", timeoutS: 3600 },
@@ -99,7 +100,7 @@ describe("DeviceJobs", () => {
     expect(sent).toHaveLength(3);
     expect(finished).toEqual([job.id]);
     // The device now runs the job's version.
-    expect(registry.row(orgId, device.uuid).firmware_version).toBe("2.0.0");
+    expect((await registry.row(orgId, device.uuid)).firmware_version).toBe("2.0.0");
   });
 
   it("keeps the report, and a late report never reopens an ended job", () => {

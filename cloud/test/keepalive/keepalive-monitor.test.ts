@@ -9,6 +9,7 @@ import { GroupTree } from "../../src/groups/group-tree.js";
 import { type KeepaliveMissed, KeepaliveMonitor } from "../../src/keepalive/keepalive-monitor.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
+import { overEmbedded } from "../registry/registry-fixture.js";
 
 const MINUTE = 60_000;
 
@@ -21,13 +22,13 @@ describe("KeepaliveMonitor", () => {
   let orgId: number;
   let typeId: (minutes: number | null) => number;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     vi.useFakeTimers({ now: Date.parse("2026-03-01T00:00:00Z") });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-keepalive-"));
     db = openDatabase(path.join(dir, "cloud.db"));
     const groups = new GroupTree(db);
-    registry = new DeviceRegistry(db, groups, 600_000);
-    orgId = registry.ensureDefaultOrganization();
+    registry = new DeviceRegistry(overEmbedded(db), groups, 600_000);
+    orgId = await registry.ensureDefaultOrganization();
     const root = groups.root(orgId);
     let n = 0;
     typeId = (minutes) =>
@@ -39,7 +40,7 @@ describe("KeepaliveMonitor", () => {
           .run(orgId, root.id, `type-${n++}`, minutes, Date.now()).lastInsertRowid,
       );
     log = new DeviceEventLog(db);
-    monitor = new KeepaliveMonitor(db, registry, log, Date.now, pino({ level: "silent" }), {
+    monitor = new KeepaliveMonitor(db, registry.embeddedRows(), log, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 30_000,
       minuteMs: MINUTE,
     });
@@ -57,13 +58,13 @@ describe("KeepaliveMonitor", () => {
     const groupId = (
       db.prepare("SELECT id FROM groups WHERE org_id = ? AND parent_id IS NULL").get(orgId) as { id: number }
     ).id;
-    registry.create(orgId, { uuid }, { groupId, typeId: type });
+    registry.embeddedRows().insert(orgId, { uuid }, { groupId, typeId: type });
     db.prepare("UPDATE devices SET last_seen = ? WHERE uuid = ?").run(lastSeen, uuid);
     return uuid;
   };
   const speak = (uuid: string) => db.prepare("UPDATE devices SET last_seen = ? WHERE uuid = ?").run(Date.now(), uuid);
   const events = (uuid: string) =>
-    log.list(registry.findByUuid(uuid)?.id ?? 0, 100).items.filter((e) => e.code === "KEEPALIVE_MISSED");
+    log.list(registry.embeddedRows().findByUuid(uuid)?.id ?? 0, 100).items.filter((e) => e.code === "KEEPALIVE_MISSED");
 
   it("raises one error event per silence, and again after the device speaks and falls silent again", () => {
     const uuid = device(typeId(10), Date.now());
@@ -99,7 +100,7 @@ describe("KeepaliveMonitor", () => {
   });
 
   it("uses each type's own keep-alive and the configured minute length", () => {
-    const fast = new KeepaliveMonitor(db, registry, log, Date.now, pino({ level: "silent" }), {
+    const fast = new KeepaliveMonitor(db, registry.embeddedRows(), log, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 100,
       minuteMs: 200,
     });

@@ -8,6 +8,7 @@ import { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
 import { LogRetention } from "../../src/logs/log-retention.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
+import { overEmbedded } from "../registry/registry-fixture.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";
 const TOPIC = `fieldgate/v1/${UUID}/logs`;
@@ -21,7 +22,7 @@ describe("log batches with an identity", () => {
     const clock = () => now.value;
     const ingest = new DeviceIngest(
       db,
-      new DeviceRegistry(db, new GroupTree(db), 0),
+      new DeviceRegistry(overEmbedded(db), new GroupTree(db), 0),
       new SchemaValidator(),
       new TelemetryWriter(db, clock),
       new DeviceEventLog(db, clock),

@@ -63,26 +63,30 @@ describe("export columns", () => {
 });
 
 describe("export chunks", () => {
-  it("writes CSV with a header and one line per device, tags space-separated", () => {
-    const text = [
-      ...exportChunks([[record({ name: "=1+1" })], [record({ online: false, type: "x" })]], "csv", [
-        "name",
-        "tags",
-        "online",
-        "type",
-        "lastSeen",
-      ]),
-    ].join("");
+  it("writes CSV with a header and one line per device, tags space-separated", async () => {
+    const text = (
+      await collect(
+        exportChunks([[record({ name: "=1+1" })], [record({ online: false, type: "x" })]], "csv", [
+          "name",
+          "tags",
+          "online",
+          "type",
+          "lastSeen",
+        ]),
+      )
+    ).join("");
     expect(text).toBe("name,tags,online,type,lastSeen\r\n'=1+1,a b,true,,\r\npress,a b,false,x,\r\n");
   });
 
-  it("writes a JSON array of the chosen columns, also when empty", () => {
-    const text = [...exportChunks([[record()], [record({ name: "b" })]], "json", ["name", "tags"])].join("");
+  it("writes a JSON array of the chosen columns, also when empty", async () => {
+    const text = (await collect(exportChunks([[record()], [record({ name: "b" })]], "json", ["name", "tags"]))).join(
+      "",
+    );
     expect(JSON.parse(text)).toEqual([
       { name: "press", tags: ["a", "b"] },
       { name: "b", tags: ["a", "b"] },
     ]);
-    expect(JSON.parse([...exportChunks([], "json", ["uuid"])].join(""))).toEqual([]);
+    expect(JSON.parse((await collect(exportChunks([], "json", ["uuid"]))).join(""))).toEqual([]);
   });
 
   it("pulls pages only as the reader asks for them", async () => {
@@ -104,3 +108,9 @@ describe("export chunks", () => {
     expect(pulled).toBe(1000);
   });
 });
+
+async function collect(chunks: AsyncIterable<string>): Promise<string[]> {
+  const all: string[] = [];
+  for await (const chunk of chunks) all.push(chunk);
+  return all;
+}

@@ -1,11 +1,16 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccessPolicy, type Principal } from "../../src/access/access-policy.js";
-import { GroupTree } from "../../src/groups/group-tree.js";
-import { buildDeviceQuery, type DeviceFilters, type SqlScope } from "../../src/registry/device-query.js";
-import { DeviceRegistry } from "../../src/registry/device-registry.js";
-import { openDatabase } from "../../src/storage/database.js";
+import type { GroupRow } from "../../src/groups/group-tree.js";
+import {
+  asKyselySql,
+  buildDeviceQuery,
+  type DeviceFilters,
+  type SqlScope,
+  type SqlStatement,
+} from "../../src/registry/device-query.js";
+import { openRegistry, type RegistryFixture } from "./registry-fixture.js";
 
-const everywhere: SqlScope = { clause: "1", params: [] };
+const everywhere: SqlScope = { clause: "1 = 1", params: [] };
 
 describe("buildDeviceQuery (SQL text)", () => {
   it("binds every user value and never splices it into the SQL", () => {
@@ -63,102 +68,131 @@ describe("buildDeviceQuery (SQL text)", () => {
   });
 });
 
-describe("buildDeviceQuery on SQLite", () => {
-  const db = openDatabase(":memory:");
-  const groups = new GroupTree(db);
-  let now = Date.parse("2026-01-01T00:00:00Z");
-  const registry = new DeviceRegistry(db, groups, 600_000, () => now++);
-  const org = registry.ensureDefaultOrganization();
-  const root = groups.root(org);
-  const plant = groups.create(org, root.id, { name: "plant" });
-  const line = groups.create(org, plant.id, { name: "line" });
-  const other = groups.create(org, root.id, { name: "other" });
-  const typeId = Number(
-    db
-      .prepare("INSERT INTO device_types (org_id, group_id, name, created_at) VALUES (?, ?, 'sensor', 0)")
-      .run(org, root.id).lastInsertRowid,
-  );
-  const add = (uuid: string, groupId: number, fields: Record<string, unknown> = {}, extra = "") => {
-    registry.create(org, { uuid, ...fields }, { groupId, typeId: fields.typed ? typeId : null });
-    if (extra) db.prepare(`UPDATE devices SET ${extra} WHERE uuid = ?`).run(uuid);
-  };
-  add(
-    "00000000-0000-4000-8000-000000000001",
-    plant.id,
-    { name: "Alpha", tags: ["a", "b"], typed: true },
-    "health = 'ok', online = 1, last_seen = 1000, firmware_version = '1.0.0'",
-  );
-  add(
-    "00000000-0000-4000-8000-000000000002",
-    line.id,
-    { name: "beta", location: "hall 2", tags: ["b"] },
-    "health = 'critical', last_seen = 3000",
-  );
-  add("10000000-0000-4000-8000-000000000003", other.id, { name: "gamma", comment: "100%" }, "health = 'warning'");
+describe("buildDeviceQuery on the suite's backend", () => {
+  let fixture: RegistryFixture;
+  let org: number;
+  let root: GroupRow;
+  let plant: GroupRow;
+  let other: GroupRow;
+  let typeId: number;
 
-  const uuids = (filters: DeviceFilters, scope = everywhere) => {
-    const q = buildDeviceQuery(org, scope, filters);
-    return (db.prepare(q.select.sql).all(...q.select.params) as { uuid: string }[]).map((r) => r.uuid.slice(-1));
+  beforeAll(async () => {
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    fixture = await openRegistry({ clock: () => now++ });
+    const { registry, groups, database } = fixture;
+    org = fixture.orgId;
+    root = fixture.root;
+    plant = await groups.create(org, root.id, { name: "plant" });
+    const line = await groups.create(org, plant.id, { name: "line" });
+    other = await groups.create(org, root.id, { name: "other" });
+    ({ id: typeId } = (await database.kysely
+      .withTables<{
+        device_types: { id?: number; org_id: number; group_id: number; name: string; created_at: number };
+      }>()
+      .insertInto("device_types")
+      .values({ org_id: org, group_id: root.id, name: "sensor", created_at: 0 })
+      .returning("id")
+      .executeTakeFirstOrThrow()) as { id: number });
+    const add = async (
+      uuid: string,
+      groupId: number,
+      fields: Record<string, unknown>,
+      stored: Record<string, unknown>,
+    ) => {
+      await registry.create(org, { uuid, ...fields }, { groupId, typeId: fields.typed ? typeId : null });
+      await database.kysely
+        .withTables<{ devices: Record<string, unknown> }>()
+        .updateTable("devices")
+        .set(stored)
+        .where("uuid", "=", uuid)
+        .execute();
+    };
+    await add(
+      "00000000-0000-4000-8000-000000000001",
+      plant.id,
+      { name: "Alpha", tags: ["a", "b"], typed: true },
+      { health: "ok", online: 1, last_seen: 1000, firmware_version: "1.0.0" },
+    );
+    await add(
+      "00000000-0000-4000-8000-000000000002",
+      line.id,
+      { name: "beta", location: "hall 2", tags: ["b"] },
+      { health: "critical", last_seen: 3000 },
+    );
+    await add(
+      "10000000-0000-4000-8000-000000000003",
+      other.id,
+      { name: "gamma", comment: "100%" },
+      { health: "warning" },
+    );
+  });
+  afterAll(() => fixture.dispose());
+
+  const rowsOf = async <R>(statement: SqlStatement) =>
+    (await asKyselySql<R>(statement).execute(fixture.database.kysely)).rows;
+  const uuids = async (filters: DeviceFilters, scope = everywhere) => {
+    const q = buildDeviceQuery(org, scope, filters, fixture.database.dialect);
+    return (await rowsOf<{ uuid: string }>(q.select)).map((r) => r.uuid.slice(-1));
   };
 
-  it("filters on each column", () => {
-    expect(uuids({})).toEqual(["1", "2", "3"]);
-    expect(uuids({ uuid: "1000" })).toEqual(["3"]);
-    expect(uuids({ uuid: "00000000-0000-4000-8000-000000000002" })).toEqual(["2"]);
-    expect(uuids({ name: "ALP" })).toEqual(["1"]);
-    expect(uuids({ location: "hall" })).toEqual(["2"]);
-    expect(uuids({ tags: ["b"] })).toEqual(["1", "2"]);
-    expect(uuids({ tags: ["a", "b"] })).toEqual(["1"]);
-    expect(uuids({ type: "sensor" })).toEqual(["1"]);
-    expect(uuids({ type: typeId })).toEqual(["1"]);
-    expect(uuids({ type: "nothing" })).toEqual([]);
-    expect(uuids({ group: { id: plant.id, path: plant.path, includeSubgroups: false } })).toEqual(["1"]);
-    expect(uuids({ group: { id: plant.id, path: plant.path, includeSubgroups: true } })).toEqual(["1", "2"]);
-    expect(uuids({ status: "critical" })).toEqual(["2"]);
-    expect(uuids({ online: true })).toEqual(["1"]);
-    expect(uuids({ online: false })).toEqual(["2", "3"]);
-    expect(uuids({ lastSeenFrom: 2000 })).toEqual(["2"]);
-    expect(uuids({ lastSeenTo: 2000 })).toEqual(["1"]);
-    expect(uuids({ firmwareVersion: "1.0.0" })).toEqual(["1"]);
-    expect(uuids({ q: "100%" })).toEqual(["3"]);
-    expect(uuids({ q: "%" })).toEqual(["3"]);
+  it("filters on each column", async () => {
+    expect(await uuids({})).toEqual(["1", "2", "3"]);
+    expect(await uuids({ uuid: "1000" })).toEqual(["3"]);
+    expect(await uuids({ uuid: "00000000-0000-4000-8000-000000000002" })).toEqual(["2"]);
+    expect(await uuids({ name: "ALP" })).toEqual(["1"]);
+    expect(await uuids({ location: "hall" })).toEqual(["2"]);
+    expect(await uuids({ location: "HALL" })).toEqual(["2"]);
+    expect(await uuids({ tags: ["b"] })).toEqual(["1", "2"]);
+    expect(await uuids({ tags: ["a", "b"] })).toEqual(["1"]);
+    expect(await uuids({ type: "sensor" })).toEqual(["1"]);
+    expect(await uuids({ type: typeId })).toEqual(["1"]);
+    expect(await uuids({ type: "nothing" })).toEqual([]);
+    expect(await uuids({ group: { id: plant.id, path: plant.path, includeSubgroups: false } })).toEqual(["1"]);
+    expect(await uuids({ group: { id: plant.id, path: plant.path, includeSubgroups: true } })).toEqual(["1", "2"]);
+    expect(await uuids({ status: "critical" })).toEqual(["2"]);
+    expect(await uuids({ online: true })).toEqual(["1"]);
+    expect(await uuids({ online: false })).toEqual(["2", "3"]);
+    expect(await uuids({ lastSeenFrom: 2000 })).toEqual(["2"]);
+    expect(await uuids({ lastSeenTo: 2000 })).toEqual(["1"]);
+    expect(await uuids({ firmwareVersion: "1.0.0" })).toEqual(["1"]);
+    expect(await uuids({ q: "100%" })).toEqual(["3"]);
+    expect(await uuids({ q: "%" })).toEqual(["3"]);
+    expect(await uuids({ q: "GAMMA" })).toEqual(["3"]);
   });
 
-  it("sorts and walks keyset pages in the same order as the full select", () => {
-    expect(uuids({ sort: "-status" })).toEqual(["2", "3", "1"]);
-    expect(uuids({ sort: "name" })).toEqual(["1", "2", "3"]);
-    expect(uuids({ sort: "-lastSeen" })).toEqual(["2", "1", "3"]);
-    for (const sort of ["lastSeen", "-name", "type", "-firmwareVersion", "group"]) {
-      const q = buildDeviceQuery(org, everywhere, { sort });
+  it("sorts and walks keyset pages in the same order as the full select", async () => {
+    expect(await uuids({ sort: "-status" })).toEqual(["2", "3", "1"]);
+    expect(await uuids({ sort: "name" })).toEqual(["1", "2", "3"]);
+    expect(await uuids({ sort: "-lastSeen" })).toEqual(["2", "1", "3"]);
+    for (const sort of ["lastSeen", "-name", "type", "-firmwareVersion", "group", "-status", "online"]) {
+      const q = buildDeviceQuery(org, everywhere, { sort }, fixture.database.dialect);
       const walked: string[] = [];
       let cursor: { key: string | number | null; id: number } | undefined;
       for (;;) {
-        const page = q.page(cursor, 1);
-        const rows = db.prepare(page.sql).all(...page.params) as {
-          uuid: string;
-          id: number;
-          sort_key: string | number;
-        }[];
+        const rows = await rowsOf<{ uuid: string; id: number; sort_key: string | number }>(q.page(cursor, 1));
         if (rows.length === 0) break;
         walked.push(...rows.map((r) => r.uuid.slice(-1)));
         const last = rows[rows.length - 1];
         cursor = last && { key: last.sort_key, id: last.id };
       }
-      expect(walked, sort).toEqual(uuids({ sort }));
+      expect(walked, sort).toEqual(await uuids({ sort }));
     }
   });
 
-  it("never leaves the access scope, whatever the group filter", () => {
+  it("never leaves the access scope, whatever the group filter", async () => {
     const principal: Principal = {
       kind: "credential",
       id: "c",
       orgId: org,
       grants: [{ groupId: plant.id, path: plant.path, role: "viewer" }],
     };
-    const scope = new AccessPolicy().sqlScope(principal, "devices:read", "g.path");
-    expect(uuids({}, scope)).toEqual(["1", "2"]);
-    expect(uuids({ group: { id: other.id, path: other.path, includeSubgroups: true } }, scope)).toEqual([]);
-    expect(uuids({ group: { id: root.id, path: root.path, includeSubgroups: true } }, scope)).toEqual(["1", "2"]);
-    expect(uuids({ group: { id: root.id, path: root.path, includeSubgroups: false } }, scope)).toEqual([]);
+    const policy = new AccessPolicy();
+    const scope = policy.sqlScope(principal, "devices:read", "g.path");
+    expect(await uuids({}, scope)).toEqual(["1", "2"]);
+    expect(await uuids({ group: { id: other.id, path: other.path, includeSubgroups: true } }, scope)).toEqual([]);
+    expect(await uuids({ group: { id: root.id, path: root.path, includeSubgroups: true } }, scope)).toEqual(["1", "2"]);
+    expect(await uuids({ group: { id: root.id, path: root.path, includeSubgroups: false } }, scope)).toEqual([]);
+    const nowhere = policy.sqlScope({ ...principal, grants: [] }, "devices:read", "g.path");
+    expect(await uuids({}, nowhere)).toEqual([]);
   });
 });

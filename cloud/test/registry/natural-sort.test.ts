@@ -1,11 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GroupTree } from "../../src/groups/group-tree.js";
-import { DeviceRegistry } from "../../src/registry/device-registry.js";
-import { openDatabase } from "../../src/storage/database.js";
 import { naturalSortKey } from "../../src/storage/natural-sort.js";
+import { openRegistry } from "./registry-fixture.js";
 
-const everywhere = { clause: "1", params: [] };
+const everywhere = { clause: "1 = 1", params: [] };
 
 describe("natural sort of device names", () => {
   it("orders numbers inside names by value, ignoring case and leading zeros", () => {
@@ -36,34 +34,32 @@ describe("natural sort of device names", () => {
     );
   });
 
-  it("sorts in the query, so offset pages and the keyset export walk agree: meter-9 before meter-10", () => {
-    const db = openDatabase(":memory:");
-    const groups = new GroupTree(db);
-    const registry = new DeviceRegistry(db, groups, 600_000);
-    const org = registry.ensureDefaultOrganization();
-    const root = groups.root(org);
-    // Created out of order, so creation order cannot pass for the natural one.
-    const numbers = [12, 3, 25, 1, 10, 9, 2, 20, 11, 30, 100, 5];
-    numbers.forEach((n, i) => {
-      const uuid = `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
-      registry.create(org, { uuid, name: `meter-${n}` }, { groupId: root.id, typeId: null });
-    });
-    const natural = [...numbers].sort((a, b) => a - b).map((n) => `meter-${n}`);
-    const filters = registry.resolveFilters(org, { sort: "name" }, () => true);
-    const paged: string[] = [];
-    for (let offset = 0; offset < numbers.length; offset += 5) {
-      paged.push(...registry.list(org, everywhere, filters, { limit: 5, offset }).items.map((d) => d.name));
+  it("sorts in the query, so offset pages and the keyset export walk agree: meter-9 before meter-10", async () => {
+    const { registry, orgId: org, root, dispose } = await openRegistry();
+    try {
+      // Created out of order, so creation order cannot pass for the natural one.
+      const numbers = [12, 3, 25, 1, 10, 9, 2, 20, 11, 30, 100, 5];
+      for (const [i, n] of numbers.entries()) {
+        const uuid = `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
+        await registry.create(org, { uuid, name: `meter-${n}` }, { groupId: root.id, typeId: null });
+      }
+      const natural = [...numbers].sort((a, b) => a - b).map((n) => `meter-${n}`);
+      const filters = await registry.resolveFilters(org, { sort: "name" }, () => true);
+      const paged: string[] = [];
+      for (let offset = 0; offset < numbers.length; offset += 5) {
+        paged.push(...(await registry.list(org, everywhere, filters, { limit: 5, offset })).items.map((d) => d.name));
+      }
+      expect(paged).toEqual(natural);
+      const walked: string[] = [];
+      for await (const page of registry.exportPages(org, everywhere, filters, 4))
+        walked.push(...page.map((r) => r.name));
+      expect(walked).toEqual(natural);
+      const descending = await registry.resolveFilters(org, { sort: "-name" }, () => true);
+      const top = await registry.list(org, everywhere, descending, { limit: 3, offset: 0 });
+      expect(top.items.map((d) => d.name)).toEqual(["meter-100", "meter-30", "meter-25"]);
+    } finally {
+      await dispose();
     }
-    expect(paged).toEqual(natural);
-    const walked = [...registry.exportPages(org, everywhere, filters, 4)].flat().map((r) => r.name);
-    expect(walked).toEqual(natural);
-    const descending = registry.resolveFilters(org, { sort: "-name" }, () => true);
-    expect(registry.list(org, everywhere, descending, { limit: 3, offset: 0 }).items.map((d) => d.name)).toEqual([
-      "meter-100",
-      "meter-30",
-      "meter-25",
-    ]);
-    db.close();
   });
 });
 

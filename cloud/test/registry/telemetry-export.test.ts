@@ -6,25 +6,27 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { telemetryCsvLine, telemetryCsvStream } from "../../src/registry/telemetry-export.js";
-import { openDatabase } from "../../src/storage/database.js";
+import { type CloudDatabase, openCloudDatabase } from "../../src/storage/cloud-database.js";
 
 /** The telemetry CSV is read from SQLite page by page, only as fast as its reader takes it. */
 describe("telemetry CSV export", () => {
   let dir: string;
+  let database: CloudDatabase;
   let db: Database.Database;
   let registry: DeviceRegistry;
   let deviceId: number;
   const BASE = Date.parse("2026-03-01T00:00:00Z");
   let insert: Database.Statement;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-telemetry-csv-"));
-    db = openDatabase(path.join(dir, "cloud.db"));
+    database = await openCloudDatabase({ kind: "sqlite", file: path.join(dir, "cloud.db") });
+    db = database.embedded as Database.Database;
     const groups = new GroupTree(db);
-    registry = new DeviceRegistry(db, groups, 600_000);
-    const orgId = registry.ensureDefaultOrganization();
-    registry.create(orgId, { uuid: "0f0e0d0c-0b0a-4908-8706-050403020100" }, { groupId: groups.root(orgId).id });
-    deviceId = registry.row(orgId, "0f0e0d0c-0b0a-4908-8706-050403020100").id;
+    registry = new DeviceRegistry(database, groups, 600_000);
+    const orgId = await registry.ensureDefaultOrganization();
+    await registry.create(orgId, { uuid: "0f0e0d0c-0b0a-4908-8706-050403020100" }, { groupId: groups.root(orgId).id });
+    deviceId = (await registry.row(orgId, "0f0e0d0c-0b0a-4908-8706-050403020100")).id;
     insert = db.prepare(
       "INSERT INTO telemetry (device_id, ts, name, value, kind, unit, source, stream, seq) VALUES (?, ?, 'temp', ?, 0, 'C', NULL, 'main', ?)",
     );
@@ -32,8 +34,8 @@ describe("telemetry CSV export", () => {
       for (let i = 0; i < 5_000; i++) insert.run(deviceId, BASE + i, i, i + 1);
     })();
   });
-  afterEach(() => {
-    db.close();
+  afterEach(async () => {
+    await database.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -14,6 +14,7 @@ import { DeviceJobs } from "../../src/jobs/device-jobs.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { Rollouts } from "../../src/rollouts/rollouts.js";
 import { openDatabase } from "../../src/storage/database.js";
+import { overEmbedded } from "../registry/registry-fixture.js";
 
 /** The rollout engine over a real SQLite file, with a hand-driven clock and devices played by the test. */
 describe("Rollouts", () => {
@@ -32,14 +33,14 @@ describe("Rollouts", () => {
   let typeId: number;
   const sent: { uuid: string; message: JobNotify; at: number }[] = [];
 
-  beforeEach(() => {
+  beforeEach(async () => {
     now = Date.parse("2026-01-15T12:00:00Z");
     sent.length = 0;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-rollouts-"));
     db = openDatabase(path.join(dir, "cloud.db"));
     groups = new GroupTree(db, () => now);
-    registry = new DeviceRegistry(db, groups, 600_000, () => now);
-    orgId = registry.ensureDefaultOrganization();
+    registry = new DeviceRegistry(overEmbedded(db), groups, 600_000, () => now);
+    orgId = await registry.ensureDefaultOrganization();
     const root = groups.root(orgId);
     admin = { kind: "credential", id: "admin", orgId, grants: [{ groupId: root.id, path: root.path, role: "admin" }] };
     typeId = Number(
@@ -97,7 +98,9 @@ describe("Rollouts", () => {
   const makeDevices = (n: number, opts: { group?: number; tags?: string[]; version?: string | null } = {}) =>
     Array.from({ length: n }, () => {
       const uuid = crypto.randomUUID();
-      registry.create(orgId, { uuid, tags: opts.tags }, { groupId: opts.group ?? groups.root(orgId).id, typeId });
+      registry
+        .embeddedRows()
+        .insert(orgId, { uuid, tags: opts.tags }, { groupId: opts.group ?? groups.root(orgId).id, typeId });
       db.prepare("UPDATE devices SET firmware_version = ? WHERE uuid = ?").run(
         opts.version === undefined ? "1.0.0" : opts.version,
         uuid,
@@ -125,6 +128,16 @@ describe("Rollouts", () => {
   const create = (body: Partial<CreateRolloutBody> & Pick<CreateRolloutBody, "target">, who = admin) =>
     rollouts.create(who, { firmware: "fw@2.0.0", ...body });
 
+  const rejectionOf = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof FieldgateError) return { code: err.code, field: err.field };
+      throw err;
+    }
+    throw new Error("expected an error");
+  };
+
   const errorOf = (fn: () => unknown) => {
     try {
       fn();
@@ -135,9 +148,9 @@ describe("Rollouts", () => {
     throw new Error("expected an error");
   };
 
-  it("holds its image while it runs; deleting the image then drops its finished rollouts with it, or nothing", () => {
+  it("holds its image while it runs; deleting the image then drops its finished rollouts with it, or nothing", async () => {
     const devices = makeDevices(2);
-    const r = create({ target: { devices } });
+    const r = await create({ target: { devices } });
     expect(errorOf(() => firmware.delete(orgId, "fw", "2.0.0")).code).toBe("FIRMWARE_IN_USE");
     rollouts.abort(orgId, r.id);
     const members = () =>
@@ -160,9 +173,9 @@ describe("Rollouts", () => {
     expect(firmware.find(orgId, "fw", "2.0.0")).toBeUndefined();
   });
 
-  it("goes phase by phase, each phase starting only when the one before met the success threshold", () => {
+  it("goes phase by phase, each phase starting only when the one before met the success threshold", async () => {
     const devices = makeDevices(20);
-    const r = create({ target: { devices }, phases: "10%,50%,100%", successThreshold: "100%" });
+    const r = await create({ target: { devices }, phases: "10%,50%,100%", successThreshold: "100%" });
     expect(r.phases.map((p) => p.size)).toEqual([2, 8, 10]);
     expect(sent.map((s) => s.uuid)).toEqual(devices.slice(0, 2));
     finish(devices[0] ?? "", "SUCCEEDED");
@@ -177,9 +190,9 @@ describe("Rollouts", () => {
     expect(sent.every((s) => s.message.firmware.version === "2.0.0" && s.message.rollback === undefined)).toBe(true);
   });
 
-  it("lists its devices in target order with their phase, state and current job's status and step", () => {
+  it("lists its devices in target order with their phase, state and current job's status and step", async () => {
     const devices = makeDevices(3);
-    const r = create({ target: { devices }, phases: "1,3" });
+    const r = await create({ target: { devices }, phases: "1,3" });
     jobs.report(deviceId(devices[0] ?? ""), sent[0]?.message.jobId ?? "", {
       v: 1,
       ts: now,
@@ -204,9 +217,9 @@ describe("Rollouts", () => {
     expect(errorOf(() => rollouts.devices(orgId, r.id + 100)).code).toBe("ROLLOUT_NOT_FOUND");
   });
 
-  it("holds a phase below the success threshold until an operator resumes or aborts it", () => {
+  it("holds a phase below the success threshold until an operator resumes or aborts it", async () => {
     const devices = makeDevices(10);
-    const r = create({ target: { devices }, phases: "20%,100%", successThreshold: "100%" });
+    const r = await create({ target: { devices }, phases: "20%,100%", successThreshold: "100%" });
     finish(devices[0] ?? "", "SUCCEEDED");
     finish(devices[1] ?? "", "ROLLED_BACK", "HEALTH_NOT_OK");
     const held = rollouts.show(orgId, r.id);
@@ -222,9 +235,9 @@ describe("Rollouts", () => {
     expect(errorOf(() => rollouts.resume(orgId, r.id)).code).toBe("ROLLOUT_STATE");
   });
 
-  it("aborts at the failure threshold, cancels installs not taken, and rolls the updated devices back", () => {
+  it("aborts at the failure threshold, cancels installs not taken, and rolls the updated devices back", async () => {
     const devices = makeDevices(10);
-    const r = create({
+    const r = await create({
       target: { devices },
       phases: "20%,100%",
       successThreshold: "50%",
@@ -280,9 +293,9 @@ describe("Rollouts", () => {
     expect(sent).toHaveLength(before);
   });
 
-  it("keeps the rate: no interval of the unit ever holds more starts than configured", () => {
+  it("keeps the rate: no interval of the unit ever holds more starts than configured", async () => {
     const devices = makeDevices(30);
-    create({ target: { devices }, rate: "3/s" });
+    await create({ target: { devices }, rate: "3/s" });
     for (let i = 0; i < 200; i++) {
       now += 50;
       rollouts.tick();
@@ -292,10 +305,10 @@ describe("Rollouts", () => {
     for (const t of starts) expect(starts.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(3);
   });
 
-  it("starts installs only inside the maintenance window", () => {
+  it("starts installs only inside the maintenance window", async () => {
     const devices = makeDevices(3);
     now = Date.parse("2026-01-15T12:00:00Z");
-    const r = create({ target: { devices }, maintenanceWindow: "0 2 * * *, 1h, UTC" });
+    const r = await create({ target: { devices }, maintenanceWindow: "0 2 * * *, 1h, UTC" });
     expect(sent).toHaveLength(0);
     expect(rollouts.show(orgId, r.id)).toMatchObject({
       waitingFor: "maintenance-window",
@@ -306,9 +319,9 @@ describe("Rollouts", () => {
     expect(sent).toHaveLength(3);
   });
 
-  it("retries a failed device with a new job, and counts it failed once the retries are spent", () => {
+  it("retries a failed device with a new job, and counts it failed once the retries are spent", async () => {
     const [device = ""] = makeDevices(1);
-    const r = create({ target: { devices: [device] }, retries: 1 });
+    const r = await create({ target: { devices: [device] }, retries: 1 });
     finish(device, "FAILED", "INSTALL_FAILED");
     rollouts.tick();
     expect(sent).toHaveLength(2);
@@ -318,9 +331,9 @@ describe("Rollouts", () => {
     expect(rollouts.show(orgId, r.id).failing?.[0]).toMatchObject({ attempts: 2, reason: "INSTALL_FAILED" });
   });
 
-  it("times out a job whose device never answers", () => {
+  it("times out a job whose device never answers", async () => {
     const [device = ""] = makeDevices(1);
-    const r = create({ target: { devices: [device] }, timeout: "10m", failureThreshold: "50%" });
+    const r = await create({ target: { devices: [device] }, timeout: "10m", failureThreshold: "50%" });
     now += 10 * 60_000;
     rollouts.tick();
     const shown = rollouts.show(orgId, r.id);
@@ -328,18 +341,18 @@ describe("Rollouts", () => {
     expect(shown.failing?.[0]).toMatchObject({ reason: "JOB_TIMEOUT" });
   });
 
-  it("skips devices already on the version or of another type, and counts them for neither side", () => {
+  it("skips devices already on the version or of another type, and counts them for neither side", async () => {
     const current = makeDevices(2, { version: "2.0.0" });
     const old = makeDevices(2);
     const typeless = crypto.randomUUID();
-    registry.create(orgId, { uuid: typeless }, { groupId: groups.root(orgId).id, typeId: null });
-    const r = create({ target: { devices: [...current, ...old, typeless] } });
+    await registry.create(orgId, { uuid: typeless }, { groupId: groups.root(orgId).id, typeId: null });
+    const r = await create({ target: { devices: [...current, ...old, typeless] } });
     expect(r.counts).toMatchObject({ total: 5, skipped: 3, inProgress: 2 });
     for (const d of old) finish(d, "SUCCEEDED");
     expect(rollouts.show(orgId, r.id).state).toBe("completed");
   });
 
-  it("selects by tag, group with sub-groups, and device-list query, within the caller's scope", () => {
+  it("selects by tag, group with sub-groups, and device-list query, within the caller's scope", async () => {
     const root = groups.root(orgId);
     const plantA = groups.create(orgId, root.id, { name: "plant-a" });
     const lineA = groups.create(orgId, plantA.id, { name: "line-1" });
@@ -353,39 +366,41 @@ describe("Rollouts", () => {
       orgId,
       grants: [{ groupId: plantA.id, path: plantA.path, role: "firmware-manager" }],
     };
-    expect(create({ target: { tag: "canary" } }).counts.total).toBe(4);
-    const own = create({ target: { tag: "canary" } }, aManager);
+    expect((await create({ target: { tag: "canary" } })).counts.total).toBe(4);
+    const own = await create({ target: { tag: "canary" } }, aManager);
     expect(own.counts.total).toBe(2);
-    const plant = create({ target: { group: plantA.id } });
+    const plant = await create({ target: { group: plantA.id } });
     expect(plant.counts.total).toBe(3);
-    expect(create({ target: { query: "tag=canary&group=plant-b" } }).counts.total).toBe(2);
+    expect((await create({ target: { query: "tag=canary&group=plant-b" } })).counts.total).toBe(2);
     // Only rollouts whose every device is in plant-a are the plant-a manager's to see.
     expect(rollouts.list(aManager).map((r) => r.id)).toEqual([plant.id, own.id]);
-    expect(errorOf(() => create({ target: { devices: [inB[0] ?? ""] } }, aManager))).toEqual({
+    expect(await rejectionOf(() => create({ target: { devices: [inB[0] ?? ""] } }, aManager))).toEqual({
       code: "DEVICE_NOT_FOUND",
       field: "target.devices[0]",
     });
     expect(inA.length + inLine.length + inB.length).toBe(5);
   });
 
-  it("refuses bad targets and settings with the field named", () => {
+  it("refuses bad targets and settings with the field named", async () => {
     const devices = makeDevices(1);
-    expect(errorOf(() => create({ target: { devices, tag: "x" } }))).toEqual({
+    expect(await rejectionOf(() => create({ target: { devices, tag: "x" } }))).toEqual({
       code: "VALIDATION_FAILED",
       field: "target.tag",
     });
-    expect(errorOf(() => create({ target: {} }))).toEqual({ code: "VALIDATION_FAILED", field: "target" });
-    expect(errorOf(() => create({ target: { tag: "nobody-has-it" } })).code).toBe("ROLLOUT_NO_DEVICES");
-    expect(errorOf(() => create({ target: { query: "limit=5" } }))).toEqual({
+    expect(await rejectionOf(() => create({ target: {} }))).toEqual({ code: "VALIDATION_FAILED", field: "target" });
+    expect((await rejectionOf(() => create({ target: { tag: "nobody-has-it" } }))).code).toBe("ROLLOUT_NO_DEVICES");
+    expect(await rejectionOf(() => create({ target: { query: "limit=5" } }))).toEqual({
       code: "VALIDATION_FAILED",
       field: "target.query.limit",
     });
-    expect(errorOf(() => create({ target: { query: "online=maybe" } })).field).toMatch(/^target\.query/);
-    expect(errorOf(() => create({ target: { devices }, timeout: "soon" }))).toEqual({
+    expect((await rejectionOf(() => create({ target: { query: "online=maybe" } }))).field).toMatch(/^target\.query/);
+    expect(await rejectionOf(() => create({ target: { devices }, timeout: "soon" }))).toEqual({
       code: "VALIDATION_FAILED",
       field: "timeout",
     });
-    expect(errorOf(() => create({ target: { devices }, firmware: "fw@9.9.9" })).code).toBe("FIRMWARE_NOT_FOUND");
+    expect((await rejectionOf(() => create({ target: { devices }, firmware: "fw@9.9.9" }))).code).toBe(
+      "FIRMWARE_NOT_FOUND",
+    );
     expect(errorOf(() => rollouts.show(orgId, 999)).code).toBe("ROLLOUT_NOT_FOUND");
   });
 });

@@ -9,6 +9,7 @@ import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
 import { LoginThrottle, MAX_LOGIN_DELAY_MS } from "../../src/users/login-throttle.js";
 import { LoginThrottledError, UserDirectory } from "../../src/users/user-directory.js";
+import { overEmbedded } from "../registry/registry-fixture.js";
 
 describe("LoginThrottle", () => {
   it("starts from the configured first delay (serve --login-delay) and doubles it", () => {
@@ -75,8 +76,8 @@ describe("UserDirectory login delay", () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-login-"));
     db = openDatabase(path.join(dir, "cloud.db"));
     const groups = new GroupTree(db, () => now);
-    const registry = new DeviceRegistry(db, groups, 600_000, () => now);
-    const orgId = registry.ensureDefaultOrganization();
+    const registry = new DeviceRegistry(overEmbedded(db), groups, 600_000, () => now);
+    const orgId = await registry.ensureDefaultOrganization();
     users = new UserDirectory(db, () => now);
     await users.create(orgId, { email, password, roles: [] });
   });

@@ -57,7 +57,7 @@ export function registerDeviceExportRoutes(app: FastifyInstance, ctx: RouteConte
       const { format = "csv", columns: columnText, ...query } = request.query;
       // Everything is checked before the first byte: after the headers are sent, an error can only cut the stream.
       const columns = parseExportColumns(columnText);
-      const filters = ctx.registry.resolveFilters(principal.orgId, query, (path) =>
+      const filters = await ctx.registry.resolveFilters(principal.orgId, query, (path) =>
         ctx.policy.sees(principal, "devices:read", path, "scope-and-above"),
       );
       const scope = ctx.policy.sqlScope(principal, "devices:read", "g.path");

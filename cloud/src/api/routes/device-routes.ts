@@ -89,7 +89,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       const principal = principalOf(request);
       const group = targetGroupOf(ctx, request, "devices:write");
       const type = request.body.type === undefined ? undefined : typeFor(principal, request.body.type, group);
-      const { device, window } = registry.create(principal.orgId, request.body, {
+      const { device, window } = await registry.create(principal.orgId, request.body, {
         groupId: group.id,
         typeId: type?.id ?? null,
       });
@@ -112,10 +112,10 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       const limit = request.query.limit ?? 100;
       const offset = request.query.offset ?? 0;
       const scope = ctx.policy.sqlScope(principal, "devices:read", "g.path");
-      const filters = registry.resolveFilters(principal.orgId, request.query, (path) =>
+      const filters = await registry.resolveFilters(principal.orgId, request.query, (path) =>
         ctx.policy.sees(principal, "devices:read", path, "scope-and-above"),
       );
-      const { items, total } = registry.list(principal.orgId, scope, filters, { limit, offset });
+      const { items, total } = await registry.list(principal.orgId, scope, filters, { limit, offset });
       return { items, total, limit, offset };
     },
   );
@@ -177,7 +177,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       },
     },
     async (request, reply) => {
-      registry.delete(principalOf(request).orgId, deviceOf(request).uuid);
+      await registry.delete(principalOf(request).orgId, deviceOf(request).uuid);
       return reply.status(204).send();
     },
   );
@@ -194,7 +194,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       },
     },
     async (request) => {
-      const { device, window, revoked } = registry.resetToken(principalOf(request).orgId, deviceOf(request).uuid);
+      const { device, window, revoked } = await registry.resetToken(principalOf(request).orgId, deviceOf(request).uuid);
       request.log.info({ uuid: device.uuid, revokedCertificates: revoked }, "token reset");
       return { ...withToken(device, window), revokedCertificates: revoked };
     },
@@ -237,7 +237,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       if (format === "json") {
         return reply
           .type("application/json; charset=utf-8")
-          .send(registry.telemetry(principalOf(request).orgId, device.uuid, { from, to, ...query }));
+          .send(await registry.telemetry(principalOf(request).orgId, device.uuid, { from, to, ...query }));
       }
       // Everything is checked before the first byte: after the headers are sent, an error can only cut the stream.
       const { limit: _limit, ...filters } = query;

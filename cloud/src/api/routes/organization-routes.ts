@@ -26,7 +26,7 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: RouteConte
     },
     async (request) => {
       const orgId = principalOf(request).orgId;
-      ctx.registry.setUuidOnlyEnrollment(orgId, request.body.uuidOnlyEnrollment);
+      await ctx.registry.setUuidOnlyEnrollment(orgId, request.body.uuidOnlyEnrollment);
       return ctx.registry.organization(orgId);
     },
   );

@@ -43,11 +43,11 @@ export function registerOrganizationsRoutes(app: FastifyInstance, ctx: RouteCont
     },
     async (request, reply) => {
       const { name } = request.body;
-      if (ctx.registry.organizationNamed(name)) {
+      if (await ctx.registry.organizationNamed(name)) {
         throw new FieldgateError("ORGANIZATION_EXISTS", `an organization named ${name} exists`, "name");
       }
       // One transaction: no organization without its admin credential.
-      const { orgId, alongside: admin } = ctx.registry.createOrganization(name, (id) =>
+      const { orgId, alongside: admin } = await ctx.registry.createOrganization(name, (id) =>
         ctx.credentials.create(id, ctx.groups.root(id).id, "admin", "admin"),
       );
       request.log.info({ orgId, credentialId: admin.id }, "organization created");
@@ -63,6 +63,6 @@ export function registerOrganizationsRoutes(app: FastifyInstance, ctx: RouteCont
         response: { 200: OrganizationList, ...errors },
       },
     },
-    async () => ({ items: ctx.registry.organizations().map((o) => ({ name: o.name, devices: o.devices })) }),
+    async () => ({ items: (await ctx.registry.organizations()).map((o) => ({ name: o.name, devices: o.devices })) }),
   );
 }

@@ -23,7 +23,7 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: RouteContext): 
       },
     },
     async (request, reply) => {
-      const rollout = ctx.rollouts.create(principalOf(request), request.body);
+      const rollout = await ctx.rollouts.create(principalOf(request), request.body);
       request.log.info({ rolloutId: rollout.id, firmware: request.body.firmware }, "rollout created");
       return reply.status(201).send(rollout);
     },

@@ -157,7 +157,7 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
       return {
         kind: principal.kind,
         id: principal.id,
-        organization: ctx.registry.organization(principal.orgId).name,
+        organization: (await ctx.registry.organization(principal.orgId)).name,
         grants: principal.grants.map((g) => ({
           group: groupRef(ctx, principal.orgId, g.path),
           role: g.role,
