@@ -10,7 +10,8 @@ import type { CloudDatabase, Executor } from "./cloud-database.js";
  */
 export const COPY_ORDER: readonly CopiedTable[] = [
   { name: "organizations" },
-  // A group may be moved under one created after it: copy by depth, so every parent comes first.
+  // A group may be moved under one created after it: copy by depth, so every parent comes first
+  // (within one INSERT PostgreSQL checks keys at its end; across batches the order matters).
   { name: "groups", orderBy: "length(path), id" },
   { name: "host_credentials" },
   { name: "api_credentials" },
@@ -89,7 +90,9 @@ export async function copyToPostgres(
       await assertTargetEmpty(trx, target.description);
       for (const table of tables) {
         const tableStarted = clock();
-        const rows = await copyTable(source, trx, table, progress);
+        const rows = await copyTable(source, trx, table, progress).catch((err: unknown) => {
+          throw copyFailed(table.name, err, target.description);
+        });
         result.push({ name: table.name, rows });
         progress.tableDone(table.name, rows, clock() - tableStarted);
       }
@@ -253,4 +256,13 @@ async function checkCounts(
       `row counts differ after the copy (${mismatches.join("; ")}); nothing was committed to ${description}, which is still empty. Report this with the two counts`,
     );
   }
+}
+
+/** A row PostgreSQL refused (a constraint SQLite did not enforce on an old row, say): which table, and that nothing stayed. */
+function copyFailed(table: string, err: unknown, description: string): FieldgateError {
+  const e = err as { message?: string; detail?: string };
+  return new FieldgateError(
+    "INTERNAL",
+    `copying ${table} failed: ${e.message ?? String(err)}${e.detail ? ` (${e.detail})` : ""}; nothing was committed to ${description}, which is still empty. Fix that row in the data dir and run migrate again`,
+  );
 }
