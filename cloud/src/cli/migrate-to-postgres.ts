@@ -58,7 +58,13 @@ function targetOf(url: string): string {
 
 /** `<data-dir>/fieldgate.db`; CONFIG_INVALID naming --from when the directory or its database is missing. */
 function sourceFile(dataDir: string): string {
-  if (!fs.statSync(dataDir, { throwIfNoEntry: false })?.isDirectory()) {
+  let isDirectory = false;
+  try {
+    isDirectory = fs.statSync(dataDir, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  } catch {
+    // ENAMETOOLONG, ENOTDIR, EACCES: not a data dir this command can use either.
+  }
+  if (!isDirectory) {
     throw new FieldgateError(
       "CONFIG_INVALID",
       `--from ${JSON.stringify(dataDir)} is not a directory; give the data directory of the embedded cloud (its --data-dir)`,
