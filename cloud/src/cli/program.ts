@@ -7,6 +7,7 @@ import { deviceTypesCommand } from "./device-types-command.js";
 import { devicesCommand } from "./devices-command.js";
 import { firmwareCommand } from "./firmware-command.js";
 import { groupsCommand } from "./groups-command.js";
+import { migrateCommand } from "./migrate-command.js";
 import { organizationsCommand, orgCommand } from "./organizations-command.js";
 import { rolloutsCommand } from "./rollouts-command.js";
 import { serveCommand } from "./serve-command.js";
@@ -86,6 +87,7 @@ export function buildProgram(
   program.addCommand(firmwareCommand(io));
   program.addCommand(rolloutsCommand(io));
   program.addCommand(orgCommand(io));
+  program.addCommand(migrateCommand(io));
 
   // Commands added with addCommand inherit no settings: every one gets the coded usage errors.
   for (const command of allCommands(program)) {

@@ -19,7 +19,8 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Whether a lock's pid is a running cloud: alive and, where `/proc` tells (Linux), a `serve`. A pid
+ * Whether a lock's pid is a running cloud: alive and, where `/proc` tells (Linux), a `serve` (or a
+ * `migrate`, which holds the lock so no cloud starts on the data dir it is copying). A pid
  * reused by another program (a container restarted, a reboot) then reads as stale, not as busy.
  */
 export function cloudRunning(pid: number): boolean {
@@ -30,7 +31,7 @@ export function cloudRunning(pid: number): boolean {
   } catch {
     return true; // no /proc: alive is all we know
   }
-  return cmdline.split("\0").includes("serve");
+  return cmdline.split("\0").some((arg) => arg === "serve" || arg === "migrate");
 }
 
 /**

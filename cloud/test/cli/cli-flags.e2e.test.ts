@@ -146,6 +146,8 @@ const BASE: Record<string, string[]> = {
   "groups move": ["--to", "fuzz"],
   login: ["--email", "fuzz@example.com"],
   "org set": ["--uuid-only-enrollment", "off"],
+  // A directory without a database, and a target nothing listens on: nothing is ever copied.
+  migrate: ["--from", tmp, "--to", "postgres://fieldgate@127.0.0.1:1/fieldgate"],
 };
 
 interface Case {
