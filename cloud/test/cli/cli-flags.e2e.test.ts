@@ -53,6 +53,7 @@ const MALFORMED: Record<string, string[]> = {
   "--auth-failure-limit": ["none", "0"],
   "--auth-failure-window": ["10ms"],
   "--login-delay": ["10ms", "2m"],
+  "--database": ["mysql://db/fieldgate", "postgres://fg:pw@127.0.0.1:1", "not a url"],
   "--firmware-dir": [underAFile],
   "--firmware-max-size": ["big", "1TB"],
   "--firmware-signing-key": [textFile, underAFile],
