@@ -117,8 +117,7 @@ export class MqttBroker {
     });
     aedes.on("clientDisconnect", (client) => {
       const session = this.sessions.get(client);
-      if (session)
-        this.presence.disconnected(session.deviceId, client).catch((err: Error) => this.presenceFailed(err));
+      if (session) this.presence.disconnected(session.deviceId, client).catch((err: Error) => this.presenceFailed(err));
     });
     aedes.on("keepaliveTimeout", (client) => this.presence.markReason(client, "keepalive-timeout"));
     aedes.on("clientError", (client, err) => {

@@ -167,7 +167,9 @@ export class BulkOperations {
         else if (typeCell) typeId = scope.typeFor(typeCell, scope.groupOf(device), "type").id;
         return {
           write: () => {
-            this.deps.registry.embeddedRows().editFields(device.id, { ...patch, ...(typeId !== undefined && { typeId }) });
+            this.deps.registry
+              .embeddedRows()
+              .editFields(device.id, { ...patch, ...(typeId !== undefined && { typeId }) });
           },
         };
       },

@@ -20,7 +20,6 @@ import { type CloudDatabase, type Executor, isUniqueViolation, type SqlDialect }
 import { readRows, storedIso } from "../storage/stored-row.js";
 import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
-import { EmbeddedDeviceRows } from "./embedded-device-rows.js";
 import {
   asKyselySql,
   buildDeviceQuery,
@@ -29,6 +28,7 @@ import {
   type SqlScope,
   type SqlValue,
 } from "./device-query.js";
+import { EmbeddedDeviceRows } from "./embedded-device-rows.js";
 
 /** A device row as stored. */
 export interface DeviceRow {
@@ -348,7 +348,11 @@ export class DeviceRegistry {
 
   /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */
   async findByUuid(uuid: string, executor?: Executor): Promise<DeviceRow | undefined> {
-    return this.on(executor).selectFrom("devices").selectAll().where("uuid", "=", uuid.toLowerCase()).executeTakeFirst();
+    return this.on(executor)
+      .selectFrom("devices")
+      .selectAll()
+      .where("uuid", "=", uuid.toLowerCase())
+      .executeTakeFirst();
   }
 
   /** The stored row by its internal id, or undefined; not scoped to an organization. */
@@ -615,7 +619,11 @@ export class DeviceRegistry {
   }
 
   /** Files the device in another group with this type (bulk transfer checked both). */
-  async move(deviceId: number, placement: { groupId: number; typeId: number | null }, executor?: Executor): Promise<void> {
+  async move(
+    deviceId: number,
+    placement: { groupId: number; typeId: number | null },
+    executor?: Executor,
+  ): Promise<void> {
     await this.on(executor)
       .updateTable("devices")
       .set({ group_id: placement.groupId, type_id: placement.typeId })
@@ -774,7 +782,11 @@ export class DeviceRegistry {
 
   /** Marks the device's current silence alerted: it raises one KEEPALIVE_MISSED until it speaks again. */
   async markKeepaliveAlerted(deviceId: number, at: number, executor?: Executor): Promise<void> {
-    await this.on(executor).updateTable("devices").set({ keepalive_alerted_at: at }).where("id", "=", deviceId).execute();
+    await this.on(executor)
+      .updateTable("devices")
+      .set({ keepalive_alerted_at: at })
+      .where("id", "=", deviceId)
+      .execute();
   }
 
   /** Per type id given, how many devices have that type (types no device uses are left out). */
@@ -839,7 +851,12 @@ export class DeviceRegistry {
    * until the commit); the other gets ENROLL_TOKEN_INVALID (or ENROLL_WINDOW_CLOSED). Returns how
    * many certificates were superseded, for `notifyRevoked` after the commit.
    */
-  async spendWindow(uuid: string, seen: SeenWindow, issued: IssuedCertificate, publicKeySha256: string): Promise<number> {
+  async spendWindow(
+    uuid: string,
+    seen: SeenWindow,
+    issued: IssuedCertificate,
+    publicKeySha256: string,
+  ): Promise<number> {
     return this.tables.transaction().execute(async (trx) => {
       const current = await this.lockedRow(trx, { column: "uuid", value: uuid.toLowerCase() });
       if (!current || current.window_expires_at === null || current.window_expires_at <= this.clock())
@@ -1027,9 +1044,10 @@ export class DeviceRegistry {
       row.type_id === null
         ? undefined
         : (
-            await sql<{ id: number; name: string }>`SELECT id, name FROM device_types WHERE id = ${row.type_id}`.execute(
-              this.tables,
-            )
+            await sql<{
+              id: number;
+              name: string;
+            }>`SELECT id, name FROM device_types WHERE id = ${row.type_id}`.execute(this.tables)
           ).rows[0];
     const now = this.clock();
     const open = row.window_expires_at !== null && row.window_expires_at > now;

@@ -7,7 +7,7 @@ function tracker(clock: () => number) {
   const events: { code: string; message: string }[] = [];
   const presence: { online: boolean; reason: string | null }[] = [];
   const registry = {
-    setPresence: (_id: number, online: boolean, _at: number, reason: string | null) => {
+    setPresence: async (_id: number, online: boolean, _at: number, reason: string | null) => {
       presence.push({ online, reason });
       return true;
     },
@@ -21,28 +21,50 @@ function tracker(clock: () => number) {
 const client = (disconnectedCleanly = false) => ({ _disconnected: disconnectedCleanly }) as unknown as Client;
 
 describe("PresenceTracker", () => {
-  it("ignores the close of a connection that another one took over", () => {
+  it("ignores the close of a connection that another one took over", async () => {
     const { t, presence } = tracker(() => 0);
     const first = client();
     const second = client();
-    t.connected(1, first);
-    t.connected(1, second);
-    t.disconnected(1, first);
+    await t.connected(1, first);
+    await t.connected(1, second);
+    await t.disconnected(1, first);
     expect(presence.map((p) => p.online)).toEqual([true, true]);
-    t.disconnected(1, second);
+    await t.disconnected(1, second);
     expect(presence.at(-1)).toEqual({ online: false, reason: "last-will" });
   });
 
-  it("tells a clean DISCONNECT from a lost connection, and uses a reason given beforehand", () => {
+  it("tells a clean DISCONNECT from a lost connection, and uses a reason given beforehand", async () => {
     const { t, presence } = tracker(() => 0);
     const clean = client(true);
-    t.connected(1, clean);
-    t.disconnected(1, clean);
+    await t.connected(1, clean);
+    await t.disconnected(1, clean);
     const revoked = client();
-    t.connected(2, revoked);
+    await t.connected(2, revoked);
     t.markReason(revoked, "revoked");
-    t.disconnected(2, revoked);
+    await t.disconnected(2, revoked);
     expect(presence.filter((p) => !p.online).map((p) => p.reason)).toEqual(["clean-disconnect", "revoked"]);
+  });
+
+  it("stores one device's presence changes in the order they happened, however slow a write is", async () => {
+    const stored: string[] = [];
+    let releaseFirst: () => void = () => undefined;
+    const slowWrite = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    const registry = {
+      setPresence: (_id: number, online: boolean) =>
+        (online ? slowWrite : Promise.resolve()).then(() => {
+          stored.push(online ? "online" : "offline");
+          return true;
+        }),
+    } as unknown as DeviceRegistry;
+    const t = new PresenceTracker(registry, { record: () => undefined }, () => 0);
+    const connection = client(true);
+    const online = t.connected(1, connection);
+    const offline = t.disconnected(1, connection);
+    releaseFirst();
+    await Promise.all([online, offline]);
+    expect(stored).toEqual(["online", "offline"]);
   });
 
   it("reports conflicting client ids when takeovers repeat within a minute, once per ten minutes", () => {
