@@ -12,7 +12,8 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
-import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import type { EmbeddedGroupLookup } from "../groups/embedded-group-lookup.js";
+import { groupNotFound } from "../groups/group-tree.js";
 import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
@@ -103,7 +104,7 @@ export class DeviceRegistry {
 
   constructor(
     private readonly db: Database.Database,
-    private readonly groups: GroupTree,
+    private readonly groups: EmbeddedGroupLookup,
     private readonly windowMs: number,
     private readonly clock: () => number = Date.now,
     /** Told of every change to a device row, for live updates. */
@@ -135,15 +136,21 @@ export class DeviceRegistry {
    * transaction (its admin credential): a failure there leaves no organization behind.
    */
   createOrganization(name: string): number;
-  createOrganization<T>(name: string, alongside: (orgId: number) => T): { orgId: number; alongside: T };
-  createOrganization<T>(name: string, alongside?: (orgId: number) => T): number | { orgId: number; alongside: T } {
+  createOrganization<T>(
+    name: string,
+    alongside: (orgId: number, rootGroupId: number) => T,
+  ): { orgId: number; alongside: T };
+  createOrganization<T>(
+    name: string,
+    alongside?: (orgId: number, rootGroupId: number) => T,
+  ): number | { orgId: number; alongside: T } {
     return this.db.transaction(() => {
       const orgId = Number(
         this.db.prepare("INSERT INTO organizations (name, created_at) VALUES (?, ?)").run(name, this.clock())
           .lastInsertRowid,
       );
-      this.groups.createRoot(orgId, name);
-      return alongside ? { orgId, alongside: alongside(orgId) } : orgId;
+      const root = this.groups.createRoot(orgId, name);
+      return alongside ? { orgId, alongside: alongside(orgId, root.id) } : orgId;
     })();
   }
 

@@ -3,7 +3,7 @@ import type Database from "better-sqlite3";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { DeviceEventLog } from "../../src/events/device-events.js";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { isTransientStorageError } from "../../src/ingest/storage-failures.js";
 import type { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
@@ -47,7 +47,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
-      new DeviceRegistry(db, new GroupTree(db), 0),
+      new DeviceRegistry(db, new EmbeddedGroupLookup(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_CONSTRAINT_CHECK"),
       new DeviceEventLog(db),
@@ -63,7 +63,7 @@ describe("DeviceIngest at a storage failure", () => {
     const db = database();
     const ingest = new DeviceIngest(
       db,
-      new DeviceRegistry(db, new GroupTree(db), 0),
+      new DeviceRegistry(db, new EmbeddedGroupLookup(db), 0),
       new SchemaValidator(),
       failingWriter("SQLITE_IOERR_WRITE"),
       new DeviceEventLog(db),

@@ -4,17 +4,22 @@ import path from "node:path";
 import { FieldgateError, type JobNotify, type JobStatus } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
+import { DeviceTypes } from "../../src/device-types/device-types.js";
+import { EmbeddedFirmwareLookup } from "../../src/firmware/embedded-firmware-lookup.js";
 import { FirmwareKeys } from "../../src/firmware/firmware-keys.js";
 import type { FirmwareImageUser } from "../../src/firmware/firmware-record.js";
 import { FirmwareStore } from "../../src/firmware/firmware-store.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceJobs } from "../../src/jobs/device-jobs.js";
 import { DeviceRegistry, type DeviceRow } from "../../src/registry/device-registry.js";
-import { openDatabase } from "../../src/storage/database.js";
+import { GroupDeviceMembers } from "../../src/registry/group-members.js";
 
 /** The cloud's side of single-device jobs, over a real SQLite file and a hand-driven clock. */
 describe("DeviceJobs", () => {
   let dir: string;
+  let testDb: TestDatabase;
   let db: Database.Database;
   let now: number;
   let registry: DeviceRegistry;
@@ -26,13 +31,15 @@ describe("DeviceJobs", () => {
   const sent: JobNotify[] = [];
   const finished: string[] = [];
 
-  beforeEach(() => {
+  beforeEach(async () => {
     now = Date.parse("2026-02-01T08:00:00Z");
     sent.length = 0;
     finished.length = 0;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-jobs-"));
-    db = openDatabase(path.join(dir, "cloud.db"));
-    const groups = new GroupTree(db, () => now);
+    // The jobs are still synchronous on the embedded handle; the firmware store is async on the same database.
+    testDb = await openTestDatabase(null);
+    db = testDb.database.embedded as Database.Database;
+    const groups = new EmbeddedGroupLookup(db, () => now);
     registry = new DeviceRegistry(db, groups, 600_000, () => now);
     orgId = registry.ensureDefaultOrganization();
     const root = groups.root(orgId);
@@ -54,18 +61,20 @@ describe("DeviceJobs", () => {
     other = registry.row(orgId, "aaaaaaaa-0000-4000-8000-000000000002");
     // The jobs tell the store which images they still need, as in the cloud.
     const imageUsers: FirmwareImageUser[] = [];
+    const { database } = testDb;
     firmware = new FirmwareStore(
-      db,
+      database,
       dir,
       1 << 20,
       new FirmwareKeys(path.join(dir, "fw.key")),
+      new DeviceTypes(database, new GroupTree(database, new GroupDeviceMembers(database)), registry),
       Date.now,
       undefined,
       imageUsers,
     );
     jobs = new DeviceJobs({
       db,
-      firmware,
+      firmware: new EmbeddedFirmwareLookup(db),
       timeoutMs: 60 * 60_000,
       clock: () => now,
       notify: (_uuid, message) => sent.push(message),
@@ -74,8 +83,8 @@ describe("DeviceJobs", () => {
     imageUsers.push(jobs);
   });
 
-  afterEach(() => {
-    db.close();
+  afterEach(async () => {
+    await testDb.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -194,19 +203,19 @@ describe("DeviceJobs", () => {
     expect(sent).toEqual([]);
   });
 
-  it("refuses to delete an image a job has not finished with", () => {
+  it("refuses to delete an image a job has not finished with", async () => {
     const job = jobs.create(device, "fw@2.0.0");
-    const expectInUse = () => {
+    const expectInUse = async () => {
       try {
-        firmware.delete(orgId, "fw", "2.0.0");
+        await firmware.delete(orgId, "fw", "2.0.0");
       } catch (err) {
         return (err as FieldgateError).code;
       }
       return "deleted";
     };
-    expect(expectInUse()).toBe("FIRMWARE_IN_USE");
+    expect(await expectInUse()).toBe("FIRMWARE_IN_USE");
     jobs.report(device.id, job.id, status("SUCCEEDED"));
-    expect(expectInUse()).toBe("deleted");
+    expect(await expectInUse()).toBe("deleted");
   });
 
   it("refuses a bad firmware reference and an image for another type, naming the field", () => {

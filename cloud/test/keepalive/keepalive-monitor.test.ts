@@ -5,7 +5,7 @@ import type Database from "better-sqlite3";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DeviceEventLog } from "../../src/events/device-events.js";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { type KeepaliveMissed, KeepaliveMonitor } from "../../src/keepalive/keepalive-monitor.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
@@ -25,7 +25,7 @@ describe("KeepaliveMonitor", () => {
     vi.useFakeTimers({ now: Date.parse("2026-03-01T00:00:00Z") });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-keepalive-"));
     db = openDatabase(path.join(dir, "cloud.db"));
-    const groups = new GroupTree(db);
+    const groups = new EmbeddedGroupLookup(db);
     registry = new DeviceRegistry(db, groups, 600_000);
     orgId = registry.ensureDefaultOrganization();
     const root = groups.root(orgId);

@@ -2,7 +2,7 @@ import { SchemaValidator } from "@fieldgate/shared";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { DeviceEventLog } from "../../src/events/device-events.js";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
 import { LogRetention } from "../../src/logs/log-retention.js";
@@ -21,7 +21,7 @@ describe("log batches with an identity", () => {
     const clock = () => now.value;
     const ingest = new DeviceIngest(
       db,
-      new DeviceRegistry(db, new GroupTree(db), 0),
+      new DeviceRegistry(db, new EmbeddedGroupLookup(db), 0),
       new SchemaValidator(),
       new TelemetryWriter(db, clock),
       new DeviceEventLog(db, clock),

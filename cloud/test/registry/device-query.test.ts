@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AccessPolicy, type Principal } from "../../src/access/access-policy.js";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { buildDeviceQuery, type DeviceFilters, type SqlScope } from "../../src/registry/device-query.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
@@ -65,7 +65,7 @@ describe("buildDeviceQuery (SQL text)", () => {
 
 describe("buildDeviceQuery on SQLite", () => {
   const db = openDatabase(":memory:");
-  const groups = new GroupTree(db);
+  const groups = new EmbeddedGroupLookup(db);
   let now = Date.parse("2026-01-01T00:00:00Z");
   const registry = new DeviceRegistry(db, groups, 600_000, () => now++);
   const org = registry.ensureDefaultOrganization();

@@ -1,7 +1,7 @@
 import { FieldgateError } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { beforeEach, describe, expect, it } from "vitest";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import type { IssuedCertificate } from "../../src/pki/certificate-authority.js";
 import { DeviceRegistry, MAX_FAILED_ATTEMPTS } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
@@ -32,7 +32,7 @@ describe("the registry's enrollment window and certificates", () => {
   beforeEach(() => {
     now = 1_700_000_000_000;
     db = openDatabase(":memory:");
-    const groups = new GroupTree(db);
+    const groups = new EmbeddedGroupLookup(db);
     registry = new DeviceRegistry(db, groups, 600_000, () => now);
     orgId = registry.ensureDefaultOrganization();
     registry.create(orgId, { uuid: UUID }, { groupId: groups.root(orgId).id });

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
 import { naturalSortKey } from "../../src/storage/natural-sort.js";
@@ -38,7 +38,7 @@ describe("natural sort of device names", () => {
 
   it("sorts in the query, so offset pages and the keyset export walk agree: meter-9 before meter-10", () => {
     const db = openDatabase(":memory:");
-    const groups = new GroupTree(db);
+    const groups = new EmbeddedGroupLookup(db);
     const registry = new DeviceRegistry(db, groups, 600_000);
     const org = registry.ensureDefaultOrganization();
     const root = groups.root(org);

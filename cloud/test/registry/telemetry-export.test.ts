@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { telemetryCsvLine, telemetryCsvStream } from "../../src/registry/telemetry-export.js";
 import { openDatabase } from "../../src/storage/database.js";
@@ -20,7 +20,7 @@ describe("telemetry CSV export", () => {
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-telemetry-csv-"));
     db = openDatabase(path.join(dir, "cloud.db"));
-    const groups = new GroupTree(db);
+    const groups = new EmbeddedGroupLookup(db);
     registry = new DeviceRegistry(db, groups, 600_000);
     const orgId = registry.ensureDefaultOrganization();
     registry.create(orgId, { uuid: "0f0e0d0c-0b0a-4908-8706-050403020100" }, { groupId: groups.root(orgId).id });

@@ -5,23 +5,28 @@ import { type CreateRolloutBody, FieldgateError, type JobNotify, SchemaValidator
 import type Database from "better-sqlite3";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { AccessPolicy, type Principal } from "../../src/access/access-policy.js";
+import { DeviceTypes } from "../../src/device-types/device-types.js";
+import { EmbeddedFirmwareLookup } from "../../src/firmware/embedded-firmware-lookup.js";
 import { FirmwareKeys } from "../../src/firmware/firmware-keys.js";
 import type { FirmwareImageUser } from "../../src/firmware/firmware-record.js";
 import { FirmwareStore } from "../../src/firmware/firmware-store.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceJobs } from "../../src/jobs/device-jobs.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
+import { GroupDeviceMembers } from "../../src/registry/group-members.js";
 import { Rollouts } from "../../src/rollouts/rollouts.js";
-import { openDatabase } from "../../src/storage/database.js";
 
 /** The rollout engine over a real SQLite file, with a hand-driven clock and devices played by the test. */
 describe("Rollouts", () => {
   let dir: string;
+  let testDb: TestDatabase;
   let db: Database.Database;
   let now: number;
   let registry: DeviceRegistry;
-  let groups: GroupTree;
+  let groups: EmbeddedGroupLookup;
   let jobs: DeviceJobs;
   let rollouts: Rollouts;
   let firmware: FirmwareStore;
@@ -32,12 +37,14 @@ describe("Rollouts", () => {
   let typeId: number;
   const sent: { uuid: string; message: JobNotify; at: number }[] = [];
 
-  beforeEach(() => {
+  beforeEach(async () => {
     now = Date.parse("2026-01-15T12:00:00Z");
     sent.length = 0;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-rollouts-"));
-    db = openDatabase(path.join(dir, "cloud.db"));
-    groups = new GroupTree(db, () => now);
+    // Rollouts and jobs are still synchronous on the embedded handle; the firmware store is async on the same database.
+    testDb = await openTestDatabase(null);
+    db = testDb.database.embedded as Database.Database;
+    groups = new EmbeddedGroupLookup(db, () => now);
     registry = new DeviceRegistry(db, groups, 600_000, () => now);
     orgId = registry.ensureDefaultOrganization();
     const root = groups.root(orgId);
@@ -56,19 +63,22 @@ describe("Rollouts", () => {
       ).run(orgId, version, now);
     }
     imageUsers = [];
+    const { database } = testDb;
     firmware = new FirmwareStore(
-      db,
+      database,
       dir,
       1 << 20,
       new FirmwareKeys(path.join(dir, "fw.key")),
+      new DeviceTypes(database, new GroupTree(database, new GroupDeviceMembers(database)), registry),
       Date.now,
       undefined,
       imageUsers,
     );
+    const images = new EmbeddedFirmwareLookup(db);
     let rolloutsRef: Rollouts | undefined;
     jobs = new DeviceJobs({
       db,
-      firmware,
+      firmware: images,
       timeoutMs: 3_600_000,
       clock: () => now,
       notify: (uuid, message) => sent.push({ uuid, message, at: now }),
@@ -78,7 +88,7 @@ describe("Rollouts", () => {
       db,
       registry,
       policy: new AccessPolicy(),
-      firmware,
+      firmware: images,
       jobs,
       validator: new SchemaValidator(),
       logger: pino({ level: "silent" }),
@@ -89,8 +99,8 @@ describe("Rollouts", () => {
     imageUsers.push(jobs, rollouts);
   });
 
-  afterEach(() => {
-    db.close();
+  afterEach(async () => {
+    await testDb.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -135,10 +145,10 @@ describe("Rollouts", () => {
     throw new Error("expected an error");
   };
 
-  it("holds its image while it runs; deleting the image then drops its finished rollouts with it, or nothing", () => {
+  it("holds its image while it runs; deleting the image then drops its finished rollouts with it, or nothing", async () => {
     const devices = makeDevices(2);
     const r = create({ target: { devices } });
-    expect(errorOf(() => firmware.delete(orgId, "fw", "2.0.0")).code).toBe("FIRMWARE_IN_USE");
+    await expect(firmware.delete(orgId, "fw", "2.0.0")).rejects.toMatchObject({ code: "FIRMWARE_IN_USE" });
     rollouts.abort(orgId, r.id);
     const members = () =>
       (db.prepare("SELECT count(*) AS n FROM rollout_devices WHERE rollout_id = ?").get(r.id) as { n: number }).n;
@@ -149,15 +159,15 @@ describe("Rollouts", () => {
         throw new Error("the disk failed");
       },
     });
-    expect(() => firmware.delete(orgId, "fw", "2.0.0")).toThrow("the disk failed");
+    await expect(firmware.delete(orgId, "fw", "2.0.0")).rejects.toThrow("the disk failed");
     expect(rollouts.show(orgId, r.id).state).toBe("aborted");
     expect(members()).toBe(2);
-    expect(firmware.find(orgId, "fw", "2.0.0")).toBeDefined();
+    expect(await firmware.find(orgId, "fw", "2.0.0")).toBeDefined();
     imageUsers.pop();
-    firmware.delete(orgId, "fw", "2.0.0");
+    await firmware.delete(orgId, "fw", "2.0.0");
     expect(errorOf(() => rollouts.show(orgId, r.id)).code).toBe("ROLLOUT_NOT_FOUND");
     expect(members()).toBe(0);
-    expect(firmware.find(orgId, "fw", "2.0.0")).toBeUndefined();
+    expect(await firmware.find(orgId, "fw", "2.0.0")).toBeUndefined();
   });
 
   it("goes phase by phase, each phase starting only when the one before met the success threshold", () => {

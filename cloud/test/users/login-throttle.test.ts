@@ -4,7 +4,7 @@ import path from "node:path";
 import type { FieldgateError } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { GroupTree } from "../../src/groups/group-tree.js";
+import { EmbeddedGroupLookup } from "../../src/groups/embedded-group-lookup.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
 import { openDatabase } from "../../src/storage/database.js";
 import { LoginThrottle, MAX_LOGIN_DELAY_MS } from "../../src/users/login-throttle.js";
@@ -74,7 +74,7 @@ describe("UserDirectory login delay", () => {
     now = Date.parse("2026-02-01T08:00:00Z");
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-login-"));
     db = openDatabase(path.join(dir, "cloud.db"));
-    const groups = new GroupTree(db, () => now);
+    const groups = new EmbeddedGroupLookup(db, () => now);
     const registry = new DeviceRegistry(db, groups, 600_000, () => now);
     const orgId = registry.ensureDefaultOrganization();
     users = new UserDirectory(db, () => now);
