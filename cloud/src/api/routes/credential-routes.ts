@@ -38,7 +38,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       ctx.policy.requireDelegable(principal, role, group.path);
       const { id, secret } = credentials.create(principal.orgId, group.id, request.body.name, role);
       request.log.info({ credentialId: id, role, groupId: group.id }, "api credential created");
-      return reply.status(201).send({ credential: view(credentials.get(principal.orgId, id)), secret });
+      return reply.status(201).send({ credential: await view(credentials.get(principal.orgId, id)), secret });
     },
   );
 
@@ -92,7 +92,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       request.log.info({ credentialId: request.params.id }, "api credential regenerated");
       // Live streams opened with the old secret end now.
       ctx.live.recheck();
-      return { credential: view(credentials.get(orgId, request.params.id)), secret };
+      return { credential: await view(credentials.get(orgId, request.params.id)), secret };
     },
   );
 
