@@ -181,7 +181,10 @@ export class GroupTree {
     if (fields.timezone !== undefined) assertTimezone(fields.timezone);
     if (fields.name !== undefined && fields.name !== row.name && row.parent_id !== null)
       await this.assertFreeName(this.db, row.parent_id, fields.name);
-    const changes = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as GroupFields;
+    const changes: GroupFields = {};
+    if (fields.name !== undefined) changes.name = fields.name;
+    if (fields.description !== undefined) changes.description = fields.description;
+    if (fields.timezone !== undefined) changes.timezone = fields.timezone;
     if (Object.keys(changes).length > 0) {
       try {
         await this.db.updateTable("groups").set(changes).where("id", "=", id).execute();
