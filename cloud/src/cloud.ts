@@ -12,12 +12,15 @@ import { ApiCredentials } from "./credentials/api-credentials.js";
 import { HostCredentials } from "./credentials/host-credentials.js";
 import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
+import { EmbeddedTypeLookup } from "./device-types/embedded-type-lookup.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { DeviceEventLog } from "./events/device-events.js";
+import { EmbeddedFirmwareLookup } from "./firmware/embedded-firmware-lookup.js";
 import { FirmwareKeys } from "./firmware/firmware-keys.js";
 import type { FirmwareImageUser } from "./firmware/firmware-record.js";
 import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
-import { GroupTree } from "./groups/group-tree.js";
+import { EmbeddedGroupLookup } from "./groups/embedded-group-lookup.js";
+import { type GroupDependent, GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
 import { DeviceJobs } from "./jobs/device-jobs.js";
@@ -29,6 +32,7 @@ import { LogRetention } from "./logs/log-retention.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
+import { GroupDeviceMembers } from "./registry/group-members.js";
 import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
 import { type CloudDatabase, openCloudDatabase } from "./storage/cloud-database.js";
@@ -92,7 +96,11 @@ export class Cloud {
     });
     this.checkpointer.start();
     const events = new DeviceEventLog(db);
-    const groups = new GroupTree(db);
+    // Device types are removed with a deleted subtree; they exist only after the registry, hence the late binding.
+    const groupDependents: GroupDependent[] = [];
+    const groups = new GroupTree(database, new GroupDeviceMembers(database), Date.now, groupDependents);
+    // The stores still synchronous (registry, bulk, jobs, rollouts) read groups, types and images through these until issue #14 converts them.
+    const embeddedGroups = new EmbeddedGroupLookup(db);
     // What changed, for `GET /api/v1/live`; resolved at delivery, when the services below exist.
     let rollouts: Rollouts | undefined;
     const liveLog = this.logger.child({ component: "live" });
@@ -131,7 +139,9 @@ export class Cloud {
 
     const credentials = new ApiCredentials(db);
     const firstAdmin =
-      credentials.count() === 0 ? credentials.create(orgId, groups.root(orgId).id, "admin", "admin") : undefined;
+      credentials.count() === 0
+        ? credentials.create(orgId, (await groups.root(orgId)).id, "admin", "admin")
+        : undefined;
     // The host credential (organizations:* only) is made once, like the first admin's, for the CLI on this host.
     const hostCredentials = new HostCredentials(db);
     if (hostCredentials.count() === 0) {
@@ -146,7 +156,8 @@ export class Cloud {
 
     const validator = new SchemaValidator();
     ownerOnlyDir(this.config.firmwareDir);
-    const types = new DeviceTypes(db, embeddedDeviceRows);
+    const types = new DeviceTypes(database, groups, registry);
+    groupDependents.push(types);
     const policy = new AccessPolicy();
     // A stored image found to differ from its manifest: logged, an event on the device, and its job
     // failed now. Jobs and ingest exist only after the store, hence the late binding.
@@ -154,19 +165,21 @@ export class Cloud {
     // Jobs and rollouts refer to images (asked before a delete); they too exist only after the store.
     const imageUsers: FirmwareImageUser[] = [];
     const firmware = new FirmwareStore(
-      db,
+      database,
       this.config.firmwareDir,
       this.config.firmwareMaxSize,
       firmwareKeys,
+      types,
       Date.now,
       (record, device, problem) => reportCorrupt?.(record, device, problem),
       imageUsers,
     );
     // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
     // Job ends move their rollout on; the rollouts service exists only after the jobs, hence the late binding.
+    const embeddedFirmware = new EmbeddedFirmwareLookup(db);
     const jobs = new DeviceJobs({
       db,
-      firmware,
+      firmware: embeddedFirmware,
       live,
       timeoutMs: this.config.jobTimeoutMs,
       onFinished: (jobId, rolloutId) => rollouts?.jobFinished(jobId, rolloutId),
@@ -180,7 +193,7 @@ export class Cloud {
       db,
       registry,
       policy,
-      firmware,
+      firmware: embeddedFirmware,
       jobs,
       validator,
       logger: this.logger.child({ component: "rollouts" }),
@@ -216,7 +229,7 @@ export class Cloud {
     };
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(
-      db,
+      database,
       (uuid, message) => {
         this.broker
           ?.publishDesiredConfig(uuid, message)
@@ -287,8 +300,8 @@ export class Cloud {
           db,
           registry,
           events,
-          groups,
-          types,
+          groups: embeddedGroups,
+          types: new EmbeddedTypeLookup(db, registry),
           policy,
           validator,
           windowMs: this.config.enrollWindowMs,

@@ -86,7 +86,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
       policy.requireOn(principal, permission, paths, notFound, reach);
     switch (right.scope) {
       case "org":
-        policy.require(principal, permission, groups.root(orgId).path);
+        policy.require(principal, permission, (await groups.root(orgId)).path);
         break;
       case "device": {
         const row = await deps.registry.row(orgId, uuid);
@@ -95,10 +95,10 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
         break;
       }
       case "group":
-        requireOn([groups.get(orgId, id).path], () => groupNotFound(id), "scope-and-above");
+        requireOn([(await groups.get(orgId, id)).path], () => groupNotFound(id), "scope-and-above");
         break;
       case "type":
-        requireOn([deps.types.get(orgId, id).groupPath], () => typeNotFound(id), "scope-and-above");
+        requireOn([(await deps.types.get(orgId, id)).groupPath], () => typeNotFound(id), "scope-and-above");
         break;
       case "credential":
         requireOn([deps.credentials.get(orgId, String(params.id)).groupPath], () =>
@@ -117,7 +117,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
     if (right.target) {
       const ref = (request.body as Record<string, unknown> | undefined)?.[right.target];
       if (typeof ref === "string" || typeof ref === "number") {
-        const target = groups.resolve(orgId, ref);
+        const target = await groups.resolve(orgId, ref);
         requireOn([target.path], () => groupNotFound(ref), "scope-and-above");
         request.targetGroup = target;
       }

@@ -25,7 +25,7 @@ export interface MqttBrokerOptions {
   port: number;
   tls: { key: string; cert: string; ca: string };
   /** The device's current desired config, re-published (retained) each time it connects. */
-  desiredConfig?: (deviceId: number) => DesiredConfigMessage | undefined;
+  desiredConfig?: (deviceId: number) => Promise<DesiredConfigMessage | undefined>;
   /** Called each time a device (re)subscribes to `jobs/notify`: re-sends its unfinished update jobs. */
   deviceReady?: (deviceId: number) => void;
   limits: BrokerLimits;
@@ -299,12 +299,11 @@ export class MqttBroker {
     // truth, and the desired config goes back into the retained store — before the CONNACK, so the
     // device cannot have subscribed yet and gets it once, as the retained copy. Published after
     // the CONNACK, it raced the subscription and could arrive twice (live and retained).
-    const desired = this.options.desiredConfig?.(device.id);
-    if (!desired || this.retainedDesired.get(device.uuid) === desired.version) {
-      done(null, true);
-      return;
-    }
-    this.publishDesiredConfig(device.uuid, desired)
+    Promise.resolve(this.options.desiredConfig?.(device.id))
+      .then((desired) => {
+        if (!desired || this.retainedDesired.get(device.uuid) === desired.version) return;
+        return this.publishDesiredConfig(device.uuid, desired);
+      })
       .catch((err: Error) =>
         this.logger.warn({ uuid: device.uuid, err: err.message }, "re-publishing the desired config failed"),
       )

@@ -13,9 +13,11 @@ import {
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
-import { type DeviceTypeRecord, type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
+import { type DeviceTypeRecord, typeNotFound } from "../device-types/device-types.js";
+import type { EmbeddedTypeLookup } from "../device-types/embedded-type-lookup.js";
 import type { DeviceEventLog } from "../events/device-events.js";
-import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
+import type { EmbeddedGroupLookup } from "../groups/embedded-group-lookup.js";
+import { type GroupRow, groupNotFound } from "../groups/group-tree.js";
 import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
 import { type CsvColumns, type CsvRecord, type CsvRow, parseCsvTable } from "./csv-table.js";
 import { normalizeFactoryKey } from "./factory-key.js";
@@ -25,8 +27,8 @@ export interface BulkOperationsDeps {
   registry: DeviceRegistry;
   /** The device event history, moved or dropped with the rest of a device's history. */
   events: DeviceEventLog;
-  groups: GroupTree;
-  types: DeviceTypes;
+  groups: EmbeddedGroupLookup;
+  types: EmbeddedTypeLookup;
   policy: AccessPolicy;
   validator: SchemaValidator;
   /** The enrollment window each imported or replacing device gets, as `registry.create` opens. */

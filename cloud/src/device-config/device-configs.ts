@@ -5,8 +5,28 @@ import {
   FieldgateError,
   type SchemaValidator,
 } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import { type Kysely, sql } from "kysely";
+import type { CloudDatabase } from "../storage/cloud-database.js";
 import { storedIso } from "../storage/stored-row.js";
+
+/** The `device_config` table; only this module issues SQL on it. */
+export type DeviceConfigTable = {
+  device_id: number;
+  version: number;
+  desired_json: string;
+  updated_at: number;
+};
+
+/** The column of `device_state` this module reads; ingest writes the table (see `reportedConfig`). */
+type DeviceStateTable = {
+  device_id: number;
+  config_reported_json: string | null;
+};
+
+type ConfigTables = {
+  device_config: DeviceConfigTable;
+  device_state: DeviceStateTable;
+};
 
 /** The device a config belongs to. */
 export interface ConfigDevice {
@@ -32,46 +52,49 @@ interface ConfigRow {
  * and its retained store (memory only) lacks the current version.
  */
 export class DeviceConfigs {
-  private readonly get: Database.Statement<[number], ConfigRow>;
-  private readonly upsert: Database.Statement<[number, string, number]>;
-  private readonly reported: Database.Statement<[number], { config_reported_json: string | null }>;
+  private readonly db: Kysely<ConfigTables>;
 
   constructor(
-    db: Database.Database,
+    database: CloudDatabase,
     private readonly publish: DesiredConfigPublisher,
     private readonly validator: SchemaValidator,
     private readonly clock: () => number = Date.now,
   ) {
-    this.get = db.prepare("SELECT version, desired_json, updated_at FROM device_config WHERE device_id = ?");
-    this.upsert = db.prepare(
-      `INSERT INTO device_config (device_id, version, desired_json, updated_at) VALUES (?, 1, ?, ?)
-       ON CONFLICT(device_id) DO UPDATE SET version = version + 1, desired_json = excluded.desired_json,
-         updated_at = excluded.updated_at`,
-    );
-    this.reported = db.prepare("SELECT config_reported_json FROM device_state WHERE device_id = ?");
+    this.db = database.kysely.withTables<ConfigTables>();
   }
 
   /** The message to (re-)publish to a device, or `undefined` when nothing was ever set. */
-  message(deviceId: number): DesiredConfigMessage | undefined {
-    const row = this.get.get(deviceId);
-    if (!row) return undefined;
-    return { v: 1, version: row.version, ...(JSON.parse(row.desired_json) as DesiredConfig) };
+  async message(deviceId: number): Promise<DesiredConfigMessage | undefined> {
+    const row = await this.stored(deviceId);
+    return row && messageOf(row);
   }
 
   /** Stores a new desired config (version + 1) and publishes it; the body was validated by the route. */
-  set(device: ConfigDevice, desired: DesiredConfig): DeviceConfigView {
-    this.upsert.run(device.id, JSON.stringify(desired), this.clock());
-    const message = this.message(device.id);
-    if (message) this.publish(device.uuid, message);
+  async set(device: ConfigDevice, desired: DesiredConfig): Promise<DeviceConfigView> {
+    const now = this.clock();
+    // The row as this upsert left it: a concurrent PUT cannot make us publish its version as ours.
+    const stored = await this.db
+      .insertInto("device_config")
+      .values({ device_id: device.id, version: 1, desired_json: JSON.stringify(desired), updated_at: now })
+      .onConflict((oc) =>
+        oc.column("device_id").doUpdateSet((eb) => ({
+          version: sql<number>`device_config.version + 1`,
+          desired_json: eb.ref("excluded.desired_json"),
+          updated_at: eb.ref("excluded.updated_at"),
+        })),
+      )
+      .returning(["version", "desired_json", "updated_at"])
+      .executeTakeFirstOrThrow();
+    this.publish(device.uuid, messageOf(stored));
     return this.view(device);
   }
 
   /** Desired, reported, and whether the device is in sync. */
-  view(device: ConfigDevice): DeviceConfigView {
-    const row = this.get.get(device.id);
+  async view(device: ConfigDevice): Promise<DeviceConfigView> {
+    const row = await this.stored(device.id);
     const version = row?.version ?? 0;
     const desired = row ? this.storedDesired(row) : {};
-    const raw = this.reported.get(device.id)?.config_reported_json;
+    const raw = await this.reportedConfig(device.id);
     const reported = raw ? readReported(raw) : null;
     let state: DeviceConfigView["state"];
     if (version === 0) state = "none";
@@ -89,6 +112,27 @@ export class DeviceConfigs {
     };
   }
 
+  private stored(deviceId: number): Promise<ConfigRow | undefined> {
+    return this.db
+      .selectFrom("device_config")
+      .select(["version", "desired_json", "updated_at"])
+      .where("device_id", "=", deviceId)
+      .executeTakeFirst();
+  }
+
+  /**
+   * What the device last reported applying, as ingest stored it. `device_state` is written by
+   * ingest (health, state) and read here only; this read moves to ingest's store once it offers one.
+   */
+  private async reportedConfig(deviceId: number): Promise<string | null | undefined> {
+    const row = await this.db
+      .selectFrom("device_state")
+      .select("config_reported_json")
+      .where("device_id", "=", deviceId)
+      .executeTakeFirst();
+    return row?.config_reported_json;
+  }
+
   /** The stored desired config, checked: one written by another version of the cloud may not fit. */
   private storedDesired(row: ConfigRow): DesiredConfig {
     try {
@@ -102,6 +146,10 @@ export class DeviceConfigs {
       );
     }
   }
+}
+
+function messageOf(row: ConfigRow): DesiredConfigMessage {
+  return { v: 1, version: row.version, ...(JSON.parse(row.desired_json) as DesiredConfig) };
 }
 
 /**

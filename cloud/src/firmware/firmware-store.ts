@@ -9,8 +9,9 @@ import {
   SignedManifest,
   verifyManifestSignature,
 } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import type { Generated, Kysely } from "kysely";
 import type { DeviceRow } from "../registry/device-registry.js";
+import { type CloudDatabase, isUniqueViolation } from "../storage/cloud-database.js";
 import type { FirmwareKeys, TrustedFirmwareKey } from "./firmware-keys.js";
 import type { FirmwareImageUser, FirmwareRecord } from "./firmware-record.js";
 
@@ -26,7 +27,26 @@ export interface FirmwareUpload {
   offlineSigned?: unknown;
 }
 
-interface ImageRow {
+/** The `firmware_images` table; only this module issues SQL on it. */
+export type FirmwareImagesTable = {
+  id: Generated<number>;
+  org_id: number;
+  name: string;
+  version: string;
+  /** JSON array of the compatibility ids. */
+  compatible: string;
+  size: number;
+  sha256: string;
+  min_agent_version: string | null;
+  key_id: string;
+  created_at: number;
+};
+
+type FirmwareTables = {
+  firmware_images: FirmwareImagesTable;
+};
+
+export interface ImageRow {
   id: number;
   org_id: number;
   name: string;
@@ -37,6 +57,11 @@ interface ImageRow {
   min_agent_version: string | null;
   key_id: string;
   created_at: number;
+}
+
+/** A device type's firmware compatibility id (DeviceTypes implements it: it owns the types). */
+export interface FirmwareCompatLookup {
+  firmwareCompat(typeId: number): Promise<string | undefined>;
 }
 
 /** Told when a stored image no longer matches its manifest, with the device whose download found it. */
@@ -51,17 +76,21 @@ export class FirmwareStore {
   private readonly validator = new SchemaValidator();
   /** Per image id: the file (inode, size, times) whose sha256 was last checked, and that check. */
   private readonly verified = new Map<number, { fingerprint: string; check: Promise<string> }>();
+  private readonly db: Kysely<FirmwareTables>;
 
   constructor(
-    private readonly db: Database.Database,
+    database: CloudDatabase,
     private readonly dir: string,
     readonly maxSize: number,
     private readonly keys: FirmwareKeys,
+    private readonly types: FirmwareCompatLookup,
     private readonly clock: () => number = Date.now,
     private readonly onCorrupt: CorruptImageHandler = () => undefined,
     /** Who else refers to images (jobs, rollouts): asked before a delete, told during it. */
     private readonly users: readonly FirmwareImageUser[] = [],
-  ) {}
+  ) {
+    this.db = database.kysely.withTables<FirmwareTables>();
+  }
 
   /** The firmware keys devices should trust (the signing key and those rotated out, not retired). */
   trustedKeys(): TrustedFirmwareKey[] {
@@ -83,7 +112,7 @@ export class FirmwareStore {
         ? undefined
         : this.validator.parse(SignedManifest, upload.offlineSigned, "signature");
     if (offline) checkSameImage(offline.manifest, upload);
-    if (this.find(orgId, upload.name, upload.version)) throw exists(upload);
+    if (await this.find(orgId, upload.name, upload.version)) throw exists(upload);
 
     const incoming = path.join(this.dir, ".incoming", `${Date.now()}-${randomBytes(6).toString("hex")}`);
     fs.mkdirSync(incoming, { recursive: true, mode: 0o700 });
@@ -121,65 +150,59 @@ export class FirmwareStore {
 
       const final = this.imageDir(orgId, upload.name, upload.version);
       fs.mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
-      const id = this.db.transaction(() => {
-        const inserted = Number(
-          this.db
-            .prepare(
-              `INSERT INTO firmware_images (org_id, name, version, compatible, size, sha256, min_agent_version, key_id, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-            )
-            .run(
-              orgId,
-              manifest.name,
-              manifest.version,
-              JSON.stringify(manifest.compatible),
-              size,
-              sha256,
-              manifest.minAgentVersion ?? null,
-              signed.keyId,
-              Date.parse(manifest.created),
-            ).lastInsertRowid,
-        );
+      const row = await this.db.transaction().execute(async (trx) => {
+        const inserted = await trx
+          .insertInto("firmware_images")
+          .values({
+            org_id: orgId,
+            name: manifest.name,
+            version: manifest.version,
+            compatible: JSON.stringify(manifest.compatible),
+            size,
+            sha256,
+            min_agent_version: manifest.minAgentVersion ?? null,
+            key_id: signed.keyId,
+            created_at: Date.parse(manifest.created),
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
         // Inside the transaction: if the rename fails, the row goes too.
         if (fs.existsSync(final)) throw exists(upload);
         fs.renameSync(incoming, final);
         return inserted;
-      })();
-      return this.record(this.db.prepare("SELECT * FROM firmware_images WHERE id = ?").get(id) as ImageRow);
+      });
+      return imageRecord(row);
     } catch (err) {
-      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw exists(upload);
+      if (isUniqueViolation(err)) throw exists(upload);
       throw err;
     } finally {
       fs.rmSync(incoming, { recursive: true, force: true });
     }
   }
 
-  list(orgId: number): FirmwareRecord[] {
-    return (
-      this.db
-        .prepare("SELECT * FROM firmware_images WHERE org_id = ? ORDER BY name, created_at, id")
-        .all(orgId) as ImageRow[]
-    ).map((r) => this.record(r));
+  async list(orgId: number): Promise<FirmwareRecord[]> {
+    const rows = await this.db
+      .selectFrom("firmware_images")
+      .selectAll()
+      .where("org_id", "=", orgId)
+      .orderBy("name")
+      .orderBy("created_at")
+      .orderBy("id")
+      .execute();
+    return rows.map((r) => imageRecord(r));
   }
 
   /** The image in the caller's organization; another organization's answers as a missing one does. */
-  get(orgId: number, name: string, version: string): FirmwareRecord {
-    const row = this.find(orgId, name, version);
+  async get(orgId: number, name: string, version: string): Promise<FirmwareRecord> {
+    const row = await this.find(orgId, name, version);
     if (!row) throw new FieldgateError("FIRMWARE_NOT_FOUND", `no image ${name}@${version}`);
     return row;
   }
 
   /** For a device: its organization's image, and only if its device type's compat id is listed. */
-  forDevice(device: DeviceRow, name: string, version: string): FirmwareRecord {
-    const row = this.find(device.org_id, name, version);
-    const compat =
-      device.type_id === null
-        ? undefined
-        : (
-            this.db.prepare("SELECT firmware_compat FROM device_types WHERE id = ?").get(device.type_id) as
-              | { firmware_compat: string }
-              | undefined
-          )?.firmware_compat;
+  async forDevice(device: DeviceRow, name: string, version: string): Promise<FirmwareRecord> {
+    const row = await this.find(device.org_id, name, version);
+    const compat = device.type_id === null ? undefined : await this.types.firmwareCompat(device.type_id);
     if (!row || compat === undefined || !row.compatible.includes(compat)) {
       throw new FieldgateError("FIRMWARE_NOT_FOUND", `no image ${name}@${version} for this device`);
     }
@@ -236,13 +259,14 @@ export class FirmwareStore {
   }
 
   /** True while one of the image's users needs it (an active rollout, a job a device has not finished). */
-  inUse(record: FirmwareRecord): boolean {
-    return this.users.some((user) => user.usesImage(record.id));
+  async inUse(record: FirmwareRecord): Promise<boolean> {
+    for (const user of this.users) if (await user.usesImage(record.id)) return true;
+    return false;
   }
 
-  delete(orgId: number, name: string, version: string): void {
-    const record = this.get(orgId, name, version);
-    if (this.inUse(record)) {
+  async delete(orgId: number, name: string, version: string): Promise<void> {
+    const record = await this.get(orgId, name, version);
+    if (await this.inUse(record)) {
       throw new FieldgateError(
         "FIRMWARE_IN_USE",
         `an active rollout or an unfinished job uses ${name}@${version}; abort or finish it first`,
@@ -250,28 +274,32 @@ export class FirmwareStore {
     }
     const dir = this.imageDir(orgId, name, version);
     const trash = path.join(this.dir, ".incoming", `deleted-${randomBytes(6).toString("hex")}`);
-    this.db.transaction(() => {
+    await this.db.transaction().execute(async (trx) => {
       // The users' finished rows first (a rollout refers to its image), in this transaction.
-      for (const user of this.users) user.releaseImage?.(record.id);
-      this.db.prepare("DELETE FROM firmware_images WHERE id = ?").run(record.id);
+      for (const user of this.users) await user.releaseImage?.(record.id, trx);
+      await trx.deleteFrom("firmware_images").where("id", "=", record.id).execute();
       // Renamed away inside the transaction, so a half-deleted image never stays listed.
       fs.mkdirSync(path.dirname(trash), { recursive: true, mode: 0o700 });
       if (fs.existsSync(dir)) fs.renameSync(dir, trash);
-    })();
+    });
     fs.rmSync(trash, { recursive: true, force: true });
   }
 
   /** The image, or undefined when there is none (see `get` for the throwing form). */
-  find(orgId: number, name: string, version: string): FirmwareRecord | undefined {
-    const row = this.db
-      .prepare("SELECT * FROM firmware_images WHERE org_id = ? AND name = ? AND version = ?")
-      .get(orgId, name, version) as ImageRow | undefined;
-    return row && this.record(row);
+  async find(orgId: number, name: string, version: string): Promise<FirmwareRecord | undefined> {
+    const row = await this.db
+      .selectFrom("firmware_images")
+      .selectAll()
+      .where("org_id", "=", orgId)
+      .where("name", "=", name)
+      .where("version", "=", version)
+      .executeTakeFirst();
+    return row && imageRecord(row);
   }
 
-  byId(id: number): FirmwareRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM firmware_images WHERE id = ?").get(id) as ImageRow | undefined;
-    return row && this.record(row);
+  async byId(id: number): Promise<FirmwareRecord | undefined> {
+    const row = await this.db.selectFrom("firmware_images").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && imageRecord(row);
   }
 
   private imageDir(orgId: number, name: string, version: string): string {
@@ -325,21 +353,22 @@ export class FirmwareStore {
       "body",
     );
   }
+}
 
-  private record(row: ImageRow): FirmwareRecord {
-    return {
-      id: row.id,
-      orgId: row.org_id,
-      name: row.name,
-      version: row.version,
-      compatible: JSON.parse(row.compatible) as string[],
-      size: row.size,
-      sha256: row.sha256,
-      minAgentVersion: row.min_agent_version ?? undefined,
-      keyId: row.key_id,
-      createdAt: row.created_at,
-    };
-  }
+/** An index row as the API shows it. */
+export function imageRecord(row: ImageRow): FirmwareRecord {
+  return {
+    id: row.id,
+    orgId: row.org_id,
+    name: row.name,
+    version: row.version,
+    compatible: JSON.parse(row.compatible) as string[],
+    size: row.size,
+    sha256: row.sha256,
+    minAgentVersion: row.min_agent_version ?? undefined,
+    keyId: row.key_id,
+    createdAt: row.created_at,
+  };
 }
 
 function sha256Of(file: string): Promise<string> {

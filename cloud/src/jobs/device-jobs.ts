@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { type ErrorCode, FieldgateError, type JobNotify, type JobStatus, type JobStatusCheck } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import type { EmbeddedFirmwareLookup } from "../firmware/embedded-firmware-lookup.js";
 import type { FirmwareImageUser, FirmwareRecord } from "../firmware/firmware-record.js";
-import type { FirmwareStore } from "../firmware/firmware-store.js";
 import { type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { DeviceRow } from "../registry/device-registry.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
@@ -90,7 +90,7 @@ interface StepRow {
 /** Dependencies of the job service; `notify` sends a `JobNotify` to the device (QoS 1). */
 export interface DeviceJobsDeps {
   db: Database.Database;
-  firmware: FirmwareStore;
+  firmware: EmbeddedFirmwareLookup;
   notify: (uuid: string, message: JobNotify) => void;
   /** How long a device has to finish a job, from its creation. */
   timeoutMs: number;

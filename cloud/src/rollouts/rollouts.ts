@@ -12,8 +12,8 @@ import {
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
+import type { EmbeddedFirmwareLookup } from "../firmware/embedded-firmware-lookup.js";
 import type { FirmwareImageUser, FirmwareRecord } from "../firmware/firmware-record.js";
-import type { FirmwareStore } from "../firmware/firmware-store.js";
 import { type DeviceJobs, parseFirmwareRef } from "../jobs/device-jobs.js";
 import { type LiveRolloutRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
@@ -45,7 +45,7 @@ export interface RolloutsDeps {
   db: Database.Database;
   registry: DeviceRegistry;
   policy: AccessPolicy;
-  firmware: FirmwareStore;
+  firmware: EmbeddedFirmwareLookup;
   jobs: DeviceJobs;
   validator: SchemaValidator;
   logger: Logger;

@@ -10,11 +10,11 @@ const errors = errorResponses;
 /** API credentials scoped to a group with a role; secrets shown once. */
 export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { credentials } = ctx;
-  const view = (c: CredentialRecord) => ({
+  const view = async (c: CredentialRecord) => ({
     id: c.id,
     name: c.name,
     role: c.role,
-    group: groupRef(ctx, c.orgId, c.groupPath),
+    group: await groupRef(ctx, c.orgId, c.groupPath),
     createdAt: new Date(c.createdAt).toISOString(),
     lastUsedAt: iso(c.lastUsedAt),
   });
@@ -32,13 +32,13 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const group = targetGroupOf(ctx, request, "credentials:write");
+      const group = await targetGroupOf(ctx, request, "credentials:write");
       const role = request.body.role as Role;
       // Nobody hands out more than they hold on that group.
       ctx.policy.requireDelegable(principal, role, group.path);
       const { id, secret } = credentials.create(principal.orgId, group.id, request.body.name, role);
       request.log.info({ credentialId: id, role, groupId: group.id }, "api credential created");
-      return reply.status(201).send({ credential: view(credentials.get(principal.orgId, id)), secret });
+      return reply.status(201).send({ credential: await view(credentials.get(principal.orgId, id)), secret });
     },
   );
 
@@ -55,9 +55,9 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
     async (request) => {
       const principal = principalOf(request);
       return {
-        items: credentials
-          .list(principal.orgId, ctx.policy.sqlScope(principal, "credentials:read", "g.path"))
-          .map(view),
+        items: await Promise.all(
+          credentials.list(principal.orgId, ctx.policy.sqlScope(principal, "credentials:read", "g.path")).map(view),
+        ),
       };
     },
   );
@@ -92,7 +92,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       request.log.info({ credentialId: request.params.id }, "api credential regenerated");
       // Live streams opened with the old secret end now.
       ctx.live.recheck();
-      return { credential: view(credentials.get(orgId, request.params.id)), secret };
+      return { credential: await view(credentials.get(orgId, request.params.id)), secret };
     },
   );
 

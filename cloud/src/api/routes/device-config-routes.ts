@@ -42,7 +42,7 @@ export function registerDeviceConfigRoutes(app: FastifyInstance, ctx: RouteConte
     },
     async (request) => {
       const device = deviceOf(request);
-      const view = ctx.deviceConfigs.set(device, request.body);
+      const view = await ctx.deviceConfigs.set(device, request.body);
       request.log.info({ uuid: device.uuid, version: view.version }, "desired config set");
       return view;
     },

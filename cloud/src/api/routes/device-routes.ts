@@ -60,8 +60,8 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
    * A type may be used by devices in its own group and the groups below it. One the caller may
    * neither use there nor read is reported as unknown, so its existence stays hidden.
    */
-  const typeFor = (principal: Principal, ref: string | number, group: GroupRow, known = false) => {
-    const type = ctx.types.resolve(principal.orgId, ref);
+  const typeFor = async (principal: Principal, ref: string | number, group: GroupRow, known = false) => {
+    const type = await ctx.types.resolve(principal.orgId, ref);
     if (!group.path.startsWith(type.groupPath)) {
       if (!known && !ctx.policy.sees(principal, "types:read", type.groupPath, "scope-and-above"))
         throw typeNotFound(ref);
@@ -87,8 +87,8 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const group = targetGroupOf(ctx, request, "devices:write");
-      const type = request.body.type === undefined ? undefined : typeFor(principal, request.body.type, group);
+      const group = await targetGroupOf(ctx, request, "devices:write");
+      const type = request.body.type === undefined ? undefined : await typeFor(principal, request.body.type, group);
       const { device, window } = await registry.create(principal.orgId, request.body, {
         groupId: group.id,
         typeId: type?.id ?? null,
@@ -149,15 +149,15 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       const principal = principalOf(request);
       const row = deviceOf(request);
       const { group: _group, type: typeRef, ...fields } = request.body;
-      const group = request.targetGroup ?? ctx.groups.get(principal.orgId, row.group_id);
+      const group = request.targetGroup ?? (await ctx.groups.get(principal.orgId, row.group_id));
       let typeId: number | null | undefined;
       if (typeRef === null) typeId = null;
-      else if (typeRef !== undefined) typeId = typeFor(principal, typeRef, group).id;
+      else if (typeRef !== undefined) typeId = (await typeFor(principal, typeRef, group)).id;
       else if (request.targetGroup && row.type_id !== null) {
         // Moving keeps the type only where the type is still defined.
-        const current = ctx.types.get(principal.orgId, row.type_id);
+        const current = await ctx.types.get(principal.orgId, row.type_id);
         // The device view names its type already: the refusal may name it too.
-        if (!group.path.startsWith(current.groupPath)) typeFor(principal, current.id, group, true);
+        if (!group.path.startsWith(current.groupPath)) await typeFor(principal, current.id, group, true);
       }
       return registry.patch(principal.orgId, row.uuid, fields, {
         ...(request.targetGroup && { groupId: group.id }),

@@ -9,11 +9,11 @@ const errors = errorResponses;
 /** Device types: keep-alive, firmware compatibility and defaults shared by devices of one kind. */
 export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { types } = ctx;
-  const view = (t: DeviceTypeRecord) => ({
+  const view = async (t: DeviceTypeRecord) => ({
     id: t.id,
     name: t.name,
     description: t.description,
-    group: groupRef(ctx, t.orgId, t.groupPath),
+    group: await groupRef(ctx, t.orgId, t.groupPath),
     keepaliveMinutes: t.keepaliveMinutes,
     firmwareCompat: t.firmwareCompat,
     defaultLinks: t.defaultLinks,
@@ -34,9 +34,9 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const group = targetGroupOf(ctx, request, "types:write");
+      const group = await targetGroupOf(ctx, request, "types:write");
       const { group: _g, ...fields } = request.body;
-      return reply.status(201).send(view(types.create(principal.orgId, group.id, fields)));
+      return reply.status(201).send(await view(await types.create(principal.orgId, group.id, fields)));
     },
   );
 
@@ -51,7 +51,8 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
     },
     async (request) => {
       const principal = principalOf(request);
-      return { items: types.list(principal.orgId, ctx.policy.sqlScope(principal, "types:read", "g.path")).map(view) };
+      const items = await types.list(principal.orgId, ctx.policy.scopes(principal, "types:read"));
+      return { items: await Promise.all(items.map(view)) };
     },
   );
 
@@ -65,7 +66,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
         response: { 200: DeviceType, ...errors },
       },
     },
-    async (request) => view(types.get(principalOf(request).orgId, request.params.id)),
+    async (request) => view(await types.get(principalOf(request).orgId, request.params.id)),
   );
 
   app.patch<{ Params: { id: number }; Body: EditDeviceTypeBody }>(
@@ -79,7 +80,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
         response: { 200: DeviceType, ...errors },
       },
     },
-    async (request) => view(types.edit(principalOf(request).orgId, request.params.id, request.body)),
+    async (request) => view(await types.edit(principalOf(request).orgId, request.params.id, request.body)),
   );
 
   app.delete<{ Params: { id: number } }>(
@@ -94,7 +95,7 @@ export function registerDeviceTypeRoutes(app: FastifyInstance, ctx: RouteContext
       },
     },
     async (request, reply) => {
-      types.delete(principalOf(request).orgId, request.params.id);
+      await types.delete(principalOf(request).orgId, request.params.id);
       return reply.status(204).send();
     },
   );

@@ -30,10 +30,10 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const parent = targetGroupOf(ctx, request, "groups:write");
+      const parent = await targetGroupOf(ctx, request, "groups:write");
       const { name, description, timezone } = request.body;
-      const created = groups.create(principal.orgId, parent.id, { name, description, timezone });
-      return reply.status(201).send(groups.view(principal.orgId, created.id));
+      const created = await groups.create(principal.orgId, parent.id, { name, description, timezone });
+      return reply.status(201).send(await groups.view(principal.orgId, created.id));
     },
   );
 
@@ -50,8 +50,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
     },
     async (request) => {
       const principal = principalOf(request);
-      const scope = ctx.policy.sqlScope(principal, "groups:read", "g.path");
-      const items = groups.list(principal.orgId, scope);
+      const items = await groups.list(principal.orgId, ctx.policy.scopes(principal, "groups:read"));
       if (request.query.name === undefined) return { items };
       const wanted = request.query.name.replace(/^\/+|\/+$/g, "");
       return {
@@ -79,7 +78,7 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
     },
     async (request) => {
       const orgId = principalOf(request).orgId;
-      groups.edit(orgId, request.params.id, request.body);
+      await groups.edit(orgId, request.params.id, request.body);
       return groups.view(orgId, request.params.id);
     },
   );
@@ -98,8 +97,8 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
     },
     async (request) => {
       const orgId = principalOf(request).orgId;
-      const parent = targetGroupOf(ctx, request, "groups:write");
-      groups.move(orgId, request.params.id, parent.id);
+      const parent = await targetGroupOf(ctx, request, "groups:write");
+      await groups.move(orgId, request.params.id, parent.id);
       return groups.view(orgId, request.params.id);
     },
   );
@@ -117,7 +116,11 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: RouteContext): vo
       },
     },
     async (request) => {
-      const deleted = groups.delete(principalOf(request).orgId, request.params.id, request.query.recursive === true);
+      const deleted = await groups.delete(
+        principalOf(request).orgId,
+        request.params.id,
+        request.query.recursive === true,
+      );
       for (const uuid of deleted.devices) ctx.registry.notifyRevoked(uuid, "group deleted");
       return { groups: deleted.groups, devices: deleted.devices.length };
     },

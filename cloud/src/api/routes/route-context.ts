@@ -65,7 +65,11 @@ export function deviceOf(request: FastifyRequest): DeviceRow {
  * The group a create request writes into: the checked `target` body field, or else the caller's
  * own scope (a credential scoped to a group creates there by default).
  */
-export function targetGroupOf(ctx: RouteContext, request: FastifyRequest, permission: Permission): GroupRow {
+export async function targetGroupOf(
+  ctx: RouteContext,
+  request: FastifyRequest,
+  permission: Permission,
+): Promise<GroupRow> {
   if (request.targetGroup) return request.targetGroup;
   const principal = principalOf(request);
   const [scope] = ctx.policy.scopes(principal, permission);
@@ -74,9 +78,13 @@ export function targetGroupOf(ctx: RouteContext, request: FastifyRequest, permis
   return ctx.groups.get(principal.orgId, id);
 }
 
-export function groupRef(ctx: RouteContext, orgId: number, path: string): { id: number; fullName: string } {
+export async function groupRef(
+  ctx: RouteContext,
+  orgId: number,
+  path: string,
+): Promise<{ id: number; fullName: string }> {
   const id = Number(path.split("/").filter(Boolean).pop());
-  return { id, fullName: ctx.groups.fullName(orgId, path) };
+  return { id, fullName: await ctx.groups.fullName(orgId, path) };
 }
 
 export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());

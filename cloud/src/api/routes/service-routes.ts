@@ -119,7 +119,7 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
           throw error;
         });
       request.log.info({ userId: user.id, session: request.body.session ?? "token" }, "user logged in");
-      const answer = { expiresAt: new Date(expiresAt).toISOString(), user: userView(ctx, user) };
+      const answer = { expiresAt: new Date(expiresAt).toISOString(), user: await userView(ctx, user) };
       if (request.body.session !== "cookie") return { token, ...answer };
       setSessionCookie(reply, token, expiresAt);
       return { csrfToken: csrfTokenFor(token), ...answer };
@@ -158,11 +158,13 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
         kind: principal.kind,
         id: principal.id,
         organization: (await ctx.registry.organization(principal.orgId)).name,
-        grants: principal.grants.map((g) => ({
-          group: groupRef(ctx, principal.orgId, g.path),
-          role: g.role,
-          permissions: [...ROLE_PERMISSIONS[g.role]],
-        })),
+        grants: await Promise.all(
+          principal.grants.map(async (g) => ({
+            group: await groupRef(ctx, principal.orgId, g.path),
+            role: g.role,
+            permissions: [...ROLE_PERMISSIONS[g.role]],
+          })),
+        ),
         ...(user && { user: { email: user.email, name: user.name } }),
         ...(request.cookieSession && { csrfToken: csrfTokenFor(request.cookieSession) }),
       };
@@ -181,12 +183,14 @@ function endpointsFor(ctx: RouteContext, request: FastifyRequest) {
   return { mqttUrl: ctx.mqttUrl ?? `mqtts://${mqttHost}:${ctx.mqttPort()}`, apiUrl: `https://${request.host}` };
 }
 
-export function userView(ctx: RouteContext, user: UserRecord) {
+export async function userView(ctx: RouteContext, user: UserRecord) {
   return {
     id: user.id,
     email: user.email,
     name: user.name,
-    roles: user.roles.map((r) => ({ group: groupRef(ctx, user.orgId, r.groupPath), role: r.role })),
+    roles: await Promise.all(
+      user.roles.map(async (r) => ({ group: await groupRef(ctx, user.orgId, r.groupPath), role: r.role })),
+    ),
     createdAt: new Date(user.createdAt).toISOString(),
     lastLoginAt: iso(user.lastLoginAt),
   };

@@ -10,13 +10,15 @@ const errors = errorResponses;
 /** Users of the organization and their roles on groups. Managed by admins of the root group. */
 export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { users } = ctx;
-  const bindings = (request: FastifyRequest, roles: { group: string | number; role: string }[]) => {
+  const bindings = async (request: FastifyRequest, roles: { group: string | number; role: string }[]) => {
     const principal = principalOf(request);
-    return roles.map((r) => {
-      const group = ctx.groups.resolve(principal.orgId, r.group);
+    const bound: { groupId: number; role: Role }[] = [];
+    for (const r of roles) {
+      const group = await ctx.groups.resolve(principal.orgId, r.group);
       ctx.policy.requireDelegable(principal, r.role as Role, group.path);
-      return { groupId: group.id, role: r.role as Role };
-    });
+      bound.push({ groupId: group.id, role: r.role as Role });
+    }
+    return bound;
   };
 
   app.post<{ Body: CreateUserBody }>(
@@ -28,9 +30,9 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
       const principal = principalOf(request);
       const user = await users.create(principal.orgId, {
         ...request.body,
-        roles: bindings(request, request.body.roles),
+        roles: await bindings(request, request.body.roles),
       });
-      return reply.status(201).send(userView(ctx, user));
+      return reply.status(201).send(await userView(ctx, user));
     },
   );
 
@@ -43,13 +45,15 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
         response: { 200: Type.Object({ items: Type.Array(User) }), ...errors },
       },
     },
-    async (request) => ({ items: users.list(principalOf(request).orgId).map((u) => userView(ctx, u)) }),
+    async (request) => ({
+      items: await Promise.all(users.list(principalOf(request).orgId).map((u) => userView(ctx, u))),
+    }),
   );
 
   app.get<{ Params: { id: number } }>(
     "/api/v1/users/:id",
     { schema: { tags: ["users"], params: IdParams, response: { 200: User, ...errors } } },
-    async (request) => userView(ctx, users.get(principalOf(request).orgId, request.params.id)),
+    async (request) => await userView(ctx, users.get(principalOf(request).orgId, request.params.id)),
   );
 
   app.patch<{ Params: { id: number }; Body: EditUserBody }>(
@@ -68,11 +72,11 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
       const { roles, ...rest } = request.body;
       const user = await users.edit(principalOf(request).orgId, request.params.id, {
         ...rest,
-        ...(roles && { roles: bindings(request, roles) }),
+        ...(roles && { roles: await bindings(request, roles) }),
       });
       // A new password ends the user's sessions, new roles change what they may read: live streams follow now.
       ctx.live.recheck();
-      return userView(ctx, user);
+      return await userView(ctx, user);
     },
   );
 
