@@ -301,7 +301,7 @@ export class Cloud {
           registry,
           events,
           groups: embeddedGroups,
-          types: new EmbeddedTypeLookup(db, registry),
+          types: new EmbeddedTypeLookup(db, embeddedDeviceRows),
           policy,
           validator,
           windowMs: this.config.enrollWindowMs,
