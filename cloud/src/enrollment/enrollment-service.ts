@@ -10,13 +10,19 @@ import {
   type RenewRequest,
   SCHEMA_VERSION,
 } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import type { Kysely } from "kysely";
 import { secretMatches } from "../credentials/secrets.js";
 import type { CertificateAuthority, IssuedCertificate } from "../pki/certificate-authority.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
+import { affectedRows, type CloudDatabase } from "../storage/cloud-database.js";
 
 /** How far a factory-signed request's timestamp may be from the cloud's clock. */
 export const FACTORY_PROOF_MAX_SKEW_MS = 5 * 60_000;
+
+/** The table this module owns: factory-proof nonces seen, kept until their proof would be stale. */
+export type EnrollmentTables = {
+  enrollment_nonces: { device_id: number; nonce: string; expires_at: number };
+};
 
 export interface EnrollmentEndpoints {
   mqttUrl: string;
@@ -29,29 +35,32 @@ export interface EnrollmentEndpoints {
  */
 export class EnrollmentService {
   private standInKey: string | undefined;
+  private readonly db: Kysely<EnrollmentTables>;
 
   constructor(
-    private readonly db: Database.Database,
+    database: CloudDatabase,
     private readonly registry: DeviceRegistry,
     private readonly ca: CertificateAuthority,
     private readonly clock: () => number = Date.now,
     /** The firmware signing public key handed to devices, when the cloud has one (issue #5). */
     private readonly firmwarePublicKey: () => string | undefined = () => undefined,
-  ) {}
+  ) {
+    this.db = database.kysely.withTables<EnrollmentTables>();
+  }
 
   async enroll(request: EnrollRequest, endpoints: EnrollmentEndpoints): Promise<EnrollResponse> {
     const uuid = request.uuid.toLowerCase();
-    this.openWindowRow(uuid);
+    await this.openWindowRow(uuid);
     const { csr, sha256Hex, publicKeySha256 } = await this.ca.verifyCsr(request.csr);
     // Re-read after the await: another request may have used or closed the window meanwhile.
-    const row = this.openWindowRow(uuid);
-    this.checkProof(row, request, sha256Hex);
+    const row = await this.openWindowRow(uuid);
+    await this.checkProof(row, request, sha256Hex);
     // After the proof, so only the device's rightful holder learns that a key was refused.
-    this.registry.assertKeyNotUsed(row.id, publicKeySha256);
+    await this.registry.assertKeyNotUsed(row.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(uuid, csr, new Date(this.clock()));
 
     // Issuing awaited; only the request that still sees the same window may spend it.
-    const revoked = this.registry.spendWindow(uuid, row, issued, publicKeySha256);
+    const revoked = await this.registry.spendWindow(uuid, row, issued, publicKeySha256);
     if (revoked > 0) this.registry.notifyRevoked(uuid, "superseded");
     return this.answer(uuid, issued, endpoints);
   }
@@ -85,9 +94,9 @@ export class EnrollmentService {
   ): Promise<EnrollResponse> {
     if (device.retired_at !== null) throw new FieldgateError("CERT_REVOKED", "the device was retired");
     const { csr, publicKeySha256 } = await this.ca.verifyCsr(request.csr);
-    this.registry.assertKeyNotUsed(device.id, publicKeySha256);
+    await this.registry.assertKeyNotUsed(device.id, publicKeySha256);
     const issued = await this.ca.issueDeviceCertificate(device.uuid, csr, new Date(this.clock()));
-    this.registry.renewCertificate(device.id, currentSerial, issued, publicKeySha256);
+    await this.registry.renewCertificate(device.id, currentSerial, issued, publicKeySha256);
     return this.answer(device.uuid, issued, endpoints);
   }
 
@@ -97,10 +106,10 @@ export class EnrollmentService {
    * Wrong proofs are not counted: a 256-bit token cannot be guessed, and a field engineer's typo
    * must not close the window.
    */
-  check(request: EnrollCheckRequest): EnrollCheckResponse {
+  async check(request: EnrollCheckRequest): Promise<EnrollCheckResponse> {
     // The same work whether or not the uuid exists or has a factory key: one probe row, one hash,
     // one signature check (against a stand-in key when there is none), so time tells nothing.
-    const row = this.registry.enrollmentProbe(request.uuid);
+    const row = await this.registry.enrollmentProbe(request.uuid);
     const now = this.clock();
     let verified = false;
     if (request.method === "token" && request.token !== undefined) {
@@ -110,11 +119,8 @@ export class EnrollmentService {
       const message = factoryProofMessage(request.uuid.toLowerCase(), ENROLL_CHECK_DIGEST, timestamp, nonce);
       const signed = verifyFactorySignature(row.factory_public_key ?? this.standInFactoryKey(), message, signature);
       verified = signed && row.factory_public_key !== null && Math.abs(now - timestamp) <= FACTORY_PROOF_MAX_SKEW_MS;
-      if (verified) {
-        const fresh = this.db
-          .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
-          .run(row.id, nonce, timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS).changes;
-        verified = fresh > 0;
+      if (verified && row.id !== null) {
+        verified = await this.spendNonce(row.id, nonce, timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS);
       }
     }
     if (row.id === null || !verified) return { verified: false };
@@ -123,7 +129,7 @@ export class EnrollmentService {
       verified: true,
       windowOpen: open,
       windowExpiresAt: open && row.window_expires_at !== null ? new Date(row.window_expires_at).toISOString() : null,
-      enrolled: this.registry.isEnrolled(row.id),
+      enrolled: await this.registry.isEnrolled(row.id),
     };
   }
 
@@ -140,10 +146,10 @@ export class EnrollmentService {
    * or not the uuid exists (the probe row has one shape either way; the full row is read only
    * for an open window).
    */
-  private openWindowRow(uuid: string): DeviceRow {
-    const probe = this.registry.enrollmentProbe(uuid);
+  private async openWindowRow(uuid: string): Promise<DeviceRow> {
+    const probe = await this.registry.enrollmentProbe(uuid);
     if (probe.window_expires_at === null || probe.window_expires_at <= this.clock()) throw this.closed();
-    const row = this.registry.findByUuid(uuid);
+    const row = await this.registry.findByUuid(uuid);
     if (!row || row.window_expires_at === null || row.window_expires_at <= this.clock()) throw this.closed();
     return row;
   }
@@ -152,12 +158,25 @@ export class EnrollmentService {
     return new FieldgateError("ENROLL_WINDOW_CLOSED");
   }
 
-  private checkProof(row: DeviceRow, request: EnrollRequest, csrSha256Hex: string): void {
+  /**
+   * Records a factory-proof nonce until its proof would be stale; false when it was seen before.
+   * One conditional insert, so of two requests replaying one nonce exactly one records it.
+   */
+  private async spendNonce(deviceId: number, nonce: string, expiresAt: number): Promise<boolean> {
+    const result = await this.db
+      .insertInto("enrollment_nonces")
+      .values({ device_id: deviceId, nonce, expires_at: expiresAt })
+      .onConflict((oc) => oc.columns(["device_id", "nonce"]).doNothing())
+      .executeTakeFirst();
+    return affectedRows(result) > 0;
+  }
+
+  private async checkProof(row: DeviceRow, request: EnrollRequest, csrSha256Hex: string): Promise<void> {
     switch (request.method) {
       case "token": {
         if (request.token === undefined)
           throw new FieldgateError("VALIDATION_FAILED", "token is required for method token", "token");
-        if (!secretMatches(request.token, row.token_hash)) this.fail(row, "ENROLL_TOKEN_INVALID", "token");
+        if (!secretMatches(request.token, row.token_hash)) await this.fail(row, "ENROLL_TOKEN_INVALID", "token");
         return;
       }
       case "factory-key": {
@@ -169,17 +188,15 @@ export class EnrollmentService {
         }
         const message = factoryProofMessage(row.uuid, csrSha256Hex, proof.timestamp, proof.nonce);
         if (!row.factory_public_key || !verifyFactorySignature(row.factory_public_key, message, proof.signature)) {
-          this.fail(row, "ENROLL_SIGNATURE_INVALID", "factory.signature");
+          await this.fail(row, "ENROLL_SIGNATURE_INVALID", "factory.signature");
         }
-        this.db.prepare("DELETE FROM enrollment_nonces WHERE expires_at < ?").run(this.clock());
-        const fresh = this.db
-          .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
-          .run(row.id, proof.nonce, proof.timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS).changes;
-        if (fresh === 0) throw new FieldgateError("ENROLL_REPLAYED", undefined, "factory.nonce");
+        await this.db.deleteFrom("enrollment_nonces").where("expires_at", "<", this.clock()).execute();
+        const fresh = await this.spendNonce(row.id, proof.nonce, proof.timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS);
+        if (!fresh) throw new FieldgateError("ENROLL_REPLAYED", undefined, "factory.nonce");
         return;
       }
       case "uuid-only": {
-        if (!this.registry.organization(row.org_id).uuidOnlyEnrollment) {
+        if (!(await this.registry.organization(row.org_id)).uuidOnlyEnrollment) {
           throw new FieldgateError(
             "ENROLL_METHOD_DISABLED",
             "uuid-only enrollment is disabled for this organization; enroll with a token or a factory key",
@@ -192,8 +209,12 @@ export class EnrollmentService {
   }
 
   /** Counts a wrong proof (the registry closes the window after MAX_FAILED_ATTEMPTS). */
-  private fail(row: DeviceRow, code: "ENROLL_TOKEN_INVALID" | "ENROLL_SIGNATURE_INVALID", field: string): never {
-    this.registry.countWrongProof(row.id);
+  private async fail(
+    row: DeviceRow,
+    code: "ENROLL_TOKEN_INVALID" | "ENROLL_SIGNATURE_INVALID",
+    field: string,
+  ): Promise<never> {
+    await this.registry.countWrongProof(row.id);
     throw new FieldgateError(code, undefined, field);
   }
 }

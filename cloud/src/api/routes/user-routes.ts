@@ -43,13 +43,13 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
         response: { 200: Type.Object({ items: Type.Array(User) }), ...errors },
       },
     },
-    async (request) => ({ items: users.list(principalOf(request).orgId).map((u) => userView(ctx, u)) }),
+    async (request) => ({ items: (await users.list(principalOf(request).orgId)).map((u) => userView(ctx, u)) }),
   );
 
   app.get<{ Params: { id: number } }>(
     "/api/v1/users/:id",
     { schema: { tags: ["users"], params: IdParams, response: { 200: User, ...errors } } },
-    async (request) => userView(ctx, users.get(principalOf(request).orgId, request.params.id)),
+    async (request) => userView(ctx, await users.get(principalOf(request).orgId, request.params.id)),
   );
 
   app.patch<{ Params: { id: number }; Body: EditUserBody }>(
@@ -71,7 +71,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
         ...(roles && { roles: bindings(request, roles) }),
       });
       // A new password ends the user's sessions, new roles change what they may read: live streams follow now.
-      ctx.live.recheck();
+      await ctx.live.recheck();
       return userView(ctx, user);
     },
   );
@@ -87,8 +87,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
       },
     },
     async (request, reply) => {
-      users.delete(principalOf(request).orgId, request.params.id);
-      ctx.live.recheck();
+      await users.delete(principalOf(request).orgId, request.params.id);
+      await ctx.live.recheck();
       return reply.status(204).send();
     },
   );
