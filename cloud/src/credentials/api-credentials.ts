@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { FieldgateError } from "@fieldgate/shared";
-import { type Kysely, type RawBuilder, type SqlBool, sql } from "kysely";
+import { type Expression, type Kysely, type RawBuilder, type SqlBool, sql } from "kysely";
+import { subtreeEnd } from "../access/access-policy.js";
 import type { Role } from "../access/roles.js";
-import type { CloudDatabase, Executor } from "../storage/cloud-database.js";
+import { affectedRows, type CloudDatabase, type Executor } from "../storage/cloud-database.js";
 import { hashSecret, newSecret, secretMatches } from "./secrets.js";
 
 /** An API credential as stored, joined with its group's path. */
@@ -104,11 +105,12 @@ export class ApiCredentials {
     return toRecord(row);
   }
 
-  /** The organization's credentials in `scope` (AccessPolicy.sqlScope over `g.path`). */
-  async list(orgId: number, scope: { clause: string; params: string[] }): Promise<CredentialRecord[]> {
+  /** The organization's credentials scoped to groups inside the given subtrees (`AccessPolicy.scopes`). */
+  async list(orgId: number, scopes: readonly string[]): Promise<CredentialRecord[]> {
+    if (scopes.length === 0) return [];
     const rows = await this.withPath(this.db)
       .where("c.org_id", "=", orgId)
-      .where(scopeCondition(scope))
+      .where((eb) => eb.or(scopes.map((scope) => inSubtree(eb.ref("g.path"), scope))))
       .orderBy("c.created_at")
       .orderBy("c.id")
       .execute();
@@ -119,7 +121,11 @@ export class ApiCredentials {
   async regenerate(orgId: number, id: string): Promise<{ id: string; secret: string }> {
     await this.get(orgId, id);
     const secret = newSecret("fgs_");
-    await this.db.updateTable("api_credentials").set({ secret_hash: hashSecret(secret) }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("api_credentials")
+      .set({ secret_hash: hashSecret(secret) })
+      .where("id", "=", id)
+      .execute();
     return { id, secret };
   }
 
@@ -128,11 +134,16 @@ export class ApiCredentials {
     await this.db.deleteFrom("api_credentials").where("id", "=", id).execute();
   }
 
-  /** Drops the credentials scoped to these groups, inside the caller's transaction (a recursive group delete). */
-  async deleteInGroups(groupIds: readonly number[], executor?: Executor): Promise<void> {
-    if (groupIds.length === 0) return;
-    const db: CredentialDb = executor ?? this.db;
-    await db.deleteFrom("api_credentials").where("group_id", "in", groupIds).execute();
+  /** Deletes the credentials scoped to these groups in `executor`'s transaction (a recursive group delete); how many. */
+  async removeInGroups(groupIds: readonly number[], executor: Executor): Promise<number> {
+    const db: CredentialDb = executor;
+    let removed = 0;
+    // In slices, so a large subtree stays within either backend's bound-parameter limit.
+    for (let start = 0; start < groupIds.length; start += 500) {
+      const slice = groupIds.slice(start, start + 500);
+      removed += affectedRows(await db.deleteFrom("api_credentials").where("group_id", "in", slice).execute());
+    }
+    return removed;
   }
 
   private withPath(db: CredentialDb) {
@@ -148,17 +159,9 @@ export class ApiCredentials {
   }
 }
 
-/** AccessPolicy's `?`-placeholder scope clause as a condition both dialects read ("0" is false). */
-function scopeCondition(scope: { clause: string; params: string[] }): RawBuilder<SqlBool> {
-  if (scope.clause === "0") return sql<SqlBool>`1 = 0`;
-  const parts = scope.clause.split("?");
-  if (parts.length !== scope.params.length + 1) throw new Error("scope clause and params disagree");
-  const pieces: RawBuilder<unknown>[] = [];
-  parts.forEach((text, i) => {
-    pieces.push(sql.raw(text));
-    if (i < scope.params.length) pieces.push(sql`${scope.params[i]}`);
-  });
-  return sql<SqlBool>`${sql.join(pieces, sql.raw(""))}`;
+/** `path` inside the subtree `prefix` ("/1/4/"): a range an index on the path serves. */
+function inSubtree(path: Expression<string>, prefix: string): RawBuilder<SqlBool> {
+  return sql<SqlBool>`(${path} >= ${prefix} AND ${path} < ${subtreeEnd(prefix)})`;
 }
 
 function toRecord(row: CredentialRow): CredentialRecord {

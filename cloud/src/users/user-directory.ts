@@ -117,7 +117,8 @@ export class UserDirectory {
     if (fields.password !== undefined) assertPassword(fields.password);
     const hash = fields.password === undefined ? undefined : await hashPassword(fields.password);
     await this.db.transaction().execute(async (trx) => {
-      if (fields.name !== undefined) await trx.updateTable("users").set({ name: fields.name }).where("id", "=", id).execute();
+      if (fields.name !== undefined)
+        await trx.updateTable("users").set({ name: fields.name }).where("id", "=", id).execute();
       if (hash !== undefined) {
         await trx.updateTable("users").set({ password_hash: hash }).where("id", "=", id).execute();
         // A new password ends every session made with the old one.

@@ -55,9 +55,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
     async (request) => {
       const principal = principalOf(request);
       return {
-        items: (
-          await credentials.list(principal.orgId, ctx.policy.sqlScope(principal, "credentials:read", "g.path"))
-        ).map(view),
+        items: (await credentials.list(principal.orgId, ctx.policy.scopes(principal, "credentials:read"))).map(view),
       };
     },
   );
