@@ -285,7 +285,7 @@ export class Cloud {
         live: new LiveStreams(live, policy),
         events,
         bulk: new BulkOperations({
-          db,
+          database,
           registry,
           events,
           groups,

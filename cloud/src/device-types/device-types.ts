@@ -1,5 +1,6 @@
 import { FieldgateError } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import type { Executor } from "../storage/cloud-database.js";
 
 /** A device type as stored, joined with its group's path. */
 export interface DeviceTypeRecord {
@@ -101,7 +102,7 @@ export class DeviceTypes {
   }
 
   /** Resolves a numeric id or a name. */
-  resolve(orgId: number, ref: string | number): DeviceTypeRecord {
+  resolve(orgId: number, ref: string | number, _executor?: Executor): DeviceTypeRecord {
     if (typeof ref === "number" || /^\d+$/.test(ref)) return this.get(orgId, Number(ref));
     const row = this.db.prepare(`${SELECT} WHERE t.name = ? AND t.org_id = ?`).get(ref, orgId) as TypeRow | undefined;
     if (!row) throw typeNotFound(ref);

@@ -1,6 +1,7 @@
 import { FieldgateError } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { subtreeEnd } from "../access/access-policy.js";
+import type { Executor } from "../storage/cloud-database.js";
 
 /** A group row as stored. `path` is the chain of ids, "/1/4/9/". */
 export interface GroupRow {
@@ -71,7 +72,7 @@ export class GroupTree {
   }
 
   /** The group, or GROUP_NOT_FOUND; a group of another organization is reported the same way. */
-  get(orgId: number, id: number): GroupRow {
+  get(orgId: number, id: number, _executor?: Executor): GroupRow {
     const row = this.db.prepare("SELECT * FROM groups WHERE id = ? AND org_id = ?").get(id, orgId) as
       | GroupRow
       | undefined;
@@ -95,7 +96,7 @@ export class GroupTree {
   }
 
   /** Resolves a reference that is either a numeric id or a name path. */
-  resolve(orgId: number, ref: string | number): GroupRow {
+  resolve(orgId: number, ref: string | number, _executor?: Executor): GroupRow {
     return typeof ref === "number" || /^\d+$/.test(ref) ? this.get(orgId, Number(ref)) : this.byName(orgId, ref);
   }
 
@@ -220,7 +221,7 @@ export class GroupTree {
   }
 
   /** "default/plant-a/line-1" for a path "/1/4/9/". */
-  fullName(orgId: number, path: string): string {
+  fullName(orgId: number, path: string, _executor?: Executor): string {
     const names = this.names(orgId);
     return pathIds(path)
       .map((id) => names.get(id) ?? String(id))

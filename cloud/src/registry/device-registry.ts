@@ -15,6 +15,7 @@ import { hashSecret, newSecret } from "../credentials/secrets.js";
 import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
+import type { Executor } from "../storage/cloud-database.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
 import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
@@ -204,6 +205,7 @@ export class DeviceRegistry {
     fields: Omit<CreateDeviceBody, "group" | "type">,
     placement: DevicePlacement,
     telemetryCount = 0,
+    _executor?: Executor,
   ): OpenedWindow {
     const token = newSecret("fgt_");
     const expiresAt = this.clock() + this.windowMs;
@@ -232,12 +234,12 @@ export class DeviceRegistry {
   }
 
   /** The stored row, or undefined; not scoped to an organization (enrollment and the broker use it). */
-  findByUuid(uuid: string): DeviceRow | undefined {
+  findByUuid(uuid: string, _executor?: Executor): DeviceRow | undefined {
     return this.statement("SELECT * FROM devices WHERE uuid = ?").get(uuid.toLowerCase()) as DeviceRow | undefined;
   }
 
   /** The stored row by its internal id, or undefined; not scoped to an organization. */
-  findById(deviceId: number): DeviceRow | undefined {
+  findById(deviceId: number, _executor?: Executor): DeviceRow | undefined {
     return this.statement("SELECT * FROM devices WHERE id = ?").get(deviceId) as DeviceRow | undefined;
   }
 
@@ -407,7 +409,7 @@ export class DeviceRegistry {
    * Deletes a device row (and by cascade everything stored about it) inside the caller's
    * transaction; the caller calls `notifyRevoked` after the commit.
    */
-  remove(row: DeviceRow): void {
+  remove(row: DeviceRow, _executor?: Executor): void {
     const ref = { orgId: row.org_id, uuid: row.uuid, groupPath: this.groupPath(row) };
     this.statement("DELETE FROM devices WHERE id = ?").run(row.id);
     this.live.device(row.id, ref);
@@ -420,6 +422,7 @@ export class DeviceRegistry {
   editFields(
     deviceId: number,
     fields: { name?: string; location?: string; comment?: string; tags?: readonly string[]; typeId?: number | null },
+    _executor?: Executor,
   ): void {
     this.statement(
       `UPDATE devices SET name = coalesce(?, name), location = coalesce(?, location), comment = coalesce(?, comment),
@@ -437,7 +440,7 @@ export class DeviceRegistry {
   }
 
   /** Files the device in another group with this type (bulk transfer checked both). */
-  move(deviceId: number, placement: { groupId: number; typeId: number | null }): void {
+  move(deviceId: number, placement: { groupId: number; typeId: number | null }, _executor?: Executor): void {
     this.statement("UPDATE devices SET group_id = ?, type_id = ? WHERE id = ?").run(
       placement.groupId,
       placement.typeId,
@@ -447,7 +450,7 @@ export class DeviceRegistry {
   }
 
   /** Zeroes the device's telemetry count, for a caller that just dropped its readings. */
-  resetTelemetryCount(deviceId: number): void {
+  resetTelemetryCount(deviceId: number, _executor?: Executor): void {
     this.statement("UPDATE devices SET telemetry_count = 0 WHERE id = ?").run(deviceId);
   }
 
@@ -457,7 +460,7 @@ export class DeviceRegistry {
    * and, when its history moved to the new device (`movedHistory`), its telemetry count is zeroed.
    * The caller calls `notifyRevoked` after the commit.
    */
-  retire(deviceId: number, replacedBy: string, options: { movedHistory: boolean }): void {
+  retire(deviceId: number, replacedBy: string, options: { movedHistory: boolean }, _executor?: Executor): void {
     this.statement(
       `UPDATE devices SET retired_at = ?, replaced_by = ?, window_expires_at = NULL, token_hash = NULL, online = 0,
          telemetry_count = CASE WHEN ? THEN 0 ELSE telemetry_count END WHERE id = ?`,
@@ -467,7 +470,7 @@ export class DeviceRegistry {
   }
 
   /** The names of the organization's devices that start with `prefix` (taken literally). */
-  namesStartingWith(orgId: number, prefix: string): string[] {
+  namesStartingWith(orgId: number, prefix: string, _executor?: Executor): string[] {
     const like = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     const rows = this.statement("SELECT name FROM devices WHERE org_id = ? AND name LIKE ? ESCAPE '\\'").all(
       orgId,
