@@ -30,10 +30,10 @@ describe.each(BACKENDS)("API and host credentials on $name", ({ server }) => {
     ).map((r) => Buffer.from(r.secret_hash));
 
   it("stores only the secret's hash and authenticates the matching secret alone", async () => {
-    const { id, secret } = await credentials.create(1, 2, "ci", "operator");
+    const { id, secret } = await credentials.create(1, 2, "ci", "device-manager");
     expect(await storedHashes("api_credentials")).toEqual([hashSecret(secret)]);
     const found = await credentials.authenticate(id, secret);
-    expect(found).toMatchObject({ id, orgId: 1, groupId: 2, groupPath: "/1/2/", role: "operator" });
+    expect(found).toMatchObject({ id, orgId: 1, groupId: 2, groupPath: "/1/2/", role: "device-manager" });
     expect((await credentials.get(1, id)).lastUsedAt).toBe(now);
     expect(await credentials.authenticate(id, `${secret}x`)).toBeUndefined();
     expect(await credentials.authenticate("fgc_0000000000000000", secret)).toBeUndefined();
@@ -73,7 +73,7 @@ describe.each(BACKENDS)("API and host credentials on $name", ({ server }) => {
   it("lists only the credentials inside the given subtrees, oldest first", async () => {
     const root = await credentials.create(1, 1, "root", "admin");
     now += 1;
-    const a = await credentials.create(1, 2, "a", "operator");
+    const a = await credentials.create(1, 2, "a", "device-manager");
     now += 1;
     const b = await credentials.create(1, 3, "b", "viewer");
     const ids = async (scopes: string[]) => (await credentials.list(1, scopes)).map((c) => c.id);
@@ -85,7 +85,7 @@ describe.each(BACKENDS)("API and host credentials on $name", ({ server }) => {
 
   it("removes the credentials of deleted groups inside the caller's transaction", async () => {
     const keep = await credentials.create(1, 1, "root", "admin");
-    const drop = await credentials.create(1, 2, "a", "operator");
+    const drop = await credentials.create(1, 2, "a", "device-manager");
     const removed = await testDatabase.database.kysely
       .transaction()
       .execute((trx) => credentials.removeInGroups([2, 3], trx));

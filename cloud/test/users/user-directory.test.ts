@@ -54,11 +54,11 @@ describe.each(BACKENDS)("UserDirectory on $name", ({ server }) => {
       password,
       roles: [
         { groupId: 3, role: "viewer" },
-        { groupId: 2, role: "operator" },
+        { groupId: 2, role: "device-manager" },
       ],
     });
     expect(user.roles).toEqual([
-      { groupId: 2, groupPath: "/1/2/", role: "operator" },
+      { groupId: 2, groupPath: "/1/2/", role: "device-manager" },
       { groupId: 3, groupPath: "/1/3/", role: "viewer" },
     ]);
     const { token, expiresAt } = await users.login("op@example.test", password);
@@ -68,7 +68,7 @@ describe.each(BACKENDS)("UserDirectory on $name", ({ server }) => {
       id: `user:${user.id}`,
       orgId: 1,
       grants: [
-        { groupId: 2, path: "/1/2/", role: "operator" },
+        { groupId: 2, path: "/1/2/", role: "device-manager" },
         { groupId: 3, path: "/1/3/", role: "viewer" },
       ],
     });
@@ -106,8 +106,11 @@ describe.each(BACKENDS)("UserDirectory on $name", ({ server }) => {
 
   it("replaces roles and names on edit, and keeps other organizations' users out of reach", async () => {
     const user = await users.create(1, { email: "op@example.test", password, roles: [{ groupId: 2, role: "viewer" }] });
-    const edited = await users.edit(1, user.id, { name: "Operator", roles: [{ groupId: 3, role: "operator" }] });
-    expect(edited).toMatchObject({ name: "Operator", roles: [{ groupId: 3, groupPath: "/1/3/", role: "operator" }] });
+    const edited = await users.edit(1, user.id, { name: "Operator", roles: [{ groupId: 3, role: "device-manager" }] });
+    expect(edited).toMatchObject({
+      name: "Operator",
+      roles: [{ groupId: 3, groupPath: "/1/3/", role: "device-manager" }],
+    });
     await expect(users.get(2, user.id)).rejects.toMatchObject({ code: "USER_NOT_FOUND" });
     await expect(users.edit(2, user.id, { name: "x" })).rejects.toMatchObject({ code: "USER_NOT_FOUND" });
     await expect(users.delete(2, user.id)).rejects.toMatchObject({ code: "USER_NOT_FOUND" });
