@@ -53,10 +53,18 @@ export class ApiCredentials {
     this.db = database.kysely.withTables<ApiCredentialTables & GroupPaths>();
   }
 
-  async create(orgId: number, groupId: number, name: string, role: Role): Promise<{ id: string; secret: string }> {
+  /** A new credential; in `executor`'s transaction when given (a new organization's admin). */
+  async create(
+    orgId: number,
+    groupId: number,
+    name: string,
+    role: Role,
+    executor?: Executor,
+  ): Promise<{ id: string; secret: string }> {
     const id = `fgc_${randomBytes(8).toString("hex")}`;
     const secret = newSecret("fgs_");
-    await this.db
+    const db: CredentialDb = executor ?? this.db;
+    await db
       .insertInto("api_credentials")
       .values({
         id,

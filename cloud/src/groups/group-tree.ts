@@ -63,7 +63,7 @@ export class GroupTree {
     })();
   }
 
-  root(orgId: number): GroupRow {
+  root(orgId: number, _executor?: Executor): GroupRow {
     const row = this.db.prepare("SELECT * FROM groups WHERE org_id = ? AND parent_id IS NULL").get(orgId) as
       | GroupRow
       | undefined;

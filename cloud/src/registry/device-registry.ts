@@ -136,8 +136,14 @@ export class DeviceRegistry {
    * transaction (its admin credential): a failure there leaves no organization behind.
    */
   createOrganization(name: string): number;
-  createOrganization<T>(name: string, alongside: (orgId: number) => T): { orgId: number; alongside: T };
-  createOrganization<T>(name: string, alongside?: (orgId: number) => T): number | { orgId: number; alongside: T } {
+  createOrganization<T>(
+    name: string,
+    alongside: (orgId: number, executor?: Executor) => T,
+  ): { orgId: number; alongside: T };
+  createOrganization<T>(
+    name: string,
+    alongside?: (orgId: number, executor?: Executor) => T,
+  ): number | { orgId: number; alongside: T } {
     return this.db.transaction(() => {
       const orgId = Number(
         this.db.prepare("INSERT INTO organizations (name, created_at) VALUES (?, ?)").run(name, this.clock())

@@ -94,6 +94,19 @@ describe.each(BACKENDS)("API and host credentials on $name", ({ server }) => {
     expect(await credentials.authenticate(drop.id, drop.secret)).toBeUndefined();
   });
 
+  it("creates a credential inside the caller's transaction, gone when that rolls back", async () => {
+    const failed = testDatabase.database.kysely.transaction().execute(async (trx) => {
+      await credentials.create(1, 1, "admin", "admin", trx);
+      throw new Error("the organization failed");
+    });
+    await expect(failed).rejects.toThrow("the organization failed");
+    expect(await credentials.count()).toBe(0);
+    const made = await testDatabase.database.kysely
+      .transaction()
+      .execute((trx) => credentials.create(1, 1, "admin", "admin", trx));
+    expect(await credentials.authenticate(made.id, made.secret)).toMatchObject({ groupPath: "/1/" });
+  });
+
   it("host credentials: hashed, matched by id and secret only, with the organizations rights", async () => {
     expect(await hosts.count()).toBe(0);
     const { id, secret } = await hosts.create();
