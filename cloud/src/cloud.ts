@@ -137,15 +137,15 @@ export class Cloud {
     if (pki.created) this.logger.info({ caCert: files.caCert }, "created the device CA");
     if (pki.serverReissued) this.logger.info({ names: this.config.hostnames }, "issued the server certificate");
 
-    const credentials = new ApiCredentials(db);
+    const credentials = new ApiCredentials(database);
     const firstAdmin =
-      credentials.count() === 0
-        ? credentials.create(orgId, (await groups.root(orgId)).id, "admin", "admin")
+      (await credentials.count()) === 0
+        ? await credentials.create(orgId, (await groups.root(orgId)).id, "admin", "admin")
         : undefined;
     // The host credential (organizations:* only) is made once, like the first admin's, for the CLI on this host.
-    const hostCredentials = new HostCredentials(db);
-    if (hostCredentials.count() === 0) {
-      const host = hostCredentials.create();
+    const hostCredentials = new HostCredentials(database);
+    if ((await hostCredentials.count()) === 0) {
+      const host = await hostCredentials.create();
       // Saved at once (a later start-up failure must not lose it) and not announced: it stays on
       // this host, for `fieldgate-cloud organizations` (docs/security.md).
       writeSecretFile(
@@ -278,11 +278,11 @@ export class Cloud {
       },
       {
         registry,
-        enrollment: new EnrollmentService(db, registry, ca, Date.now, () => firmwareKeys.publicKeyPem()),
+        enrollment: new EnrollmentService(database, registry, ca, Date.now, () => firmwareKeys.publicKeyPem()),
         credentials,
         hostCredentials,
         users: new UserDirectory(
-          db,
+          database,
           Date.now,
           new LoginThrottle(Date.now, MAX_TRACKED_LOGINS, this.config.limits.loginDelayMs),
         ),
@@ -297,11 +297,11 @@ export class Cloud {
         live: new LiveStreams(live, policy),
         events,
         bulk: new BulkOperations({
-          db,
+          database,
           registry,
           events,
-          groups: embeddedGroups,
-          types: new EmbeddedTypeLookup(db, embeddedDeviceRows),
+          groups,
+          types,
           policy,
           validator,
           windowMs: this.config.enrollWindowMs,

@@ -64,10 +64,10 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
       return;
     }
     if (right.scope === "host") {
-      request.hostPrincipal = authenticateHost(request, deps, right.permission as HostPermission);
+      request.hostPrincipal = await authenticateHost(request, deps, right.permission as HostPermission);
       return;
     }
-    request.principal = authenticate(request, deps);
+    request.principal = await authenticate(request, deps);
   });
 
   app.addHook("preHandler", async (request) => {
@@ -101,7 +101,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
         requireOn([(await deps.types.get(orgId, id)).groupPath], () => typeNotFound(id), "scope-and-above");
         break;
       case "credential":
-        requireOn([deps.credentials.get(orgId, String(params.id)).groupPath], () =>
+        requireOn([(await deps.credentials.get(orgId, String(params.id))).groupPath], () =>
           credentialNotFound(String(params.id)),
         );
         break;
@@ -154,17 +154,17 @@ async function authenticateDevice(
  * session gets FORBIDDEN worded as on a `list` route where it holds the permission nowhere, so the
  * refusal says nothing the OpenAPI document does not; a wrong one gets AUTH_REQUIRED as anywhere.
  */
-function authenticateHost(
+async function authenticateHost(
   request: FastifyRequest,
   deps: Pick<AccessDeps, "users" | "credentials" | "hostCredentials">,
   permission: HostPermission,
-): HostPrincipal {
+): Promise<HostPrincipal> {
   const pair = credentialPair(request.headers.authorization ?? "");
   if (pair?.id.startsWith(HOST_CREDENTIAL_PREFIX)) {
-    const host = deps.hostCredentials.authenticate(pair.id, pair.secret);
+    const host = await deps.hostCredentials.authenticate(pair.id, pair.secret);
     if (!host) throw new FieldgateError("AUTH_REQUIRED", "unknown credential or wrong secret", "authorization");
     if (host.permissions.includes(permission)) return host;
-  } else authenticate(request, deps);
+  } else await authenticate(request, deps);
   throw new FieldgateError("FORBIDDEN", `this credential lacks ${permission} everywhere`);
 }
 
@@ -196,11 +196,14 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * `Bearer <session token>` from `POST /auth/login`; without an Authorization header, the
  * console's session cookie, whose state-changing requests must carry its CSRF token.
  */
-export function authenticate(request: FastifyRequest, deps: Pick<AccessDeps, "users" | "credentials">): Principal {
+export async function authenticate(
+  request: FastifyRequest,
+  deps: Pick<AccessDeps, "users" | "credentials">,
+): Promise<Principal> {
   const header = request.headers.authorization ?? "";
   const cookie = request.cookies?.[SESSION_COOKIE];
   if (!header && cookie) {
-    const principal = deps.users.principalForSession(cookie);
+    const principal = await deps.users.principalForSession(cookie);
     if (!principal)
       throw new FieldgateError("AUTH_REQUIRED", "the session expired or was ended; log in again", "authorization");
     const csrf = request.headers[CSRF_HEADER];
@@ -216,7 +219,7 @@ export function authenticate(request: FastifyRequest, deps: Pick<AccessDeps, "us
   let pair: string | undefined;
   if (scheme === "basic" && value) pair = Buffer.from(value, "base64").toString("utf8");
   else if (scheme === "bearer" && value.startsWith("fgu_")) {
-    const principal = deps.users.principalForSession(value);
+    const principal = await deps.users.principalForSession(value);
     if (!principal)
       throw new FieldgateError("AUTH_REQUIRED", "the session expired or was ended; log in again", "authorization");
     return principal;
@@ -225,7 +228,7 @@ export function authenticate(request: FastifyRequest, deps: Pick<AccessDeps, "us
   if (!pair || colon <= 0) {
     throw new FieldgateError("AUTH_REQUIRED", "send Authorization: Basic with credentialId:secret", "authorization");
   }
-  const credential = deps.credentials.authenticate(pair.slice(0, colon), pair.slice(colon + 1));
+  const credential = await deps.credentials.authenticate(pair.slice(0, colon), pair.slice(colon + 1));
   if (!credential) throw new FieldgateError("AUTH_REQUIRED", "unknown credential or wrong secret", "authorization");
   return {
     kind: "credential",

@@ -67,13 +67,16 @@ interface TypeRow {
 /** How many devices use each type (DeviceRegistry implements it: it owns the devices). */
 export interface DeviceTypeUsage {
   /** Per type id given, how many devices have that type; types no device uses may be left out. */
-  deviceCountsByType(typeIds: readonly number[]): Map<number, number> | Promise<Map<number, number>>;
+  deviceCountsByType(
+    typeIds: readonly number[],
+    executor?: Executor,
+  ): Map<number, number> | Promise<Map<number, number>>;
 }
 
 /** Where a type's group sits in the tree (GroupTree implements it: it owns the groups). */
 export interface TypeGroupPaths {
   /** Every group's materialized path in the organization, by id. */
-  paths(orgId: number): Promise<Map<number, string>>;
+  paths(orgId: number, executor?: Executor): Promise<Map<number, string>>;
 }
 
 /** Device types: devices of one kind share a keep-alive, a firmware compatibility id and defaults. */
@@ -89,10 +92,13 @@ export class DeviceTypes {
     this.db = database.kysely.withTables<TypeTables>();
   }
 
-  private async records(orgId: number, rows: TypeRow[]): Promise<DeviceTypeRecord[]> {
+  private async records(orgId: number, rows: TypeRow[], executor?: Executor): Promise<DeviceTypeRecord[]> {
     if (rows.length === 0) return [];
-    const counts = await this.usage.deviceCountsByType(rows.map((r) => r.id));
-    const paths = await this.groups.paths(orgId);
+    const counts = await this.usage.deviceCountsByType(
+      rows.map((r) => r.id),
+      executor,
+    );
+    const paths = await this.groups.paths(orgId, executor);
     return rows.map((row) => toRecord(row, paths.get(row.group_id) ?? "", counts.get(row.id) ?? 0));
   }
 
@@ -120,28 +126,28 @@ export class DeviceTypes {
     }
   }
 
-  async get(orgId: number, id: number): Promise<DeviceTypeRecord> {
-    const row = await this.db
+  async get(orgId: number, id: number, executor?: Executor): Promise<DeviceTypeRecord> {
+    const row = await ((executor as Kysely<TypeTables> | undefined) ?? this.db)
       .selectFrom("device_types")
       .selectAll()
       .where("id", "=", id)
       .where("org_id", "=", orgId)
       .executeTakeFirst();
     if (!row) throw typeNotFound(id);
-    return (await this.records(orgId, [row]))[0] as DeviceTypeRecord;
+    return (await this.records(orgId, [row], executor))[0] as DeviceTypeRecord;
   }
 
   /** Resolves a numeric id or a name. */
-  async resolve(orgId: number, ref: string | number): Promise<DeviceTypeRecord> {
-    if (typeof ref === "number" || /^\d+$/.test(ref)) return this.get(orgId, Number(ref));
-    const row = await this.db
+  async resolve(orgId: number, ref: string | number, executor?: Executor): Promise<DeviceTypeRecord> {
+    if (typeof ref === "number" || /^\d+$/.test(ref)) return this.get(orgId, Number(ref), executor);
+    const row = await ((executor as Kysely<TypeTables> | undefined) ?? this.db)
       .selectFrom("device_types")
       .selectAll()
       .where("name", "=", ref)
       .where("org_id", "=", orgId)
       .executeTakeFirst();
     if (!row) throw typeNotFound(ref);
-    return (await this.records(orgId, [row]))[0] as DeviceTypeRecord;
+    return (await this.records(orgId, [row], executor))[0] as DeviceTypeRecord;
   }
 
   /** The organization's types defined inside the given subtrees (`AccessPolicy.scopes`), by name. */

@@ -10,13 +10,19 @@ import {
   type RenewRequest,
   SCHEMA_VERSION,
 } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import type { Kysely } from "kysely";
 import { secretMatches } from "../credentials/secrets.js";
 import type { CertificateAuthority, IssuedCertificate } from "../pki/certificate-authority.js";
 import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
+import { affectedRows, type CloudDatabase } from "../storage/cloud-database.js";
 
 /** How far a factory-signed request's timestamp may be from the cloud's clock. */
 export const FACTORY_PROOF_MAX_SKEW_MS = 5 * 60_000;
+
+/** The table this module owns: factory-proof nonces seen, kept until their proof would be stale. */
+export type EnrollmentTables = {
+  enrollment_nonces: { device_id: number; nonce: string; expires_at: number };
+};
 
 export interface EnrollmentEndpoints {
   mqttUrl: string;
@@ -29,15 +35,18 @@ export interface EnrollmentEndpoints {
  */
 export class EnrollmentService {
   private standInKey: string | undefined;
+  private readonly db: Kysely<EnrollmentTables>;
 
   constructor(
-    private readonly db: Database.Database,
+    database: CloudDatabase,
     private readonly registry: DeviceRegistry,
     private readonly ca: CertificateAuthority,
     private readonly clock: () => number = Date.now,
     /** The firmware signing public key handed to devices, when the cloud has one (issue #5). */
     private readonly firmwarePublicKey: () => string | undefined = () => undefined,
-  ) {}
+  ) {
+    this.db = database.kysely.withTables<EnrollmentTables>();
+  }
 
   async enroll(request: EnrollRequest, endpoints: EnrollmentEndpoints): Promise<EnrollResponse> {
     const uuid = request.uuid.toLowerCase();
@@ -110,11 +119,8 @@ export class EnrollmentService {
       const message = factoryProofMessage(request.uuid.toLowerCase(), ENROLL_CHECK_DIGEST, timestamp, nonce);
       const signed = verifyFactorySignature(row.factory_public_key ?? this.standInFactoryKey(), message, signature);
       verified = signed && row.factory_public_key !== null && Math.abs(now - timestamp) <= FACTORY_PROOF_MAX_SKEW_MS;
-      if (verified) {
-        const fresh = this.db
-          .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
-          .run(row.id, nonce, timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS).changes;
-        verified = fresh > 0;
+      if (verified && row.id !== null) {
+        verified = await this.spendNonce(row.id, nonce, timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS);
       }
     }
     if (row.id === null || !verified) return { verified: false };
@@ -152,6 +158,19 @@ export class EnrollmentService {
     return new FieldgateError("ENROLL_WINDOW_CLOSED");
   }
 
+  /**
+   * Records a factory-proof nonce until its proof would be stale; false when it was seen before.
+   * One conditional insert, so of two requests replaying one nonce exactly one records it.
+   */
+  private async spendNonce(deviceId: number, nonce: string, expiresAt: number): Promise<boolean> {
+    const result = await this.db
+      .insertInto("enrollment_nonces")
+      .values({ device_id: deviceId, nonce, expires_at: expiresAt })
+      .onConflict((oc) => oc.columns(["device_id", "nonce"]).doNothing())
+      .executeTakeFirst();
+    return affectedRows(result) > 0;
+  }
+
   private async checkProof(row: DeviceRow, request: EnrollRequest, csrSha256Hex: string): Promise<void> {
     switch (request.method) {
       case "token": {
@@ -171,11 +190,9 @@ export class EnrollmentService {
         if (!row.factory_public_key || !verifyFactorySignature(row.factory_public_key, message, proof.signature)) {
           await this.fail(row, "ENROLL_SIGNATURE_INVALID", "factory.signature");
         }
-        this.db.prepare("DELETE FROM enrollment_nonces WHERE expires_at < ?").run(this.clock());
-        const fresh = this.db
-          .prepare("INSERT OR IGNORE INTO enrollment_nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)")
-          .run(row.id, proof.nonce, proof.timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS).changes;
-        if (fresh === 0) throw new FieldgateError("ENROLL_REPLAYED", undefined, "factory.nonce");
+        await this.db.deleteFrom("enrollment_nonces").where("expires_at", "<", this.clock()).execute();
+        const fresh = await this.spendNonce(row.id, proof.nonce, proof.timestamp + 2 * FACTORY_PROOF_MAX_SKEW_MS);
+        if (!fresh) throw new FieldgateError("ENROLL_REPLAYED", undefined, "factory.nonce");
         return;
       }
       case "uuid-only": {

@@ -1,5 +1,6 @@
 import type { DeviceEvents } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import type { Executor } from "../storage/cloud-database.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
 import type { EventCode, EventSeverity, SeverityOf } from "./event-codes.js";
 
@@ -110,12 +111,12 @@ export class DeviceEventLog implements EventRecorder {
   }
 
   /** Hands a device's whole history to another device (a replacement keeping the history). */
-  moveHistory(fromDeviceId: number, toDeviceId: number): void {
+  moveHistory(fromDeviceId: number, toDeviceId: number, _executor?: Executor): void {
     this.reassign.run(toDeviceId, fromDeviceId);
   }
 
   /** Forgets a device's whole history. */
-  deleteHistory(deviceId: number): void {
+  deleteHistory(deviceId: number, _executor?: Executor): void {
     this.removeAll.run(deviceId);
   }
 }

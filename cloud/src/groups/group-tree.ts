@@ -120,12 +120,12 @@ export class GroupTree {
   }
 
   /** Resolves "plant-a/line-1" (below the root) or "default/plant-a/line-1" (from the root) to a group. */
-  async byName(orgId: number, fullName: string): Promise<GroupRow> {
+  async byName(orgId: number, fullName: string, executor?: Executor): Promise<GroupRow> {
     const parts = fullName.split("/").filter(Boolean);
-    let current = await this.root(orgId);
+    let current = await this.root(orgId, executor);
     if (parts[0] === current.name) parts.shift();
     for (const part of parts) {
-      const child = await this.db
+      const child = await this.on(executor)
         .selectFrom("groups")
         .selectAll()
         .where("parent_id", "=", current.id)
@@ -138,8 +138,10 @@ export class GroupTree {
   }
 
   /** Resolves a reference that is either a numeric id or a name path. */
-  async resolve(orgId: number, ref: string | number): Promise<GroupRow> {
-    return typeof ref === "number" || /^\d+$/.test(ref) ? this.get(orgId, Number(ref)) : this.byName(orgId, ref);
+  async resolve(orgId: number, ref: string | number, executor?: Executor): Promise<GroupRow> {
+    return typeof ref === "number" || /^\d+$/.test(ref)
+      ? this.get(orgId, Number(ref), executor)
+      : this.byName(orgId, ref, executor);
   }
 
   async create(
@@ -300,21 +302,29 @@ export class GroupTree {
   }
 
   /** "default/plant-a/line-1" for a path "/1/4/9/". */
-  async fullName(orgId: number, path: string): Promise<string> {
-    const names = await this.names(orgId);
+  async fullName(orgId: number, path: string, executor?: Executor): Promise<string> {
+    const names = await this.names(orgId, executor);
     return pathIds(path)
       .map((id) => names.get(id) ?? String(id))
       .join("/");
   }
 
   /** Every group's path in the organization, by id (device types show and scope by their group's path). */
-  async paths(orgId: number): Promise<Map<number, string>> {
-    const rows = await this.db.selectFrom("groups").select(["id", "path"]).where("org_id", "=", orgId).execute();
+  async paths(orgId: number, executor?: Executor): Promise<Map<number, string>> {
+    const rows = await this.on(executor)
+      .selectFrom("groups")
+      .select(["id", "path"])
+      .where("org_id", "=", orgId)
+      .execute();
     return new Map(rows.map((r) => [r.id, r.path]));
   }
 
-  private async names(orgId: number): Promise<Map<number, string>> {
-    const rows = await this.db.selectFrom("groups").select(["id", "name"]).where("org_id", "=", orgId).execute();
+  private async names(orgId: number, executor?: Executor): Promise<Map<number, string>> {
+    const rows = await this.on(executor)
+      .selectFrom("groups")
+      .select(["id", "name"])
+      .where("org_id", "=", orgId)
+      .execute();
     return new Map(rows.map((r) => [r.id, r.name]));
   }
 

@@ -26,7 +26,7 @@ export const LIVE_RETRY_MS = 5_000;
 interface Stream {
   principal: Principal;
   /** The stream's credential checked again: the principal as it is now, or undefined when it ended. */
-  revalidate: () => Principal | undefined;
+  revalidate: () => Promise<Principal | undefined>;
   out: Writable;
 }
 
@@ -54,7 +54,7 @@ export class LiveStreams {
   }
 
   /** Opens a stream writing into `out`, or says which cap refuses it. */
-  open(principal: Principal, revalidate: () => Principal | undefined, out: Writable): OpenResult {
+  open(principal: Principal, revalidate: () => Promise<Principal | undefined>, out: Writable): OpenResult {
     if (this.streams.size >= this.limits.maxTotal) return { ok: false, reason: "total" };
     const held = this.perPrincipal.get(principal.id) ?? 0;
     if (held >= this.limits.maxPerPrincipal) return { ok: false, reason: "principal" };
@@ -78,12 +78,16 @@ export class LiveStreams {
   }
 
   /** Checks every stream's credential now (after a logout), ending those that no longer hold. */
-  recheck(): void {
-    for (const stream of [...this.streams]) {
-      const principal = safely(stream.revalidate);
-      if (principal) stream.principal = principal;
-      else this.end(stream);
-    }
+  async recheck(): Promise<void> {
+    await Promise.all(
+      [...this.streams].map(async (stream) => {
+        const principal = await safely(stream.revalidate);
+        // The stream may have closed while its credential was read.
+        if (!this.streams.has(stream)) return;
+        if (principal) stream.principal = principal;
+        else this.end(stream);
+      }),
+    );
   }
 
   /** Ends every stream (the cloud stops): fastify's close must not wait on them. */
@@ -144,8 +148,9 @@ export class LiveStreams {
   }
 
   private ping(): void {
-    this.recheck();
-    for (const stream of [...this.streams]) this.write(stream, ": ping\n\n");
+    void this.recheck().then(() => {
+      for (const stream of [...this.streams]) this.write(stream, ": ping\n\n");
+    });
   }
 
   private write(stream: Stream, text: string): void {
@@ -183,9 +188,9 @@ function rightsKey(principal: Principal): string {
   return `${principal.orgId}|${principal.grants.map((g) => `${g.role}@${g.path}`).join(",")}`;
 }
 
-function safely(revalidate: () => Principal | undefined): Principal | undefined {
+async function safely(revalidate: () => Promise<Principal | undefined>): Promise<Principal | undefined> {
   try {
-    return revalidate();
+    return await revalidate();
   } catch {
     return undefined;
   }

@@ -1,8 +1,9 @@
 import { FieldgateError } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import type { Generated, Kysely, Selectable } from "kysely";
 import type { Grant, Principal } from "../access/access-policy.js";
 import type { Role } from "../access/roles.js";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
+import { type CloudDatabase, isUniqueViolation } from "../storage/cloud-database.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { hashPassword, verifyPassword } from "./password-hash.js";
 
@@ -19,16 +20,6 @@ export interface UserRecord {
   lastLoginAt: number | null;
 }
 
-interface UserRow {
-  id: number;
-  org_id: number;
-  email: string;
-  name: string;
-  password_hash: string;
-  created_at: number;
-  last_login_at: number | null;
-}
-
 /** A login tried inside the account's delay: 429 LOGIN_THROTTLED, with the seconds to wait. */
 export class LoginThrottledError extends FieldgateError {
   constructor(readonly retryAfterSeconds: number) {
@@ -36,16 +27,42 @@ export class LoginThrottledError extends FieldgateError {
   }
 }
 
+/** The tables this module owns. */
+export type UserTables = {
+  users: {
+    id: Generated<number>;
+    org_id: number;
+    email: string;
+    name: string;
+    password_hash: string;
+    created_at: number;
+    last_login_at: number | null;
+  };
+  user_roles: { user_id: number; group_id: number; role: Role };
+  sessions: { token_hash: Buffer; user_id: number; created_at: number; expires_at: number };
+};
+
+/** The groups columns a role is shown with: read in the same query, never written here. */
+type GroupPaths = {
+  groups: { id: number; path: string };
+};
+
+type UserDb = Kysely<UserTables & GroupPaths>;
+
 /**
  * People: users of an organization with roles on groups, a scrypt password, and short-lived
  * session tokens for the CLI and the console. Session tokens are stored hashed.
  */
 export class UserDirectory {
+  private readonly db: UserDb;
+
   constructor(
-    private readonly db: Database.Database,
+    database: CloudDatabase,
     private readonly clock: () => number = Date.now,
     private readonly throttle: LoginThrottle = new LoginThrottle(clock),
-  ) {}
+  ) {
+    this.db = database.kysely.withTables<UserTables & GroupPaths>();
+  }
 
   async create(
     orgId: number,
@@ -54,33 +71,41 @@ export class UserDirectory {
     assertPassword(fields.password);
     const hash = await hashPassword(fields.password);
     const email = fields.email.toLowerCase();
-    const id = this.db.transaction(() => {
-      if (this.db.prepare("SELECT 1 FROM users WHERE email = ?").get(email)) {
+    let id: number;
+    try {
+      id = await this.db.transaction().execute(async (trx) => {
+        const inserted = await trx
+          .insertInto("users")
+          .values({ org_id: orgId, email, name: fields.name ?? "", password_hash: hash, created_at: this.clock() })
+          .returning("id")
+          .executeTakeFirstOrThrow();
+        await writeRoles(trx, inserted.id, fields.roles);
+        return inserted.id;
+      });
+    } catch (err) {
+      // The unique email decides, so two creates racing for one address cannot both win.
+      if (isUniqueViolation(err)) {
         throw new FieldgateError("USER_EXISTS", `a user with email ${email} already exists`, "email");
       }
-      const userId = Number(
-        this.db
-          .prepare("INSERT INTO users (org_id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)")
-          .run(orgId, email, fields.name ?? "", hash, this.clock()).lastInsertRowid,
-      );
-      this.writeRoles(userId, fields.roles);
-      return userId;
-    })();
+      throw err;
+    }
     return this.get(orgId, id);
   }
 
-  get(orgId: number, id: number): UserRecord {
-    const row = this.db.prepare("SELECT * FROM users WHERE id = ? AND org_id = ?").get(id, orgId) as
-      | UserRow
-      | undefined;
+  async get(orgId: number, id: number): Promise<UserRecord> {
+    const row = await this.db
+      .selectFrom("users")
+      .selectAll()
+      .where("id", "=", id)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
     if (!row) throw new FieldgateError("USER_NOT_FOUND", `no user ${id}`, "id");
     return this.toRecord(row);
   }
 
-  list(orgId: number): UserRecord[] {
-    return (this.db.prepare("SELECT * FROM users WHERE org_id = ? ORDER BY email").all(orgId) as UserRow[]).map((r) =>
-      this.toRecord(r),
-    );
+  async list(orgId: number): Promise<UserRecord[]> {
+    const rows = await this.db.selectFrom("users").selectAll().where("org_id", "=", orgId).orderBy("email").execute();
+    return Promise.all(rows.map((r) => this.toRecord(r)));
   }
 
   async edit(
@@ -88,29 +113,30 @@ export class UserDirectory {
     id: number,
     fields: { name?: string; password?: string; roles?: { groupId: number; role: Role }[] },
   ): Promise<UserRecord> {
-    const user = this.get(orgId, id);
+    const user = await this.get(orgId, id);
     if (fields.password !== undefined) assertPassword(fields.password);
     const hash = fields.password === undefined ? undefined : await hashPassword(fields.password);
-    this.db.transaction(() => {
-      if (fields.name !== undefined) this.db.prepare("UPDATE users SET name = ? WHERE id = ?").run(fields.name, id);
+    await this.db.transaction().execute(async (trx) => {
+      if (fields.name !== undefined)
+        await trx.updateTable("users").set({ name: fields.name }).where("id", "=", id).execute();
       if (hash !== undefined) {
-        this.db.prepare("UPDATE users SET password_hash = ? WHERE id = ?").run(hash, id);
+        await trx.updateTable("users").set({ password_hash: hash }).where("id", "=", id).execute();
         // A new password ends every session made with the old one.
-        this.db.prepare("DELETE FROM sessions WHERE user_id = ?").run(id);
+        await trx.deleteFrom("sessions").where("user_id", "=", id).execute();
       }
       if (fields.roles !== undefined) {
-        this.db.prepare("DELETE FROM user_roles WHERE user_id = ?").run(id);
-        this.writeRoles(id, fields.roles);
+        await trx.deleteFrom("user_roles").where("user_id", "=", id).execute();
+        await writeRoles(trx, id, fields.roles);
       }
-    })();
+    });
     // A password an admin set is tried without the old one's delay.
     if (hash !== undefined) this.throttle.succeeded(user.email);
     return this.get(orgId, id);
   }
 
-  delete(orgId: number, id: number): void {
-    this.get(orgId, id);
-    this.db.prepare("DELETE FROM users WHERE id = ?").run(id);
+  async delete(orgId: number, id: number): Promise<void> {
+    await this.get(orgId, id);
+    await this.db.deleteFrom("users").where("id", "=", id).execute();
   }
 
   /**
@@ -124,63 +150,78 @@ export class UserDirectory {
     if (waitMs > 0) throw new LoginThrottledError(Math.ceil(waitMs / 1000));
     // Counted as a failure before the (slow) check, so tries sent in parallel are slowed too.
     this.throttle.failed(key);
-    const row = this.db.prepare("SELECT * FROM users WHERE email = ?").get(key) as UserRow | undefined;
+    const row = await this.db.selectFrom("users").selectAll().where("email", "=", key).executeTakeFirst();
     const ok = await verifyPassword(password, row?.password_hash);
     if (!row || !ok) throw new FieldgateError("LOGIN_FAILED");
     this.throttle.succeeded(key);
     const now = this.clock();
     const token = newSecret("fgu_");
     const expiresAt = now + SESSION_TTL_MS;
-    this.db.transaction(() => {
-      this.db.prepare("DELETE FROM sessions WHERE expires_at <= ?").run(now);
-      this.db
-        .prepare("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
-        .run(hashSecret(token), row.id, now, expiresAt);
-      this.db.prepare("UPDATE users SET last_login_at = ? WHERE id = ?").run(now, row.id);
-    })();
-    return { token, expiresAt, user: this.get(row.org_id, row.id) };
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom("sessions").where("expires_at", "<=", now).execute();
+      await trx
+        .insertInto("sessions")
+        .values({ token_hash: hashSecret(token), user_id: row.id, created_at: now, expires_at: expiresAt })
+        .execute();
+      await trx.updateTable("users").set({ last_login_at: now }).where("id", "=", row.id).execute();
+    });
+    return { token, expiresAt, user: await this.get(row.org_id, row.id) };
   }
 
-  logout(token: string): void {
-    this.db.prepare("DELETE FROM sessions WHERE token_hash = ?").run(hashSecret(token));
+  async logout(token: string): Promise<void> {
+    await this.db.deleteFrom("sessions").where("token_hash", "=", hashSecret(token)).execute();
   }
 
   /** The principal behind a session token, or undefined when unknown or expired. */
-  principalForSession(token: string): Principal | undefined {
+  async principalForSession(token: string): Promise<Principal | undefined> {
     // The token is a 256-bit random secret, so looking up its hash leaks nothing useful by timing.
-    const row = this.db
-      .prepare(
-        "SELECT u.id, u.org_id FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
-      )
-      .get(hashSecret(token), this.clock()) as { id: number; org_id: number } | undefined;
+    const row = await this.db
+      .selectFrom("sessions as s")
+      .innerJoin("users as u", "u.id", "s.user_id")
+      .select(["u.id", "u.org_id"])
+      .where("s.token_hash", "=", hashSecret(token))
+      .where("s.expires_at", ">", this.clock())
+      .executeTakeFirst();
     if (!row) return undefined;
-    const grants: Grant[] = this.roleRows(row.id).map((r) => ({ groupId: r.group_id, path: r.path, role: r.role }));
+    const grants: Grant[] = (await this.roleRows(row.id)).map((r) => ({
+      groupId: r.group_id,
+      path: r.path,
+      role: r.role,
+    }));
     return { kind: "user", id: `user:${row.id}`, orgId: row.org_id, grants };
   }
 
-  private writeRoles(userId: number, roles: { groupId: number; role: Role }[]): void {
-    const insert = this.db.prepare("INSERT OR REPLACE INTO user_roles (user_id, group_id, role) VALUES (?, ?, ?)");
-    for (const r of roles) insert.run(userId, r.groupId, r.role);
-  }
-
-  private roleRows(userId: number): { group_id: number; path: string; role: Role }[] {
+  private roleRows(userId: number): Promise<{ group_id: number; path: string; role: Role }[]> {
     return this.db
-      .prepare(
-        "SELECT r.group_id, g.path, r.role FROM user_roles r JOIN groups g ON g.id = r.group_id WHERE r.user_id = ? ORDER BY g.path",
-      )
-      .all(userId) as { group_id: number; path: string; role: Role }[];
+      .selectFrom("user_roles as r")
+      .innerJoin("groups as g", "g.id", "r.group_id")
+      .select(["r.group_id", "g.path", "r.role"])
+      .where("r.user_id", "=", userId)
+      .orderBy("g.path")
+      .execute();
   }
 
-  private toRecord(row: UserRow): UserRecord {
+  private async toRecord(row: Selectable<UserTables["users"]>): Promise<UserRecord> {
     return {
       id: row.id,
       orgId: row.org_id,
       email: row.email,
       name: row.name,
-      roles: this.roleRows(row.id).map((r) => ({ groupId: r.group_id, groupPath: r.path, role: r.role })),
+      roles: (await this.roleRows(row.id)).map((r) => ({ groupId: r.group_id, groupPath: r.path, role: r.role })),
       createdAt: row.created_at,
       lastLoginAt: row.last_login_at,
     };
+  }
+}
+
+/** A role granted again replaces the one held on that group. */
+async function writeRoles(trx: UserDb, userId: number, roles: { groupId: number; role: Role }[]): Promise<void> {
+  for (const r of roles) {
+    await trx
+      .insertInto("user_roles")
+      .values({ user_id: userId, group_id: r.groupId, role: r.role })
+      .onConflict((oc) => oc.columns(["user_id", "group_id"]).doUpdateSet({ role: r.role }))
+      .execute();
   }
 }
 

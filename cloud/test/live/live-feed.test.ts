@@ -102,8 +102,8 @@ describe("LiveStreams", () => {
     const narrowText = read(narrow);
     const root = viewerOf("c-root", 1, "/1/");
     const group3 = viewerOf("c-3", 1, "/1/3/");
-    expect(streams.open(root, () => root, whole).ok).toBe(true);
-    expect(streams.open(group3, () => group3, narrow).ok).toBe(true);
+    expect(streams.open(root, async () => root, whole).ok).toBe(true);
+    expect(streams.open(group3, async () => group3, narrow).ok).toBe(true);
     feed.device(1);
     feed.device(2);
     feed.device(3);
@@ -122,7 +122,7 @@ describe("LiveStreams", () => {
     expect(narrowText.join("")).toBe('retry: 5000\n\nevent: device\ndata: {"uuid":"u-2"}\n\n');
   });
 
-  it("caps streams per principal and in all, pings, and ends a stream whose credential ended", () => {
+  it("caps streams per principal and in all, pings, and ends a stream whose credential ended", async () => {
     const feed = new LiveFeed({ resolver });
     const streams = new LiveStreams(feed, new AccessPolicy(), {
       maxPerPrincipal: 2,
@@ -135,15 +135,15 @@ describe("LiveStreams", () => {
     let aValid = true;
     const outs = [new PassThrough(), new PassThrough(), new PassThrough(), new PassThrough()];
     const texts = outs.map(read);
-    expect(streams.open(a, () => (aValid ? a : undefined), outs[0] as PassThrough).ok).toBe(true);
-    expect(streams.open(a, () => (aValid ? a : undefined), outs[1] as PassThrough).ok).toBe(true);
-    expect(streams.open(a, () => a, new PassThrough())).toEqual({ ok: false, reason: "principal" });
-    expect(streams.open(b, () => b, outs[2] as PassThrough).ok).toBe(true);
-    expect(streams.open(b, () => b, outs[3] as PassThrough)).toEqual({ ok: false, reason: "total" });
-    vi.advanceTimersByTime(15_000);
+    expect(streams.open(a, async () => (aValid ? a : undefined), outs[0] as PassThrough).ok).toBe(true);
+    expect(streams.open(a, async () => (aValid ? a : undefined), outs[1] as PassThrough).ok).toBe(true);
+    expect(streams.open(a, async () => a, new PassThrough())).toEqual({ ok: false, reason: "principal" });
+    expect(streams.open(b, async () => b, outs[2] as PassThrough).ok).toBe(true);
+    expect(streams.open(b, async () => b, outs[3] as PassThrough)).toEqual({ ok: false, reason: "total" });
+    await vi.advanceTimersByTimeAsync(15_000);
     expect(texts[2]?.join("")).toContain(": ping\n\n");
     aValid = false;
-    vi.advanceTimersByTime(15_000);
+    await vi.advanceTimersByTimeAsync(15_000);
     expect(outs[0]?.writableEnded).toBe(true);
     expect(outs[1]?.writableEnded).toBe(true);
     expect(streams.size).toBe(1);

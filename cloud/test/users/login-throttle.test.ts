@@ -1,15 +1,9 @@
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import type { FieldgateError } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import type { Generated } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { GroupTree } from "../../src/groups/group-tree.js";
-import { DeviceRegistry } from "../../src/registry/device-registry.js";
-import { openDatabase } from "../../src/storage/database.js";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { LoginThrottle, MAX_LOGIN_DELAY_MS } from "../../src/users/login-throttle.js";
 import { LoginThrottledError, UserDirectory } from "../../src/users/user-directory.js";
-import { overEmbedded } from "../registry/registry-fixture.js";
 
 describe("LoginThrottle", () => {
   it("starts from the configured first delay (serve --login-delay) and doubles it", () => {
@@ -64,8 +58,7 @@ describe("LoginThrottle", () => {
 });
 
 describe("UserDirectory login delay", () => {
-  let dir: string;
-  let db: Database.Database;
+  let testDatabase: TestDatabase;
   let now: number;
   let users: UserDirectory;
   const email = "op@example.test";
@@ -73,17 +66,20 @@ describe("UserDirectory login delay", () => {
 
   beforeEach(async () => {
     now = Date.parse("2026-02-01T08:00:00Z");
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-login-"));
-    db = openDatabase(path.join(dir, "cloud.db"));
-    const groups = new GroupTree(db, () => now);
-    const registry = new DeviceRegistry(overEmbedded(db), groups, 600_000, () => now);
-    const orgId = await registry.ensureDefaultOrganization();
-    users = new UserDirectory(db, () => now);
+    testDatabase = await openTestDatabase();
+    const { database } = testDatabase;
+    // The organization is the registry's; a bare row is all a user needs here.
+    const { id: orgId } = await database.kysely
+      .withTables<{ organizations: { id: Generated<number>; name: string; created_at: number } }>()
+      .insertInto("organizations")
+      .values({ name: "default", created_at: now })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    users = new UserDirectory(database, () => now);
     await users.create(orgId, { email, password, roles: [] });
   });
-  afterEach(() => {
-    db.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+  afterEach(async () => {
+    await testDatabase.dispose();
   });
 
   const codeOf = (promise: Promise<unknown>) =>

@@ -36,9 +36,9 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       const role = request.body.role as Role;
       // Nobody hands out more than they hold on that group.
       ctx.policy.requireDelegable(principal, role, group.path);
-      const { id, secret } = credentials.create(principal.orgId, group.id, request.body.name, role);
+      const { id, secret } = await credentials.create(principal.orgId, group.id, request.body.name, role);
       request.log.info({ credentialId: id, role, groupId: group.id }, "api credential created");
-      return reply.status(201).send({ credential: await view(credentials.get(principal.orgId, id)), secret });
+      return reply.status(201).send({ credential: await view(await credentials.get(principal.orgId, id)), secret });
     },
   );
 
@@ -56,7 +56,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       const principal = principalOf(request);
       return {
         items: await Promise.all(
-          credentials.list(principal.orgId, ctx.policy.sqlScope(principal, "credentials:read", "g.path")).map(view),
+          (await credentials.list(principal.orgId, ctx.policy.scopes(principal, "credentials:read"))).map(view),
         ),
       };
     },
@@ -72,7 +72,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
         response: { 200: Credential, ...errors },
       },
     },
-    async (request) => view(credentials.get(principalOf(request).orgId, request.params.id)),
+    async (request) => view(await credentials.get(principalOf(request).orgId, request.params.id)),
   );
 
   app.post<{ Params: { id: string } }>(
@@ -88,11 +88,11 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
     },
     async (request) => {
       const orgId = principalOf(request).orgId;
-      const { secret } = credentials.regenerate(orgId, request.params.id);
+      const { secret } = await credentials.regenerate(orgId, request.params.id);
       request.log.info({ credentialId: request.params.id }, "api credential regenerated");
       // Live streams opened with the old secret end now.
-      ctx.live.recheck();
-      return { credential: await view(credentials.get(orgId, request.params.id)), secret };
+      await ctx.live.recheck();
+      return { credential: await view(await credentials.get(orgId, request.params.id)), secret };
     },
   );
 
@@ -107,8 +107,8 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: RouteContext
       },
     },
     async (request, reply) => {
-      credentials.delete(principalOf(request).orgId, request.params.id);
-      ctx.live.recheck();
+      await credentials.delete(principalOf(request).orgId, request.params.id);
+      await ctx.live.recheck();
       return reply.status(204).send();
     },
   );

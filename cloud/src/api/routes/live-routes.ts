@@ -43,8 +43,8 @@ export function registerLiveRoutes(app: FastifyInstance, ctx: RouteContext): voi
       const out = new PassThrough();
       const opened = ctx.live.open(
         principal,
-        () => {
-          const now = authenticate(request, ctx);
+        async () => {
+          const now = await authenticate(request, ctx);
           return now.id === principal.id ? now : undefined;
         },
         out,

@@ -47,9 +47,10 @@ export function registerOrganizationsRoutes(app: FastifyInstance, ctx: RouteCont
         throw new FieldgateError("ORGANIZATION_EXISTS", `an organization named ${name} exists`, "name");
       }
       // One transaction: no organization without its admin credential.
-      const { orgId, alongside: admin } = await ctx.registry.createOrganization(name, async (id, executor) =>
-        ctx.credentials.create(id, (await ctx.groups.root(id, executor)).id, "admin", "admin"),
+      const { orgId, alongside: adminCreated } = await ctx.registry.createOrganization(name, async (id, executor) =>
+        ctx.credentials.create(id, (await ctx.groups.root(id, executor)).id, "admin", "admin", executor),
       );
+      const admin = await adminCreated;
       request.log.info({ orgId, credentialId: admin.id }, "organization created");
       return reply.status(201).send({ organization: { name }, credential: admin });
     },

@@ -131,13 +131,13 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
     { schema: { tags: ["auth"], summary: "End the current session", response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
       const header = request.headers.authorization ?? "";
-      if (header.toLowerCase().startsWith("bearer fgu_")) ctx.users.logout(header.slice(7).trim());
+      if (header.toLowerCase().startsWith("bearer fgu_")) await ctx.users.logout(header.slice(7).trim());
       if (request.cookieSession) {
-        ctx.users.logout(request.cookieSession);
+        await ctx.users.logout(request.cookieSession);
         clearSessionCookie(reply);
       }
       // The session's live streams end now, not at their next ping.
-      ctx.live.recheck();
+      await ctx.live.recheck();
       return reply.status(204).send();
     },
   );
@@ -153,7 +153,7 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: RouteContext): 
     },
     async (request) => {
       const principal = principalOf(request);
-      const user = principal.kind === "user" ? ctx.users.get(principal.orgId, userIdOf(principal.id)) : undefined;
+      const user = principal.kind === "user" ? await ctx.users.get(principal.orgId, userIdOf(principal.id)) : undefined;
       return {
         kind: principal.kind,
         id: principal.id,

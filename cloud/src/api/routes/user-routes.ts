@@ -46,14 +46,14 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
       },
     },
     async (request) => ({
-      items: await Promise.all(users.list(principalOf(request).orgId).map((u) => userView(ctx, u))),
+      items: await Promise.all((await users.list(principalOf(request).orgId)).map((u) => userView(ctx, u))),
     }),
   );
 
   app.get<{ Params: { id: number } }>(
     "/api/v1/users/:id",
     { schema: { tags: ["users"], params: IdParams, response: { 200: User, ...errors } } },
-    async (request) => await userView(ctx, users.get(principalOf(request).orgId, request.params.id)),
+    async (request) => await userView(ctx, await users.get(principalOf(request).orgId, request.params.id)),
   );
 
   app.patch<{ Params: { id: number }; Body: EditUserBody }>(
@@ -75,7 +75,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
         ...(roles && { roles: await bindings(request, roles) }),
       });
       // A new password ends the user's sessions, new roles change what they may read: live streams follow now.
-      ctx.live.recheck();
+      await ctx.live.recheck();
       return await userView(ctx, user);
     },
   );
@@ -91,8 +91,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: RouteContext): voi
       },
     },
     async (request, reply) => {
-      users.delete(principalOf(request).orgId, request.params.id);
-      ctx.live.recheck();
+      await users.delete(principalOf(request).orgId, request.params.id);
+      await ctx.live.recheck();
       return reply.status(204).send();
     },
   );
