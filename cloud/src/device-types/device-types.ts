@@ -1,5 +1,6 @@
 import { FieldgateError } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
+import type { Executor } from "../storage/cloud-database.js";
 
 /** A device type as stored, joined with its group's path. */
 export interface DeviceTypeRecord {
@@ -92,6 +93,14 @@ export class DeviceTypes {
       }
       throw err;
     }
+  }
+
+  /** The type's firmware-compat id, or undefined when there is no such type (jobs and rollouts ask). */
+  firmwareCompat(typeId: number, _executor?: Executor): string | undefined {
+    const row = this.db.prepare("SELECT firmware_compat FROM device_types WHERE id = ?").get(typeId) as
+      | { firmware_compat: string }
+      | undefined;
+    return row?.firmware_compat;
   }
 
   get(orgId: number, id: number): DeviceTypeRecord {

@@ -1,3 +1,5 @@
+import type { Executor } from "../storage/cloud-database.js";
+
 /** An image's index row, as the API shows it. */
 export interface FirmwareRecord {
   id: number;
@@ -18,11 +20,11 @@ export interface FirmwareRecord {
  */
 export interface FirmwareImageUser {
   /** True while the capability still needs the image, so that it must not be deleted. */
-  usesImage(firmwareId: number): boolean;
+  usesImage(firmwareId: number, executor?: Executor): Promise<boolean>;
   /**
    * Drops the capability's rows that refer to the image (only finished ones remain, as `usesImage`
-   * said false). Called inside the store's delete transaction, on the same database, so that the
-   * rows and the image go together or not at all.
+   * said false). Called inside the store's delete transaction (`executor`), so that the rows and
+   * the image go together or not at all.
    */
-  releaseImage?(firmwareId: number): void;
+  releaseImage?(firmwareId: number, executor?: Executor): Promise<void>;
 }

@@ -236,13 +236,14 @@ export class FirmwareStore {
   }
 
   /** True while one of the image's users needs it (an active rollout, a job a device has not finished). */
-  inUse(record: FirmwareRecord): boolean {
-    return this.users.some((user) => user.usesImage(record.id));
+  async inUse(record: FirmwareRecord): Promise<boolean> {
+    for (const user of this.users) if (await user.usesImage(record.id)) return true;
+    return false;
   }
 
-  delete(orgId: number, name: string, version: string): void {
+  async delete(orgId: number, name: string, version: string): Promise<void> {
     const record = this.get(orgId, name, version);
-    if (this.inUse(record)) {
+    if (await this.inUse(record)) {
       throw new FieldgateError(
         "FIRMWARE_IN_USE",
         `an active rollout or an unfinished job uses ${name}@${version}; abort or finish it first`,
@@ -250,14 +251,21 @@ export class FirmwareStore {
     }
     const dir = this.imageDir(orgId, name, version);
     const trash = path.join(this.dir, ".incoming", `deleted-${randomBytes(6).toString("hex")}`);
-    this.db.transaction(() => {
+    // The users release asynchronously, which better-sqlite3's transaction() cannot wrap: an explicit
+    // one on the same connection instead, until this store runs on CloudDatabase too (issue #14).
+    this.db.exec("BEGIN");
+    try {
       // The users' finished rows first (a rollout refers to its image), in this transaction.
-      for (const user of this.users) user.releaseImage?.(record.id);
+      for (const user of this.users) await user.releaseImage?.(record.id);
       this.db.prepare("DELETE FROM firmware_images WHERE id = ?").run(record.id);
       // Renamed away inside the transaction, so a half-deleted image never stays listed.
       fs.mkdirSync(path.dirname(trash), { recursive: true, mode: 0o700 });
       if (fs.existsSync(dir)) fs.renameSync(dir, trash);
-    })();
+      this.db.exec("COMMIT");
+    } catch (err) {
+      this.db.exec("ROLLBACK");
+      throw err;
+    }
     fs.rmSync(trash, { recursive: true, force: true });
   }
 

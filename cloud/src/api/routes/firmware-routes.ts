@@ -51,7 +51,7 @@ export const SIGNED_MANIFEST_HEADER = "x-fieldgate-signed-manifest";
 /** Firmware images: operators upload, list, show and delete; devices fetch manifests and images over mTLS. */
 export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { firmware } = ctx;
-  const view = (r: FirmwareRecord) => ({
+  const view = async (r: FirmwareRecord) => ({
     name: r.name,
     version: r.version,
     compatible: r.compatible,
@@ -60,7 +60,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
     ...(r.minAgentVersion !== undefined && { minAgentVersion: r.minAgentVersion }),
     keyId: r.keyId,
     created: new Date(r.createdAt).toISOString(),
-    inUse: firmware.inUse(r),
+    inUse: await firmware.inUse(r),
   });
 
   // Encapsulated so the raw-stream parser applies to the upload only: the image goes to disk as it
@@ -96,7 +96,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
           request.body as Readable,
         );
         request.log.info({ name: record.name, version: record.version, size: record.size }, "firmware uploaded");
-        return reply.status(201).send(view(record));
+        return reply.status(201).send(await view(record));
       },
     );
   });
@@ -126,7 +126,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
     },
     async (request) => {
       const record = firmware.get(principalOf(request).orgId, request.params.name, request.params.version);
-      return { image: view(record), signed: firmware.signed(record) };
+      return { image: await view(record), signed: firmware.signed(record) };
     },
   );
 
@@ -142,7 +142,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
       },
     },
     async (request, reply) => {
-      firmware.delete(principalOf(request).orgId, request.params.name, request.params.version);
+      await firmware.delete(principalOf(request).orgId, request.params.name, request.params.version);
       request.log.info({ name: request.params.name, version: request.params.version }, "firmware deleted");
       return reply.status(204).send();
     },
