@@ -588,11 +588,14 @@ export class Rollouts implements FirmwareImageUser {
       if (count > 0) {
         // With a rate, the slots used are booked (not "now"), so a tick's remainder carries over and
         // the mean reaches the rate; at most one slot of credit is kept, so a pause does not bank a burst.
+        // Whole milliseconds (an integer column on PostgreSQL), rounded up so that rounding never starts one early.
         const last =
           rate && row.last_start_at !== null
             ? Math.min(
                 now,
-                Math.max(row.last_start_at + (count * rate.unitMs) / rate.count, now - rate.unitMs / rate.count),
+                Math.ceil(
+                  Math.max(row.last_start_at + (count * rate.unitMs) / rate.count, now - rate.unitMs / rate.count),
+                ),
               )
             : now;
         await trx
