@@ -306,12 +306,13 @@ export class DeviceJobs implements FirmwareImageUser {
       }
       return cancelled;
     });
-    const rows = await this.rows(
-      await this.selectJobs()
-        .where("id", "in", [...jobIds])
-        .execute(),
-    );
-    const byId = new Map(rows.map((r) => [r.id, r]));
+    const byId = new Map<string, JobRow>();
+    for (let i = 0; i < jobIds.length; i += IDS_PER_QUERY) {
+      const stored = await this.selectJobs()
+        .where("id", "in", jobIds.slice(i, i + IDS_PER_QUERY))
+        .execute();
+      for (const row of await this.rows(stored)) byId.set(row.id, row);
+    }
     for (const id of jobIds) {
       const row = byId.get(id);
       if (!row) continue;

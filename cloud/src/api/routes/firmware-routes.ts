@@ -110,7 +110,7 @@ export function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext):
         response: { 200: Type.Object({ items: Type.Array(FirmwareImage) }), ...errors },
       },
     },
-    async (request) => ({ items: firmware.list(principalOf(request).orgId).map(view) }),
+    async (request) => ({ items: await Promise.all(firmware.list(principalOf(request).orgId).map(view)) }),
   );
 
   app.get<{ Params: ImageParams }>(
