@@ -15,7 +15,6 @@ import { DeviceTypes } from "./device-types/device-types.js";
 import { EmbeddedTypeLookup } from "./device-types/embedded-type-lookup.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { DeviceEventLog } from "./events/device-events.js";
-import { EmbeddedFirmwareLookup } from "./firmware/embedded-firmware-lookup.js";
 import { FirmwareKeys } from "./firmware/firmware-keys.js";
 import type { FirmwareImageUser } from "./firmware/firmware-record.js";
 import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
@@ -32,6 +31,7 @@ import { LogRetention } from "./logs/log-retention.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
+import { DeviceUuids } from "./registry/device-uuids.js";
 import { GroupDeviceMembers } from "./registry/group-members.js";
 import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
@@ -176,10 +176,16 @@ export class Cloud {
     );
     // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
     // Job ends move their rollout on; the rollouts service exists only after the jobs, hence the late binding.
-    const embeddedFirmware = new EmbeddedFirmwareLookup(db);
+    const deviceUuids = new DeviceUuids(database);
     const jobs = new DeviceJobs({
-      db,
-      firmware: embeddedFirmware,
+      database,
+      // Until the registry's own methods take an executor (issue #14): on SQLite they share the connection.
+      devices: {
+        findById: (deviceId) => registry.findById(deviceId),
+        recordFirmwareVersion: (deviceId, version) => registry.recordFirmwareVersion(deviceId, version),
+      },
+      types,
+      firmware,
       live,
       timeoutMs: this.config.jobTimeoutMs,
       onFinished: (jobId, rolloutId) => rollouts?.jobFinished(jobId, rolloutId),
@@ -190,10 +196,18 @@ export class Cloud {
       },
     });
     rollouts = new Rollouts({
-      db,
-      registry,
+      database,
+      registry: {
+        findByUuid: (uuid) => registry.findByUuid(uuid),
+        findById: (deviceId) => registry.findById(deviceId),
+        groupPath: (row) => registry.groupPath(row),
+        resolveFilters: (org, query, visible) => registry.resolveFilters(org, query, visible),
+        matching: (org, scope, filters) => registry.matching(org, scope, filters),
+        uuidsByIds: (ids, executor) => deviceUuids.uuidsByIds(ids, executor),
+      },
+      types,
       policy,
-      firmware: embeddedFirmware,
+      firmware,
       jobs,
       validator,
       logger: this.logger.child({ component: "rollouts" }),
@@ -220,10 +234,15 @@ export class Cloud {
     const firmwareLog = this.logger.child({ component: "firmware" });
     reportCorrupt = (record, device, problem) => {
       const message = `${record.name}@${record.version} is not served: ${problem}`;
-      const failed = jobs.failForImage(device.id, record.id, "FIRMWARE_IMAGE_CORRUPT", message);
-      firmwareLog.error(
-        { uuid: device.uuid, image: `${record.name}@${record.version}`, problem, failed },
-        "stored image differs from its manifest",
+      const image = `${record.name}@${record.version}`;
+      jobs.failForImage(device.id, record.id, "FIRMWARE_IMAGE_CORRUPT", message).then(
+        (failed) =>
+          firmwareLog.error({ uuid: device.uuid, image, problem, failed }, "stored image differs from its manifest"),
+        (err: Error) =>
+          firmwareLog.error(
+            { uuid: device.uuid, image, problem, err: err.message },
+            "stored image differs from its manifest; failing its jobs failed",
+          ),
       );
       events.record(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message);
     };
@@ -243,7 +262,11 @@ export class Cloud {
         port: this.config.mqttPort,
         tls: { key: ca.serverKeyPem(), cert: ca.serverCertPem(), ca: ca.caPem() },
         desiredConfig: (deviceId) => deviceConfigs.message(deviceId),
-        deviceReady: (deviceId) => jobs.resend(deviceId),
+        deviceReady: (deviceId) => {
+          jobs
+            .resend(deviceId)
+            .catch((err: Error) => this.logger.warn({ deviceId, err: err.message }, "resending jobs failed"));
+        },
         limits: {
           handshakeTimeoutMs: this.config.limits.tlsHandshakeTimeoutMs,
           maxPending: this.config.limits.maxPendingConnections,

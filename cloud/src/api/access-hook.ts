@@ -106,7 +106,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDeps): vo
         );
         break;
       case "rollout":
-        requireOn(deps.rollouts.groupPaths(orgId, id), () => rolloutNotFound(id));
+        requireOn(await deps.rollouts.groupPaths(orgId, id), () => rolloutNotFound(id));
         break;
       case "list":
         if (policy.scopes(principal, permission).length === 0) {

@@ -20,7 +20,7 @@ export interface FirmwareRecord {
  */
 export interface FirmwareImageUser {
   /** True while the capability still needs the image, so that it must not be deleted. */
-  usesImage(firmwareId: number): boolean | Promise<boolean>;
+  usesImage(firmwareId: number, executor?: Executor): boolean | Promise<boolean>;
   /**
    * Drops the capability's rows that refer to the image (only finished ones remain, as `usesImage`
    * said false). Called inside the store's delete transaction, on the same database, so that the

@@ -83,7 +83,7 @@ export class DeviceIngest {
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
     /** Stores a job status; false when the job is not the device's. */
-    private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): boolean },
+    private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): Promise<boolean> },
     /** How often one message may fail transiently at storage before it is refused. */
     maxTransientFailures = 5,
   ) {
@@ -193,7 +193,7 @@ export class DeviceIngest {
         return;
       case "jobs/status": {
         const jobId = parsed?.kind === "jobs/status" ? parsed.jobId : "";
-        if (this.jobs && !this.jobs.report(source.deviceId, jobId, value as JobStatus)) {
+        if (this.jobs && !(await this.jobs.report(source.deviceId, jobId, value as JobStatus))) {
           // A device may only report on its own jobs; anything else is noted, never stored.
           this.events.record(source.deviceId, "JOB_NOT_FOUND", "warning", `status for unknown job ${jobId}`, { topic });
         }

@@ -7,15 +7,17 @@ import type { Logger } from "pino";
 export class RolloutScheduler {
   private timer: NodeJS.Timeout | undefined;
 
+  private running = false;
+
   constructor(
-    private readonly rollouts: { tick(): number },
+    private readonly rollouts: { tick(): Promise<number> },
     private readonly logger: Logger,
     private readonly intervalMs = 1000,
   ) {}
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.runOnce(), this.intervalMs);
+    this.timer = setInterval(() => void this.runOnce(), this.intervalMs);
     this.timer.unref();
   }
 
@@ -24,11 +26,16 @@ export class RolloutScheduler {
     this.timer = undefined;
   }
 
-  runOnce(): void {
+  /** One tick; a tick still running when the timer fires again is not overlapped by another from here. */
+  async runOnce(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
     try {
-      this.rollouts.tick();
+      await this.rollouts.tick();
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, "rollout tick failed");
+    } finally {
+      this.running = false;
     }
   }
 }

@@ -9,14 +9,22 @@ import {
   type RolloutView,
   type SchemaValidator,
 } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import type { Generated, Kysely, Selectable } from "kysely";
 import type { Logger } from "pino";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
-import type { EmbeddedFirmwareLookup } from "../firmware/embedded-firmware-lookup.js";
 import type { FirmwareImageUser, FirmwareRecord } from "../firmware/firmware-record.js";
-import { type DeviceJobs, parseFirmwareRef } from "../jobs/device-jobs.js";
+import {
+  type Awaitable,
+  type DeviceJobs,
+  type FirmwareCompatSource,
+  type JobImages,
+  parseFirmwareRef,
+  type StagedJob,
+} from "../jobs/device-jobs.js";
 import { type LiveRolloutRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
-import type { DeviceRegistry, DeviceRow } from "../registry/device-registry.js";
+import type { DeviceFilters, SqlScope } from "../registry/device-query.js";
+import type { DeviceRow } from "../registry/device-registry.js";
+import { affectedRows, type CloudDatabase, type Executor } from "../storage/cloud-database.js";
 import {
   failureThresholdCrossed,
   formatRate,
@@ -41,11 +49,31 @@ export type RolloutState = "running" | "paused" | "completed" | "aborted";
 /** Rollout states that hold on to their image: it cannot be deleted under them. */
 export const ACTIVE_ROLLOUT_STATES = ["running", "paused"] as const satisfies readonly RolloutState[];
 
+/** What rollouts need of the registry, which owns the devices. */
+export interface RolloutDevices {
+  findByUuid(uuid: string): Awaitable<DeviceRow | undefined>;
+  findById(deviceId: number, executor?: Executor): Awaitable<DeviceRow | undefined>;
+  groupPath(row: DeviceRow): Awaitable<string>;
+  resolveFilters(
+    orgId: number,
+    query: ListDevicesQuery,
+    visible: (groupPath: string) => boolean,
+  ): Awaitable<DeviceFilters>;
+  matching(orgId: number, scope: SqlScope, filters: DeviceFilters): Awaitable<DeviceRow[]>;
+  uuidsByIds(ids: readonly number[], executor?: Executor): Awaitable<Map<number, string>>;
+}
+
+/** The images rollouts install and roll back to, read from the firmware store. */
+export interface RolloutImages extends JobImages {
+  find(orgId: number, name: string, version: string): Awaitable<FirmwareRecord | undefined>;
+}
+
 export interface RolloutsDeps {
-  db: Database.Database;
-  registry: DeviceRegistry;
+  database: CloudDatabase;
+  registry: RolloutDevices;
+  types: FirmwareCompatSource;
   policy: AccessPolicy;
-  firmware: EmbeddedFirmwareLookup;
+  firmware: RolloutImages;
   jobs: DeviceJobs;
   validator: SchemaValidator;
   logger: Logger;
@@ -58,8 +86,9 @@ export interface RolloutsDeps {
   live?: LiveSink;
 }
 
-interface RolloutRow {
-  id: number;
+/** The `rollouts` table (this module owns it). */
+interface RolloutsTable {
+  id: Generated<number>;
   org_id: number;
   firmware_id: number;
   group_paths_json: string;
@@ -82,23 +111,40 @@ interface RolloutRow {
   updated_at: number;
 }
 
-interface MemberRow {
+/** The `rollout_devices` table: the target snapshot, one row per device with its phase and place. */
+interface RolloutDevicesTable {
+  rollout_id: number;
   device_id: number;
   position: number;
   phase: number;
   state: RolloutDeviceState;
-  attempts: number;
+  attempts: Generated<number>;
   job_id: string | null;
   from_version: string | null;
   reason: string | null;
   message: string | null;
+  started_at: number | null;
+  finished_at: number | null;
   rollback_job_id: string | null;
   rollback_state: string | null;
 }
 
+type RolloutTables = {
+  rollouts: RolloutsTable;
+  rollout_devices: RolloutDevicesTable;
+};
+
+type RolloutRow = Selectable<RolloutsTable>;
+
+type MemberRow = Selectable<RolloutDevicesTable>;
+
+type StateCount = { state: RolloutDeviceState; rollback_state: string | null; n: number };
+
 const DEFAULTS = { phases: "100%", successThreshold: "100%", failureThreshold: "100%", retries: 0 };
 const LIST_LIMIT = 200;
 const DEVICE_LIST_LIMIT = 1000;
+/** Members inserted per statement at creation, well below SQLite's limit of bound values. */
+const MEMBERS_PER_INSERT = 500;
 
 /**
  * Phased rollouts (issue #5), after hawkBit's rollout groups and AWS IoT Jobs' rollout and abort
@@ -106,46 +152,60 @@ const DEVICE_LIST_LIMIT = 1000;
  * `tick` starts installs in the current phase (rate and maintenance window permitting), retries
  * failures, advances a finished phase that met the success threshold (or holds it), and aborts
  * when failures cross the failure threshold. Job ends arrive through `jobFinished`. All state is
- * in SQLite, so a restarted cloud goes on where it stopped.
+ * in the database, so a restarted cloud goes on where it stopped.
  */
 export class Rollouts implements FirmwareImageUser {
   private readonly clock: () => number;
 
   private readonly live: LiveSink;
 
+  private readonly db: Kysely<RolloutTables>;
+
+  /** Where each rollout read so far belongs, for `liveRef`. */
+  private readonly liveRefs = new Map<number, LiveRolloutRef>();
+
   constructor(private readonly deps: RolloutsDeps) {
     this.clock = deps.clock ?? Date.now;
     this.live = deps.live ?? NO_LIVE;
+    this.db = deps.database.kysely.withTables<RolloutTables>();
   }
 
-  /** Where a rollout belongs, for the live feed; undefined when there is no such rollout. */
+  /**
+   * Where a rollout belongs, for the live feed (which resolves synchronously); undefined for one
+   * this process has not read. Every change announced follows a read of the rollout here.
+   */
   liveRef(id: number): LiveRolloutRef | undefined {
-    const row = this.deps.db.prepare("SELECT org_id, group_paths_json FROM rollouts WHERE id = ?").get(id) as
-      | { org_id: number; group_paths_json: string }
-      | undefined;
-    return row && { orgId: row.org_id, groupPaths: JSON.parse(row.group_paths_json) as string[] };
+    return this.liveRefs.get(id);
+  }
+
+  /** A rollout row just read; its organization and groups are fixed at creation, so they are remembered. */
+  private remember<R extends RolloutRow | undefined>(row: R): R {
+    if (row && !this.liveRefs.has(row.id)) {
+      this.liveRefs.set(row.id, { orgId: row.org_id, groupPaths: JSON.parse(row.group_paths_json) as string[] });
+    }
+    return row;
   }
 
   /** True while a rollout in an active state uses the image (the firmware store asks before a delete). */
-  usesImage(firmwareId: number): boolean {
-    return (
-      this.deps.db
-        .prepare(
-          `SELECT 1 FROM rollouts WHERE firmware_id = ? AND state IN (${ACTIVE_ROLLOUT_STATES.map(() => "?").join(",")}) LIMIT 1`,
-        )
-        .get(firmwareId, ...ACTIVE_ROLLOUT_STATES) !== undefined
-    );
+  async usesImage(firmwareId: number, executor?: Executor): Promise<boolean> {
+    const row = await this.on(executor)
+      .selectFrom("rollouts")
+      .select("id")
+      .where("firmware_id", "=", firmwareId)
+      .where("state", "in", ACTIVE_ROLLOUT_STATES)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Deletes the image's (finished) rollouts with their devices; inside the firmware store's delete transaction. */
-  releaseImage(firmwareId: number): void {
-    this.deps.db.prepare("DELETE FROM rollouts WHERE firmware_id = ?").run(firmwareId);
+  async releaseImage(firmwareId: number, executor?: Executor): Promise<void> {
+    await this.on(executor).deleteFrom("rollouts").where("firmware_id", "=", firmwareId).execute();
   }
 
   async create(principal: Principal, body: CreateRolloutBody): Promise<RolloutView> {
-    const { db } = this.deps;
     const { name, version } = parseFirmwareRef(body.firmware);
-    const image = this.deps.firmware.get(principal.orgId, name, version);
+    const image = await this.deps.firmware.get(principal.orgId, name, version);
     const marks = parsePhases(body.phases ?? DEFAULTS.phases);
     const successThreshold = parseThreshold(body.successThreshold ?? DEFAULTS.successThreshold, "successThreshold");
     const failureThreshold = parseThreshold(body.failureThreshold ?? DEFAULTS.failureThreshold, "failureThreshold");
@@ -160,7 +220,7 @@ export class Rollouts implements FirmwareImageUser {
       );
     }
     const devices = await this.resolveTarget(principal, body.target);
-    const compatOf = this.compatIds(principal.orgId);
+    const compatOf = await this.compatIds(devices);
     const eligible = devices.filter((d) => d.type_id !== null && image.compatible.includes(compatOf(d.type_id) ?? ""));
     if (eligible.length === 0) {
       throw new FieldgateError(
@@ -174,109 +234,115 @@ export class Rollouts implements FirmwareImageUser {
     const sizes = phaseSizes(marks, devices.length);
     const phaseOf = phaseIndexer(sizes);
     const now = this.clock();
-    const groupPaths = [...new Set(await Promise.all(devices.map((d) => this.deps.registry.groupPath(d))))];
-    const id = db.transaction(() => {
-      const created = db
-        .prepare(
-          `INSERT INTO rollouts (org_id, firmware_id, group_paths_json, target_json, phases_json, success_threshold,
-             failure_threshold, rate_json, window_json, job_timeout_ms, retries, auto_rollback, state,
-             current_phase, created_by, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 0, ?, ?, ?)`,
-        )
-        .run(
-          principal.orgId,
-          image.id,
-          JSON.stringify(groupPaths),
-          JSON.stringify(body.target),
-          JSON.stringify(marks),
-          successThreshold,
-          failureThreshold,
-          rate && JSON.stringify(rate),
-          window && JSON.stringify(window),
-          timeoutMs,
-          body.retries ?? DEFAULTS.retries,
-          body.autoRollback ? 1 : 0,
-          `${principal.kind}:${principal.id}`,
-          now,
-          now,
-        );
-      const rolloutId = Number(created.lastInsertRowid);
-      const insert = db.prepare(
-        `INSERT INTO rollout_devices (rollout_id, device_id, position, phase, state, from_version, reason, message)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      devices.forEach((d, position) => {
+    const groupPaths: string[] = [];
+    for (const d of devices) groupPaths.push(await this.deps.registry.groupPath(d));
+    const id = await this.db.transaction().execute(async (trx) => {
+      const created = await trx
+        .insertInto("rollouts")
+        .values({
+          org_id: principal.orgId,
+          firmware_id: image.id,
+          group_paths_json: JSON.stringify([...new Set(groupPaths)]),
+          target_json: JSON.stringify(body.target),
+          phases_json: JSON.stringify(marks),
+          success_threshold: successThreshold,
+          failure_threshold: failureThreshold,
+          rate_json: rate && JSON.stringify(rate),
+          window_json: window && JSON.stringify(window),
+          job_timeout_ms: timeoutMs,
+          retries: body.retries ?? DEFAULTS.retries,
+          auto_rollback: body.autoRollback ? 1 : 0,
+          state: "running",
+          current_phase: 0,
+          created_by: `${principal.kind}:${principal.id}`,
+          created_at: now,
+          updated_at: now,
+        })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      const rolloutId = created.id;
+      const members = devices.map((d, position) => {
         const skip = skipReason(d, image, compatOf);
-        insert.run(
-          rolloutId,
-          d.id,
+        return {
+          rollout_id: rolloutId,
+          device_id: d.id,
           position,
-          phaseOf(position),
-          skip ? "skipped" : "pending",
-          d.firmware_version,
-          skip?.code ?? null,
-          skip?.message ?? null,
-        );
+          phase: phaseOf(position),
+          state: skip ? ("skipped" as const) : ("pending" as const),
+          from_version: d.firmware_version,
+          reason: skip?.code ?? null,
+          message: skip?.message ?? null,
+        };
       });
+      for (let i = 0; i < members.length; i += MEMBERS_PER_INSERT) {
+        await trx
+          .insertInto("rollout_devices")
+          .values(members.slice(i, i + MEMBERS_PER_INSERT))
+          .execute();
+      }
       return rolloutId;
-    })();
+    });
     this.deps.logger.info({ rolloutId: id, firmware: body.firmware, devices: devices.length }, "rollout created");
     this.live.rollout(id);
-    this.advance(id);
-    return this.view(this.row(principal.orgId, id), true);
+    await this.advance(id);
+    return this.view(await this.row(principal.orgId, id), true);
   }
 
   /** The rollouts the principal may read (holding `firmware:read` on every targeted group), newest first. */
-  list(principal: Principal): RolloutView[] {
-    const rows = this.deps.db
-      .prepare("SELECT * FROM rollouts WHERE org_id = ? ORDER BY id DESC")
-      .all(principal.orgId) as RolloutRow[];
-    return rows
-      .filter((r) => this.allowed(principal, r, "firmware:read"))
-      .slice(0, LIST_LIMIT)
-      .map((r) => this.view(r, false));
+  async list(principal: Principal): Promise<RolloutView[]> {
+    const rows = await this.db
+      .selectFrom("rollouts")
+      .selectAll()
+      .where("org_id", "=", principal.orgId)
+      .orderBy("id", "desc")
+      .execute();
+    for (const r of rows) this.remember(r);
+    const views: RolloutView[] = [];
+    for (const r of rows.filter((r) => this.allowed(principal, r, "firmware:read")).slice(0, LIST_LIMIT)) {
+      views.push(await this.view(r, false));
+    }
+    return views;
   }
 
   /** The groups a right on the rollout must cover; ROLLOUT_NOT_FOUND outside the organization. */
-  groupPaths(orgId: number, id: number): string[] {
-    return JSON.parse(this.row(orgId, id).group_paths_json) as string[];
+  async groupPaths(orgId: number, id: number): Promise<string[]> {
+    return JSON.parse((await this.row(orgId, id)).group_paths_json) as string[];
   }
 
-  show(orgId: number, id: number): RolloutView {
-    return this.view(this.row(orgId, id), true);
+  async show(orgId: number, id: number): Promise<RolloutView> {
+    return this.view(await this.row(orgId, id), true);
   }
 
   /** The rollout's devices in target order (at most DEVICE_LIST_LIMIT), each with its current job. */
-  devices(orgId: number, id: number): RolloutDeviceList {
-    const row = this.row(orgId, id);
-    const members = this.deps.db
-      .prepare(
-        `SELECT m.*, d.uuid, d.name, j.id AS j_id, j.status AS j_status, j.step AS j_step,
-           j.progress_done AS j_done, j.progress_total AS j_total, j.updated_at AS j_updated
-         FROM rollout_devices m JOIN devices d ON d.id = m.device_id
-         LEFT JOIN jobs j ON j.id = coalesce(m.rollback_job_id, m.job_id)
-         WHERE m.rollout_id = ? ORDER BY m.position LIMIT ?`,
-      )
-      .all(row.id, DEVICE_LIST_LIMIT) as (MemberRow & {
-      uuid: string;
-      name: string | null;
-      j_id: string | null;
-      j_status: string | null;
-      j_step: string | null;
-      j_done: number | null;
-      j_total: number | null;
-      j_updated: number | null;
-    })[];
-    const total = (
-      this.deps.db.prepare("SELECT count(*) AS n FROM rollout_devices WHERE rollout_id = ?").get(row.id) as {
-        n: number;
-      }
-    ).n;
-    return {
-      total,
-      items: members.map((m) => ({
-        device: m.uuid,
-        name: m.name,
+  async devices(orgId: number, id: number): Promise<RolloutDeviceList> {
+    const row = await this.row(orgId, id);
+    const members = await this.db
+      .selectFrom("rollout_devices")
+      .selectAll()
+      .where("rollout_id", "=", row.id)
+      .orderBy("position")
+      .limit(DEVICE_LIST_LIMIT)
+      .execute();
+    const { n: total } = await this.db
+      .selectFrom("rollout_devices")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("rollout_id", "=", row.id)
+      .executeTakeFirstOrThrow();
+    const jobs = await this.deps.jobs.summaries(
+      members.flatMap((m) => {
+        const jobId = m.rollback_job_id ?? m.job_id;
+        return jobId === null ? [] : [jobId];
+      }),
+    );
+    const items: RolloutDeviceList["items"] = [];
+    for (const m of members) {
+      // The registry owns the names; a device deleted meanwhile leaves the list with its row (cascade).
+      const device = await this.deps.registry.findById(m.device_id);
+      if (!device) continue;
+      const job = jobs.get(m.rollback_job_id ?? m.job_id ?? "");
+      items.push({
+        device: device.uuid,
+        name: device.name,
         phase: m.phase,
         state: m.state,
         reason: m.reason,
@@ -285,73 +351,87 @@ export class Rollouts implements FirmwareImageUser {
         fromVersion: m.from_version,
         rollback: m.rollback_state,
         job:
-          m.j_id === null
+          job === undefined
             ? null
             : {
-                id: m.j_id,
-                status: m.j_status ?? "CREATED",
-                step: m.j_step,
-                progress: m.j_done !== null && m.j_total !== null ? { done: m.j_done, total: m.j_total } : null,
-                updated: new Date(m.j_updated ?? 0).toISOString(),
+                id: job.id,
+                status: job.status,
+                step: job.step,
+                progress: job.progress,
+                updated: new Date(job.updatedAt).toISOString(),
               },
-      })),
-    };
+      });
+    }
+    return { total: Number(total), items };
   }
 
-  pause(orgId: number, id: number): RolloutView {
-    const row = this.row(orgId, id);
+  async pause(orgId: number, id: number): Promise<RolloutView> {
+    const row = await this.row(orgId, id);
     if (row.state !== "running")
       throw new FieldgateError("ROLLOUT_STATE", `rollout ${id} is ${row.state}, not running`);
-    this.setState(id, "paused", "OPERATOR", "paused by an operator");
+    await this.setState(id, "paused", "OPERATOR", "paused by an operator");
     return this.show(orgId, id);
   }
 
   /** Resumes a paused rollout; one held below its success threshold goes on to the next phase. */
-  resume(orgId: number, id: number): RolloutView {
-    const row = this.row(orgId, id);
+  async resume(orgId: number, id: number): Promise<RolloutView> {
+    const row = await this.row(orgId, id);
     if (row.state !== "paused") throw new FieldgateError("ROLLOUT_STATE", `rollout ${id} is ${row.state}, not paused`);
     const held = row.stop_reason === "SUCCESS_THRESHOLD_NOT_MET";
-    this.deps.db
-      .prepare(
-        `UPDATE rollouts SET state = 'running', stop_reason = NULL, stop_message = NULL, updated_at = ?,
-         current_phase = current_phase + ? WHERE id = ?`,
-      )
-      .run(this.clock(), held ? 1 : 0, id);
+    // Conditional on still being paused: two resumes at once move a held phase on once.
+    const resumed = await this.db
+      .updateTable("rollouts")
+      .set((eb) => ({
+        state: "running",
+        stop_reason: null,
+        stop_message: null,
+        updated_at: this.clock(),
+        current_phase: eb("current_phase", "+", held ? 1 : 0),
+      }))
+      .where("id", "=", id)
+      .where("state", "=", "paused")
+      .executeTakeFirst();
+    if (affectedRows(resumed) === 0) throw new FieldgateError("ROLLOUT_STATE", `rollout ${id} is no longer paused`);
     this.live.rollout(id);
-    this.advance(id);
+    await this.advance(id);
     return this.show(orgId, id);
   }
 
-  abort(orgId: number, id: number): RolloutView {
-    const row = this.row(orgId, id);
+  async abort(orgId: number, id: number): Promise<RolloutView> {
+    const row = await this.row(orgId, id);
     if (row.state === "completed" || row.state === "aborted") {
       throw new FieldgateError("ROLLOUT_STATE", `rollout ${id} is already ${row.state}`);
     }
-    this.stop(row, "OPERATOR", "aborted by an operator");
+    await this.stop(row, "OPERATOR", "aborted by an operator");
     return this.show(orgId, id);
   }
 
   /** A job ended: records it on its device's row, then moves the rollout on. */
-  jobFinished(jobId: string, rolloutId: number | null): void {
+  async jobFinished(jobId: string, rolloutId: number | null): Promise<void> {
     if (rolloutId === null) return;
-    const job = this.deps.jobs.statusOf(jobId);
+    const job = await this.deps.jobs.statusOf(jobId);
     if (!job) return;
-    const { db } = this.deps;
-    const member = db
-      .prepare("SELECT * FROM rollout_devices WHERE rollout_id = ? AND (job_id = ? OR rollback_job_id = ?)")
-      .get(rolloutId, jobId, jobId) as MemberRow | undefined;
+    const member = await this.db
+      .selectFrom("rollout_devices")
+      .selectAll()
+      .where("rollout_id", "=", rolloutId)
+      .where((eb) => eb.or([eb("job_id", "=", jobId), eb("rollback_job_id", "=", jobId)]))
+      .executeTakeFirst();
     if (!member) return;
+    const rollout = this.remember(
+      await this.db.selectFrom("rollouts").selectAll().where("id", "=", rolloutId).executeTakeFirstOrThrow(),
+    );
     this.live.rollout(rolloutId);
     const now = this.clock();
     if (member.rollback_job_id === jobId) {
-      db.prepare("UPDATE rollout_devices SET rollback_state = ? WHERE rollout_id = ? AND device_id = ?").run(
-        job.status === "SUCCEEDED" ? "succeeded" : "failed",
-        rolloutId,
-        member.device_id,
-      );
+      await this.db
+        .updateTable("rollout_devices")
+        .set({ rollback_state: job.status === "SUCCEEDED" ? "succeeded" : "failed" })
+        .where("rollout_id", "=", rolloutId)
+        .where("device_id", "=", member.device_id)
+        .execute();
       return;
     }
-    const rollout = db.prepare("SELECT * FROM rollouts WHERE id = ?").get(rolloutId) as RolloutRow;
     let state: RolloutDeviceState;
     if (job.status === "SUCCEEDED") state = "succeeded";
     else if (job.status === "CANCELLED" || job.reason === "JOB_CANCELLED") state = "cancelled";
@@ -360,21 +440,24 @@ export class Rollouts implements FirmwareImageUser {
     // Retries only while the rollout runs: an aborted one starts nothing new.
     else if (member.attempts <= rollout.retries && rollout.state === "running") state = "pending";
     else state = "failed";
-    db.prepare(
-      `UPDATE rollout_devices SET state = ?, reason = ?, message = ?, finished_at = ?
-       WHERE rollout_id = ? AND device_id = ?`,
-    ).run(state, job.reason, job.message, state === "pending" ? null : now, rolloutId, member.device_id);
+    await this.db
+      .updateTable("rollout_devices")
+      .set({ state, reason: job.reason, message: job.message, finished_at: state === "pending" ? null : now })
+      .where("rollout_id", "=", rolloutId)
+      .where("device_id", "=", member.device_id)
+      .execute();
     // A device that finished its install after the abort is sent back like the others.
-    if (rollout.state === "aborted" && rollout.auto_rollback === 1 && state === "succeeded") this.rollBack(rollout);
-    this.advance(rolloutId);
+    if (rollout.state === "aborted" && rollout.auto_rollback === 1 && state === "succeeded")
+      await this.rollBack(rollout);
+    await this.advance(rolloutId);
   }
 
   /** One pass over every running rollout; returns how many jobs it started. */
-  tick(): number {
-    this.deps.jobs.expireOverdue();
-    const ids = this.deps.db.prepare("SELECT id FROM rollouts WHERE state = 'running'").all() as { id: number }[];
+  async tick(): Promise<number> {
+    await this.deps.jobs.expireOverdue();
+    const ids = await this.db.selectFrom("rollouts").select("id").where("state", "=", "running").execute();
     let started = 0;
-    for (const { id } of ids) started += this.advance(id);
+    for (const { id } of ids) started += await this.advance(id);
     return started;
   }
 
@@ -382,13 +465,12 @@ export class Rollouts implements FirmwareImageUser {
    * Moves one running rollout on: abort past the failure threshold; advance or hold a finished
    * phase; start pending installs of the current phase as the rate and the window allow.
    */
-  private advance(id: number): number {
-    const { db } = this.deps;
-    let row = db.prepare("SELECT * FROM rollouts WHERE id = ?").get(id) as RolloutRow | undefined;
+  private async advance(id: number): Promise<number> {
+    let row = this.remember(await this.db.selectFrom("rollouts").selectAll().where("id", "=", id).executeTakeFirst());
     if (row?.state !== "running") return 0;
-    const totals = this.counts(id);
+    const totals = await this.counts(id);
     if (failureThresholdCrossed(totals.failed, totals.started, row.failure_threshold)) {
-      this.stop(
+      await this.stop(
         row,
         "FAILURE_THRESHOLD",
         `${totals.failed} of ${totals.started} started devices failed, at or above the ${pct(row.failure_threshold)} threshold`,
@@ -398,11 +480,11 @@ export class Rollouts implements FirmwareImageUser {
     const phaseCount = (JSON.parse(row.phases_json) as PhaseMark[]).length;
     // Finished phases advance one after another (a phase may also be empty or all skipped).
     for (;;) {
-      const verdict = phaseVerdict(this.phaseCounts(id, row.current_phase), row.success_threshold);
+      const c = await this.phaseCounts(id, row.current_phase);
+      const verdict = phaseVerdict(c, row.success_threshold);
       if (verdict === "open") break;
       if (verdict === "hold") {
-        const c = this.phaseCounts(id, row.current_phase);
-        this.setState(
+        await this.setState(
           id,
           "paused",
           "SUCCESS_THRESHOLD_NOT_MET",
@@ -411,71 +493,121 @@ export class Rollouts implements FirmwareImageUser {
         return 0;
       }
       if (row.current_phase + 1 >= phaseCount) {
-        this.setState(id, "completed", null, null);
+        await this.setState(id, "completed", null, null);
         this.deps.logger.info({ rolloutId: id }, "rollout completed");
         return 0;
       }
-      db.prepare("UPDATE rollouts SET current_phase = current_phase + 1, updated_at = ? WHERE id = ?").run(
-        this.clock(),
-        id,
-      );
+      // Conditional on the phase read: of two passes at once (a tick and a job's end), one moves it on.
+      const moved = await this.db
+        .updateTable("rollouts")
+        .set({ current_phase: row.current_phase + 1, updated_at: this.clock() })
+        .where("id", "=", id)
+        .where("current_phase", "=", row.current_phase)
+        .where("state", "=", "running")
+        .executeTakeFirst();
+      if (affectedRows(moved) === 0) return 0;
       this.live.rollout(id);
       row = { ...row, current_phase: row.current_phase + 1 };
     }
     return this.startPending(row);
   }
 
-  private startPending(row: RolloutRow): number {
-    const { db } = this.deps;
-    const now = this.clock();
-    const window = row.window_json === null ? null : (JSON.parse(row.window_json) as MaintenanceWindow);
-    if (window && !windowOpen(window, now)) return 0;
-    let budget = this.deps.startsPerTick ?? 500;
-    const rate = row.rate_json === null ? null : (JSON.parse(row.rate_json) as Rate);
-    if (rate) {
-      const recent = this.deps.jobs.startedSince(row.id, now - rate.unitMs);
-      budget = Math.min(budget, startsAllowed(rate, now, row.last_start_at, recent));
-    }
-    if (budget <= 0) return 0;
-    const pending = db
-      .prepare(
-        `SELECT * FROM rollout_devices WHERE rollout_id = ? AND state = 'pending' AND phase <= ?
-         ORDER BY position LIMIT ?`,
-      )
-      .all(row.id, row.current_phase, budget) as MemberRow[];
-    const image = this.imageOf(row);
-    let started = 0;
-    for (const member of pending) {
-      const device = this.deviceById(member.device_id);
-      try {
-        if (!device || device.retired_at !== null) throw new FieldgateError("DEVICE_NOT_FOUND", "the device is gone");
-        const job = this.deps.jobs.createFor(device, image, { timeoutMs: row.job_timeout_ms, rolloutId: row.id });
-        db.prepare(
-          `UPDATE rollout_devices SET state = 'active', job_id = ?, attempts = attempts + 1, started_at = ?,
-           reason = NULL, message = NULL WHERE rollout_id = ? AND device_id = ?`,
-        ).run(job.id, now, row.id, member.device_id);
-      } catch (err) {
-        const code = err instanceof FieldgateError ? err.code : "INTERNAL";
-        db.prepare(
-          `UPDATE rollout_devices SET state = 'failed', reason = ?, message = ?, finished_at = ?
-           WHERE rollout_id = ? AND device_id = ?`,
-        ).run(code, (err as Error).message, now, row.id, member.device_id);
+  /**
+   * Starts the current phase's pending installs as the window, the rate and the tick's budget
+   * allow. The count of recent starts, the starts and the booked slot are one transaction holding
+   * the rollout's row, so two passes at once (two ticks, a tick and a job's end) never exceed the
+   * rate together: on PostgreSQL the second waits on `FOR UPDATE`, on SQLite the single writer
+   * serializes them. Devices hear of their jobs only after the commit.
+   */
+  private async startPending(read: RolloutRow): Promise<number> {
+    const { id } = read;
+    // Asked before the transaction: inside it, only `trx` may be used (SQLite has one connection).
+    const image = await this.imageOf(read);
+    const staged: StagedJob[] = [];
+    const started = await this.db.transaction().execute(async (trx) => {
+      let locked = trx.selectFrom("rollouts").selectAll().where("id", "=", id);
+      if (this.deps.database.dialect === "postgres") locked = locked.forUpdate();
+      const row = await locked.executeTakeFirst();
+      if (row?.state !== "running") return 0;
+      const now = this.clock();
+      const window = row.window_json === null ? null : (JSON.parse(row.window_json) as MaintenanceWindow);
+      if (window && !windowOpen(window, now)) return 0;
+      let budget = this.deps.startsPerTick ?? 500;
+      const rate = row.rate_json === null ? null : (JSON.parse(row.rate_json) as Rate);
+      if (rate) {
+        const recent = await this.deps.jobs.startedSince(row.id, now - rate.unitMs, trx);
+        budget = Math.min(budget, startsAllowed(rate, now, row.last_start_at, recent));
       }
-      started += 1;
-    }
-    if (started > 0) {
-      // With a rate, the slots used are booked (not "now"), so a tick's remainder carries over and
-      // the mean reaches the rate; at most one slot of credit is kept, so a pause does not bank a burst.
-      const last =
-        rate && row.last_start_at !== null
-          ? Math.min(
-              now,
-              Math.max(row.last_start_at + (started * rate.unitMs) / rate.count, now - rate.unitMs / rate.count),
-            )
-          : now;
-      db.prepare("UPDATE rollouts SET last_start_at = ?, updated_at = ? WHERE id = ?").run(last, now, row.id);
-      this.live.rollout(row.id);
-    }
+      if (budget <= 0) return 0;
+      const pending = await trx
+        .selectFrom("rollout_devices")
+        .selectAll()
+        .where("rollout_id", "=", row.id)
+        .where("state", "=", "pending")
+        .where("phase", "<=", row.current_phase)
+        .orderBy("position")
+        .limit(budget)
+        .execute();
+      let count = 0;
+      for (const member of pending) {
+        const device = await this.deps.registry.findById(member.device_id, trx);
+        try {
+          if (!device || device.retired_at !== null) throw new FieldgateError("DEVICE_NOT_FOUND", "the device is gone");
+          const job = await this.deps.jobs.stage(
+            device,
+            image,
+            { timeoutMs: row.job_timeout_ms, rolloutId: row.id },
+            trx,
+          );
+          await trx
+            .updateTable("rollout_devices")
+            .set((eb) => ({
+              state: "active",
+              job_id: job.view.id,
+              attempts: eb("attempts", "+", 1),
+              started_at: now,
+              reason: null,
+              message: null,
+            }))
+            .where("rollout_id", "=", row.id)
+            .where("device_id", "=", member.device_id)
+            .execute();
+          staged.push(job);
+        } catch (err) {
+          // Only refusals before any SQL land here (an SQL error aborts the transaction on PostgreSQL).
+          if (!(err instanceof FieldgateError)) throw err;
+          await trx
+            .updateTable("rollout_devices")
+            .set({ state: "failed", reason: err.code, message: err.message, finished_at: now })
+            .where("rollout_id", "=", row.id)
+            .where("device_id", "=", member.device_id)
+            .execute();
+        }
+        count += 1;
+      }
+      if (count > 0) {
+        // With a rate, the slots used are booked (not "now"), so a tick's remainder carries over and
+        // the mean reaches the rate; at most one slot of credit is kept, so a pause does not bank a burst.
+        // Whole milliseconds (an integer column on PostgreSQL), rounded up so that rounding never starts one early.
+        const last =
+          rate && row.last_start_at !== null
+            ? Math.min(
+                now,
+                Math.ceil(
+                  Math.max(row.last_start_at + (count * rate.unitMs) / rate.count, now - rate.unitMs / rate.count),
+                ),
+              )
+            : now;
+        await trx
+          .updateTable("rollouts")
+          .set({ last_start_at: last, updated_at: now })
+          .where("id", "=", row.id)
+          .execute();
+      }
+      return count;
+    });
+    for (const job of staged) this.deps.jobs.announce(job);
+    if (started > 0) this.live.rollout(id);
     return started;
   }
 
@@ -483,72 +615,94 @@ export class Rollouts implements FirmwareImageUser {
    * Aborts: nothing new starts, jobs the devices have not taken are cancelled, and with
    * auto-rollback every device this rollout updated is sent back to the version it had.
    */
-  private stop(row: RolloutRow, reason: string, message: string): void {
-    const { db } = this.deps;
-    this.setState(row.id, "aborted", reason, message);
+  private async stop(row: RolloutRow, reason: string, message: string): Promise<void> {
+    await this.setState(row.id, "aborted", reason, message);
     this.deps.logger.warn({ rolloutId: row.id, reason }, `rollout aborted: ${message}`);
-    const open = (
-      db
-        .prepare("SELECT job_id FROM rollout_devices WHERE rollout_id = ? AND state = 'active' AND job_id IS NOT NULL")
-        .all(row.id) as { job_id: string }[]
-    ).map((r) => r.job_id);
-    for (const jobId of this.deps.jobs.cancel(open)) {
-      db.prepare("UPDATE rollout_devices SET state = 'cancelled', finished_at = ? WHERE job_id = ?").run(
-        this.clock(),
-        jobId,
-      );
+    const open = await this.db
+      .selectFrom("rollout_devices")
+      .select("job_id")
+      .where("rollout_id", "=", row.id)
+      .where("state", "=", "active")
+      .where("job_id", "is not", null)
+      .execute();
+    const cancelled = await this.deps.jobs.cancel(open.flatMap((r) => (r.job_id === null ? [] : [r.job_id])));
+    for (const jobId of cancelled) {
+      await this.db
+        .updateTable("rollout_devices")
+        .set({ state: "cancelled", finished_at: this.clock() })
+        .where("job_id", "=", jobId)
+        .execute();
     }
-    db.prepare(
-      "UPDATE rollout_devices SET state = 'cancelled', reason = NULL, message = ? WHERE rollout_id = ? AND state = 'pending'",
-    ).run("the rollout was aborted before this device's turn", row.id);
-    if (row.auto_rollback === 1) this.rollBack(row);
+    await this.db
+      .updateTable("rollout_devices")
+      .set({ state: "cancelled", reason: null, message: "the rollout was aborted before this device's turn" })
+      .where("rollout_id", "=", row.id)
+      .where("state", "=", "pending")
+      .execute();
+    if (row.auto_rollback === 1) await this.rollBack(row);
   }
 
-  private rollBack(row: RolloutRow): void {
-    const { db } = this.deps;
-    const image = this.imageOf(row);
-    const updated = db
-      .prepare(
-        `SELECT * FROM rollout_devices WHERE rollout_id = ? AND state = 'succeeded' AND rollback_state IS NULL
-         ORDER BY position`,
-      )
-      .all(row.id) as MemberRow[];
-    const mark = db.prepare(
-      `UPDATE rollout_devices SET rollback_job_id = ?, rollback_state = ?, message = coalesce(?, message)
-       WHERE rollout_id = ? AND device_id = ?`,
-    );
+  private async rollBack(row: RolloutRow): Promise<void> {
+    const image = await this.imageOf(row);
+    const updated = await this.db
+      .selectFrom("rollout_devices")
+      .selectAll()
+      .where("rollout_id", "=", row.id)
+      .where("state", "=", "succeeded")
+      .where("rollback_state", "is", null)
+      .orderBy("position")
+      .execute();
+    const mark = async (member: MemberRow, jobId: string | null, state: string, why: string | null) => {
+      await this.db
+        .updateTable("rollout_devices")
+        .set((eb) => ({
+          rollback_job_id: jobId,
+          rollback_state: state,
+          message: eb.fn.coalesce(eb.val(why), "message"),
+        }))
+        .where("rollout_id", "=", row.id)
+        .where("device_id", "=", member.device_id)
+        .execute();
+    };
     for (const member of updated) {
-      const device = this.deviceById(member.device_id);
+      const device = await this.deps.registry.findById(member.device_id);
       const previous =
         member.from_version === null || member.from_version === image.version
           ? undefined
-          : this.deps.firmware.find(row.org_id, image.name, member.from_version);
+          : await this.deps.firmware.find(row.org_id, image.name, member.from_version);
       if (!device || !previous) {
         const why =
           member.from_version === null
             ? "ROLLBACK_UNAVAILABLE: the device never reported the version it had"
             : `ROLLBACK_UNAVAILABLE: ${image.name}@${member.from_version} is not in the store`;
-        mark.run(null, "unavailable", why, row.id, member.device_id);
+        await mark(member, null, "unavailable", why);
         continue;
       }
       try {
         // Not rate-limited and not held to the window: a bad version is taken back at once.
-        const job = this.deps.jobs.createFor(device, previous, {
+        const job = await this.deps.jobs.createFor(device, previous, {
           timeoutMs: row.job_timeout_ms,
           rolloutId: row.id,
           rollback: true,
         });
-        mark.run(job.id, "active", null, row.id, member.device_id);
+        await mark(member, job.id, "active", null);
       } catch (err) {
-        mark.run(null, "failed", `ROLLBACK_UNAVAILABLE: ${(err as Error).message}`, row.id, member.device_id);
+        await mark(member, null, "failed", `ROLLBACK_UNAVAILABLE: ${(err as Error).message}`);
       }
     }
   }
 
-  private setState(id: number, state: RolloutState, reason: string | null, message: string | null): void {
-    this.deps.db
-      .prepare("UPDATE rollouts SET state = ?, stop_reason = ?, stop_message = ?, updated_at = ? WHERE id = ?")
-      .run(state, reason, message, this.clock(), id);
+  private async setState(
+    id: number,
+    state: RolloutState,
+    reason: string | null,
+    message: string | null,
+  ): Promise<void> {
+    await this.db
+      .updateTable("rollouts")
+      .set({ state, stop_reason: reason, stop_message: message, updated_at: this.clock() })
+      .where("id", "=", id)
+      .execute();
     this.live.rollout(id);
   }
 
@@ -592,7 +746,7 @@ export class Rollouts implements FirmwareImageUser {
       policy.sees(principal, "devices:read", path, "scope-and-above"),
     );
     const scope = policy.sqlScope(principal, "firmware:write", "g.path");
-    return this.deps.registry.matching(principal.orgId, scope, { ...filters, sort: "createdAt" });
+    return registry.matching(principal.orgId, scope, { ...filters, sort: "createdAt" });
   }
 
   /** The device list's filters from a query string (`type=gw&tag=a&tag=b&online=true`). */
@@ -615,12 +769,13 @@ export class Rollouts implements FirmwareImageUser {
     return this.deps.validator.parse(ListDevicesQuery, value, "target.query");
   }
 
-  private compatIds(orgId: number): (typeId: number) => string | undefined {
-    const rows = this.deps.db.prepare("SELECT id, firmware_compat FROM device_types WHERE org_id = ?").all(orgId) as {
-      id: number;
-      firmware_compat: string;
-    }[];
-    const byId = new Map(rows.map((r) => [r.id, r.firmware_compat]));
+  /** The firmware-compat ids of the devices' types, asked of the device types once per type. */
+  private async compatIds(devices: readonly DeviceRow[]): Promise<(typeId: number) => string | undefined> {
+    const byId = new Map<number, string | undefined>();
+    for (const d of devices) {
+      if (d.type_id !== null && !byId.has(d.type_id))
+        byId.set(d.type_id, await this.deps.types.firmwareCompat(d.type_id));
+    }
     return (typeId) => byId.get(typeId);
   }
 
@@ -628,56 +783,52 @@ export class Rollouts implements FirmwareImageUser {
     return (JSON.parse(row.group_paths_json) as string[]).every((p) => this.deps.policy.can(principal, permission, p));
   }
 
-  private row(orgId: number, id: number): RolloutRow {
-    const row = this.deps.db.prepare("SELECT * FROM rollouts WHERE id = ? AND org_id = ?").get(id, orgId) as
-      | RolloutRow
-      | undefined;
-    if (!row) throw rolloutNotFound(id);
-    return row;
+  /** Its own handle, or the caller's transaction. */
+  private on(executor?: Executor): Kysely<RolloutTables> {
+    return (executor as Kysely<RolloutTables> | undefined) ?? this.db;
   }
 
-  private imageOf(row: RolloutRow): FirmwareRecord {
-    const image = this.deps.firmware.byId(row.firmware_id);
+  private async row(orgId: number, id: number): Promise<RolloutRow> {
+    const row = await this.db
+      .selectFrom("rollouts")
+      .selectAll()
+      .where("id", "=", id)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    if (!row) throw rolloutNotFound(id);
+    return this.remember(row);
+  }
+
+  private async imageOf(row: RolloutRow): Promise<FirmwareRecord> {
+    const image = await this.deps.firmware.byId(row.firmware_id);
     if (!image) throw new FieldgateError("FIRMWARE_NOT_FOUND", `rollout ${row.id}'s image is gone`);
     return image;
   }
 
-  private deviceById(id: number): DeviceRow | undefined {
-    // TRANSITIONAL (issue #14): called inside synchronous transactions until this module is async;
-    // then `await this.deps.registry.findById(id, executor)`.
-    return this.deps.registry.embeddedRows().findById(id);
+  private async stateCounts(id: number, phase?: number) {
+    let query = this.db
+      .selectFrom("rollout_devices")
+      .select((eb) => ["phase", "state", "rollback_state", eb.fn.countAll<number>().as("n")])
+      .where("rollout_id", "=", id);
+    if (phase !== undefined) query = query.where("phase", "=", phase);
+    const rows = await query.groupBy(["phase", "state", "rollback_state"]).execute();
+    return rows.map((r) => ({ ...r, n: Number(r.n) }));
   }
 
-  private counts(id: number): ReturnType<typeof countsOf> {
-    return countsOf(
-      this.deps.db
-        .prepare(
-          "SELECT state, rollback_state, count(*) AS n FROM rollout_devices WHERE rollout_id = ? GROUP BY state, rollback_state",
-        )
-        .all(id) as { state: RolloutDeviceState; rollback_state: string | null; n: number }[],
-    );
+  private async counts(id: number): Promise<ReturnType<typeof countsOf>> {
+    return countsOf(await this.stateCounts(id));
   }
 
-  private phaseCounts(id: number, phase: number): ReturnType<typeof countsOf> {
-    return countsOf(
-      this.deps.db
-        .prepare(
-          "SELECT state, rollback_state, count(*) AS n FROM rollout_devices WHERE rollout_id = ? AND phase = ? GROUP BY state, rollback_state",
-        )
-        .all(id, phase) as { state: RolloutDeviceState; rollback_state: string | null; n: number }[],
-    );
+  private async phaseCounts(id: number, phase: number): Promise<ReturnType<typeof countsOf>> {
+    return countsOf(await this.stateCounts(id, phase));
   }
 
-  private view(row: RolloutRow, detailed: boolean): RolloutView {
-    const image = this.deps.firmware.byId(row.firmware_id);
+  private async view(row: RolloutRow, detailed: boolean): Promise<RolloutView> {
+    const image = await this.deps.firmware.byId(row.firmware_id);
     const marks = JSON.parse(row.phases_json) as PhaseMark[];
     const now = this.clock();
     const window = row.window_json === null ? null : (JSON.parse(row.window_json) as MaintenanceWindow);
-    const perPhase = this.deps.db
-      .prepare(
-        "SELECT phase, state, rollback_state, count(*) AS n FROM rollout_devices WHERE rollout_id = ? GROUP BY phase, state, rollback_state",
-      )
-      .all(row.id) as { phase: number; state: RolloutDeviceState; rollback_state: string | null; n: number }[];
+    const perPhase = await this.stateCounts(row.id);
     const all = countsOf(perPhase);
     let waitingFor: string | null = null;
     if (row.state === "running" && all.pending > 0) {
@@ -715,26 +866,43 @@ export class Rollouts implements FirmwareImageUser {
       created: new Date(row.created_at).toISOString(),
       updated: new Date(row.updated_at).toISOString(),
     };
-    if (detailed) {
-      const failing = this.deps.db
-        .prepare(
-          `SELECT m.*, d.uuid FROM rollout_devices m JOIN devices d ON d.id = m.device_id
-           WHERE m.rollout_id = ? AND (m.state = 'failed' OR m.rollback_state IS NOT NULL
-             OR (m.state = 'pending' AND m.attempts > 0))
-           ORDER BY m.position LIMIT 1000`,
-        )
-        .all(row.id) as (MemberRow & { uuid: string })[];
-      view.failing = failing.map((m) => ({
-        device: m.uuid,
-        phase: m.phase,
-        status: m.state,
-        reason: m.reason,
-        message: m.message,
-        attempts: m.attempts,
-        rollback: m.rollback_state,
-      }));
-    }
+    if (detailed) view.failing = await this.failing(row.id);
     return view;
+  }
+
+  /** The devices that failed, are being rolled back, or wait for a retry, in target order (at most 1000). */
+  private async failing(id: number): Promise<NonNullable<RolloutView["failing"]>> {
+    const members = await this.db
+      .selectFrom("rollout_devices")
+      .selectAll()
+      .where("rollout_id", "=", id)
+      .where((eb) =>
+        eb.or([
+          eb("state", "=", "failed"),
+          eb("rollback_state", "is not", null),
+          eb.and([eb("state", "=", "pending"), eb("attempts", ">", 0)]),
+        ]),
+      )
+      .orderBy("position")
+      .limit(1000)
+      .execute();
+    const uuids = await this.deps.registry.uuidsByIds(members.map((m) => m.device_id));
+    return members.flatMap((m) => {
+      const uuid = uuids.get(m.device_id);
+      return uuid === undefined
+        ? []
+        : [
+            {
+              device: uuid,
+              phase: m.phase,
+              status: m.state,
+              reason: m.reason,
+              message: m.message,
+              attempts: m.attempts,
+              rollback: m.rollback_state,
+            },
+          ];
+    });
   }
 }
 
@@ -770,7 +938,7 @@ function phaseIndexer(sizes: readonly number[]): (position: number) => number {
   };
 }
 
-function countsOf(rows: readonly { state: RolloutDeviceState; rollback_state: string | null; n: number }[]) {
+function countsOf(rows: readonly StateCount[]) {
   const c = { total: 0, pending: 0, active: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, rolledBack: 0 };
   for (const r of rows) {
     c.total += r.n;

@@ -59,7 +59,7 @@ export function registerDeviceJobRoutes(app: FastifyInstance, ctx: RouteContext)
     },
     async (request, reply) => {
       const device = deviceOf(request);
-      const job = ctx.jobs.create(device, request.body.firmware);
+      const job = await ctx.jobs.create(device, request.body.firmware);
       request.log.info({ uuid: device.uuid, jobId: job.id, firmware: request.body.firmware }, "update job created");
       return reply.status(201).send(job);
     },
@@ -76,7 +76,7 @@ export function registerDeviceJobRoutes(app: FastifyInstance, ctx: RouteContext)
         response: { 200: Type.Object({ items: Type.Array(Job) }), ...errorResponses },
       },
     },
-    async (request) => ({ items: ctx.jobs.list(deviceOf(request)) }),
+    async (request) => ({ items: await ctx.jobs.list(deviceOf(request)) }),
   );
 
   app.get<{ Params: { uuid: string; id: string } }>(

@@ -39,7 +39,7 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: RouteContext): 
         response: { 200: RolloutList, ...errorResponses },
       },
     },
-    async (request) => ({ items: ctx.rollouts.list(principalOf(request)) }),
+    async (request) => ({ items: await ctx.rollouts.list(principalOf(request)) }),
   );
 
   app.get<{ Params: { id: number } }>(
@@ -84,7 +84,7 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: RouteContext): 
         },
       },
       async (request) => {
-        const view = ctx.rollouts[action](principalOf(request).orgId, request.params.id);
+        const view = await ctx.rollouts[action](principalOf(request).orgId, request.params.id);
         request.log.info({ rolloutId: request.params.id }, `rollout ${action}`);
         return view;
       },
