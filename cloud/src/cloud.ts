@@ -12,13 +12,11 @@ import { ApiCredentials } from "./credentials/api-credentials.js";
 import { HostCredentials } from "./credentials/host-credentials.js";
 import { DeviceConfigs } from "./device-config/device-configs.js";
 import { DeviceTypes } from "./device-types/device-types.js";
-import { EmbeddedTypeLookup } from "./device-types/embedded-type-lookup.js";
 import { EnrollmentService } from "./enrollment/enrollment-service.js";
 import { DeviceEventLog } from "./events/device-events.js";
 import { FirmwareKeys } from "./firmware/firmware-keys.js";
 import type { FirmwareImageUser } from "./firmware/firmware-record.js";
 import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
-import { EmbeddedGroupLookup } from "./groups/embedded-group-lookup.js";
 import { type GroupDependent, GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
 import { TelemetryWriter } from "./ingest/telemetry-writer.js";
@@ -31,7 +29,6 @@ import { LogRetention } from "./logs/log-retention.js";
 import { CertificateAuthority } from "./pki/certificate-authority.js";
 import { writePublicFile, writeSecretFile } from "./pki/secret-files.js";
 import { DeviceRegistry } from "./registry/device-registry.js";
-import { DeviceUuids } from "./registry/device-uuids.js";
 import { GroupDeviceMembers } from "./registry/group-members.js";
 import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
@@ -99,8 +96,6 @@ export class Cloud {
     // Device types are removed with a deleted subtree; they exist only after the registry, hence the late binding.
     const groupDependents: GroupDependent[] = [];
     const groups = new GroupTree(database, new GroupDeviceMembers(database), Date.now, groupDependents);
-    // The stores still synchronous (registry, bulk, jobs, rollouts) read groups, types and images through these until issue #14 converts them.
-    const embeddedGroups = new EmbeddedGroupLookup(db);
     // What changed, for `GET /api/v1/live`; resolved at delivery, when the services below exist.
     let rollouts: Rollouts | undefined;
     const liveLog = this.logger.child({ component: "live" });
@@ -176,14 +171,9 @@ export class Cloud {
     );
     // A job is stored first, then sent (QoS 1) to the device now and again on every connect until it ends.
     // Job ends move their rollout on; the rollouts service exists only after the jobs, hence the late binding.
-    const deviceUuids = new DeviceUuids(database);
     const jobs = new DeviceJobs({
       database,
-      // Until the registry's own methods take an executor (issue #14): on SQLite they share the connection.
-      devices: {
-        findById: (deviceId) => registry.findById(deviceId),
-        recordFirmwareVersion: (deviceId, version) => registry.recordFirmwareVersion(deviceId, version),
-      },
+      devices: registry,
       types,
       firmware,
       live,
@@ -197,14 +187,7 @@ export class Cloud {
     });
     rollouts = new Rollouts({
       database,
-      registry: {
-        findByUuid: (uuid) => registry.findByUuid(uuid),
-        findById: (deviceId) => registry.findById(deviceId),
-        groupPath: (row) => registry.groupPath(row),
-        resolveFilters: (org, query, visible) => registry.resolveFilters(org, query, visible),
-        matching: (org, scope, filters) => registry.matching(org, scope, filters),
-        uuidsByIds: (ids, executor) => deviceUuids.uuidsByIds(ids, executor),
-      },
+      registry,
       types,
       policy,
       firmware,

@@ -211,8 +211,8 @@ export class DeviceTypes {
   }
 
   /** The firmware compatibility id of a type (firmware, jobs): undefined for an unknown type. */
-  async firmwareCompat(typeId: number): Promise<string | undefined> {
-    const row = await this.db
+  async firmwareCompat(typeId: number, executor?: Executor): Promise<string | undefined> {
+    const row = await ((executor as Kysely<TypeTables> | undefined) ?? this.db)
       .selectFrom("device_types")
       .select("firmware_compat")
       .where("id", "=", typeId)
@@ -221,8 +221,8 @@ export class DeviceTypes {
   }
 
   /** Every type's firmware compatibility id in the organization, by type id (rollout targets). */
-  async firmwareCompats(orgId: number): Promise<Map<number, string>> {
-    const rows = await this.db
+  async firmwareCompats(orgId: number, executor?: Executor): Promise<Map<number, string>> {
+    const rows = await ((executor as Kysely<TypeTables> | undefined) ?? this.db)
       .selectFrom("device_types")
       .select(["id", "firmware_compat"])
       .where("org_id", "=", orgId)
