@@ -168,8 +168,11 @@ export class DeviceRegistry {
 
   /** TRANSITIONAL (issue #14): this registry's rows for callers inside synchronous transactions; see EmbeddedDeviceRows. */
   embeddedRows(): EmbeddedDeviceRows {
-    return new EmbeddedDeviceRows(this.db, this.windowMs, this.clock, this.live);
+    this.embedded ??= new EmbeddedDeviceRows(this.db, this.windowMs, this.clock, this.live);
+    return this.embedded;
   }
+
+  private embedded: EmbeddedDeviceRows | undefined;
 
   /** The embedded handle, for the telemetry readers only (they move to `telemetry/`). */
   private get db(): Database.Database {
