@@ -19,7 +19,6 @@ import type { FirmwareImageUser } from "./firmware/firmware-record.js";
 import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
 import { GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
-import { TelemetryWriter } from "./ingest/telemetry-writer.js";
 import { DeviceJobs } from "./jobs/device-jobs.js";
 import { KeepaliveMonitor } from "./keepalive/keepalive-monitor.js";
 import { type LiveDeviceRef, LiveFeed } from "./live/live-feed.js";
@@ -33,6 +32,8 @@ import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
 import { type CloudDatabase, openCloudDatabase } from "./storage/cloud-database.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
+import { TelemetryReader } from "./telemetry/telemetry-reader.js";
+import { TelemetryWriter } from "./telemetry/telemetry-writer.js";
 import { LoginThrottle, MAX_TRACKED_LOGINS } from "./users/login-throttle.js";
 import { UserDirectory } from "./users/user-directory.js";
 
@@ -91,7 +92,7 @@ export class Cloud {
       logger: this.logger.child({ component: "storage" }),
     });
     this.checkpointer.start();
-    const events = new DeviceEventLog(db);
+    const events = new DeviceEventLog(database);
     const groups = new GroupTree(db);
     // What changed, for `GET /api/v1/live`; resolved at delivery, when the services below exist.
     let rollouts: Rollouts | undefined;
@@ -106,7 +107,7 @@ export class Cloud {
     this.live = live;
     const registry: DeviceRegistry = new DeviceRegistry(db, groups, this.config.enrollWindowMs, Date.now, live);
     this.keepalive = new KeepaliveMonitor(
-      db,
+      database,
       registry,
       events,
       Date.now,
@@ -192,12 +193,14 @@ export class Cloud {
       this.logger.child({ component: "rollouts" }),
       this.config.rolloutTickMs,
     );
+    const deviceLogs = new DeviceLogs(database);
     const ingest = new DeviceIngest(
-      db,
+      database,
       registry,
       validator,
-      new TelemetryWriter(db),
+      new TelemetryWriter(database),
       events,
+      deviceLogs,
       this.logger,
       Date.now,
       jobs,
@@ -211,7 +214,9 @@ export class Cloud {
         { uuid: device.uuid, image: `${record.name}@${record.version}`, problem, failed },
         "stored image differs from its manifest",
       );
-      events.record(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message);
+      events
+        .record(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message)
+        .catch((err: Error) => firmwareLog.warn({ uuid: device.uuid, err: err.message }, "recording the event failed"));
     };
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(
@@ -276,7 +281,8 @@ export class Cloud {
         types,
         policy,
         deviceConfigs,
-        deviceLogs: new DeviceLogs(db),
+        deviceLogs,
+        telemetry: new TelemetryReader(database),
         firmware,
         jobs,
         rollouts,
@@ -304,7 +310,7 @@ export class Cloud {
     this.keepalive.start();
     this.rolloutScheduler.start();
     this.logRetention = new LogRetention(
-      db,
+      database,
       { retentionMs: this.config.logRetentionMs },
       this.logger.child({ component: "log-retention" }),
     );
@@ -339,9 +345,9 @@ export class Cloud {
   async stop(): Promise<void> {
     await this.api?.stop();
     await this.broker?.stop();
-    this.keepalive?.stop();
+    await this.keepalive?.stop();
     this.rolloutScheduler?.stop();
-    this.logRetention?.stop();
+    await this.logRetention?.stop();
     this.live?.close();
     await this.checkpointer?.stop();
     await this.database?.close();

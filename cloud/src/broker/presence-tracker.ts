@@ -46,7 +46,7 @@ export class PresenceTracker {
     if (previous && previous !== client) this.tookOver(deviceId);
     this.live.set(deviceId, client);
     if (this.registry.setPresence(deviceId, true, this.clock(), null)) {
-      this.events.record(deviceId, "DEVICE_ONLINE", "info", "connected");
+      noted(this.events.record(deviceId, "DEVICE_ONLINE", "info", "connected"));
     }
   }
 
@@ -62,11 +62,13 @@ export class PresenceTracker {
     this.takeovers.set(deviceId, entry);
     if (entry.at.length >= CONFLICT_TAKEOVERS && now - entry.reportedAt > CONFLICT_REPORT_EVERY_MS) {
       entry.reportedAt = now;
-      this.events.record(
-        deviceId,
-        "CLIENT_ID_CONFLICT",
-        "warning",
-        `${entry.at.length} connections took over this device's session within a minute: two gateways may share one certificate`,
+      noted(
+        this.events.record(
+          deviceId,
+          "CLIENT_ID_CONFLICT",
+          "warning",
+          `${entry.at.length} connections took over this device's session within a minute: two gateways may share one certificate`,
+        ),
       );
     }
   }
@@ -85,15 +87,28 @@ export class PresenceTracker {
     // A deleted device has no row left to mark, nor a history to add to.
     if (!this.registry.setPresence(deviceId, false, this.clock(), reason)) return;
     const severity = reason === "clean-disconnect" ? "info" : "warning";
-    this.events.record(deviceId, "DEVICE_OFFLINE", severity, `offline: ${REASON_TEXT[reason]}`);
+    noted(this.events.record(deviceId, "DEVICE_OFFLINE", severity, `offline: ${REASON_TEXT[reason]}`));
   }
 
-  stop(): void {
+  /** Marks every live device offline; resolves once their events are stored, before the database closes. */
+  async stop(): Promise<void> {
+    const recorded: Promise<void>[] = [];
     for (const deviceId of this.live.keys()) {
       if (this.registry.setPresence(deviceId, false, this.clock(), "cloud-stopped")) {
-        this.events.record(deviceId, "DEVICE_OFFLINE", "info", `offline: ${REASON_TEXT["cloud-stopped"]}`);
+        recorded.push(
+          noted(this.events.record(deviceId, "DEVICE_OFFLINE", "info", `offline: ${REASON_TEXT["cloud-stopped"]}`)),
+        );
       }
     }
     this.live.clear();
+    await Promise.all(recorded);
   }
+}
+
+/**
+ * Presence changes are answered at once and their events stored meanwhile: a failure to store one
+ * must not crash the broker (the device row already holds the presence), so it is dropped.
+ */
+function noted(recorded: Promise<void>): Promise<void> {
+  return recorded.catch(() => undefined);
 }

@@ -746,58 +746,6 @@ export class DeviceRegistry {
     return this.certificateStore.currentCertificate(deviceId) !== undefined;
   }
 
-  telemetry(
-    orgId: number,
-    uuid: string,
-    query: { from?: string; to?: string; name?: string; source?: string; limit?: number },
-  ): TelemetryPage {
-    const row = this.row(orgId, uuid);
-    const { where, params } = telemetryWhere(row.id, query);
-    const rows = this.db
-      .prepare(
-        `SELECT ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts DESC, rowid DESC LIMIT ?`,
-      )
-      .all(...params, query.limit ?? 1000) as TelemetryRow[];
-    const { items, skipped } = readRows(rows, readingOf);
-    return { uuid: row.uuid, count: row.telemetry_count, items, ...(skipped > 0 ? { skipped } : {}) };
-  }
-
-  /**
-   * Every reading of the device in the range, oldest first, as pages of `pageSize`: each page is one
-   * keyset query read with `iterate()` and done with before the page is handed on, so the
-   * connection is never held between pages and memory holds one page whatever the range. Lazy: a
-   * page is read only when the consumer asks for it (a streamed answer, as fast as the client takes it).
-   */
-  *telemetryPages(
-    deviceId: number,
-    query: { from?: string; to?: string; name?: string; source?: string },
-    pageSize = 1000,
-  ): Generator<StoredReading[]> {
-    const { where, params } = telemetryWhere(deviceId, query);
-    const first = this.db.prepare(
-      `SELECT rowid AS id, ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts, rowid LIMIT ?`,
-    );
-    const next = this.db.prepare(
-      `SELECT rowid AS id, ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} AND (ts, rowid) > (?, ?) ORDER BY ts, rowid LIMIT ?`,
-    );
-    let cursor: { ts: number; id: number } | undefined;
-    for (;;) {
-      const rows = (
-        cursor ? next.iterate(...params, cursor.ts, cursor.id, pageSize) : first.iterate(...params, pageSize)
-      ) as IterableIterator<TelemetryRow & { id: number }>;
-      const page: StoredReading[] = [];
-      let read = 0;
-      for (const r of rows) {
-        read += 1;
-        cursor = { ts: r.ts, id: r.id };
-        const reading = readingOf(r);
-        if (reading) page.push(reading);
-      }
-      if (page.length > 0) yield page;
-      if (read < pageSize) return;
-    }
-  }
-
   toApi(row: DeviceRow): Device {
     const cert = this.currentCertificate(row.id);
     const org = this.organization(row.org_id);
@@ -881,55 +829,6 @@ export function editedTags(current: readonly string[], body: PatchDeviceBody): s
     );
   }
   return next;
-}
-
-/** One reading as the API shows it. */
-export type StoredReading = TelemetryPage["items"][number];
-
-interface TelemetryRow {
-  ts: number;
-  name: string;
-  value: number | string;
-  kind: number;
-  unit: string | null;
-  source: string | null;
-  stream: string;
-  seq: number;
-}
-
-/** A stored reading as the API shows it, or undefined for a row no reader can show. */
-function readingOf(r: TelemetryRow): StoredReading | undefined {
-  const ts = storedIso(r.ts);
-  const value = r.kind === 2 ? r.value === 1 : r.value;
-  if (ts === undefined || (typeof value === "number" && !Number.isFinite(value))) return undefined;
-  if (!Number.isSafeInteger(r.seq)) return undefined;
-  return { ts, name: r.name, value, unit: r.unit, source: r.source, stream: r.stream, seq: r.seq };
-}
-
-/** The telemetry filters as SQL conditions; `to` is exclusive. */
-function telemetryWhere(
-  deviceId: number,
-  query: { from?: string; to?: string; name?: string; source?: string },
-): { where: string[]; params: (string | number)[] } {
-  const where = ["device_id = ?"];
-  const params: (string | number)[] = [deviceId];
-  if (query.from) {
-    where.push("ts >= ?");
-    params.push(Date.parse(query.from));
-  }
-  if (query.to) {
-    where.push("ts < ?");
-    params.push(Date.parse(query.to));
-  }
-  if (query.name) {
-    where.push("name = ?");
-    params.push(query.name);
-  }
-  if (query.source) {
-    where.push("source = ?");
-    params.push(query.source);
-  }
-  return { where, params };
 }
 
 function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
