@@ -19,7 +19,10 @@ interface TelemetryRow {
   id: number;
   ts: number;
   name: string;
-  value: number | string | null;
+  /** SQLite's one column; PostgreSQL's two, by kind. */
+  value?: number | string | null;
+  value_number?: number | null;
+  value_text?: string | null;
   kind: number;
   unit: string | null;
   source: string | null;
@@ -40,7 +43,7 @@ export class TelemetryReader {
     this.arrival = sqlite ? sql`rowid` : sql`id`;
     this.columns = sqlite
       ? sql`rowid AS id, ts, name, value, kind, unit, source, stream, seq`
-      : sql`id, ts, name, CASE WHEN kind = 1 THEN value_text ELSE value_number END AS value, kind, unit, source, stream, seq`;
+      : sql`id, ts, name, value_number, value_text, kind, unit, source, stream, seq`;
   }
 
   /** The device's newest readings in the range, newest first; `count` is what the device row says was stored. */
@@ -89,7 +92,8 @@ export class TelemetryReader {
 /** A stored reading as the API shows it, or undefined for a row no reader can show. */
 function readingOf(r: TelemetryRow): StoredReading | undefined {
   const ts = storedIso(r.ts);
-  const value = r.kind === 2 ? r.value === 1 : r.value;
+  const stored = r.value !== undefined ? r.value : r.kind === 1 ? r.value_text : r.value_number;
+  const value = r.kind === 2 ? stored === 1 : stored;
   if (ts === undefined || value === null || (typeof value === "number" && !Number.isFinite(value))) return undefined;
   if (!Number.isSafeInteger(r.seq)) return undefined;
   return { ts, name: r.name, value, unit: r.unit, source: r.source, stream: r.stream, seq: r.seq };
