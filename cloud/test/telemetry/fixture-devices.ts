@@ -42,3 +42,31 @@ export async function rowsOf(database: CloudDatabase, table: string, deviceId: n
   );
   return Number(rows[0]?.n ?? 0);
 }
+
+/** The device rows' copies ingest keeps, in memory: the registry is not async yet. */
+export function memoryRowCopies(): {
+  markSeen(deviceId: number, at: number): void;
+  recordHealth(deviceId: number, status: string): string | null;
+  recordFirmwareVersion(deviceId: number, version: string): boolean;
+  seen: Map<number, number>;
+} {
+  const seen = new Map<number, number>();
+  const health = new Map<number, string>();
+  const firmware = new Map<number, string>();
+  return {
+    seen,
+    markSeen: (deviceId, at) => {
+      seen.set(deviceId, Math.max(seen.get(deviceId) ?? 0, at));
+    },
+    recordHealth: (deviceId, status) => {
+      const previous = health.get(deviceId) ?? null;
+      health.set(deviceId, status);
+      return previous;
+    },
+    recordFirmwareVersion: (deviceId, version) => {
+      const changed = firmware.get(deviceId) !== version;
+      firmware.set(deviceId, version);
+      return changed;
+    },
+  };
+}
