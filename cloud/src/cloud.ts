@@ -33,6 +33,7 @@ import { Rollouts } from "./rollouts/rollouts.js";
 import { type CloudDatabase, openCloudDatabase } from "./storage/cloud-database.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
 import { TelemetryReader } from "./telemetry/telemetry-reader.js";
+import { TelemetryRetention } from "./telemetry/telemetry-retention.js";
 import { TelemetryWriter } from "./telemetry/telemetry-writer.js";
 import { LoginThrottle, MAX_TRACKED_LOGINS } from "./users/login-throttle.js";
 import { UserDirectory } from "./users/user-directory.js";
@@ -47,6 +48,7 @@ export class Cloud {
   private keepalive: KeepaliveMonitor | undefined;
   private rolloutScheduler: RolloutScheduler | undefined;
   private logRetention: LogRetention | undefined;
+  private telemetryRetention: TelemetryRetention | undefined;
   private checkpointer: WalCheckpointer | undefined;
   private live: LiveFeed | undefined;
   private lock: DataDirLock | undefined;
@@ -92,6 +94,13 @@ export class Cloud {
       logger: this.logger.child({ component: "storage" }),
     });
     this.checkpointer.start();
+    // Before the broker: on PostgreSQL this week's partition and the next ones must exist.
+    this.telemetryRetention = new TelemetryRetention(
+      database,
+      { retentionMs: this.config.telemetryRetentionMs },
+      this.logger.child({ component: "telemetry-retention" }),
+    );
+    await this.telemetryRetention.start();
     const events = new DeviceEventLog(database);
     const groups = new GroupTree(db);
     // What changed, for `GET /api/v1/live`; resolved at delivery, when the services below exist.
@@ -348,6 +357,7 @@ export class Cloud {
     await this.keepalive?.stop();
     this.rolloutScheduler?.stop();
     await this.logRetention?.stop();
+    await this.telemetryRetention?.stop();
     this.live?.close();
     await this.checkpointer?.stop();
     await this.database?.close();
