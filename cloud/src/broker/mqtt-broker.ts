@@ -269,7 +269,12 @@ export class MqttBroker {
     const current = this.registry.currentCertificate(device.id);
     if (!current || current.serial !== peer.serialNumber.toUpperCase()) {
       this.noteEvent(
-        this.events.record(device.id, "CERT_REVOKED", "warning", "connection refused: certificate revoked or superseded"),
+        this.events.record(
+          device.id,
+          "CERT_REVOKED",
+          "warning",
+          "connection refused: certificate revoked or superseded",
+        ),
       );
       refuse("CERT_REVOKED", "certificate is revoked or superseded");
       return;
@@ -319,7 +324,9 @@ export class MqttBroker {
     const decision = authorizeDevicePublish(session.uuid, topic);
     if (!decision.allowed) {
       this.noteEvent(
-        this.events.record(session.deviceId, decision.code, "warning", `publish refused: ${decision.reason}`, { topic }),
+        this.events.record(session.deviceId, decision.code, "warning", `publish refused: ${decision.reason}`, {
+          topic,
+        }),
       );
       done(new FieldgateError(decision.code, decision.reason));
       return;

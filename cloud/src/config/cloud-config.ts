@@ -155,7 +155,11 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   // "0" keeps readings for ever; anything shorter than an hour is surely a typo for something longer.
   const telemetryRetentionMs = telemetryRetentionText === "0" ? 0 : parseDuration(telemetryRetentionText);
   if (telemetryRetentionMs === undefined || (telemetryRetentionMs !== 0 && telemetryRetentionMs < 3_600_000)) {
-    throw invalid("telemetry-retention", telemetryRetentionText, "a duration of at least 1h, like 90d, or 0 to keep readings for ever");
+    throw invalid(
+      "telemetry-retention",
+      telemetryRetentionText,
+      "a duration of at least 1h, like 90d, or 0 to keep readings for ever",
+    );
   }
   const maxSizeText = pick("firmwareMaxSize") ?? "1GiB";
   const firmwareMaxSize = parseSize(maxSizeText);

@@ -17,7 +17,7 @@ import { type Kysely, sql } from "kysely";
 import type { Logger } from "pino";
 import type { DeviceEventLog } from "../events/device-events.js";
 import type { DeviceLogs } from "../logs/device-logs.js";
-import type { CloudDatabase } from "../storage/cloud-database.js";
+import type { CloudDatabase, Executor } from "../storage/cloud-database.js";
 import type { TelemetryWriter } from "../telemetry/telemetry-writer.js";
 import { StorageFailures } from "./storage-failures.js";
 import { TelemetryEnvelope } from "./telemetry-envelope.js";
@@ -138,6 +138,16 @@ export class DeviceIngest {
     }
   }
 
+  /** Forgets the device's dead letters (its history is dropped), in the caller's transaction when given. */
+  async forgetRejected(deviceId: number, executor?: Executor): Promise<void> {
+    await this.on(executor).deleteFrom("rejected_messages").where("device_id", "=", deviceId).execute();
+  }
+
+  /** The caller's transaction when given, else this store's own handle. */
+  private on(executor: Executor | undefined): Kysely<IngestTables> {
+    return executor ?? this.db;
+  }
+
   private async store(source: IngestSource, topic: string, kind: DeviceTopicKind, value: unknown): Promise<void> {
     const parsed = parseDeviceTopic(topic)?.topic;
     switch (kind) {
@@ -187,7 +197,9 @@ export class DeviceIngest {
         const jobId = parsed?.kind === "jobs/status" ? parsed.jobId : "";
         if (this.jobs && !(await this.jobs.report(source.deviceId, jobId, value as JobStatus))) {
           // A device may only report on its own jobs; anything else is noted, never stored.
-          await this.events.record(source.deviceId, "JOB_NOT_FOUND", "warning", `status for unknown job ${jobId}`, { topic });
+          await this.events.record(source.deviceId, "JOB_NOT_FOUND", "warning", `status for unknown job ${jobId}`, {
+            topic,
+          });
         }
         return;
       }

@@ -6,7 +6,7 @@ import {
   levelsAtLeast,
 } from "@fieldgate/shared";
 import type { Kysely } from "kysely";
-import type { CloudDatabase } from "../storage/cloud-database.js";
+import type { CloudDatabase, Executor } from "../storage/cloud-database.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
 import type { LogTables } from "./log-tables.js";
 
@@ -76,6 +76,25 @@ export class DeviceLogs {
       ...(skipped > 0 ? { skipped } : {}),
       nextAfter: newest?.id ?? Math.max(q.after ?? 0, await this.newestId(device.id)),
     };
+  }
+
+  /** Hands a device's log lines to another device (a replacement keeping the history). */
+  async moveHistory(fromDeviceId: number, toDeviceId: number, executor?: Executor): Promise<void> {
+    await this.on(executor)
+      .updateTable("device_logs")
+      .set({ device_id: toDeviceId })
+      .where("device_id", "=", fromDeviceId)
+      .execute();
+  }
+
+  /** Forgets a device's log lines. */
+  async deleteHistory(deviceId: number, executor?: Executor): Promise<void> {
+    await this.on(executor).deleteFrom("device_logs").where("device_id", "=", deviceId).execute();
+  }
+
+  /** The caller's transaction when given, else this store's own handle. */
+  private on(executor: Executor | undefined): Kysely<LogTables> {
+    return executor ?? this.db;
   }
 
   private async newestId(deviceId: number): Promise<number> {

@@ -8,14 +8,12 @@ import {
   type ListDevicesQuery,
   MAX_DEVICE_TAGS,
   type PatchDeviceBody,
-  type TelemetryPage,
 } from "@fieldgate/shared";
 import type Database from "better-sqlite3";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 import { type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
-import { readRows, storedIso } from "../storage/stored-row.js";
 import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
 import {

@@ -94,7 +94,13 @@ function readingOf(r: TelemetryRow): StoredReading | undefined {
   const ts = storedIso(r.ts);
   const stored = r.value !== undefined ? r.value : r.kind === 1 ? r.value_text : r.value_number;
   const value = r.kind === 2 ? stored === 1 : stored;
-  if (ts === undefined || value === null || value === undefined || (typeof value === "number" && !Number.isFinite(value))) return undefined;
+  if (
+    ts === undefined ||
+    value === null ||
+    value === undefined ||
+    (typeof value === "number" && !Number.isFinite(value))
+  )
+    return undefined;
   if (!Number.isSafeInteger(r.seq)) return undefined;
   return { ts, name: r.name, value, unit: r.unit, source: r.source, stream: r.stream, seq: r.seq };
 }

@@ -124,7 +124,9 @@ export class TelemetryRetention {
 
   /** Each week from this one to AHEAD_MS on that has no partition yet gets one. */
   private async createAhead(now: number): Promise<string[]> {
-    const known = new Set((await this.db.selectFrom("telemetry_partitions").select("name").execute()).map((r) => r.name));
+    const known = new Set(
+      (await this.db.selectFrom("telemetry_partitions").select("name").execute()).map((r) => r.name),
+    );
     const created: string[] = [];
     for (let from = weekStart(now); from <= now + AHEAD_MS; from += WEEK_MS) {
       const name = partitionName(from);
@@ -140,7 +142,11 @@ export class TelemetryRetention {
   private createPartition(name: string, from: number, to: number): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       await sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`.execute(trx);
-      const exists = await trx.selectFrom("telemetry_partitions").select("name").where("name", "=", name).executeTakeFirst();
+      const exists = await trx
+        .selectFrom("telemetry_partitions")
+        .select("name")
+        .where("name", "=", name)
+        .executeTakeFirst();
       if (exists) return false;
       const table = sql.table(name);
       await sql`CREATE TABLE ${table} (LIKE telemetry INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`.execute(trx);

@@ -182,7 +182,17 @@ export class TelemetryWriter {
         if (!this.claimNow(steps, deviceId, batch.stream, batch.seq, highs)) return false;
         for (const r of batch.readings) {
           const { value, kind } = storedValue(r.value);
-          insertReading.run(deviceId, r.ts, r.name, value, kind, r.unit ?? null, batch.stream, batch.seq, r.source ?? null);
+          insertReading.run(
+            deviceId,
+            r.ts,
+            r.name,
+            value,
+            kind,
+            r.unit ?? null,
+            batch.stream,
+            batch.seq,
+            r.source ?? null,
+          );
         }
         counts.set(deviceId, (counts.get(deviceId) ?? 0) + batch.readings.length);
         return true;
@@ -283,7 +293,9 @@ export class TelemetryWriter {
       .selectFrom("telemetry_streams")
       .select(["device_id", "stream", "high_seq"])
       .where((eb) =>
-        eb.or([...missing.values()].map((m) => eb.and([eb("device_id", "=", m.deviceId), eb("stream", "=", m.stream)]))),
+        eb.or(
+          [...missing.values()].map((m) => eb.and([eb("device_id", "=", m.deviceId), eb("stream", "=", m.stream)])),
+        ),
       )
       .execute();
     // Cached before the commit is known to succeed: these are the table's values as of now either way.

@@ -13,7 +13,9 @@ function tracker(clock: () => number) {
     },
   } as unknown as DeviceRegistry;
   const recorder = {
-    record: (_id: number, code: string, _severity: string, message: string) => events.push({ code, message }),
+    record: async (_id: number, code: string, _severity: string, message: string) => {
+      events.push({ code, message });
+    },
   };
   const t = new PresenceTracker(registry, recorder, clock);
   return { t, events, presence };

@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
-import { DeviceEventLog } from "../../src/events/device-events.js";
 import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
+import { DeviceEventLog } from "../../src/events/device-events.js";
 import { addDevices } from "../telemetry/fixture-devices.js";
 
 const T0 = Date.parse("2026-03-01T00:00:00Z");

@@ -2,13 +2,13 @@ import { SchemaValidator } from "@fieldgate/shared";
 import { sql } from "kysely";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { DeviceEventLog } from "../../src/events/device-events.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { isTransientStorageError } from "../../src/ingest/storage-failures.js";
 import { DeviceLogs } from "../../src/logs/device-logs.js";
 import type { CloudDatabase } from "../../src/storage/cloud-database.js";
 import type { TelemetryWriter } from "../../src/telemetry/telemetry-writer.js";
-import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { addDevices, memoryRowCopies, rowsOf } from "../telemetry/fixture-devices.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";

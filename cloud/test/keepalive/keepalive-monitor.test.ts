@@ -1,11 +1,11 @@
 import type Database from "better-sqlite3";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { openTestDatabase, type TestDatabase, testPostgresServer } from "../../../test/support/test-database.js";
 import { DeviceEventLog } from "../../src/events/device-events.js";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { type KeepaliveMissed, KeepaliveMonitor } from "../../src/keepalive/keepalive-monitor.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
-import { openTestDatabase, type TestDatabase, testPostgresServer } from "../../../test/support/test-database.js";
 
 const MINUTE = 60_000;
 

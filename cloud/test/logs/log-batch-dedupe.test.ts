@@ -2,12 +2,12 @@ import { SchemaValidator } from "@fieldgate/shared";
 import { sql } from "kysely";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { DeviceEventLog } from "../../src/events/device-events.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
 import { DeviceLogs } from "../../src/logs/device-logs.js";
 import { LogRetention } from "../../src/logs/log-retention.js";
 import { TelemetryWriter } from "../../src/telemetry/telemetry-writer.js";
-import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { addDevices, memoryRowCopies, rowsOf } from "../telemetry/fixture-devices.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";
@@ -38,9 +38,9 @@ describe("log batches with an identity", () => {
     const send = (body: unknown) =>
       ingest.handle({ deviceId: 1, uuid: UUID }, TOPIC, Buffer.from(JSON.stringify(body)));
     const stored = async () =>
-      (await sql<{ msg: string }>`SELECT msg FROM device_logs WHERE device_id = 1 ORDER BY id`.execute(db.kysely)).rows.map(
-        (r) => r.msg,
-      );
+      (
+        await sql<{ msg: string }>`SELECT msg FROM device_logs WHERE device_id = 1 ORDER BY id`.execute(db.kysely)
+      ).rows.map((r) => r.msg);
     return { db, send, stored };
   };
   const entry = (msg: string) => ({ ts: 1_700_000_000_000, level: "info", msg });

@@ -1,8 +1,8 @@
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { DeviceLogs } from "../../src/logs/device-logs.js";
 import { LogRetention } from "../../src/logs/log-retention.js";
-import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { addDevices } from "../telemetry/fixture-devices.js";
 
 let test: TestDatabase | undefined;
@@ -20,8 +20,16 @@ describe("LogRetention", () => {
     const logs = new DeviceLogs(database);
     const line = (ts: number, msg: string) => ({ ts, level: "info" as const, msg });
     await logs.store(1, { v: 1, entries: [line(now - 2 * 86_400_000, "expired")] }, now);
-    await logs.store(1, { v: 1, entries: Array.from({ length: 8 }, (_, i) => line(now - 1000 + i, `chatty ${i}`)) }, now);
-    await logs.store(2, { v: 1, entries: Array.from({ length: 3 }, (_, i) => line(now - 1000 + i, `quiet ${i}`)) }, now);
+    await logs.store(
+      1,
+      { v: 1, entries: Array.from({ length: 8 }, (_, i) => line(now - 1000 + i, `chatty ${i}`)) },
+      now,
+    );
+    await logs.store(
+      2,
+      { v: 1, entries: Array.from({ length: 3 }, (_, i) => line(now - 1000 + i, `quiet ${i}`)) },
+      now,
+    );
 
     const retention = new LogRetention(database, { retentionMs: 86_400_000, maxRowsPerDevice: 5, clock: () => now });
     expect(retention.intervalMs).toBe(3_600_000);

@@ -1,9 +1,9 @@
 import type { TelemetryBatch } from "@fieldgate/shared";
 import { afterEach, describe, expect, it } from "vitest";
+import { BACKENDS, openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import type { CloudDatabase } from "../../src/storage/cloud-database.js";
 import { type StoredReading, TelemetryReader } from "../../src/telemetry/telemetry-reader.js";
 import { TelemetryWriter } from "../../src/telemetry/telemetry-writer.js";
-import { BACKENDS, openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { addDevices, deleteDevice, deviceActivity, fixtureUuid, rowsOf } from "../telemetry/fixture-devices.js";
 
 const STREAM = "0123456789abcdef0123456789abcdef";
@@ -141,7 +141,11 @@ describe.each(BACKENDS)("telemetry store on $name", ({ server }) => {
       Array.from({ length: 7 }, (_, i) => writer.write(1, batch(i + 1, [{ name: "n", ts: T0, value: i }]))),
     );
     await writer.write(1, batch(8, [{ name: "n", ts: T0, value: 7 }]));
-    expect((await all(1, 3)).map((page) => page.map((r) => r.value))).toEqual([[0, 1, 2], [3, 4, 5], [6, 7]]);
+    expect((await all(1, 3)).map((page) => page.map((r) => r.value))).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6, 7],
+    ]);
     expect((await newest(1, { limit: 3 })).map((r) => r.value)).toEqual([7, 6, 5]);
   });
 

@@ -37,9 +37,9 @@ export async function deleteDevice(database: CloudDatabase, id: number): Promise
 
 /** How many rows of `table` belong to the device. */
 export async function rowsOf(database: CloudDatabase, table: string, deviceId: number): Promise<number> {
-  const { rows } = await sql<{ n: number }>`SELECT count(*) AS n FROM ${sql.table(table)} WHERE device_id = ${deviceId}`.execute(
-    database.kysely,
-  );
+  const { rows } = await sql<{
+    n: number;
+  }>`SELECT count(*) AS n FROM ${sql.table(table)} WHERE device_id = ${deviceId}`.execute(database.kysely);
   return Number(rows[0]?.n ?? 0);
 }
 

@@ -1,10 +1,10 @@
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import type { CloudDatabase } from "../../src/storage/cloud-database.js";
 import { telemetryCsvLine, telemetryCsvStream } from "../../src/telemetry/telemetry-export.js";
 import { TelemetryReader } from "../../src/telemetry/telemetry-reader.js";
 import { TelemetryWriter } from "../../src/telemetry/telemetry-writer.js";
-import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { addDevices } from "./fixture-devices.js";
 
 /** The telemetry CSV is read page by page, only as fast as its reader takes it. */

@@ -1,10 +1,10 @@
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
+import { LOCAL_POSTGRES, openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import type { CloudDatabase } from "../../src/storage/cloud-database.js";
 import { TelemetryReader } from "../../src/telemetry/telemetry-reader.js";
 import { partitionName, TelemetryRetention, weekStart } from "../../src/telemetry/telemetry-retention.js";
 import { TelemetryWriter } from "../../src/telemetry/telemetry-writer.js";
-import { LOCAL_POSTGRES, openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { addDevices, fixtureUuid } from "./fixture-devices.js";
 
 const DAY = 86_400_000;
@@ -29,14 +29,16 @@ async function setup(server: string | null) {
     writer.write(1, { v: 1, stream: STREAM, seq: ++seq, readings: [{ name: "t", ts, value: seq }] });
   const reader = new TelemetryReader(database);
   const stored = async () =>
-    (await reader.telemetry({ id: 1, uuid: fixtureUuid(1), telemetry_count: 0 }, {})).items.map((r) => Date.parse(r.ts)).sort((a, b) => a - b);
+    (await reader.telemetry({ id: 1, uuid: fixtureUuid(1), telemetry_count: 0 }, {})).items
+      .map((r) => Date.parse(r.ts))
+      .sort((a, b) => a - b);
   return { database, write, stored };
 }
 
 async function partitionOf(database: CloudDatabase, ts: number): Promise<string | undefined> {
-  const { rows } = await sql<{ part: string }>`SELECT tableoid::regclass::text AS part FROM telemetry WHERE ts = ${ts}`.execute(
-    database.kysely,
-  );
+  const { rows } = await sql<{
+    part: string;
+  }>`SELECT tableoid::regclass::text AS part FROM telemetry WHERE ts = ${ts}`.execute(database.kysely);
   return rows[0]?.part;
 }
 
@@ -80,9 +82,9 @@ describe("telemetry retention on PostgreSQL: weekly partitions", () => {
     expect(upkeep.created).toEqual(["telemetry_20260323", "telemetry_20260330", "telemetry_20260406"]);
     expect(await stored()).toEqual([farPast, NOW + WEEK]);
     expect(await partitionOf(database, farPast)).toBe("telemetry_outside");
-    const { rows } = await sql<{ n: number }>`SELECT count(*) AS n FROM pg_class WHERE relname = 'telemetry_20260302'`.execute(
-      database.kysely,
-    );
+    const { rows } = await sql<{
+      n: number;
+    }>`SELECT count(*) AS n FROM pg_class WHERE relname = 'telemetry_20260302'`.execute(database.kysely);
     expect(Number(rows[0]?.n)).toBe(0);
   });
 });

@@ -5,10 +5,10 @@ import type { TelemetryBatch } from "@fieldgate/shared";
 import fc from "fast-check";
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { type CloudDatabase, openCloudDatabase } from "../../src/storage/cloud-database.js";
 import { MIGRATIONS, openDatabase } from "../../src/storage/database.js";
 import { TelemetryWriter } from "../../src/telemetry/telemetry-writer.js";
-import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { addDevices } from "./fixture-devices.js";
 
 const STREAM = "0123456789abcdef0123456789abcdef";
