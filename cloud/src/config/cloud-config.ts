@@ -154,7 +154,7 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   const telemetryRetentionText = pick("telemetryRetention") ?? "0";
   // "0" keeps readings for ever; anything shorter than an hour is surely a typo for something longer.
   const telemetryRetentionMs = telemetryRetentionText === "0" ? 0 : parseDuration(telemetryRetentionText);
-  if (telemetryRetentionMs === undefined || (telemetryRetentionMs !== 0 && telemetryRetentionMs < 3_600_000)) {
+  if (telemetryRetentionMs === undefined || (telemetryRetentionText !== "0" && telemetryRetentionMs < 3_600_000)) {
     throw invalid(
       "telemetry-retention",
       telemetryRetentionText,
