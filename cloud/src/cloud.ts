@@ -19,7 +19,6 @@ import type { FirmwareImageUser } from "./firmware/firmware-record.js";
 import { type CorruptImageHandler, FirmwareStore } from "./firmware/firmware-store.js";
 import { type GroupDependent, GroupTree } from "./groups/group-tree.js";
 import { DeviceIngest } from "./ingest/device-ingest.js";
-import { TelemetryWriter } from "./ingest/telemetry-writer.js";
 import { DeviceJobs } from "./jobs/device-jobs.js";
 import { KeepaliveMonitor } from "./keepalive/keepalive-monitor.js";
 import { type LiveDeviceRef, LiveFeed } from "./live/live-feed.js";
@@ -34,6 +33,9 @@ import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
 import { type CloudDatabase, openCloudDatabase } from "./storage/cloud-database.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
+import { TelemetryReader } from "./telemetry/telemetry-reader.js";
+import { TelemetryRetention } from "./telemetry/telemetry-retention.js";
+import { TelemetryWriter } from "./telemetry/telemetry-writer.js";
 import { LoginThrottle, MAX_TRACKED_LOGINS } from "./users/login-throttle.js";
 import { UserDirectory } from "./users/user-directory.js";
 
@@ -47,6 +49,7 @@ export class Cloud {
   private keepalive: KeepaliveMonitor | undefined;
   private rolloutScheduler: RolloutScheduler | undefined;
   private logRetention: LogRetention | undefined;
+  private telemetryRetention: TelemetryRetention | undefined;
   private checkpointer: WalCheckpointer | undefined;
   private live: LiveFeed | undefined;
   private lock: DataDirLock | undefined;
@@ -78,21 +81,22 @@ export class Cloud {
     firmwareKeys.trusted();
     const database = await openCloudDatabase(this.config.database ?? { kind: "sqlite", file: files.database });
     this.database = database;
-    const db = database.embedded;
-    if (db === undefined) {
-      // Until every store is written against `database` (issue #14, in progress).
-      throw new FieldgateError(
-        "CONFIG_INVALID",
-        "--database: this build runs on the embedded database only",
-        "database",
-      );
+    // The embedded file's WAL is checkpointed off the event loop; PostgreSQL does its own.
+    if (database.embedded !== undefined) {
+      this.checkpointer = new WalCheckpointer(database.embedded, {
+        file: files.database,
+        logger: this.logger.child({ component: "storage" }),
+      });
+      this.checkpointer.start();
     }
-    this.checkpointer = new WalCheckpointer(db, {
-      file: files.database,
-      logger: this.logger.child({ component: "storage" }),
-    });
-    this.checkpointer.start();
-    const events = new DeviceEventLog(db);
+    // Before the broker: on PostgreSQL this week's partition and the next ones must exist.
+    this.telemetryRetention = new TelemetryRetention(
+      database,
+      { retentionMs: this.config.telemetryRetentionMs },
+      this.logger.child({ component: "telemetry-retention" }),
+    );
+    await this.telemetryRetention.start();
+    const events = new DeviceEventLog(database);
     // Device types are removed with a deleted subtree; they exist only after the registry, hence the late binding.
     const groupDependents: GroupDependent[] = [];
     const groups = new GroupTree(database, new GroupDeviceMembers(database), Date.now, groupDependents);
@@ -108,10 +112,9 @@ export class Cloud {
     });
     this.live = live;
     const registry: DeviceRegistry = new DeviceRegistry(database, groups, this.config.enrollWindowMs, Date.now, live);
-    const embeddedDeviceRows = registry.embeddedRows();
     this.keepalive = new KeepaliveMonitor(
-      db,
-      embeddedDeviceRows,
+      database,
+      registry,
       events,
       Date.now,
       this.logger.child({ component: "keepalive" }),
@@ -203,12 +206,14 @@ export class Cloud {
       this.logger.child({ component: "rollouts" }),
       this.config.rolloutTickMs,
     );
+    const deviceLogs = new DeviceLogs(database);
     const ingest = new DeviceIngest(
-      db,
+      database,
       registry,
       validator,
-      new TelemetryWriter(db),
+      new TelemetryWriter(database),
       events,
+      deviceLogs,
       this.logger,
       Date.now,
       jobs,
@@ -227,7 +232,9 @@ export class Cloud {
             "stored image differs from its manifest; failing its jobs failed",
           ),
       );
-      events.record(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message);
+      events
+        .record(device.id, "FIRMWARE_IMAGE_CORRUPT", "error", message)
+        .catch((err: Error) => firmwareLog.warn({ uuid: device.uuid, err: err.message }, "recording the event failed"));
     };
     // A PUT stores the desired config, then the broker sends it (retained) to the device.
     const deviceConfigs = new DeviceConfigs(
@@ -296,7 +303,8 @@ export class Cloud {
         types,
         policy,
         deviceConfigs,
-        deviceLogs: new DeviceLogs(db),
+        deviceLogs,
+        telemetry: new TelemetryReader(database),
         firmware,
         jobs,
         rollouts,
@@ -324,7 +332,7 @@ export class Cloud {
     this.keepalive.start();
     this.rolloutScheduler.start();
     this.logRetention = new LogRetention(
-      db,
+      database,
       { retentionMs: this.config.logRetentionMs },
       this.logger.child({ component: "log-retention" }),
     );
@@ -359,9 +367,10 @@ export class Cloud {
   async stop(): Promise<void> {
     await this.api?.stop();
     await this.broker?.stop();
-    this.keepalive?.stop();
+    await this.keepalive?.stop();
     this.rolloutScheduler?.stop();
-    this.logRetention?.stop();
+    await this.logRetention?.stop();
+    await this.telemetryRetention?.stop();
     this.live?.close();
     await this.checkpointer?.stop();
     await this.database?.close();

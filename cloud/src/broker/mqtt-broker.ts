@@ -238,7 +238,12 @@ export class MqttBroker {
     );
     if (!session) return;
     this.presence.markReason(client, "packet-too-large");
-    this.events.record(session.deviceId, "MQTT_PACKET_TOO_LARGE", "warning", message);
+    this.noteEvent(this.events.record(session.deviceId, "MQTT_PACKET_TOO_LARGE", "warning", message));
+  }
+
+  /** A refusal is answered at once; its event is stored meanwhile, and a failure to store it only logged. */
+  private noteEvent(recorded: Promise<void>): void {
+    recorded.catch((err: Error) => this.logger.warn({ err: err.message }, "recording a device event failed"));
   }
 
   private clients(): Record<string, Client> {
@@ -279,16 +284,25 @@ export class MqttBroker {
     }
     const current = await this.registry.currentCertificate(device.id);
     if (!current || current.serial !== peer.serialNumber.toUpperCase()) {
-      this.events.record(device.id, "CERT_REVOKED", "warning", "connection refused: certificate revoked or superseded");
+      this.noteEvent(
+        this.events.record(
+          device.id,
+          "CERT_REVOKED",
+          "warning",
+          "connection refused: certificate revoked or superseded",
+        ),
+      );
       refuse("CERT_REVOKED", "certificate is revoked or superseded");
       return;
     }
     if (client.id !== device.uuid) {
-      this.events.record(
-        device.id,
-        "CLIENT_ID_MISMATCH",
-        "warning",
-        "connection refused: client id differs from the certificate's uuid",
+      this.noteEvent(
+        this.events.record(
+          device.id,
+          "CLIENT_ID_MISMATCH",
+          "warning",
+          "connection refused: client id differs from the certificate's uuid",
+        ),
       );
       refuse("CLIENT_ID_MISMATCH", "client id differs from the certificate's uuid");
       return;
@@ -324,7 +338,11 @@ export class MqttBroker {
     }
     const decision = authorizeDevicePublish(session.uuid, topic);
     if (!decision.allowed) {
-      this.events.record(session.deviceId, decision.code, "warning", `publish refused: ${decision.reason}`, { topic });
+      this.noteEvent(
+        this.events.record(session.deviceId, decision.code, "warning", `publish refused: ${decision.reason}`, {
+          topic,
+        }),
+      );
       done(new FieldgateError(decision.code, decision.reason));
       return;
     }
@@ -366,9 +384,11 @@ export class MqttBroker {
     const decision = session ? authorizeDeviceSubscribe(session.uuid, sub.topic) : undefined;
     if (!session || !decision?.allowed) {
       if (session && decision && !decision.allowed) {
-        this.events.record(session.deviceId, decision.code, "warning", `subscribe refused: ${decision.reason}`, {
-          topic: sub.topic,
-        });
+        this.noteEvent(
+          this.events.record(session.deviceId, decision.code, "warning", `subscribe refused: ${decision.reason}`, {
+            topic: sub.topic,
+          }),
+        );
       }
       // A refused filter gets SUBACK 0x80 [MQTT-3.9.3-2]; the connection stays up.
       done(null, null);

@@ -81,11 +81,13 @@ export class PresenceTracker {
     this.takeovers.set(deviceId, entry);
     if (entry.at.length >= CONFLICT_TAKEOVERS && now - entry.reportedAt > CONFLICT_REPORT_EVERY_MS) {
       entry.reportedAt = now;
-      this.events.record(
-        deviceId,
-        "CLIENT_ID_CONFLICT",
-        "warning",
-        `${entry.at.length} connections took over this device's session within a minute: two gateways may share one certificate`,
+      noted(
+        this.events.record(
+          deviceId,
+          "CLIENT_ID_CONFLICT",
+          "warning",
+          `${entry.at.length} connections took over this device's session within a minute: two gateways may share one certificate`,
+        ),
       );
     }
   }
@@ -124,4 +126,12 @@ export class PresenceTracker {
     this.live.clear();
     await Promise.all([...this.writes.values()]);
   }
+}
+
+/**
+ * Presence changes are answered at once and their events stored meanwhile: a failure to store one
+ * must not crash the broker (the device row already holds the presence), so it is dropped.
+ */
+function noted(recorded: Promise<void>): Promise<void> {
+  return recorded.catch(() => undefined);
 }

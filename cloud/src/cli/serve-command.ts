@@ -38,6 +38,10 @@ export function serveCommand(io: CliIo, version: string): Command {
       "how long device log lines are kept (env FIELDGATE_LOG_RETENTION, default 7d)",
     )
     .option(
+      "--telemetry-retention <duration>",
+      "how long telemetry readings are kept; 0 keeps them for ever (env FIELDGATE_TELEMETRY_RETENTION, default 0)",
+    )
+    .option(
       "--job-timeout <duration>",
       "time a device has to finish an update job (env FIELDGATE_JOB_TIMEOUT, default 60m)",
     )

@@ -21,6 +21,8 @@ export interface CloudConfig {
   readonly keepaliveCheckMs: number;
   /** How long forwarded device log lines are kept. */
   readonly logRetentionMs: number;
+  /** How long telemetry readings are kept; undefined keeps them for ever (the default). */
+  readonly telemetryRetentionMs: number | undefined;
   /** The firmware store: images and signed manifests (firmware-images/README.md). */
   readonly firmwareDir: string;
   /** The largest image an upload may bring, in bytes. */
@@ -64,6 +66,7 @@ export interface CloudConfigInput {
   keepaliveUnit?: string;
   keepaliveCheck?: string;
   logRetention?: string;
+  telemetryRetention?: string;
   firmwareDir?: string;
   firmwareMaxSize?: string;
   firmwareSigningKey?: string;
@@ -96,6 +99,7 @@ export const CLOUD_ENV = {
   keepaliveUnit: "FIELDGATE_KEEPALIVE_UNIT",
   keepaliveCheck: "FIELDGATE_KEEPALIVE_CHECK",
   logRetention: "FIELDGATE_LOG_RETENTION",
+  telemetryRetention: "FIELDGATE_TELEMETRY_RETENTION",
   firmwareDir: "FIELDGATE_FIRMWARE_DIR",
   firmwareMaxSize: "FIELDGATE_FIRMWARE_MAX_SIZE",
   firmwareSigningKey: "FIELDGATE_FIRMWARE_SIGNING_KEY",
@@ -147,6 +151,16 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
   if (logRetentionMs === undefined || logRetentionMs < 1000) {
     throw invalid("log-retention", retentionText, "a duration of at least 1s, like 7d or 12h");
   }
+  const telemetryRetentionText = pick("telemetryRetention") ?? "0";
+  // "0" keeps readings for ever; anything shorter than an hour is surely a typo for something longer.
+  const telemetryRetentionMs = telemetryRetentionText === "0" ? 0 : parseDuration(telemetryRetentionText);
+  if (telemetryRetentionMs === undefined || (telemetryRetentionText !== "0" && telemetryRetentionMs < 3_600_000)) {
+    throw invalid(
+      "telemetry-retention",
+      telemetryRetentionText,
+      "a duration of at least 1h, like 90d, or 0 to keep readings for ever",
+    );
+  }
   const maxSizeText = pick("firmwareMaxSize") ?? "1GiB";
   const firmwareMaxSize = parseSize(maxSizeText);
   if (firmwareMaxSize === undefined || firmwareMaxSize < 1) {
@@ -192,6 +206,7 @@ export function resolveCloudConfig(flags: CloudConfigInput, env: NodeJS.ProcessE
     keepaliveUnitMs,
     keepaliveCheckMs,
     logRetentionMs,
+    telemetryRetentionMs: telemetryRetentionMs === 0 ? undefined : telemetryRetentionMs,
     // "firmware-images/ by default": relative to the working directory, like the data dir.
     firmwareDir: path.resolve(pick("firmwareDir") ?? "./firmware-images"),
     firmwareMaxSize,

@@ -1,6 +1,6 @@
 import type { DeviceEvents } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
-import type { Executor } from "../storage/cloud-database.js";
+import type { Generated, Kysely } from "kysely";
+import type { CloudDatabase, Executor } from "../storage/cloud-database.js";
 import { readRows, storedIso } from "../storage/stored-row.js";
 import type { EventCode, EventSeverity, SeverityOf } from "./event-codes.js";
 
@@ -38,72 +38,99 @@ export interface EventRecorder {
     severity: SeverityOf<C>,
     message: string,
     detail?: EventDetail,
-  ): void;
+    executor?: Executor,
+  ): Promise<void>;
 }
 
 /** A device event as events on the `events` topic carry it: the device's own code. */
 export type ReportedEvent = DeviceEvents["events"][number];
 
-type EventRow = Omit<StoredEvent, "ts"> & { ts: number };
+type EventTables = {
+  device_events: {
+    id: Generated<number>;
+    device_id: number;
+    ts: number;
+    code: string;
+    severity: EventSeverity | string;
+    message: string;
+    field: string | null;
+    topic: string | null;
+  };
+};
 
 /**
  * The device event history (`device_events`): the only module that reads or writes it. The cloud
  * records its own codes (EVENT_CODES); what a device reports keeps the device's codes. Every
- * method runs in the caller's transaction when there is one.
+ * writing method takes the caller's transaction as `executor` when the event must commit with it.
  */
 export class DeviceEventLog implements EventRecorder {
-  private readonly insert: Database.Statement<
-    [number, number, string, EventSeverity, string, string | null, string | null]
-  >;
-  private readonly newest: Database.Statement<[number, number], EventRow>;
-  private readonly reassign: Database.Statement<[number, number]>;
-  private readonly removeAll: Database.Statement<[number]>;
-  private readonly insertReported: (deviceId: number, topic: string, events: readonly ReportedEvent[]) => void;
+  private readonly db: Kysely<EventTables>;
 
   constructor(
-    db: Database.Database,
+    database: CloudDatabase,
     private readonly clock: () => number = Date.now,
   ) {
-    this.insert = db.prepare(
-      "INSERT INTO device_events (device_id, ts, code, severity, message, field, topic) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    );
-    this.newest = db.prepare(
-      "SELECT ts, code, severity, message, field, topic FROM device_events WHERE device_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
-    );
-    this.reassign = db.prepare("UPDATE device_events SET device_id = ? WHERE device_id = ?");
-    this.removeAll = db.prepare("DELETE FROM device_events WHERE device_id = ?");
-    this.insertReported = db.transaction((deviceId: number, topic: string, events: readonly ReportedEvent[]) => {
-      for (const e of events) this.insert.run(deviceId, e.ts, e.code, e.severity, e.message, null, topic);
-    });
+    this.db = database.kysely.withTables<EventTables>();
   }
 
   /** Records an event of the cloud's own about a device. */
-  record<C extends EventCode>(
+  async record<C extends EventCode>(
     deviceId: number,
     code: C,
     severity: SeverityOf<C>,
     message: string,
     detail: EventDetail = {},
-  ): void {
-    this.insert.run(
-      deviceId,
-      detail.ts ?? this.clock(),
-      code,
-      severity,
-      message,
-      detail.field ?? null,
-      detail.topic ?? null,
-    );
+    executor?: Executor,
+  ): Promise<void> {
+    await this.on(executor)
+      .insertInto("device_events")
+      .values({
+        device_id: deviceId,
+        ts: detail.ts ?? this.clock(),
+        code,
+        severity,
+        message,
+        field: detail.field ?? null,
+        topic: detail.topic ?? null,
+      })
+      .execute();
   }
 
-  /** Stores what a device reported on its `events` topic, all or none, with the device's own codes and times. */
-  recordReported(deviceId: number, topic: string, events: readonly ReportedEvent[]): void {
-    this.insertReported(deviceId, topic, events);
+  /** Stores what a device reported on its `events` topic, all or none (one INSERT), with the device's own codes and times. */
+  async recordReported(
+    deviceId: number,
+    topic: string,
+    events: readonly ReportedEvent[],
+    executor?: Executor,
+  ): Promise<void> {
+    if (events.length === 0) return;
+    await this.on(executor)
+      .insertInto("device_events")
+      .values(
+        events.map((e) => ({
+          device_id: deviceId,
+          ts: e.ts,
+          code: e.code,
+          severity: e.severity,
+          message: e.message,
+          field: null,
+          topic,
+        })),
+      )
+      .execute();
   }
 
   /** The device's newest `limit` events, newest first. */
-  list(deviceId: number, limit: number): EventPage {
-    const { items, skipped } = readRows(this.newest.all(deviceId, limit), (r) => {
+  async list(deviceId: number, limit: number): Promise<EventPage> {
+    const rows = await this.db
+      .selectFrom("device_events")
+      .select(["ts", "code", "severity", "message", "field", "topic"])
+      .where("device_id", "=", deviceId)
+      .orderBy("ts", "desc")
+      .orderBy("id", "desc")
+      .limit(limit)
+      .execute();
+    const { items, skipped } = readRows(rows, (r) => {
       const ts = storedIso(r.ts);
       return ts === undefined ? undefined : { ...r, ts };
     });
@@ -111,12 +138,20 @@ export class DeviceEventLog implements EventRecorder {
   }
 
   /** Hands a device's whole history to another device (a replacement keeping the history). */
-  moveHistory(fromDeviceId: number, toDeviceId: number, _executor?: Executor): void {
-    this.reassign.run(toDeviceId, fromDeviceId);
+  async moveHistory(fromDeviceId: number, toDeviceId: number, executor?: Executor): Promise<void> {
+    await this.on(executor)
+      .updateTable("device_events")
+      .set({ device_id: toDeviceId })
+      .where("device_id", "=", fromDeviceId)
+      .execute();
   }
 
   /** Forgets a device's whole history. */
-  deleteHistory(deviceId: number, _executor?: Executor): void {
-    this.removeAll.run(deviceId);
+  async deleteHistory(deviceId: number, executor?: Executor): Promise<void> {
+    await this.on(executor).deleteFrom("device_events").where("device_id", "=", deviceId).execute();
+  }
+
+  private on(executor: Executor | undefined): Kysely<EventTables> {
+    return executor ?? this.db;
   }
 }

@@ -13,12 +13,14 @@ import {
   type TelemetryBatch,
   type TelemetryRefused,
 } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
+import { type Kysely, sql } from "kysely";
 import type { Logger } from "pino";
 import type { DeviceEventLog } from "../events/device-events.js";
+import type { DeviceLogs } from "../logs/device-logs.js";
+import type { CloudDatabase, Executor } from "../storage/cloud-database.js";
+import type { TelemetryWriter } from "../telemetry/telemetry-writer.js";
 import { StorageFailures } from "./storage-failures.js";
 import { TelemetryEnvelope } from "./telemetry-envelope.js";
-import type { TelemetryWriter } from "./telemetry-writer.js";
 
 /** The largest payload the cloud accepts on any device topic. */
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -54,55 +56,53 @@ export interface IngestSource {
  */
 export interface DeviceRowCopies {
   /** Moves the device's last sign of life forward to `at` (never back). */
-  markSeen(deviceId: number, at: number): Promise<void>;
+  markSeen(deviceId: number, at: number): void | Promise<void>;
   /** Stores the reported health status; returns the one stored before (null before the first report). */
-  recordHealth(deviceId: number, status: string): Promise<string | null>;
+  recordHealth(deviceId: number, status: string): string | null | Promise<string | null>;
   /** Stores the reported firmware version; true when it changed. */
-  recordFirmwareVersion(deviceId: number, version: string): Promise<boolean>;
+  recordFirmwareVersion(deviceId: number, version: string): boolean | Promise<boolean>;
 }
+
+/** The tables ingest owns: the latest reported documents, and the dead letters of refused messages. */
+type IngestTables = {
+  device_state: {
+    device_id: number;
+    health: string | null;
+    health_json: string | null;
+    state_json: string | null;
+    config_reported_json: string | null;
+    updated_at: number;
+  };
+  rejected_messages: { device_id: number; ts: number; topic: string; code: string; payload: Buffer };
+};
 
 /**
  * Validates and stores what devices publish. A bad payload becomes a device event with its
  * error code and a dead-letter copy; it never throws past here and never touches other data.
  */
 export class DeviceIngest {
-  private readonly insertDeadLetter: Database.Statement;
-  private readonly insertLog: Database.Statement;
-  private readonly insertLogBatch: Database.Statement;
-  private readonly upsertState: Database.Statement;
+  private readonly db: Kysely<IngestTables>;
   private readonly failures: StorageFailures;
 
   constructor(
-    private readonly db: Database.Database,
+    database: CloudDatabase,
     /** The device rows' copies of health, firmware version and last sign of life. */
     private readonly devices: DeviceRowCopies,
     private readonly validator: SchemaValidator,
     private readonly telemetry: TelemetryWriter,
     /** The device event history: refusals, health changes and what devices report. */
     private readonly events: DeviceEventLog,
+    /** Where forwarded log lines go. */
+    private readonly logs: DeviceLogs,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
     /** Stores a job status; false when the job is not the device's. */
-    private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): Promise<boolean> },
+    private readonly jobs?: { report(deviceId: number, jobId: string, status: JobStatus): boolean | Promise<boolean> },
     /** How often one message may fail transiently at storage before it is refused. */
     maxTransientFailures = 5,
   ) {
+    this.db = database.kysely.withTables<IngestTables>();
     this.failures = new StorageFailures(maxTransientFailures);
-    this.insertDeadLetter = db.prepare(
-      "INSERT INTO rejected_messages (device_id, ts, topic, code, payload) VALUES (?, ?, ?, ?, ?)",
-    );
-    this.insertLog = db.prepare("INSERT INTO device_logs (device_id, ts, level, msg) VALUES (?, ?, ?, ?)");
-    this.insertLogBatch = db.prepare(
-      "INSERT OR IGNORE INTO log_batches (device_id, stream, seq, received_at) VALUES (?, ?, ?, ?)",
-    );
-    this.upsertState = db.prepare(
-      `INSERT INTO device_state (device_id, health, health_json, state_json, config_reported_json, updated_at)
-       VALUES (@deviceId, @health, @healthJson, @stateJson, @configJson, @now)
-       ON CONFLICT(device_id) DO UPDATE SET
-         health = coalesce(@health, health), health_json = coalesce(@healthJson, health_json),
-         state_json = coalesce(@stateJson, state_json), config_reported_json = coalesce(@configJson, config_reported_json),
-         updated_at = @now`,
-    );
   }
 
   /**
@@ -118,7 +118,7 @@ export class DeviceIngest {
     if (!kind || !(kindKey(kind) in DEVICE_PAYLOAD_SCHEMAS)) return undefined;
     // Any message is a sign of life (the keep-alive watches last_seen); telemetry sets it in its own commit.
     if (kind !== "telemetry") await this.devices.markSeen(source.deviceId, this.clock());
-    const decoded = this.decode(source, topic, kind, payload);
+    const decoded = await this.decode(source, topic, kind, payload);
     if (!decoded.ok) return decoded.refused;
     try {
       await this.store(source, topic, kind, decoded.value);
@@ -130,12 +130,22 @@ export class DeviceIngest {
       const code = "STORE_REFUSED";
       const message = `${kind} message refused at storage: ${(err as Error).message}`.slice(0, 2048);
       try {
-        this.reject(source, topic, payload, { code, message });
+        await this.reject(source, topic, payload, { code, message });
       } catch (recordErr) {
         this.logger.error({ uuid: source.uuid, err: (recordErr as Error).message }, "recording a refusal failed");
       }
       return kind === "telemetry" ? refusalOf(decoded.value as TelemetryBatch, code, undefined, message) : undefined;
     }
+  }
+
+  /** Forgets the device's dead letters (its history is dropped), in the caller's transaction when given. */
+  async forgetRejected(deviceId: number, executor?: Executor): Promise<void> {
+    await this.on(executor).deleteFrom("rejected_messages").where("device_id", "=", deviceId).execute();
+  }
+
+  /** The caller's transaction when given, else this store's own handle. */
+  private on(executor: Executor | undefined): Kysely<IngestTables> {
+    return executor ?? this.db;
   }
 
   private async store(source: IngestSource, topic: string, kind: DeviceTopicKind, value: unknown): Promise<void> {
@@ -146,7 +156,7 @@ export class DeviceIngest {
         return;
       case "health": {
         const report = value as HealthReport;
-        this.state(source, { health: report.status, healthJson: JSON.stringify(report) });
+        await this.state(source, { health: report.status, healthJson: JSON.stringify(report) });
         const previous = await this.devices.recordHealth(source.deviceId, report.status);
         if (previous !== report.status) {
           // Every change of colour is in the history, with the checks that are not ok.
@@ -154,7 +164,7 @@ export class DeviceIngest {
             .filter((c) => c.status !== "ok")
             .map((c) => `${c.name}: ${c.status}${c.message ? ` (${c.message})` : ""}`);
           const severity = report.status === "critical" ? "error" : report.status === "warning" ? "warning" : "info";
-          this.events.record(
+          await this.events.record(
             source.deviceId,
             "HEALTH_CHANGED",
             severity,
@@ -168,34 +178,28 @@ export class DeviceIngest {
       }
       case "state": {
         const state = value as DeviceState;
-        this.state(source, { stateJson: JSON.stringify(state) });
+        await this.state(source, { stateJson: JSON.stringify(state) });
         if (state.firmwareVersion !== undefined)
           await this.devices.recordFirmwareVersion(source.deviceId, state.firmwareVersion);
         return;
       }
       case "config/reported":
-        this.state(source, { configJson: JSON.stringify(value) });
+        await this.state(source, { configJson: JSON.stringify(value) });
         return;
-      case "logs": {
-        const batch = value as LogBatch;
-        this.db.transaction(() => {
-          // A named batch seen before is a resend (its PUBACK was lost, or the agent restarted): stored once.
-          if (batch.stream !== undefined && batch.seq !== undefined) {
-            if (this.insertLogBatch.run(source.deviceId, batch.stream, batch.seq, this.clock()).changes === 0) return;
-          }
-          for (const e of batch.entries) this.insertLog.run(source.deviceId, e.ts, e.level, e.msg);
-        })();
+      case "logs":
+        await this.logs.store(source.deviceId, value as LogBatch, this.clock());
         return;
-      }
       case "events":
         // The device's own codes, kept apart from the cloud's EVENT_CODES.
-        this.events.recordReported(source.deviceId, topic, (value as DeviceEvents).events);
+        await this.events.recordReported(source.deviceId, topic, (value as DeviceEvents).events);
         return;
       case "jobs/status": {
         const jobId = parsed?.kind === "jobs/status" ? parsed.jobId : "";
         if (this.jobs && !(await this.jobs.report(source.deviceId, jobId, value as JobStatus))) {
           // A device may only report on its own jobs; anything else is noted, never stored.
-          this.events.record(source.deviceId, "JOB_NOT_FOUND", "warning", `status for unknown job ${jobId}`, { topic });
+          await this.events.record(source.deviceId, "JOB_NOT_FOUND", "warning", `status for unknown job ${jobId}`, {
+            topic,
+          });
         }
         return;
       }
@@ -205,9 +209,9 @@ export class DeviceIngest {
     }
   }
 
-  private decode(source: IngestSource, topic: string, kind: DeviceTopicKind, payload: Buffer): Decoded {
-    const refuse = (err: Refusal, json?: unknown): Decoded => {
-      this.reject(source, topic, payload, err);
+  private async decode(source: IngestSource, topic: string, kind: DeviceTopicKind, payload: Buffer): Promise<Decoded> {
+    const refuse = async (err: Refusal, json?: unknown): Promise<Decoded> => {
+      await this.reject(source, topic, payload, err);
       return {
         ok: false,
         refused: kind === "telemetry" ? refusalOf(json, err.code, err.field, err.message) : undefined,
@@ -231,7 +235,7 @@ export class DeviceIngest {
     } catch (err) {
       if (!(err instanceof FieldgateError)) throw err;
       if (kind === "telemetry" && err.field?.startsWith("readings[")) {
-        const partial = this.keepValidReadings(source, topic, payload, json);
+        const partial = await this.keepValidReadings(source, topic, payload, json);
         if (partial) return { ok: true, value: partial };
       }
       return refuse(schemaRefusal(err), json);
@@ -243,12 +247,12 @@ export class DeviceIngest {
    * each invalid one is refused with an event naming its index and field (the payload is kept as a
    * dead letter), so one bad value never costs the others. `undefined` when no reading is valid.
    */
-  private keepValidReadings(
+  private async keepValidReadings(
     source: IngestSource,
     topic: string,
     payload: Buffer,
     json: unknown,
-  ): TelemetryBatch | undefined {
+  ): Promise<TelemetryBatch | undefined> {
     let envelope: TelemetryEnvelope;
     try {
       envelope = this.validator.parse(TelemetryEnvelope, json);
@@ -266,43 +270,71 @@ export class DeviceIngest {
       }
     });
     if (kept.length === 0) return undefined;
-    this.db.transaction(() => {
+    await this.db.transaction().execute(async (trx) => {
       for (const err of refused) {
         const message = `${err.message}; reading refused, the other ${kept.length} of the batch stored`;
-        this.events.record(source.deviceId, err.code, "error", message, { field: err.field, topic });
+        await this.events.record(source.deviceId, err.code, "error", message, { field: err.field, topic }, trx);
       }
-      this.insertDeadLetter.run(
-        source.deviceId,
-        this.clock(),
-        topic,
-        "VALIDATION_FAILED",
-        payload.subarray(0, DEAD_LETTER_BYTES),
-      );
-    })();
+      await this.deadLetter(trx, source, topic, "VALIDATION_FAILED", payload);
+    });
     this.logger.warn({ uuid: source.uuid, topic, refused: refused.length, kept: kept.length }, "refused readings");
     return { v: envelope.v, stream: envelope.stream, seq: envelope.seq, readings: kept };
   }
 
-  private reject(source: IngestSource, topic: string, payload: Buffer, err: Refusal): void {
-    this.db.transaction(() => {
-      this.events.record(source.deviceId, err.code, "error", err.message, { field: err.field, topic });
-      this.insertDeadLetter.run(source.deviceId, this.clock(), topic, err.code, payload.subarray(0, DEAD_LETTER_BYTES));
-    })();
+  private async reject(source: IngestSource, topic: string, payload: Buffer, err: Refusal): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await this.events.record(source.deviceId, err.code, "error", err.message, { field: err.field, topic }, trx);
+      await this.deadLetter(trx, source, topic, err.code, payload);
+    });
     this.logger.warn({ uuid: source.uuid, topic, code: err.code, field: err.field }, "rejected device payload");
   }
 
-  private state(
+  private async deadLetter(
+    trx: Kysely<IngestTables>,
+    source: IngestSource,
+    topic: string,
+    code: RefusalCode,
+    payload: Buffer,
+  ): Promise<void> {
+    await trx
+      .insertInto("rejected_messages")
+      .values({
+        device_id: source.deviceId,
+        ts: this.clock(),
+        topic,
+        code,
+        payload: payload.subarray(0, DEAD_LETTER_BYTES),
+      })
+      .execute();
+  }
+
+  /** Keeps the latest of each reported document; a report leaves the others as they were. */
+  private async state(
     source: IngestSource,
     fields: { health?: string; healthJson?: string; stateJson?: string; configJson?: string },
-  ): void {
-    this.upsertState.run({
-      deviceId: source.deviceId,
+  ): Promise<void> {
+    const now = this.clock();
+    const row = {
+      device_id: source.deviceId,
       health: fields.health ?? null,
-      healthJson: fields.healthJson ?? null,
-      stateJson: fields.stateJson ?? null,
-      configJson: fields.configJson ?? null,
-      now: this.clock(),
-    });
+      health_json: fields.healthJson ?? null,
+      state_json: fields.stateJson ?? null,
+      config_reported_json: fields.configJson ?? null,
+      updated_at: now,
+    };
+    await this.db
+      .insertInto("device_state")
+      .values(row)
+      .onConflict((oc) =>
+        oc.column("device_id").doUpdateSet({
+          health: sql`coalesce(excluded.health, device_state.health)`,
+          health_json: sql`coalesce(excluded.health_json, device_state.health_json)`,
+          state_json: sql`coalesce(excluded.state_json, device_state.state_json)`,
+          config_reported_json: sql`coalesce(excluded.config_reported_json, device_state.config_reported_json)`,
+          updated_at: now,
+        }),
+      )
+      .execute();
   }
 }
 

@@ -1,14 +1,19 @@
 import { createHash } from "node:crypto";
 
 /**
- * SQLite result codes that say the store, not the message, is at fault (disk I/O, disk full, a
- * lock held elsewhere, memory): the same message may be stored on a later try.
+ * Codes that say the store, not the message, is at fault, so the same message may be stored on a
+ * later try. SQLite: disk I/O, disk full, a lock held elsewhere, memory. PostgreSQL (SQLSTATE):
+ * the connection (08), serialization or deadlock (40001, 40P01), resources (53), the server
+ * shutting down (57P), a lock timeout (55P03); and the network under the pool.
  */
-const TRANSIENT_CODES = /^SQLITE_(IOERR|FULL|BUSY|LOCKED|NOMEM|CANTOPEN|PROTOCOL)/;
+const TRANSIENT_CODES =
+  /^(SQLITE_(IOERR|FULL|BUSY|LOCKED|NOMEM|CANTOPEN|PROTOCOL)|08|40001$|40P01$|53|57P|55P03$|ECONNREFUSED$|ECONNRESET$|ETIMEDOUT$|EPIPE$)/;
 
 export function isTransientStorageError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && TRANSIENT_CODES.test(code);
+  if (typeof code === "string" && TRANSIENT_CODES.test(code)) return true;
+  // pg's pool times out waiting for a connection with a plain Error.
+  return err instanceof Error && /timeout exceeded when trying to connect|Connection terminated/.test(err.message);
 }
 
 /** Bounds the memory of messages seen failing; past it the oldest are forgotten. */

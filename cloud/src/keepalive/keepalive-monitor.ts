@@ -1,6 +1,6 @@
-import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { EventRecorder } from "../events/device-events.js";
+import type { CloudDatabase, Executor } from "../storage/cloud-database.js";
 
 export interface KeepaliveOptions {
   /** How often to look for silent devices. */
@@ -32,12 +32,17 @@ export interface SilentDevice {
   keepaliveMinutes: number;
 }
 
-/** The device rows the monitor reads and marks (DeviceRegistry implements it). */
+/** The device rows the monitor reads and marks (DeviceRegistry implements it), in the monitor's transaction. */
 export interface KeepaliveDevices {
   /** Up to `limit` devices silent for at least their type's keep-alive of minutes of `minuteMs`, at `now`. */
-  silentDevices(minuteMs: number, now: number, limit: number): SilentDevice[];
+  silentDevices(
+    minuteMs: number,
+    now: number,
+    limit: number,
+    executor?: Executor,
+  ): SilentDevice[] | Promise<SilentDevice[]>;
   /** Marks the device's current silence alerted, so it raises one event. */
-  markKeepaliveAlerted(deviceId: number, at: number): void;
+  markKeepaliveAlerted(deviceId: number, at: number, executor?: Executor): void | Promise<void>;
 }
 
 /** At most this many alerts per check, so one check never holds the database long; the rest come next check. */
@@ -53,19 +58,22 @@ const BATCH = 5000;
 export class KeepaliveMonitor {
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners: KeepaliveListener[] = [];
-  private readonly raise: (now: number) => KeepaliveMissed[];
+  private checking: Promise<void> | undefined;
 
   constructor(
-    db: Database.Database,
+    private readonly database: CloudDatabase,
     private readonly devices: KeepaliveDevices,
     private readonly events: EventRecorder,
     private readonly clock: () => number,
     private readonly logger: Logger,
     private readonly options: KeepaliveOptions,
-  ) {
-    // Finding and marking in one transaction: a message arriving in between cannot be lost or double-counted.
-    this.raise = db.transaction((now: number) =>
-      this.devices.silentDevices(this.options.minuteMs, now, BATCH).map((row) => {
+  ) {}
+
+  /** Finding and marking in one transaction: a message arriving in between cannot be lost or double-counted. */
+  private raise(now: number): Promise<KeepaliveMissed[]> {
+    return this.database.kysely.transaction().execute(async (trx) => {
+      const raised: KeepaliveMissed[] = [];
+      for (const row of await this.devices.silentDevices(this.options.minuteMs, now, BATCH, trx)) {
         const silentMinutes = Math.floor((now - row.lastSeen) / this.options.minuteMs);
         const event: KeepaliveMissed = {
           deviceId: row.id,
@@ -76,11 +84,12 @@ export class KeepaliveMonitor {
           keepaliveMinutes: row.keepaliveMinutes,
           message: `no message for ${silentMinutes} minutes (keep-alive ${row.keepaliveMinutes} min)`,
         };
-        this.events.record(row.id, "KEEPALIVE_MISSED", "error", event.message, { ts: now });
-        this.devices.markKeepaliveAlerted(row.id, now);
-        return event;
-      }),
-    );
+        await this.events.record(row.id, "KEEPALIVE_MISSED", "error", event.message, { ts: now }, trx);
+        await this.devices.markKeepaliveAlerted(row.id, now, trx);
+        raised.push(event);
+      }
+      return raised;
+    });
   }
 
   /** Called for each raised event, after it is stored: the seam for callbacks. */
@@ -95,14 +104,16 @@ export class KeepaliveMonitor {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops the timer; resolves once a check in progress is done, so the database can close. */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    await this.checking;
   }
 
   /** One pass: stores and returns the events raised now. */
-  check(): KeepaliveMissed[] {
-    const events = this.raise(this.clock());
+  async check(): Promise<KeepaliveMissed[]> {
+    const events = await this.raise(this.clock());
     for (const event of events) {
       this.logger.warn({ uuid: event.uuid, keepaliveMinutes: event.keepaliveMinutes }, "keep-alive missed");
       for (const listener of this.listeners) {
@@ -117,11 +128,15 @@ export class KeepaliveMonitor {
   }
 
   private checkSafely(): void {
-    try {
-      this.check();
-    } catch (err) {
-      // A busy or failing database skips one pass; the next pass finds the same devices.
-      this.logger.error({ err: (err as Error).message }, "keep-alive check failed");
-    }
+    // A pass still running (a slow database) is not overtaken by the next.
+    if (this.checking) return;
+    this.checking = this.check()
+      .catch((err: Error) => {
+        // A busy or failing database skips one pass; the next pass finds the same devices.
+        this.logger.error({ err: err.message }, "keep-alive check failed");
+      })
+      .then(() => {
+        this.checking = undefined;
+      });
   }
 }

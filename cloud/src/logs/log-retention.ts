@@ -1,5 +1,7 @@
-import type Database from "better-sqlite3";
+import { type Kysely, sql } from "kysely";
 import type { Logger } from "pino";
+import { affectedRows, type CloudDatabase } from "../storage/cloud-database.js";
+import type { LogTables } from "./log-tables.js";
 
 /** Settings of the log retention. */
 export interface LogRetentionOptions {
@@ -29,35 +31,21 @@ const CHUNK = 10_000;
  */
 export class LogRetention {
   private timer: NodeJS.Timeout | undefined;
-  private readonly expire: Database.Statement<[number, number]>;
-  private readonly overCap: Database.Statement<[number], { device_id: number }>;
-  private readonly threshold: Database.Statement<[number, number], { id: number }>;
-  private readonly trim: Database.Statement<[number, number]>;
-  private readonly forgetBatches: Database.Statement<[number, number]>;
+  private purging: Promise<void> | undefined;
+  private readonly db: Kysely<LogTables>;
   private readonly clock: () => number;
   readonly intervalMs: number;
   readonly maxRowsPerDevice: number;
 
   constructor(
-    private readonly db: Database.Database,
+    database: CloudDatabase,
     private readonly options: LogRetentionOptions,
     private readonly logger?: Logger,
   ) {
+    this.db = database.kysely.withTables<LogTables>();
     this.clock = options.clock ?? Date.now;
     this.maxRowsPerDevice = options.maxRowsPerDevice ?? DEFAULT_MAX_LOG_ROWS_PER_DEVICE;
     this.intervalMs = options.intervalMs ?? Math.min(3_600_000, Math.max(1000, Math.round(options.retentionMs / 10)));
-    this.expire = db.prepare(
-      "DELETE FROM device_logs WHERE id IN (SELECT id FROM device_logs WHERE ts < ? ORDER BY ts LIMIT ?)",
-    );
-    this.overCap = db.prepare("SELECT device_id FROM device_logs GROUP BY device_id HAVING count(*) > ?");
-    this.threshold = db.prepare("SELECT id FROM device_logs WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?");
-    this.trim = db.prepare("DELETE FROM device_logs WHERE device_id = ? AND id <= ?");
-    // A resend comes within minutes of the original (a lost PUBACK, a restart); a key older than the
-    // retention guards nothing.
-    this.forgetBatches = db.prepare(
-      `DELETE FROM log_batches WHERE (device_id, stream, seq) IN
-         (SELECT device_id, stream, seq FROM log_batches WHERE received_at < ? LIMIT ?)`,
-    );
   }
 
   start(): void {
@@ -68,39 +56,80 @@ export class LogRetention {
     setImmediate(() => this.runSafely());
   }
 
-  stop(): void {
+  /** Stops the timer; resolves once a purge in progress is done, so the database can close. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    await this.purging;
   }
 
   /** One purge: expired entries, then each device's excess over the cap. */
-  purge(): PurgeResult {
+  async purge(): Promise<PurgeResult> {
     const cutoff = this.clock() - this.options.retentionMs;
     let expired = 0;
     for (;;) {
-      const n = this.expire.run(cutoff, CHUNK).changes;
+      const n = affectedRows(
+        await this.db
+          .deleteFrom("device_logs")
+          .where("id", "in", (eb) =>
+            eb.selectFrom("device_logs").select("id").where("ts", "<", cutoff).orderBy("ts").limit(CHUNK),
+          )
+          .executeTakeFirst(),
+      );
       expired += n;
       if (n < CHUNK) break;
     }
+    // A resend comes within minutes of the original (a lost PUBACK, a restart); a key older than the
+    // retention guards nothing.
     for (;;) {
-      if (this.forgetBatches.run(cutoff, CHUNK).changes < CHUNK) break;
+      const result = await sql`DELETE FROM log_batches WHERE (device_id, stream, seq) IN
+          (SELECT device_id, stream, seq FROM log_batches WHERE received_at < ${cutoff} LIMIT ${CHUNK})`.execute(
+        this.db,
+      );
+      if (Number(result.numAffectedRows ?? 0n) < CHUNK) break;
     }
     let capped = 0;
-    for (const { device_id } of this.overCap.all(this.maxRowsPerDevice)) {
+    const overCap = await this.db
+      .selectFrom("device_logs")
+      .select("device_id")
+      .groupBy("device_id")
+      .having((eb) => eb.fn.countAll(), ">", this.maxRowsPerDevice)
+      .execute();
+    for (const { device_id } of overCap) {
       // The newest row beyond the cap; it and everything older go.
-      const edge = this.threshold.get(device_id, this.maxRowsPerDevice);
-      if (edge) capped += this.trim.run(device_id, edge.id).changes;
+      const edge = await this.db
+        .selectFrom("device_logs")
+        .select("id")
+        .where("device_id", "=", device_id)
+        .orderBy("id", "desc")
+        .limit(1)
+        .offset(this.maxRowsPerDevice)
+        .executeTakeFirst();
+      if (edge) {
+        capped += affectedRows(
+          await this.db
+            .deleteFrom("device_logs")
+            .where("device_id", "=", device_id)
+            .where("id", "<=", edge.id)
+            .executeTakeFirst(),
+        );
+      }
     }
     return { expired, capped };
   }
 
   private runSafely(): void {
-    if (!this.timer || !this.db.open) return;
-    try {
-      const result = this.purge();
-      if (result.expired + result.capped > 0) this.logger?.info(result, "purged old device log entries");
-    } catch (err) {
-      this.logger?.error({ err: (err as Error).message }, "log retention purge failed");
-    }
+    // One purge at a time: a slow one is not overtaken by the next tick.
+    if (!this.timer || this.purging) return;
+    this.purging = this.purge()
+      .then((result) => {
+        if (result.expired + result.capped > 0) this.logger?.info(result, "purged old device log entries");
+      })
+      .catch((err: Error) => {
+        if (this.timer) this.logger?.error({ err: err.message }, "log retention purge failed");
+      })
+      .finally(() => {
+        this.purging = undefined;
+      });
   }
 }

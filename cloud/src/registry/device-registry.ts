@@ -8,16 +8,13 @@ import {
   type ListDevicesQuery,
   MAX_DEVICE_TAGS,
   type PatchDeviceBody,
-  type TelemetryPage,
 } from "@fieldgate/shared";
-import type Database from "better-sqlite3";
 import { type Generated, type Kysely, sql, type Updateable } from "kysely";
 import { hashSecret, newSecret } from "../credentials/secrets.js";
 import { type GroupRow, groupNotFound } from "../groups/group-tree.js";
 import { type LiveDeviceRef, type LiveSink, NO_LIVE } from "../live/live-feed.js";
 import type { IssuedCertificate } from "../pki/certificate-authority.js";
 import { type CloudDatabase, type Executor, isUniqueViolation, type SqlDialect } from "../storage/cloud-database.js";
-import { readRows, storedIso } from "../storage/stored-row.js";
 import { CertificateStore, type StoredCertificate } from "./certificate-store.js";
 import type { DeviceExportRecord } from "./device-export.js";
 import {
@@ -28,7 +25,6 @@ import {
   type SqlScope,
   type SqlValue,
 } from "./device-query.js";
-import { EmbeddedDeviceRows } from "./embedded-device-rows.js";
 
 /** A device row as stored. */
 export interface DeviceRow {
@@ -154,7 +150,7 @@ export class DeviceRegistry {
   private readonly certificateStore: CertificateStore;
 
   constructor(
-    private readonly database: CloudDatabase,
+    readonly database: CloudDatabase,
     private readonly groups: RegistryGroups,
     private readonly windowMs: number,
     private readonly clock: () => number = Date.now,
@@ -164,21 +160,6 @@ export class DeviceRegistry {
     this.tables = database.kysely.withTables<RegistryTables>();
     this.dialect = database.dialect;
     this.certificateStore = new CertificateStore(database, clock);
-  }
-
-  /** TRANSITIONAL (issue #14): this registry's rows for callers inside synchronous transactions; see EmbeddedDeviceRows. */
-  embeddedRows(): EmbeddedDeviceRows {
-    this.embedded ??= new EmbeddedDeviceRows(this.db, this.windowMs, this.clock, this.live);
-    return this.embedded;
-  }
-
-  private embedded: EmbeddedDeviceRows | undefined;
-
-  /** The embedded handle, for the telemetry readers only (they move to `telemetry/`). */
-  private get db(): Database.Database {
-    const embedded = this.database.embedded;
-    if (embedded === undefined) throw new Error("the telemetry readers run on the embedded database only");
-    return embedded;
   }
 
   private on(executor: Executor | undefined): Kysely<RegistryTables> {
@@ -987,58 +968,6 @@ export class DeviceRegistry {
     return (await this.certificateStore.currentCertificate(deviceId)) !== undefined;
   }
 
-  async telemetry(
-    orgId: number,
-    uuid: string,
-    query: { from?: string; to?: string; name?: string; source?: string; limit?: number },
-  ): Promise<TelemetryPage> {
-    const row = await this.row(orgId, uuid);
-    const { where, params } = telemetryWhere(row.id, query);
-    const rows = this.db
-      .prepare(
-        `SELECT ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts DESC, rowid DESC LIMIT ?`,
-      )
-      .all(...params, query.limit ?? 1000) as TelemetryRow[];
-    const { items, skipped } = readRows(rows, readingOf);
-    return { uuid: row.uuid, count: row.telemetry_count, items, ...(skipped > 0 ? { skipped } : {}) };
-  }
-
-  /**
-   * Every reading of the device in the range, oldest first, as pages of `pageSize`: each page is one
-   * keyset query read with `iterate()` and done with before the page is handed on, so the
-   * connection is never held between pages and memory holds one page whatever the range. Lazy: a
-   * page is read only when the consumer asks for it (a streamed answer, as fast as the client takes it).
-   */
-  *telemetryPages(
-    deviceId: number,
-    query: { from?: string; to?: string; name?: string; source?: string },
-    pageSize = 1000,
-  ): Generator<StoredReading[]> {
-    const { where, params } = telemetryWhere(deviceId, query);
-    const first = this.db.prepare(
-      `SELECT rowid AS id, ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} ORDER BY ts, rowid LIMIT ?`,
-    );
-    const next = this.db.prepare(
-      `SELECT rowid AS id, ts, name, value, kind, unit, source, stream, seq FROM telemetry WHERE ${where.join(" AND ")} AND (ts, rowid) > (?, ?) ORDER BY ts, rowid LIMIT ?`,
-    );
-    let cursor: { ts: number; id: number } | undefined;
-    for (;;) {
-      const rows = (
-        cursor ? next.iterate(...params, cursor.ts, cursor.id, pageSize) : first.iterate(...params, pageSize)
-      ) as IterableIterator<TelemetryRow & { id: number }>;
-      const page: StoredReading[] = [];
-      let read = 0;
-      for (const r of rows) {
-        read += 1;
-        cursor = { ts: r.ts, id: r.id };
-        const reading = readingOf(r);
-        if (reading) page.push(reading);
-      }
-      if (page.length > 0) yield page;
-      if (read < pageSize) return;
-    }
-  }
-
   async toApi(row: DeviceRow): Promise<Device> {
     const cert = await this.currentCertificate(row.id);
     const org = await this.organization(row.org_id);
@@ -1119,55 +1048,6 @@ export function editedTags(current: readonly string[], body: PatchDeviceBody): s
     );
   }
   return next;
-}
-
-/** One reading as the API shows it. */
-export type StoredReading = TelemetryPage["items"][number];
-
-interface TelemetryRow {
-  ts: number;
-  name: string;
-  value: number | string;
-  kind: number;
-  unit: string | null;
-  source: string | null;
-  stream: string;
-  seq: number;
-}
-
-/** A stored reading as the API shows it, or undefined for a row no reader can show. */
-function readingOf(r: TelemetryRow): StoredReading | undefined {
-  const ts = storedIso(r.ts);
-  const value = r.kind === 2 ? r.value === 1 : r.value;
-  if (ts === undefined || (typeof value === "number" && !Number.isFinite(value))) return undefined;
-  if (!Number.isSafeInteger(r.seq)) return undefined;
-  return { ts, name: r.name, value, unit: r.unit, source: r.source, stream: r.stream, seq: r.seq };
-}
-
-/** The telemetry filters as SQL conditions; `to` is exclusive. */
-function telemetryWhere(
-  deviceId: number,
-  query: { from?: string; to?: string; name?: string; source?: string },
-): { where: string[]; params: (string | number)[] } {
-  const where = ["device_id = ?"];
-  const params: (string | number)[] = [deviceId];
-  if (query.from) {
-    where.push("ts >= ?");
-    params.push(Date.parse(query.from));
-  }
-  if (query.to) {
-    where.push("ts < ?");
-    params.push(Date.parse(query.to));
-  }
-  if (query.name) {
-    where.push("name = ?");
-    params.push(query.name);
-  }
-  if (query.source) {
-    where.push("source = ?");
-    params.push(query.source);
-  }
-  return { where, params };
 }
 
 function sameBytes(a: Buffer | null, b: Buffer | null): boolean {

@@ -13,7 +13,9 @@ function tracker(clock: () => number) {
     },
   } as unknown as DeviceRegistry;
   const recorder = {
-    record: (_id: number, code: string, _severity: string, message: string) => events.push({ code, message }),
+    record: async (_id: number, code: string, _severity: string, message: string) => {
+      events.push({ code, message });
+    },
   };
   const t = new PresenceTracker(registry, recorder, clock);
   return { t, events, presence };
@@ -58,7 +60,7 @@ describe("PresenceTracker", () => {
           return true;
         }),
     } as unknown as DeviceRegistry;
-    const t = new PresenceTracker(registry, { record: () => undefined }, () => 0);
+    const t = new PresenceTracker(registry, { record: async () => undefined }, () => 0);
     const connection = client(true);
     const online = t.connected(1, connection);
     const offline = t.disconnected(1, connection);

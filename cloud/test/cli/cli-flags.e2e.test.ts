@@ -41,6 +41,7 @@ const MALFORMED: Record<string, string[]> = {
   "--keepalive-unit": ["minute"],
   "--keepalive-check": ["2h"],
   "--log-retention": ["week"],
+  "--telemetry-retention": ["forever"],
   "--job-timeout": ["0"],
   "--rollout-tick": ["5m"],
   "--tls-handshake-timeout": ["soon", "0s"],

@@ -130,4 +130,18 @@ describe("cloud config", () => {
       );
     }
   });
+
+  it("keeps telemetry for ever by default; --telemetry-retention or FIELDGATE_TELEMETRY_RETENTION bounds it", () => {
+    expect(resolveCloudConfig({}, {}).telemetryRetentionMs).toBeUndefined();
+    expect(resolveCloudConfig({}, { FIELDGATE_TELEMETRY_RETENTION: "0" }).telemetryRetentionMs).toBeUndefined();
+    expect(resolveCloudConfig({}, { FIELDGATE_TELEMETRY_RETENTION: "90d" }).telemetryRetentionMs).toBe(90 * 86_400_000);
+    expect(
+      resolveCloudConfig({ telemetryRetention: "2h" }, { FIELDGATE_TELEMETRY_RETENTION: "90d" }).telemetryRetentionMs,
+    ).toBe(2 * 3_600_000);
+    for (const bad of ["forever", "0s", "30m"]) {
+      expect(() => resolveCloudConfig({ telemetryRetention: bad }, {}), bad).toThrow(
+        expect.objectContaining({ code: "CONFIG_INVALID", field: "telemetry-retention" }),
+      );
+    }
+  });
 });

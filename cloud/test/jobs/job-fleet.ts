@@ -5,7 +5,6 @@ import { openTestDatabase } from "../../../test/support/test-database.js";
 import type { FirmwareImageUser, FirmwareRecord } from "../../src/firmware/firmware-record.js";
 import type { FirmwareCompatSource, JobDevices } from "../../src/jobs/device-jobs.js";
 import type { DeviceRow } from "../../src/registry/device-registry.js";
-import { DeviceUuids } from "../../src/registry/device-uuids.js";
 import type { RolloutDevices, RolloutImages } from "../../src/rollouts/rollouts.js";
 import type { CloudDatabase, Executor } from "../../src/storage/cloud-database.js";
 
@@ -101,7 +100,6 @@ export async function openJobFleet(server?: string | null, now = Date.now()): Pr
     on(executor).selectFrom("devices").selectAll().where("id", "=", deviceId).executeTakeFirst() as Promise<
       DeviceRow | undefined
     >;
-  const uuids = new DeviceUuids(database);
   const devices: JobDevices & RolloutDevices = {
     findById,
     findByUuid: (uuid) =>
@@ -116,7 +114,11 @@ export async function openJobFleet(server?: string | null, now = Date.now()): Pr
     matching: () => {
       throw new Error("the job fleet targets devices by uuid only");
     },
-    uuidsByIds: (ids, executor) => uuids.uuidsByIds(ids, executor),
+    uuidsByIds: async (ids, executor) => {
+      if (ids.length === 0) return new Map();
+      const rows = await on(executor).selectFrom("devices").select(["id", "uuid"]).where("id", "in", ids).execute();
+      return new Map(rows.map((r) => [r.id, r.uuid]));
+    },
     recordFirmwareVersion: async (deviceId, version, executor) => {
       const result = await on(executor)
         .updateTable("devices")

@@ -1,131 +1,149 @@
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import type Database from "better-sqlite3";
+import type { Kysely } from "kysely";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { DeviceEventLog } from "../../src/events/device-events.js";
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { type KeepaliveMissed, KeepaliveMonitor } from "../../src/keepalive/keepalive-monitor.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
-import { openDatabase } from "../../src/storage/database.js";
-import { overEmbedded } from "../registry/registry-fixture.js";
+import { GroupDeviceMembers } from "../../src/registry/group-members.js";
+
+/** The rows these tests write directly: a type's keep-alive and a device's last message. */
+type KeepaliveTestTables = {
+  device_types: {
+    id?: number;
+    org_id: number;
+    group_id: number;
+    name: string;
+    keepalive_minutes: number | null;
+    created_at: number;
+  };
+  devices: { uuid: string; last_seen: number | null };
+};
 
 const MINUTE = 60_000;
 
 describe("KeepaliveMonitor", () => {
-  let dir: string;
-  let db: Database.Database;
+  let test: TestDatabase;
+  let db: Kysely<KeepaliveTestTables>;
   let registry: DeviceRegistry;
   let monitor: KeepaliveMonitor;
   let log: DeviceEventLog;
   let orgId: number;
-  let typeId: (minutes: number | null) => number;
+  let rootId: number;
+  let typeId: (minutes: number | null) => Promise<number>;
 
   beforeEach(async () => {
-    vi.useFakeTimers({ now: Date.parse("2026-03-01T00:00:00Z") });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldgate-keepalive-"));
-    db = openDatabase(path.join(dir, "cloud.db"));
-    const groups = new GroupTree(db);
-    registry = new DeviceRegistry(overEmbedded(db), groups, 600_000);
+    test = await openTestDatabase();
+    vi.useFakeTimers({ now: Date.parse("2026-03-01T00:00:00Z"), toFake: ["Date", "setInterval", "clearInterval"] });
+    db = test.database.kysely.withTables<KeepaliveTestTables>();
+    const groups = new GroupTree(test.database, new GroupDeviceMembers(test.database));
+    registry = new DeviceRegistry(test.database, groups, 600_000);
     orgId = await registry.ensureDefaultOrganization();
-    const root = groups.root(orgId);
+    rootId = (await groups.root(orgId)).id;
     let n = 0;
-    typeId = (minutes) =>
+    typeId = async (minutes) =>
       Number(
-        db
-          .prepare(
-            "INSERT INTO device_types (org_id, group_id, name, keepalive_minutes, created_at) VALUES (?, ?, ?, ?, ?)",
-          )
-          .run(orgId, root.id, `type-${n++}`, minutes, Date.now()).lastInsertRowid,
+        (
+          await db
+            .insertInto("device_types")
+            .values({
+              org_id: orgId,
+              group_id: rootId,
+              name: `type-${n++}`,
+              keepalive_minutes: minutes,
+              created_at: Date.now(),
+            })
+            .returning("id")
+            .executeTakeFirstOrThrow()
+        ).id,
       );
-    log = new DeviceEventLog(db);
-    monitor = new KeepaliveMonitor(db, registry.embeddedRows(), log, Date.now, pino({ level: "silent" }), {
+    log = new DeviceEventLog(test.database);
+    monitor = new KeepaliveMonitor(test.database, registry, log, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 30_000,
       minuteMs: MINUTE,
     });
   });
 
-  afterEach(() => {
-    monitor.stop();
-    db.close();
+  afterEach(async () => {
+    await monitor.stop();
     vi.useRealTimers();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await test.dispose();
   });
 
-  const device = (type: number | null, lastSeen: number | null) => {
+  const device = async (type: number | null, lastSeen: number | null) => {
     const uuid = crypto.randomUUID();
-    const groupId = (
-      db.prepare("SELECT id FROM groups WHERE org_id = ? AND parent_id IS NULL").get(orgId) as { id: number }
-    ).id;
-    registry.embeddedRows().insert(orgId, { uuid }, { groupId, typeId: type });
-    db.prepare("UPDATE devices SET last_seen = ? WHERE uuid = ?").run(lastSeen, uuid);
+    await registry.create(orgId, { uuid }, { groupId: rootId, typeId: type });
+    await db.updateTable("devices").set({ last_seen: lastSeen }).where("uuid", "=", uuid).execute();
     return uuid;
   };
-  const speak = (uuid: string) => db.prepare("UPDATE devices SET last_seen = ? WHERE uuid = ?").run(Date.now(), uuid);
-  const events = (uuid: string) =>
-    log.list(registry.embeddedRows().findByUuid(uuid)?.id ?? 0, 100).items.filter((e) => e.code === "KEEPALIVE_MISSED");
+  const speak = (uuid: string) =>
+    db.updateTable("devices").set({ last_seen: Date.now() }).where("uuid", "=", uuid).execute();
+  const events = async (uuid: string) =>
+    (await log.list((await registry.findByUuid(uuid))?.id ?? 0, 100)).items.filter(
+      (e) => e.code === "KEEPALIVE_MISSED",
+    );
 
-  it("raises one error event per silence, and again after the device speaks and falls silent again", () => {
-    const uuid = device(typeId(10), Date.now());
+  it("raises one error event per silence, and again after the device speaks and falls silent again", async () => {
+    const uuid = await device(await typeId(10), Date.now());
     const heard: KeepaliveMissed[] = [];
     monitor.onMissed((e) => heard.push(e));
     monitor.start();
 
-    vi.advanceTimersByTime(9 * MINUTE);
-    expect(events(uuid)).toHaveLength(0);
-    vi.advanceTimersByTime(MINUTE + 30_000);
-    expect(events(uuid)).toEqual([
+    await vi.advanceTimersByTimeAsync(9 * MINUTE);
+    expect(await events(uuid)).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(MINUTE + 30_000);
+    expect(await events(uuid)).toEqual([
       expect.objectContaining({ severity: "error", message: "no message for 10 minutes (keep-alive 10 min)" }),
     ]);
     expect(heard).toEqual([expect.objectContaining({ uuid, keepaliveMinutes: 10 })]);
 
-    vi.advanceTimersByTime(60 * MINUTE);
-    expect(events(uuid)).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(60 * MINUTE);
+    expect(await events(uuid)).toHaveLength(1);
 
-    speak(uuid);
-    vi.advanceTimersByTime(5 * MINUTE);
-    expect(events(uuid)).toHaveLength(1);
-    vi.advanceTimersByTime(6 * MINUTE);
-    expect(events(uuid)).toHaveLength(2);
+    await speak(uuid);
+    await vi.advanceTimersByTimeAsync(5 * MINUTE);
+    expect(await events(uuid)).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(6 * MINUTE);
+    expect(await events(uuid)).toHaveLength(2);
   });
 
-  it("ignores devices without a keep-alive, without a type, and never seen", () => {
-    const untimed = device(typeId(null), Date.now());
-    const untyped = device(null, Date.now());
-    const neverSeen = device(typeId(1), null);
+  it("ignores devices without a keep-alive, without a type, and never seen", async () => {
+    const untimed = await device(await typeId(null), Date.now());
+    const untyped = await device(null, Date.now());
+    const neverSeen = await device(await typeId(1), null);
     monitor.start();
-    vi.advanceTimersByTime(120 * MINUTE);
-    for (const uuid of [untimed, untyped, neverSeen]) expect(events(uuid)).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(120 * MINUTE);
+    for (const uuid of [untimed, untyped, neverSeen]) expect(await events(uuid)).toHaveLength(0);
   });
 
-  it("uses each type's own keep-alive and the configured minute length", () => {
-    const fast = new KeepaliveMonitor(db, registry.embeddedRows(), log, Date.now, pino({ level: "silent" }), {
+  it("uses each type's own keep-alive and the configured minute length", async () => {
+    const fast = new KeepaliveMonitor(test.database, registry, log, Date.now, pino({ level: "silent" }), {
       checkIntervalMs: 100,
       minuteMs: 200,
     });
-    const one = device(typeId(1), Date.now());
-    const five = device(typeId(5), Date.now());
+    const one = await device(await typeId(1), Date.now());
+    const five = await device(await typeId(5), Date.now());
     fast.start();
-    vi.advanceTimersByTime(300);
-    expect(events(one)).toHaveLength(1);
-    expect(events(five)).toHaveLength(0);
-    vi.advanceTimersByTime(800);
-    expect(events(five)).toHaveLength(1);
-    fast.stop();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(await events(one)).toHaveLength(1);
+    expect(await events(five)).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(800);
+    expect(await events(five)).toHaveLength(1);
+    await fast.stop();
     // Stopped: no further checks run.
-    speak(one);
-    vi.advanceTimersByTime(10_000);
-    expect(events(one)).toHaveLength(1);
+    await speak(one);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(await events(one)).toHaveLength(1);
   });
 
-  it("keeps checking after a listener throws", () => {
-    const uuid = device(typeId(1), Date.now());
+  it("keeps checking after a listener throws", async () => {
+    const uuid = await device(await typeId(1), Date.now());
     monitor.onMissed(() => {
       throw new Error("callback down");
     });
-    vi.advanceTimersByTime(2 * MINUTE);
-    expect(monitor.check()).toHaveLength(1);
-    expect(events(uuid)).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2 * MINUTE);
+    expect(await monitor.check()).toHaveLength(1);
+    expect(await events(uuid)).toHaveLength(1);
   });
 });

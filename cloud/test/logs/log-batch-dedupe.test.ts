@@ -1,67 +1,70 @@
 import { SchemaValidator } from "@fieldgate/shared";
+import { sql } from "kysely";
 import pino from "pino";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { openTestDatabase, type TestDatabase } from "../../../test/support/test-database.js";
 import { DeviceEventLog } from "../../src/events/device-events.js";
-import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceIngest } from "../../src/ingest/device-ingest.js";
-import { TelemetryWriter } from "../../src/ingest/telemetry-writer.js";
+import { DeviceLogs } from "../../src/logs/device-logs.js";
 import { LogRetention } from "../../src/logs/log-retention.js";
-import { DeviceRegistry } from "../../src/registry/device-registry.js";
-import { openDatabase } from "../../src/storage/database.js";
-import { overEmbedded } from "../registry/registry-fixture.js";
+import { TelemetryWriter } from "../../src/telemetry/telemetry-writer.js";
+import { addDevices, memoryRowCopies, rowsOf } from "../telemetry/fixture-devices.js";
 
 const UUID = "00000000-0000-4000-8000-000000000001";
 const TOPIC = `fieldgate/v1/${UUID}/logs`;
 const STREAM = "0123456789abcdef0123456789abcdef";
 
 describe("log batches with an identity", () => {
-  const setup = (now: { value: number }) => {
-    const db = openDatabase(":memory:");
-    db.prepare("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', 0)").run();
-    db.prepare("INSERT INTO devices (id, uuid, org_id, created_at) VALUES (1, ?, 1, 0)").run(UUID);
+  let test: TestDatabase | undefined;
+  afterEach(async () => {
+    await test?.dispose();
+    test = undefined;
+  });
+  const setup = async (now: { value: number }) => {
+    test = await openTestDatabase();
+    const db = test.database;
+    await addDevices(db, [1]);
     const clock = () => now.value;
     const ingest = new DeviceIngest(
       db,
-      new DeviceRegistry(overEmbedded(db), new GroupTree(db), 0),
+      memoryRowCopies(),
       new SchemaValidator(),
       new TelemetryWriter(db, clock),
       new DeviceEventLog(db, clock),
+      new DeviceLogs(db),
       pino({ level: "silent" }),
       clock,
     );
     const send = (body: unknown) =>
       ingest.handle({ deviceId: 1, uuid: UUID }, TOPIC, Buffer.from(JSON.stringify(body)));
-    const stored = () =>
-      (db.prepare("SELECT msg FROM device_logs WHERE device_id = 1 ORDER BY id").all() as { msg: string }[]).map(
-        (r) => r.msg,
-      );
+    const stored = async () =>
+      (
+        await sql<{ msg: string }>`SELECT msg FROM device_logs WHERE device_id = 1 ORDER BY id`.execute(db.kysely)
+      ).rows.map((r) => r.msg);
     return { db, send, stored };
   };
   const entry = (msg: string) => ({ ts: 1_700_000_000_000, level: "info", msg });
 
   it("stores a resent (stream, seq) once, and batches without an identity as they come", async () => {
-    const { db, send, stored } = setup({ value: 1_700_000_000_000 });
+    const { db, send, stored } = await setup({ value: 1_700_000_000_000 });
     await send({ v: 1, stream: STREAM, seq: 1, entries: [entry("a"), entry("b")] });
     await send({ v: 1, stream: STREAM, seq: 1, entries: [entry("a"), entry("b")] });
     await send({ v: 1, stream: STREAM, seq: 2, entries: [entry("c")] });
     await send({ v: 1, stream: "fedcba9876543210fedcba9876543210", seq: 1, entries: [entry("other stream")] });
     await send({ v: 1, entries: [entry("old agent")] });
     await send({ v: 1, entries: [entry("old agent")] });
-    expect(stored()).toEqual(["a", "b", "c", "other stream", "old agent", "old agent"]);
-    const rejected = db.prepare("SELECT count(*) AS n FROM rejected_messages").get() as { n: number };
-    expect(rejected.n).toBe(0);
-    db.close();
+    expect(await stored()).toEqual(["a", "b", "c", "other stream", "old agent", "old agent"]);
+    expect(await rowsOf(db, "rejected_messages", 1)).toBe(0);
   });
 
   it("forgets batch keys older than the retention", async () => {
     const now = { value: 1_700_000_000_000 };
-    const { db, send } = setup(now);
+    const { db, send } = await setup(now);
     await send({ v: 1, stream: STREAM, seq: 1, entries: [entry("a")] });
     now.value += 2 * 86_400_000;
     await send({ v: 1, stream: STREAM, seq: 2, entries: [entry("b")] });
-    new LogRetention(db, { retentionMs: 86_400_000, clock: () => now.value }).purge();
-    const keys = db.prepare("SELECT seq FROM log_batches ORDER BY seq").all() as { seq: number }[];
-    expect(keys.map((k) => k.seq)).toEqual([2]);
-    db.close();
+    await new LogRetention(db, { retentionMs: 86_400_000, clock: () => now.value }).purge();
+    const keys = await sql<{ seq: number }>`SELECT seq FROM log_batches ORDER BY seq`.execute(db.kysely);
+    expect(keys.rows.map((k) => k.seq)).toEqual([2]);
   });
 });

@@ -5,7 +5,7 @@ import { AccessPolicy, type Principal } from "../../src/access/access-policy.js"
 import { GroupTree } from "../../src/groups/group-tree.js";
 import { DeviceJobs } from "../../src/jobs/device-jobs.js";
 import { DeviceRegistry } from "../../src/registry/device-registry.js";
-import { DeviceUuids } from "../../src/registry/device-uuids.js";
+import { GroupDeviceMembers } from "../../src/registry/group-members.js";
 import { Rollouts } from "../../src/rollouts/rollouts.js";
 import { type JobFleet, openJobFleet } from "../jobs/job-fleet.js";
 
@@ -363,10 +363,8 @@ describe("Rollouts' targets, resolved by the registry", () => {
   beforeEach(async () => {
     fleet = await openJobFleet(null, now);
     orgId = fleet.orgId;
-    const db = fleet.database.embedded;
-    if (!db) throw new Error("the registry runs on the embedded database only");
-    groups = new GroupTree(db, () => now);
-    registry = new DeviceRegistry(db, groups, 600_000, () => now);
+    groups = new GroupTree(fleet.database, new GroupDeviceMembers(fleet.database), () => now);
+    registry = new DeviceRegistry(fleet.database, groups, 600_000, () => now);
     admin = {
       kind: "credential",
       id: "admin",
@@ -374,7 +372,6 @@ describe("Rollouts' targets, resolved by the registry", () => {
       grants: [{ groupId: fleet.root.id, path: fleet.root.path, role: "admin" }],
     };
     await fleet.addImage("fw", "2.0.0", ["gw-a"]);
-    const uuids = new DeviceUuids(fleet.database);
     const jobs = new DeviceJobs({
       database: fleet.database,
       devices: fleet.devices,
@@ -386,14 +383,7 @@ describe("Rollouts' targets, resolved by the registry", () => {
     });
     rollouts = new Rollouts({
       database: fleet.database,
-      registry: {
-        findByUuid: (uuid) => registry.findByUuid(uuid),
-        findById: (deviceId) => registry.findById(deviceId),
-        groupPath: (row) => registry.groupPath(row),
-        resolveFilters: (org, query, visible) => registry.resolveFilters(org, query, visible),
-        matching: (org, scope, filters) => registry.matching(org, scope, filters),
-        uuidsByIds: (ids, executor) => uuids.uuidsByIds(ids, executor),
-      },
+      registry,
       types: fleet.types,
       policy: new AccessPolicy(),
       firmware: fleet.firmware,
@@ -409,12 +399,15 @@ describe("Rollouts' targets, resolved by the registry", () => {
     await fleet.dispose();
   });
 
-  const makeDevices = (n: number, opts: { group: number; tags?: string[] }) =>
-    Array.from({ length: n }, () => {
+  const makeDevices = async (n: number, opts: { group: number; tags?: string[] }) => {
+    const uuids: string[] = [];
+    for (let i = 0; i < n; i++) {
       const uuid = crypto.randomUUID();
-      registry.create(orgId, { uuid, tags: opts.tags }, { groupId: opts.group, typeId: fleet.typeId });
-      return uuid;
-    });
+      await registry.create(orgId, { uuid, tags: opts.tags }, { groupId: opts.group, typeId: fleet.typeId });
+      uuids.push(uuid);
+    }
+    return uuids;
+  };
 
   const create = (body: Partial<CreateRolloutBody> & Pick<CreateRolloutBody, "target">, who = admin) =>
     rollouts.create(who, { firmware: "fw@2.0.0", ...body });
@@ -430,13 +423,13 @@ describe("Rollouts' targets, resolved by the registry", () => {
   };
 
   it("selects by tag, group with sub-groups, and device-list query, within the caller's scope", async () => {
-    const root = groups.root(orgId);
-    const plantA = groups.create(orgId, root.id, { name: "plant-a" });
-    const lineA = groups.create(orgId, plantA.id, { name: "line-1" });
-    const plantB = groups.create(orgId, root.id, { name: "plant-b" });
-    const inA = makeDevices(2, { group: plantA.id, tags: ["canary"] });
-    const inLine = makeDevices(1, { group: lineA.id });
-    const inB = makeDevices(2, { group: plantB.id, tags: ["canary"] });
+    const root = await groups.root(orgId);
+    const plantA = await groups.create(orgId, root.id, { name: "plant-a" });
+    const lineA = await groups.create(orgId, plantA.id, { name: "line-1" });
+    const plantB = await groups.create(orgId, root.id, { name: "plant-b" });
+    const inA = await makeDevices(2, { group: plantA.id, tags: ["canary"] });
+    const inLine = await makeDevices(1, { group: lineA.id });
+    const inB = await makeDevices(2, { group: plantB.id, tags: ["canary"] });
     const aManager: Principal = {
       kind: "credential",
       id: "a",

@@ -25,7 +25,7 @@ export function registerDeviceLogRoutes(app: FastifyInstance, ctx: RouteContext)
       if (since && until && Date.parse(since) > Date.parse(until)) {
         throw new FieldgateError("VALIDATION_FAILED", "since must not be after until", "since");
       }
-      return ctx.deviceLogs.query(deviceOf(request), request.query);
+      return await ctx.deviceLogs.query(deviceOf(request), request.query);
     },
   );
 }

@@ -19,7 +19,7 @@ import type { Principal } from "../../access/access-policy.js";
 import { typeNotFound } from "../../device-types/device-types.js";
 import type { GroupRow } from "../../groups/group-tree.js";
 import type { OpenedWindow } from "../../registry/device-registry.js";
-import { telemetryCsvStream } from "../../registry/telemetry-export.js";
+import { telemetryCsvStream } from "../../telemetry/telemetry-export.js";
 import { deviceOf, errorResponses, principalOf, type RouteContext, targetGroupOf } from "./route-context.js";
 
 const UuidParams = Type.Object({ uuid: Uuid }, { additionalProperties: false });
@@ -237,14 +237,14 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
       if (format === "json") {
         return reply
           .type("application/json; charset=utf-8")
-          .send(await registry.telemetry(principalOf(request).orgId, device.uuid, { from, to, ...query }));
+          .send(await ctx.telemetry.telemetry(device, { from, to, ...query }));
       }
       // Everything is checked before the first byte: after the headers are sent, an error can only cut the stream.
       const { limit: _limit, ...filters } = query;
       return reply
         .type("text/csv; charset=utf-8")
         .header("content-disposition", `attachment; filename="${device.uuid}-telemetry.csv"`)
-        .send(telemetryCsvStream(registry.telemetryPages(device.id, { from, to, ...filters })));
+        .send(telemetryCsvStream(ctx.telemetry.pages(device.id, { from, to, ...filters })));
     },
   );
 
@@ -301,7 +301,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: RouteContext): v
     },
     async (request) => {
       const device = deviceOf(request);
-      return { uuid: device.uuid, ...ctx.events.list(device.id, request.query.limit ?? 100) };
+      return { uuid: device.uuid, ...(await ctx.events.list(device.id, request.query.limit ?? 100)) };
     },
   );
 }

@@ -15,6 +15,7 @@ import type { LiveStreams } from "../../live/live-streams.js";
 import type { DeviceLogs } from "../../logs/device-logs.js";
 import type { DeviceRegistry, DeviceRow } from "../../registry/device-registry.js";
 import type { Rollouts } from "../../rollouts/rollouts.js";
+import type { TelemetryReader } from "../../telemetry/telemetry-reader.js";
 import type { UserDirectory } from "../../users/user-directory.js";
 
 /** What every route module gets: the services, the policy, and the server's own settings. */
@@ -31,6 +32,8 @@ export interface RouteContext {
   policy: AccessPolicy;
   deviceConfigs: DeviceConfigs;
   deviceLogs: DeviceLogs;
+  /** Stored readings, for the telemetry routes. */
+  telemetry: TelemetryReader;
   firmware: FirmwareStore;
   jobs: DeviceJobs;
   rollouts: Rollouts;

@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
-import { csvCell } from "./device-export.js";
-import type { StoredReading } from "./device-registry.js";
+import { csvCell } from "../registry/device-export.js";
+import type { StoredReading } from "./telemetry-reader.js";
 
 /** The columns of a telemetry CSV, in order. */
 export const TELEMETRY_CSV_COLUMNS = ["ts", "name", "value", "unit", "source", "stream", "seq"] as const;
@@ -16,9 +16,9 @@ export function telemetryCsvLine(r: StoredReading): string {
 }
 
 /** The chunks of the CSV: the header, then one chunk per page. */
-export function* telemetryCsvChunks(pages: Iterable<StoredReading[]>): Generator<string> {
+export async function* telemetryCsvChunks(pages: AsyncIterable<StoredReading[]>): AsyncGenerator<string> {
   yield `${TELEMETRY_CSV_COLUMNS.join(",")}\r\n`;
-  for (const page of pages) {
+  for await (const page of pages) {
     let chunk = "";
     for (const reading of page) chunk += telemetryCsvLine(reading);
     yield chunk;
@@ -26,6 +26,6 @@ export function* telemetryCsvChunks(pages: Iterable<StoredReading[]>): Generator
 }
 
 /** The CSV as a byte stream; pages are read only as fast as the client takes them. */
-export function telemetryCsvStream(pages: Iterable<StoredReading[]>): Readable {
+export function telemetryCsvStream(pages: AsyncIterable<StoredReading[]>): Readable {
   return Readable.from(telemetryCsvChunks(pages), { objectMode: false });
 }
