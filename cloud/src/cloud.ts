@@ -33,6 +33,7 @@ import { RolloutScheduler } from "./rollouts/rollout-scheduler.js";
 import { Rollouts } from "./rollouts/rollouts.js";
 import { type CloudDatabase, openCloudDatabase } from "./storage/cloud-database.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
+import { TelemetryHistory } from "./telemetry/telemetry-history.js";
 import { TelemetryReader } from "./telemetry/telemetry-reader.js";
 import { TelemetryRetention } from "./telemetry/telemetry-retention.js";
 import { TelemetryWriter } from "./telemetry/telemetry-writer.js";
@@ -207,11 +208,12 @@ export class Cloud {
       this.config.rolloutTickMs,
     );
     const deviceLogs = new DeviceLogs(database);
+    const telemetryWriter = new TelemetryWriter(database);
     const ingest = new DeviceIngest(
       database,
       registry,
       validator,
-      new TelemetryWriter(database),
+      telemetryWriter,
       events,
       deviceLogs,
       this.logger,
@@ -313,7 +315,13 @@ export class Cloud {
         bulk: new BulkOperations({
           database,
           registry,
-          events,
+          // Sequence marks stay with the device they came from: they deduplicate its own resends.
+          histories: [
+            new TelemetryHistory(database),
+            events,
+            deviceLogs,
+            { deleteHistory: (deviceId, executor) => ingest.forgetRejected(deviceId, executor) },
+          ],
           groups,
           types,
           policy,

@@ -14,7 +14,6 @@ import {
 import type { ControlledTransaction, Kysely } from "kysely";
 import type { AccessPolicy, Principal } from "../access/access-policy.js";
 import { type DeviceTypeRecord, type DeviceTypes, typeNotFound } from "../device-types/device-types.js";
-import type { DeviceEventLog } from "../events/device-events.js";
 import { type GroupRow, type GroupTree, groupNotFound } from "../groups/group-tree.js";
 import { type DeviceRegistry, type DeviceRow, deviceNotFound } from "../registry/device-registry.js";
 import { type CloudDatabase, type Executor, isUniqueViolation } from "../storage/cloud-database.js";
@@ -24,14 +23,24 @@ import { normalizeFactoryKey } from "./factory-key.js";
 export interface BulkOperationsDeps {
   database: CloudDatabase;
   registry: DeviceRegistry;
-  /** The device event history, moved or dropped with the rest of a device's history. */
-  events: DeviceEventLog;
+  /**
+   * The owners of a device's history (telemetry, events, logs, refused messages): a replacement
+   * keeping the history moves it with `moveHistory` where the owner offers it, a move dropping the
+   * history deletes it; each in the run's transaction.
+   */
+  histories: readonly DeviceHistoryOwner[];
   groups: GroupTree;
   types: DeviceTypes;
   policy: AccessPolicy;
   validator: SchemaValidator;
   /** The enrollment window each imported or replacing device gets, as `registry.create` opens. */
   windowMs: number;
+}
+
+/** A store that keeps rows per device which follow the device on replace, or go on a transfer. */
+export interface DeviceHistoryOwner {
+  moveHistory?(fromDeviceId: number, toDeviceId: number, executor: Executor): Promise<void>;
+  deleteHistory(deviceId: number, executor: Executor): Promise<void>;
 }
 
 export interface BulkRunOptions {
@@ -79,10 +88,11 @@ interface PreparedRow {
  * or none; `rows` applies each valid row, committing in chunks.
  */
 export class BulkOperations {
-  private readonly db: Kysely<HistoryTables>;
+  // Bulk owns no table: its transactions carry the writes of the stores it calls.
+  private readonly db: Kysely<object>;
 
   constructor(private readonly deps: BulkOperationsDeps) {
-    this.db = deps.database.kysely.withTables<HistoryTables>();
+    this.db = deps.database.kysely;
   }
 
   /** New devices, each with its own enrollment window; the tokens are in the report, once. */
@@ -201,8 +211,7 @@ export class BulkOperations {
         write: async (trx) => {
           await this.deps.registry.move(device.id, { groupId: target.id, typeId }, trx);
           if (dropHistory) {
-            await dropHistoryRows(trx, device.id);
-            await this.deps.events.deleteHistory(device.id, trx);
+            for (const owner of this.deps.histories) await owner.deleteHistory(device.id, trx);
             await this.deps.registry.resetTelemetryCount(device.id, trx);
           }
         },
@@ -260,8 +269,7 @@ export class BulkOperations {
           );
           if (options.keepHistory) {
             const newId = ((await this.deps.registry.findByUuid(newUuid, trx)) as DeviceRow).id;
-            await moveHistoryRows(trx, old.id, newId);
-            await this.deps.events.moveHistory(old.id, newId, trx);
+            for (const owner of this.deps.histories) await owner.moveHistory?.(old.id, newId, trx);
           }
           await this.deps.registry.retire(old.id, newUuid, { movedHistory: options.keepHistory === true }, trx);
           result.token = token;
@@ -434,33 +442,6 @@ function clearTokens(prepared: readonly PreparedRow[]): void {
   for (const p of prepared) {
     delete p.result.token;
     delete p.result.windowExpiresAt;
-  }
-}
-
-/**
- * The per-device history tables a transfer drops and a replacement moves, besides the events (moved
- * by the event log). Sequence marks (telemetry_streams) stay with the device they came from: they
- * deduplicate that device's resends and must not block the new device's.
- * These tables belong to telemetry/ and logs/; until those stores offer the moves (issue #14),
- * bulk issues the two statements here, in the run's transaction.
- */
-type HistoryTables = {
-  telemetry: { device_id: number };
-  device_logs: { device_id: number };
-  rejected_messages: { device_id: number };
-};
-
-async function moveHistoryRows(trx: Executor, fromDeviceId: number, toDeviceId: number): Promise<void> {
-  const db: Kysely<HistoryTables> = trx;
-  for (const table of ["telemetry", "device_logs"] as const) {
-    await db.updateTable(table).set({ device_id: toDeviceId }).where("device_id", "=", fromDeviceId).execute();
-  }
-}
-
-async function dropHistoryRows(trx: Executor, deviceId: number): Promise<void> {
-  const db: Kysely<HistoryTables> = trx;
-  for (const table of ["telemetry", "device_logs", "rejected_messages"] as const) {
-    await db.deleteFrom(table).where("device_id", "=", deviceId).execute();
   }
 }
 

@@ -774,10 +774,10 @@ export class DeviceRegistry {
   }
 
   /** Per type id given, how many devices have that type (types no device uses are left out). */
-  async deviceCountsByType(typeIds: readonly number[]): Promise<Map<number, number>> {
+  async deviceCountsByType(typeIds: readonly number[], executor?: Executor): Promise<Map<number, number>> {
     const counts = new Map<number, number>();
     for (const chunk of chunksOf(typeIds)) {
-      const rows = await this.tables
+      const rows = await this.on(executor)
         .selectFrom("devices")
         .select((eb) => ["type_id", eb.fn.countAll<number>().as("n")])
         .where("type_id", "in", chunk)
