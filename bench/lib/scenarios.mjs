@@ -29,6 +29,7 @@ import {
   uploadImage,
   workDir,
 } from "./kit.mjs";
+import { postgresScenario } from "./postgres-scenario.mjs";
 import { rolloutScenario } from "./rollout-scenario.mjs";
 
 const SHM = "/dev/shm";
@@ -778,4 +779,14 @@ const rollout = rolloutScenario({ scaled, round, row, goal, cloudNodeArgs, simNo
 
 const consoleList = consoleScenario({ round, row, goal });
 
-export const scenarios = [ingest, enrollStorm, reconnectStorm, outbox, fanout, footprint, rollout, consoleList];
+export const scenarios = [
+  ingest,
+  enrollStorm,
+  reconnectStorm,
+  outbox,
+  fanout,
+  footprint,
+  rollout,
+  consoleList,
+  postgresScenario,
+];

@@ -742,6 +742,7 @@ export class DeviceRegistry {
     minuteMs: number,
     now: number,
     limit: number,
+    executor?: Executor,
   ): Promise<{ id: number; uuid: string; orgId: number; lastSeen: number; keepaliveMinutes: number }[]> {
     const { rows } = await sql<{
       id: number;
@@ -754,7 +755,7 @@ export class DeviceRegistry {
        WHERE t.keepalive_minutes IS NOT NULL AND d.last_seen IS NOT NULL
          AND d.last_seen + t.keepalive_minutes * ${minuteMs} <= ${now}
          AND (d.keepalive_alerted_at IS NULL OR d.keepalive_alerted_at <= d.last_seen)
-       LIMIT ${limit}`.execute(this.tables);
+       LIMIT ${limit}`.execute(this.on(executor));
     return rows.map((r) => ({
       id: r.id,
       uuid: r.uuid,
