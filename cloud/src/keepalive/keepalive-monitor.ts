@@ -108,6 +108,11 @@ export class KeepaliveMonitor {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    await this.settled();
+  }
+
+  /** Resolves once the pass in flight, if any, has finished (on PostgreSQL a pass waits on the network). */
+  async settled(): Promise<void> {
     await this.checking;
   }
 
