@@ -228,7 +228,13 @@ async function insertRows(
   rows: unknown[][],
 ): Promise<void> {
   const arrays = shape.columns.map((column, i) => {
-    const values = rows.map((row) => row[i]);
+    const integer = types.get(column) === "int8";
+    // SQLite kept some times with a fraction of a millisecond (a rollout's last start, before it
+    // was stored whole); BIGINT takes whole numbers, rounded up so a rate slot is never earlier.
+    const values = rows.map((row) => {
+      const value = row[i];
+      return integer && typeof value === "number" && !Number.isInteger(value) ? Math.ceil(value) : value;
+    });
     return sql`${values}::${sql.raw(`${types.get(column)}[]`)}`;
   });
   const overriding = shape.overridingIdentity ? sql` OVERRIDING SYSTEM VALUE` : sql``;

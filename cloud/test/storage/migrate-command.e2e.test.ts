@@ -71,6 +71,22 @@ async function rowCount(database: CloudDatabase, table: string): Promise<number>
 }
 
 describe("fieldgate-cloud migrate --from <data-dir> --to postgres://…", () => {
+  it("rounds a time SQLite kept with a fraction of a millisecond up to the whole one BIGINT holds", async () => {
+    const dir = copyOfFixture();
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const db = openDatabase(dataFiles(dir).database);
+    const before = (db.prepare("SELECT last_start_at FROM rollouts WHERE id = 1").get() as { last_start_at: number })
+      .last_start_at;
+    db.prepare("UPDATE rollouts SET last_start_at = ? WHERE id = 1").run(before + 0.25);
+    db.close();
+    const target = await emptyTarget();
+    const run = await runCloudCli("migrate", "--from", dir, "--to", target.url as string);
+    expect(run.code).toBe(0);
+    const database = await openTarget(target);
+    const got = await sql<{ t: number }>`SELECT last_start_at AS t FROM rollouts WHERE id = 1`.execute(database.kysely);
+    expect(got.rows).toEqual([{ t: Math.ceil(before + 0.25) }]);
+  });
+
   it("copies every table row for row, ids kept, and the target's identities continue after them", async () => {
     const dir = busyDataDir();
     const target = await emptyTarget();
