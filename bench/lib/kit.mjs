@@ -517,6 +517,21 @@ export function cloudQuery(cloud, sql, ...params) {
   }
 }
 
+/** A figure rounded to `digits` decimals (null stays null). */
+export const round = (v, digits = 1) =>
+  v === null || v === undefined ? null : Math.round(v * 10 ** digits) / 10 ** digits;
+/** A goal of a scenario and whether it was met. */
+export const goal = (what, target, measured, met) => ({ what, target, measured, met });
+/** A row of a scenario's table in docs/benchmarks.md. */
+export const row = (metric, fieldgate, peer, ratioValue, goalText, met) => ({
+  metric,
+  fieldgate,
+  peer,
+  ratio: ratioValue,
+  goal: goalText,
+  met,
+});
+
 export function ratio(a, b) {
   return a && b ? Math.round((a / b) * 1000) / 1000 : null;
 }

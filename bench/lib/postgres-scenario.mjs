@@ -6,10 +6,13 @@ import path from "node:path";
 import {
   cloudQuery,
   fleetClients,
+  goal,
   postgresInsertRate,
   postgresQuery,
   processStats,
   ratio,
+  round,
+  row,
   runLoad,
   runSim,
   scratchPostgres,
@@ -19,16 +22,6 @@ import {
 } from "./kit.mjs";
 
 const SHM = "/dev/shm";
-const round = (v, digits = 1) => (v === null || v === undefined ? null : Math.round(v * 10 ** digits) / 10 ** digits);
-const goal = (what, target, measured, met) => ({ what, target, measured, met });
-const row = (metric, fieldgate, peer, ratioValue, goalText, met) => ({
-  metric,
-  fieldgate,
-  peer,
-  ratio: ratioValue,
-  goal: goalText,
-  met,
-});
 
 /** The cloud's CPU milliseconds spent while `work` ran, divided by `count`. */
 async function cpuPer(cloud, count, work) {

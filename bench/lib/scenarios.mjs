@@ -14,10 +14,13 @@ import {
   cloudQuery,
   enrollTypedFleet,
   fleetClients,
+  goal,
   loopbackThroughput,
   p256SignRate,
   processStats,
   ratio,
+  round,
+  row,
   runLoad,
   runSim,
   sleep,
@@ -50,16 +53,6 @@ const cloudNodeArgs = (ctx, name) =>
 const simNodeArgs = (ctx, name) =>
   ctx.profileDir ? ["--cpu-prof", "--cpu-prof-dir", ctx.profileDir, "--cpu-prof-name", `sim-${name}.cpuprofile`] : [];
 const scaled = (ctx, full, min = 1) => Math.max(min, Math.round(full * ctx.scale));
-const round = (v, digits = 1) => (v === null || v === undefined ? null : Math.round(v * 10 ** digits) / 10 ** digits);
-const goal = (what, target, measured, met) => ({ what, target, measured, met });
-const row = (metric, fieldgate, peer, ratioValue, goalText, met) => ({
-  metric,
-  fieldgate,
-  peer,
-  ratio: ratioValue,
-  goal: goalText,
-  met,
-});
 
 async function newCloud(ctx, name, args = []) {
   const dir = workDir(name);

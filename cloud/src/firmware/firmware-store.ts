@@ -9,7 +9,7 @@ import {
   SignedManifest,
   verifyManifestSignature,
 } from "@fieldgate/shared";
-import type { Generated, Kysely } from "kysely";
+import type { Generated, Kysely, Selectable } from "kysely";
 import type { DeviceRow } from "../registry/device-registry.js";
 import { type CloudDatabase, isUniqueViolation } from "../storage/cloud-database.js";
 import type { FirmwareKeys, TrustedFirmwareKey } from "./firmware-keys.js";
@@ -46,18 +46,8 @@ type FirmwareTables = {
   firmware_images: FirmwareImagesTable;
 };
 
-export interface ImageRow {
-  id: number;
-  org_id: number;
-  name: string;
-  version: string;
-  compatible: string;
-  size: number;
-  sha256: string;
-  min_agent_version: string | null;
-  key_id: string;
-  created_at: number;
-}
+/** A stored `firmware_images` row. */
+export type ImageRow = Selectable<FirmwareImagesTable>;
 
 /** A device type's firmware compatibility id (DeviceTypes implements it: it owns the types). */
 export interface FirmwareCompatLookup {
